@@ -1,0 +1,14 @@
+//! nfs-walker: scan NFSv3 namespaces as fast as the server allows, without a kernel mount.
+//!
+//! Layers, each knowing as little as it can:
+//! - [`xdr`]: XDR primitives over byte slices.
+//! - [`rpc`]: ONC-RPC record marking, call/reply headers and the PORTMAP, MOUNT and NFS codecs.
+//! - [`ring`]: sockets and I/O backends (io_uring, epoll); moves bytes, knows no protocol.
+//! - [`sched`]: threads, pinning, work distribution and the in-flight call table.
+//! - [`walker`]: the directory walk as a state machine, filters and entry records.
+
+pub mod xdr;
+pub mod rpc;
+pub mod ring;
+pub mod sched;
+pub mod walker;

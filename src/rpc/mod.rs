@@ -1,0 +1,9 @@
+//! ONC-RPC (RFC 5531) and the program codecs nfs-walker speaks.
+//!
+//! Everything here is a pure function over byte slices: no sockets, no threads.
+
+pub mod msg;
+pub mod record;
+
+pub use msg::{Auth, AuthStat, AuthSys, CallHeader, Reply, RpcError};
+pub use record::{RecordAssembler, RecordError, DEFAULT_RECORD_BYTES_MAX};

@@ -7,8 +7,9 @@
 //! - [`sched`]: threads, pinning, work distribution and the in-flight call table.
 //! - [`walker`]: the directory walk as a state machine, filters and entry records.
 
-pub mod xdr;
-pub mod rpc;
+pub mod record;
 pub mod ring;
+pub mod rpc;
 pub mod sched;
 pub mod walker;
+pub mod xdr;

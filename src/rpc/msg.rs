@@ -56,7 +56,10 @@ impl AuthSys {
 
 impl XdrEncode for AuthSys {
     fn encode(&self, w: &mut XdrWriter<'_>) {
-        w.u32(self.stamp).string(&self.machine_name).u32(self.uid).u32(self.gid);
+        w.u32(self.stamp)
+            .string(&self.machine_name)
+            .u32(self.uid)
+            .u32(self.gid);
         let gids = &self.gids[..self.gids.len().min(AUTH_SYS_GIDS_MAX as usize)];
         w.u32(gids.len() as u32);
         for g in gids {
@@ -301,10 +304,12 @@ pub enum RpcError {
 
 fn auth_message(stat: AuthStat) -> String {
     match stat {
-        AuthStat::TooWeak => "server refused the credentials as too weak (AUTH_TOOWEAK): the export \
+        AuthStat::TooWeak => {
+            "server refused the credentials as too weak (AUTH_TOOWEAK): the export \
              probably requires a privileged source port (<1024); run as root or grant \
              CAP_NET_BIND_SERVICE, or mark the export `insecure`"
-            .to_string(),
+                .to_string()
+        }
         AuthStat::BadCred | AuthStat::RejectedCred => {
             format!("server rejected the credentials ({stat:?})")
         }
@@ -405,7 +410,10 @@ mod tests {
         ].concat();
         assert_eq!(buf, expected);
         let call = ReceivedCall::decode(&buf).unwrap();
-        assert_eq!((call.xid, call.prog, call.vers, call.proc_), (0x11223344, 100003, 3, 1));
+        assert_eq!(
+            (call.xid, call.prog, call.vers, call.proc_),
+            (0x11223344, 100003, 3, 1)
+        );
         assert_eq!(call.cred.flavor, AUTH_SYS);
         let sys = AuthSys::from_xdr(call.cred.body).unwrap();
         assert_eq!(sys.uid, 1000);

@@ -26,7 +26,10 @@ impl fmt::Display for XdrError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match *self {
             XdrError::Truncated { needed, remaining } => {
-                write!(f, "truncated XDR: needed {needed} bytes, {remaining} remain")
+                write!(
+                    f,
+                    "truncated XDR: needed {needed} bytes, {remaining} remain"
+                )
             }
             XdrError::TooLong { len, max } => {
                 write!(f, "XDR length {len} exceeds the limit of {max}")
@@ -296,9 +299,7 @@ mod tests {
             .bool(true);
         assert_eq!(
             buf,
-            [
-                1, 2, 3, 4, 0xff, 0xff, 0xff, 0xfe, 1, 2, 3, 4, 5, 6, 7, 8, 0, 0, 0, 1
-            ]
+            [1, 2, 3, 4, 0xff, 0xff, 0xff, 0xfe, 1, 2, 3, 4, 5, 6, 7, 8, 0, 0, 0, 1]
         );
         let mut r = XdrReader::new(&buf);
         assert_eq!(r.u32(), Ok(0x01020304));
@@ -346,7 +347,10 @@ mod tests {
 
     #[test]
     fn bad_bool_and_trailing_bytes_are_errors() {
-        assert_eq!(XdrReader::new(&[0, 0, 0, 2]).bool(), Err(XdrError::BadBool(2)));
+        assert_eq!(
+            XdrReader::new(&[0, 0, 0, 2]).bool(),
+            Err(XdrError::BadBool(2))
+        );
         let mut r = XdrReader::new(&[0, 0, 0, 1, 9]);
         r.u32().unwrap();
         assert_eq!(r.finish(), Err(XdrError::TrailingBytes(1)));

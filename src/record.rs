@@ -1,0 +1,375 @@
+//! The entry record: one per file system object, shared by every output of the project
+//! (`ls --json`, `scan` NDJSON/CSV, the SQLite database, `mock-nfsd --print-listing`).
+//!
+//! Paths are bytes: NFS names need not be UTF-8. Where a path is not valid UTF-8, `path` holds a
+//! lossy rendering and `path_b64` the exact bytes (base64), so nothing is lost.
+
+use base64::Engine as _;
+use std::fmt;
+
+/// The kind of object, as `fattr3.type` gives it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum EntryType {
+    File,
+    Dir,
+    Symlink,
+    Block,
+    Char,
+    Fifo,
+    Socket,
+}
+
+impl EntryType {
+    pub const ALL: [EntryType; 7] = [
+        EntryType::File,
+        EntryType::Dir,
+        EntryType::Symlink,
+        EntryType::Block,
+        EntryType::Char,
+        EntryType::Fifo,
+        EntryType::Socket,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EntryType::File => "file",
+            EntryType::Dir => "dir",
+            EntryType::Symlink => "symlink",
+            EntryType::Block => "block",
+            EntryType::Char => "char",
+            EntryType::Fifo => "fifo",
+            EntryType::Socket => "socket",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        EntryType::ALL.into_iter().find(|t| t.as_str() == s)
+    }
+
+    /// The character `ls -l` shows for this type.
+    pub fn ls_char(self) -> char {
+        match self {
+            EntryType::File => '-',
+            EntryType::Dir => 'd',
+            EntryType::Symlink => 'l',
+            EntryType::Block => 'b',
+            EntryType::Char => 'c',
+            EntryType::Fifo => 'p',
+            EntryType::Socket => 's',
+        }
+    }
+}
+
+impl fmt::Display for EntryType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Attributes of one entry, independent of its path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EntryAttrs {
+    pub kind: EntryType,
+    pub size: u64,
+    pub used: u64,
+    /// The 12 permission bits (setuid, setgid, sticky, rwx for user, group, other).
+    pub mode: u32,
+    pub nlink: u32,
+    pub uid: u32,
+    pub gid: u32,
+    pub fileid: u64,
+    pub fsid: u64,
+    pub atime_ns: i64,
+    pub mtime_ns: i64,
+    pub ctime_ns: i64,
+}
+
+/// One entry as every output writes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EntryRecord {
+    /// Path relative to the listed or scanned root ("." for the root), as exact bytes.
+    pub path: Vec<u8>,
+    pub attrs: EntryAttrs,
+    pub depth: u32,
+    /// Symlink target, where it was read (`--readlink`).
+    pub target: Option<Vec<u8>>,
+}
+
+/// Column names, in output order (CSV header, documentation).
+pub const COLUMNS: [&str; 17] = [
+    "path",
+    "type",
+    "size",
+    "used",
+    "mode",
+    "nlink",
+    "uid",
+    "gid",
+    "fileid",
+    "fsid",
+    "atime_ns",
+    "mtime_ns",
+    "ctime_ns",
+    "depth",
+    "path_b64",
+    "target",
+    "target_b64",
+];
+
+/// Appends `bytes` as the contents of a JSON string (no quotes): lossy UTF-8, escaped.
+pub fn json_escape_into(out: &mut Vec<u8>, bytes: &[u8]) {
+    let lossy = String::from_utf8_lossy(bytes);
+    for &b in lossy.as_bytes() {
+        match b {
+            b'"' => out.extend_from_slice(b"\\\""),
+            b'\\' => out.extend_from_slice(b"\\\\"),
+            b'\n' => out.extend_from_slice(b"\\n"),
+            b'\r' => out.extend_from_slice(b"\\r"),
+            b'\t' => out.extend_from_slice(b"\\t"),
+            0..=0x1f | 0x7f => {
+                const HEX: &[u8; 16] = b"0123456789abcdef";
+                out.extend_from_slice(b"\\u00");
+                out.push(HEX[(b >> 4) as usize]);
+                out.push(HEX[(b & 15) as usize]);
+            }
+            _ => out.push(b),
+        }
+    }
+}
+
+fn push_num<N: itoa::Integer>(out: &mut Vec<u8>, key: &[u8], n: N) {
+    out.extend_from_slice(key);
+    out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
+}
+
+fn b64(bytes: &[u8]) -> String {
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+impl EntryRecord {
+    /// Appends the record as one NDJSON line (with the trailing newline).
+    pub fn write_ndjson(&self, out: &mut Vec<u8>) {
+        let a = &self.attrs;
+        out.extend_from_slice(b"{\"path\":\"");
+        json_escape_into(out, &self.path);
+        out.extend_from_slice(b"\",\"type\":\"");
+        out.extend_from_slice(a.kind.as_str().as_bytes());
+        out.push(b'"');
+        push_num(out, b",\"size\":", a.size);
+        push_num(out, b",\"used\":", a.used);
+        push_num(out, b",\"mode\":", a.mode);
+        push_num(out, b",\"nlink\":", a.nlink);
+        push_num(out, b",\"uid\":", a.uid);
+        push_num(out, b",\"gid\":", a.gid);
+        push_num(out, b",\"fileid\":", a.fileid);
+        push_num(out, b",\"fsid\":", a.fsid);
+        push_num(out, b",\"atime_ns\":", a.atime_ns);
+        push_num(out, b",\"mtime_ns\":", a.mtime_ns);
+        push_num(out, b",\"ctime_ns\":", a.ctime_ns);
+        push_num(out, b",\"depth\":", self.depth);
+        if std::str::from_utf8(&self.path).is_err() {
+            out.extend_from_slice(b",\"path_b64\":\"");
+            out.extend_from_slice(b64(&self.path).as_bytes());
+            out.push(b'"');
+        }
+        if let Some(t) = &self.target {
+            out.extend_from_slice(b",\"target\":\"");
+            json_escape_into(out, t);
+            out.push(b'"');
+            if std::str::from_utf8(t).is_err() {
+                out.extend_from_slice(b",\"target_b64\":\"");
+                out.extend_from_slice(b64(t).as_bytes());
+                out.push(b'"');
+            }
+        }
+        out.extend_from_slice(b"}\n");
+    }
+
+    /// Appends the record as one CSV row (RFC 4180), columns as in [`COLUMNS`].
+    pub fn write_csv(&self, out: &mut Vec<u8>) {
+        let a = &self.attrs;
+        csv_field(out, &String::from_utf8_lossy(&self.path));
+        out.push(b',');
+        out.extend_from_slice(a.kind.as_str().as_bytes());
+        for n in [
+            a.size,
+            a.used,
+            a.mode as u64,
+            a.nlink as u64,
+            a.uid as u64,
+            a.gid as u64,
+        ] {
+            push_num(out, b",", n);
+        }
+        push_num(out, b",", a.fileid);
+        push_num(out, b",", a.fsid);
+        for n in [a.atime_ns, a.mtime_ns, a.ctime_ns] {
+            push_num(out, b",", n);
+        }
+        push_num(out, b",", self.depth);
+        out.push(b',');
+        if std::str::from_utf8(&self.path).is_err() {
+            out.extend_from_slice(b64(&self.path).as_bytes());
+        }
+        out.push(b',');
+        if let Some(t) = &self.target {
+            csv_field(out, &String::from_utf8_lossy(t));
+        }
+        out.push(b',');
+        if let Some(t) = &self.target {
+            if std::str::from_utf8(t).is_err() {
+                out.extend_from_slice(b64(t).as_bytes());
+            }
+        }
+        out.extend_from_slice(b"\r\n");
+    }
+
+    /// Parses one NDJSON line written by [`EntryRecord::write_ndjson`]; exact path bytes are
+    /// recovered from `path_b64` where present.
+    pub fn from_json(line: &str) -> Result<Self, String> {
+        let v: serde_json::Value = serde_json::from_str(line).map_err(|e| e.to_string())?;
+        let num = |k: &str| -> Result<i64, String> {
+            v.get(k)
+                .and_then(|x| x.as_i64().or_else(|| x.as_u64().map(|u| u as i64)))
+                .ok_or_else(|| format!("missing or non-numeric field `{k}`"))
+        };
+        let unum = |k: &str| -> Result<u64, String> {
+            v.get(k)
+                .and_then(|x| x.as_u64())
+                .ok_or_else(|| format!("missing or non-numeric field `{k}`"))
+        };
+        let bytes_of = |k: &str, k64: &str| -> Result<Option<Vec<u8>>, String> {
+            if let Some(s) = v.get(k64).and_then(|x| x.as_str()) {
+                return base64::engine::general_purpose::STANDARD
+                    .decode(s)
+                    .map(Some)
+                    .map_err(|e| e.to_string());
+            }
+            Ok(v.get(k)
+                .and_then(|x| x.as_str())
+                .map(|s| s.as_bytes().to_vec()))
+        };
+        let kind_str = v
+            .get("type")
+            .and_then(|x| x.as_str())
+            .ok_or("missing field `type`")?;
+        Ok(EntryRecord {
+            path: bytes_of("path", "path_b64")?.ok_or("missing field `path`")?,
+            attrs: EntryAttrs {
+                kind: EntryType::parse(kind_str).ok_or_else(|| format!("bad type {kind_str}"))?,
+                size: unum("size")?,
+                used: unum("used")?,
+                mode: unum("mode")? as u32,
+                nlink: unum("nlink")? as u32,
+                uid: unum("uid")? as u32,
+                gid: unum("gid")? as u32,
+                fileid: unum("fileid")?,
+                fsid: unum("fsid")?,
+                atime_ns: num("atime_ns")?,
+                mtime_ns: num("mtime_ns")?,
+                ctime_ns: num("ctime_ns")?,
+            },
+            depth: unum("depth")? as u32,
+            target: bytes_of("target", "target_b64")?,
+        })
+    }
+}
+
+/// The CSV header line.
+pub fn csv_header() -> String {
+    let mut s = COLUMNS.join(",");
+    s.push_str("\r\n");
+    s
+}
+
+fn csv_field(out: &mut Vec<u8>, s: &str) {
+    if s.bytes().any(|b| matches!(b, b',' | b'"' | b'\n' | b'\r')) {
+        out.push(b'"');
+        for b in s.bytes() {
+            if b == b'"' {
+                out.push(b'"');
+            }
+            out.push(b);
+        }
+        out.push(b'"');
+    } else {
+        out.extend_from_slice(s.as_bytes());
+    }
+}
+
+/// Joins a parent path and a child name ("." is the root, so its children have no prefix).
+pub fn join_path(parent: &[u8], name: &[u8]) -> Vec<u8> {
+    if parent == b"." || parent.is_empty() {
+        return name.to_vec();
+    }
+    let mut p = Vec::with_capacity(parent.len() + 1 + name.len());
+    p.extend_from_slice(parent);
+    p.push(b'/');
+    p.extend_from_slice(name);
+    p
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample(path: &[u8]) -> EntryRecord {
+        EntryRecord {
+            path: path.to_vec(),
+            attrs: EntryAttrs {
+                kind: EntryType::File,
+                size: 1 << 40,
+                used: 4096,
+                mode: 0o4755,
+                nlink: 2,
+                uid: 4294967294,
+                gid: 0,
+                fileid: u64::MAX,
+                fsid: 77,
+                atime_ns: 0,
+                mtime_ns: 2147483648_000_000_000,
+                ctime_ns: 4102444800_123_456_789,
+            },
+            depth: 3,
+            target: None,
+        }
+    }
+
+    #[test]
+    fn ndjson_round_trips_including_invalid_utf8() {
+        for path in [
+            &b"a/b c/\xc3\xa9t\xc3\xa9"[..],
+            b"x/\n\t\"\\\x01",
+            b"bad\xff\xfename",
+        ] {
+            let mut rec = sample(path);
+            rec.target = Some(b"../t\xff".to_vec());
+            let mut line = Vec::new();
+            rec.write_ndjson(&mut line);
+            assert_eq!(line.last(), Some(&b'\n'));
+            let text = std::str::from_utf8(&line).unwrap();
+            assert_eq!(text.matches('\n').count(), 1, "one line per record");
+            assert_eq!(EntryRecord::from_json(text.trim_end()).unwrap(), rec);
+            assert_eq!(
+                text.contains("path_b64"),
+                std::str::from_utf8(path).is_err()
+            );
+        }
+    }
+
+    #[test]
+    fn csv_quotes_per_rfc4180() {
+        let mut out = Vec::new();
+        sample(b"a,\"b\"\nc").write_csv(&mut out);
+        let s = String::from_utf8(out).unwrap();
+        assert!(s.starts_with("\"a,\"\"b\"\"\nc\",file,1099511627776,4096,2541,"));
+        assert!(s.ends_with(",,,\r\n"));
+        assert_eq!(csv_header().split(',').count(), COLUMNS.len());
+    }
+
+    #[test]
+    fn join_path_treats_dot_as_root() {
+        assert_eq!(join_path(b".", b"a"), b"a");
+        assert_eq!(join_path(b"a", b"b"), b"a/b");
+    }
+}

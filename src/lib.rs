@@ -7,6 +7,7 @@
 //! - [`sched`]: threads, pinning, work distribution and the in-flight call table.
 //! - [`walker`]: the directory walk as a state machine, filters and entry records.
 
+pub mod client;
 pub mod record;
 pub mod ring;
 pub mod rpc;

@@ -1,0 +1,7 @@
+//! The cold-path client: URLs, connections, a blocking RPC client, and mounting an export.
+
+pub mod transport;
+pub mod url;
+
+pub use transport::{connect_tcp, CallError, RpcClient, SourcePort};
+pub use url::{NfsUrl, UrlError};

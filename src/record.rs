@@ -146,12 +146,30 @@ fn b64(bytes: &[u8]) -> String {
     base64::engine::general_purpose::STANDARD.encode(bytes)
 }
 
-impl EntryRecord {
+/// A borrowed entry record: what the walker emits on the hot path without allocating.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EntryRef<'a> {
+    pub path: &'a [u8],
+    pub attrs: &'a EntryAttrs,
+    pub depth: u32,
+    pub target: Option<&'a [u8]>,
+}
+
+impl EntryRef<'_> {
+    pub fn to_owned(&self) -> EntryRecord {
+        EntryRecord {
+            path: self.path.to_vec(),
+            attrs: *self.attrs,
+            depth: self.depth,
+            target: self.target.map(<[u8]>::to_vec),
+        }
+    }
+
     /// Appends the record as one NDJSON line (with the trailing newline).
     pub fn write_ndjson(&self, out: &mut Vec<u8>) {
         let a = &self.attrs;
         out.extend_from_slice(b"{\"path\":\"");
-        json_escape_into(out, &self.path);
+        json_escape_into(out, self.path);
         out.extend_from_slice(b"\",\"type\":\"");
         out.extend_from_slice(a.kind.as_str().as_bytes());
         out.push(b'"');
@@ -167,12 +185,12 @@ impl EntryRecord {
         push_num(out, b",\"mtime_ns\":", a.mtime_ns);
         push_num(out, b",\"ctime_ns\":", a.ctime_ns);
         push_num(out, b",\"depth\":", self.depth);
-        if std::str::from_utf8(&self.path).is_err() {
+        if std::str::from_utf8(self.path).is_err() {
             out.extend_from_slice(b",\"path_b64\":\"");
-            out.extend_from_slice(b64(&self.path).as_bytes());
+            out.extend_from_slice(b64(self.path).as_bytes());
             out.push(b'"');
         }
-        if let Some(t) = &self.target {
+        if let Some(t) = self.target {
             out.extend_from_slice(b",\"target\":\"");
             json_escape_into(out, t);
             out.push(b'"');
@@ -188,7 +206,7 @@ impl EntryRecord {
     /// Appends the record as one CSV row (RFC 4180), columns as in [`COLUMNS`].
     pub fn write_csv(&self, out: &mut Vec<u8>) {
         let a = &self.attrs;
-        csv_field(out, &String::from_utf8_lossy(&self.path));
+        csv_field(out, &String::from_utf8_lossy(self.path));
         out.push(b',');
         out.extend_from_slice(a.kind.as_str().as_bytes());
         for n in [
@@ -208,20 +226,41 @@ impl EntryRecord {
         }
         push_num(out, b",", self.depth);
         out.push(b',');
-        if std::str::from_utf8(&self.path).is_err() {
-            out.extend_from_slice(b64(&self.path).as_bytes());
+        if std::str::from_utf8(self.path).is_err() {
+            out.extend_from_slice(b64(self.path).as_bytes());
         }
         out.push(b',');
-        if let Some(t) = &self.target {
+        if let Some(t) = self.target {
             csv_field(out, &String::from_utf8_lossy(t));
         }
         out.push(b',');
-        if let Some(t) = &self.target {
+        if let Some(t) = self.target {
             if std::str::from_utf8(t).is_err() {
                 out.extend_from_slice(b64(t).as_bytes());
             }
         }
         out.extend_from_slice(b"\r\n");
+    }
+}
+
+impl EntryRecord {
+    pub fn as_ref(&self) -> EntryRef<'_> {
+        EntryRef {
+            path: &self.path,
+            attrs: &self.attrs,
+            depth: self.depth,
+            target: self.target.as_deref(),
+        }
+    }
+
+    /// Appends the record as one NDJSON line (with the trailing newline).
+    pub fn write_ndjson(&self, out: &mut Vec<u8>) {
+        self.as_ref().write_ndjson(out)
+    }
+
+    /// Appends the record as one CSV row (RFC 4180), columns as in [`COLUMNS`].
+    pub fn write_csv(&self, out: &mut Vec<u8>) {
+        self.as_ref().write_csv(out)
     }
 
     /// Parses one NDJSON line written by [`EntryRecord::write_ndjson`]; exact path bytes are

@@ -17,10 +17,12 @@ pub enum EntryType {
     Char,
     Fifo,
     Socket,
+    /// Not known: `--mode names` lists names without attributes where it can.
+    Unknown,
 }
 
 impl EntryType {
-    pub const ALL: [EntryType; 7] = [
+    pub const ALL: [EntryType; 8] = [
         EntryType::File,
         EntryType::Dir,
         EntryType::Symlink,
@@ -28,6 +30,7 @@ impl EntryType {
         EntryType::Char,
         EntryType::Fifo,
         EntryType::Socket,
+        EntryType::Unknown,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -39,6 +42,7 @@ impl EntryType {
             EntryType::Char => "char",
             EntryType::Fifo => "fifo",
             EntryType::Socket => "socket",
+            EntryType::Unknown => "unknown",
         }
     }
 
@@ -56,6 +60,7 @@ impl EntryType {
             EntryType::Char => 'c',
             EntryType::Fifo => 'p',
             EntryType::Socket => 's',
+            EntryType::Unknown => '?',
         }
     }
 }

@@ -1,1 +1,10 @@
-//! The walk.
+//! The walk: directory listing chains, lookups, filters and what they emit. Knows NFS
+//! semantics; knows nothing of sockets or threads.
+
+pub mod filter;
+pub mod machine;
+pub mod task;
+
+pub use filter::{ExcludeSet, VisitedDirs};
+pub use machine::{Mode, PathError, ProcStats, WalkConfig, WalkSink, WalkStats, Walker};
+pub use task::{DirTask, LookupBatch, LookupName, Task};

@@ -1,0 +1,1288 @@
+//! The walk of one thread as a state machine (sans-IO).
+//!
+//! It is fed events — [`Walker::on_reply`], [`Walker::on_conn_down`], [`Walker::on_timeout`] —
+//! with the time passed in, and asked for work: [`Walker::poll_transmit`] encodes the calls it
+//! wants sent into per-connection buffers, [`Walker::poll_timeout`] tells when it next needs
+//! the clock. Entries, new tasks and per-path errors leave through a [`WalkSink`]. No socket,
+//! thread or clock is touched here, so the whole walk is testable with canned replies.
+//!
+//! Directory listings are chains: each READDIR/READDIRPLUS continues from the last cookie of the
+//! previous reply, with that reply's verifier. As soon as a reply is validated, the next call
+//! of its chain is queued (before the entries are emitted), so the server produces the next
+//! batch while this one is being written out.
+
+use super::filter::{ExcludeSet, VisitedDirs};
+use super::task::{DirTask, LookupBatch, LookupName, Task};
+use crate::record::{join_path, EntryAttrs, EntryRef, EntryType};
+use crate::rpc::nfs3::{
+    encode_nfs3_call, proc3, Fattr3, FileHandle, FileType3, GetattrArgs, GetattrReply,
+    LookupArgs, LookupReply, NfsReplyError, Nfsstat3, ReaddirArgs, ReaddirPlusArgs,
+    ReaddirPlusReply, ReaddirReply, ReadlinkArgs, ReadlinkReply,
+};
+use crate::rpc::RpcError;
+use slab::Slab;
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashSet, VecDeque};
+use std::hash::{BuildHasherDefault, Hasher};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// How directories are read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Mode {
+    /// READDIRPLUS: names, attributes and handles in one stream (fewest round trips).
+    #[default]
+    Plus,
+    /// READDIR for names, then pipelined LOOKUP per name, spread over all threads.
+    Getattr,
+    /// READDIR only; LOOKUP only where a directory may hold subdirectories.
+    Names,
+}
+
+impl std::str::FromStr for Mode {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "plus" => Ok(Mode::Plus),
+            "getattr" => Ok(Mode::Getattr),
+            "names" => Ok(Mode::Names),
+            _ => Err(format!("unknown mode `{s}` (plus, getattr, names)")),
+        }
+    }
+}
+
+/// Names longer than this are treated as hostile and skipped (POSIX allows 255; some servers
+/// translate names into longer UTF-8, so we leave room).
+pub const NAME_BYTES_MAX: usize = 1024;
+/// Directories deeper than this are not listed (an error is reported instead): a server that
+/// presents an endless chain must not make paths grow without bound.
+pub const DEPTH_HARD_MAX: u32 = 100_000;
+/// A listing restarted this many times after NFS3ERR_BAD_COOKIE is given up.
+const LISTING_RESTARTS_MAX: u32 = 16;
+/// A name batch handed to other threads in `getattr` mode.
+const LOOKUP_BATCH_NAMES: usize = 128;
+/// First READDIRPLUS of a directory asks for less, so the first entries arrive quickly.
+const FIRST_MAXCOUNT_BYTES: u32 = 32 << 10;
+const JUKEBOX_DELAY_FIRST: Duration = Duration::from_millis(100);
+const JUKEBOX_DELAY_MAX: Duration = Duration::from_secs(2);
+
+/// Settings of a walk, shared by every thread.
+#[derive(Debug, Clone)]
+pub struct WalkConfig {
+    pub mode: Mode,
+    /// READDIRPLUS `dircount` and `maxcount`; READDIR uses `maxcount` as its `count`.
+    pub dircount: u32,
+    pub maxcount: u32,
+    /// Entries deeper than this are not written and directories at this depth not listed.
+    pub max_depth: Option<u32>,
+    pub excludes: ExcludeSet,
+    pub dirs_only: bool,
+    /// Stay on this fsid (`--one-fs`).
+    pub one_fs: Option<u64>,
+    /// READLINK each symlink and record its target.
+    pub readlink: bool,
+    pub rpc_timeout: Duration,
+    /// Retries of a call after a timeout or a malformed reply.
+    pub retries: u32,
+    pub inflight_per_conn: usize,
+    /// Directory listings one thread keeps going at once.
+    pub listings_max: usize,
+    /// The encoded RPC credential.
+    pub cred_xdr: Vec<u8>,
+}
+
+impl Default for WalkConfig {
+    fn default() -> Self {
+        WalkConfig {
+            mode: Mode::Plus,
+            dircount: 64 << 10,
+            maxcount: 1 << 20,
+            max_depth: None,
+            excludes: ExcludeSet::default(),
+            dirs_only: false,
+            one_fs: None,
+            readlink: false,
+            rpc_timeout: Duration::from_secs(30),
+            retries: 5,
+            inflight_per_conn: 256,
+            listings_max: 64,
+            cred_xdr: crate::xdr::XdrEncode::to_xdr(&crate::rpc::Auth::None),
+        }
+    }
+}
+
+/// A path that could not be read completely; the scan goes on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PathError {
+    pub path: Vec<u8>,
+    /// The procedure that failed ("readdirplus", "lookup", ...) or "walk".
+    pub op: &'static str,
+    pub message: String,
+    /// The NFS status where the server gave one.
+    pub status: Option<Nfsstat3>,
+}
+
+impl PathError {
+    pub fn write_ndjson(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(b"{\"path\":\"");
+        crate::record::json_escape_into(out, &self.path);
+        out.extend_from_slice(b"\",\"op\":\"");
+        out.extend_from_slice(self.op.as_bytes());
+        out.extend_from_slice(b"\",\"status\":\"");
+        if let Some(s) = self.status {
+            out.extend_from_slice(s.name().as_bytes());
+        }
+        out.extend_from_slice(b"\",\"error\":\"");
+        crate::record::json_escape_into(out, self.message.as_bytes());
+        out.extend_from_slice(b"\"}\n");
+    }
+}
+
+/// Where the walk's results go.
+pub trait WalkSink {
+    fn entry(&mut self, entry: &EntryRef<'_>);
+    /// A new task for the scheduler's deque (it counts as outstanding from now on).
+    fn spawn(&mut self, task: Task);
+    /// A task taken with [`Walker::add_task`] is complete.
+    fn task_done(&mut self);
+    fn error(&mut self, err: PathError);
+}
+
+/// Per-procedure figures of one thread.
+#[derive(Debug, Clone)]
+pub struct ProcStats {
+    pub calls: u64,
+    pub errors: u64,
+    /// Round-trip times in microseconds.
+    pub latency_us: hdrhistogram::Histogram<u64>,
+}
+
+impl Default for ProcStats {
+    fn default() -> Self {
+        ProcStats {
+            calls: 0,
+            errors: 0,
+            latency_us: hdrhistogram::Histogram::new_with_bounds(1, 3_600_000_000, 3)
+                .expect("static histogram bounds"),
+        }
+    }
+}
+
+/// Counters of one thread's walk.
+#[derive(Debug, Clone, Default)]
+pub struct WalkStats {
+    /// Indexed by NFS procedure number.
+    pub procs: Vec<ProcStats>,
+    pub entries: u64,
+    pub entries_by_type: [u64; 8],
+    pub bytes: u64,
+    pub retries: u64,
+    pub timeouts: u64,
+    pub jukebox: u64,
+    pub bad_cookie_restarts: u64,
+    pub resent_after_reconnect: u64,
+    pub unknown_xids: u64,
+    pub duplicates_skipped: u64,
+    pub hostile_names: u64,
+    pub errors: u64,
+}
+
+impl WalkStats {
+    fn new() -> Self {
+        WalkStats {
+            procs: (0..=proc3::COMMIT).map(|_| ProcStats::default()).collect(),
+            ..Default::default()
+        }
+    }
+
+    pub fn merge(&mut self, o: &WalkStats) {
+        if self.procs.is_empty() {
+            *self = WalkStats::new();
+        }
+        for (a, b) in self.procs.iter_mut().zip(&o.procs) {
+            a.calls += b.calls;
+            a.errors += b.errors;
+            let _ = a.latency_us.add(&b.latency_us);
+        }
+        self.entries += o.entries;
+        for (a, b) in self.entries_by_type.iter_mut().zip(o.entries_by_type) {
+            *a += b;
+        }
+        self.bytes += o.bytes;
+        self.retries += o.retries;
+        self.timeouts += o.timeouts;
+        self.jukebox += o.jukebox;
+        self.bad_cookie_restarts += o.bad_cookie_restarts;
+        self.resent_after_reconnect += o.resent_after_reconnect;
+        self.unknown_xids += o.unknown_xids;
+        self.duplicates_skipped += o.duplicates_skipped;
+        self.hostile_names += o.hostile_names;
+        self.errors += o.errors;
+    }
+}
+
+/// Index of an entry type in [`WalkStats::entries_by_type`].
+pub fn type_index(t: EntryType) -> usize {
+    EntryType::ALL.iter().position(|x| *x == t).unwrap_or(7)
+}
+
+/// Hashes are already well mixed; hashing them again is waste.
+#[derive(Default)]
+struct IdentityHasher(u64);
+impl Hasher for IdentityHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, _: &[u8]) {
+        unreachable!("only u64 keys")
+    }
+    fn write_u64(&mut self, v: u64) {
+        self.0 = v;
+    }
+}
+type U64Set = HashSet<u64, BuildHasherDefault<IdentityHasher>>;
+
+/// A 64-bit hash of (name, fileid): identifies an entry within one directory listing.
+fn entry_key(name: &[u8], fileid: u64) -> u64 {
+    const K: u64 = 0x9E37_79B9_7F4A_7C15;
+    let mut h = fileid.wrapping_mul(K) ^ (name.len() as u64);
+    let mut chunks = name.chunks_exact(8);
+    for c in &mut chunks {
+        let v = u64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]);
+        h = (h ^ v).wrapping_mul(K).rotate_left(29);
+    }
+    let mut tail = [0u8; 8];
+    tail[..chunks.remainder().len()].copy_from_slice(chunks.remainder());
+    h = (h ^ u64::from_le_bytes(tail)).wrapping_mul(K);
+    h ^ (h >> 32)
+}
+
+/// A directory being listed.
+struct Listing {
+    task: DirTask,
+    cookie: u64,
+    verf: [u8; 8],
+    calls: u32,
+    /// Entries already handed out, so a restart or a misbehaving server never duplicates one.
+    seen: U64Set,
+    /// Cookies this chain has continued from: seeing one again is a cycle.
+    continued_from: U64Set,
+    restarts: u32,
+    /// `names` mode: how many subdirectories may still be hidden among the names.
+    eof: bool,
+    failed: bool,
+    /// Operations created by this listing (READLINKs) still outstanding.
+    pending: u32,
+    jukebox_delay: Duration,
+}
+
+/// A lookup batch being worked on.
+struct LookupGroup {
+    dir_fh: FileHandle,
+    dir_path: Arc<[u8]>,
+    depth: u32,
+    pending: u32,
+}
+
+/// Work this thread holds; a task is done when its slot is freed.
+enum TaskState {
+    Listing(Box<Listing>),
+    Lookups(LookupGroup),
+}
+
+/// One call the walker wants made (or has in flight).
+#[derive(Debug, Clone)]
+enum Op {
+    /// The next READDIR/READDIRPLUS of a listing.
+    List { task: usize },
+    Lookup {
+        task: usize,
+        name: Box<[u8]>,
+        fileid: u64,
+        attrs: Option<Fattr3>,
+    },
+    /// Attributes a LOOKUP reply did not carry.
+    Getattr {
+        task: usize,
+        name: Box<[u8]>,
+        fh: FileHandle,
+    },
+    Readlink {
+        task: usize,
+        path: Box<[u8]>,
+        attrs: EntryAttrs,
+        depth: u32,
+        fh: FileHandle,
+    },
+}
+
+impl Op {
+    fn task(&self) -> usize {
+        match self {
+            Op::List { task }
+            | Op::Lookup { task, .. }
+            | Op::Getattr { task, .. }
+            | Op::Readlink { task, .. } => *task,
+        }
+    }
+}
+
+/// A call on the wire.
+struct InflightCall {
+    op: Op,
+    proc_: u32,
+    xid: u32,
+    conn: usize,
+    sent_at: Instant,
+    attempts: u32,
+}
+
+/// An op waiting to be (re)sent, possibly not before a time.
+struct QueuedOp {
+    op: Op,
+    attempts: u32,
+}
+
+const XID_KEY_BITS: u32 = 20;
+const XID_KEY_MASK: u32 = (1 << XID_KEY_BITS) - 1;
+
+struct ConnState {
+    up: bool,
+    inflight: usize,
+}
+
+/// The walk state machine of one thread.
+pub struct Walker {
+    cfg: Arc<WalkConfig>,
+    visited: Arc<VisitedDirs>,
+    tasks: Slab<TaskState>,
+    calls: Slab<InflightCall>,
+    ready: VecDeque<QueuedOp>,
+    /// Ops held back (JUKEBOX), by due time.
+    delayed: BinaryHeap<Reverse<(Instant, u64)>>,
+    delayed_ops: Slab<QueuedOp>,
+    deadlines: BinaryHeap<Reverse<(Instant, u32)>>,
+    conns: Vec<ConnState>,
+    next_conn: usize,
+    xid_seq: u32,
+    xid_base: u32,
+    scratch_path: Vec<u8>,
+    stats: WalkStats,
+}
+
+impl Walker {
+    /// `conns` connections, all down until [`Walker::on_conn_up`]. `xid_base` keeps this
+    /// thread's XIDs apart from other threads' (only its top bits are used).
+    pub fn new(
+        cfg: Arc<WalkConfig>,
+        visited: Arc<VisitedDirs>,
+        conns: usize,
+        xid_base: u32,
+    ) -> Self {
+        Walker {
+            cfg,
+            visited,
+            tasks: Slab::new(),
+            calls: Slab::new(),
+            ready: VecDeque::new(),
+            delayed: BinaryHeap::new(),
+            delayed_ops: Slab::new(),
+            deadlines: BinaryHeap::new(),
+            conns: (0..conns)
+                .map(|_| ConnState {
+                    up: false,
+                    inflight: 0,
+                })
+                .collect(),
+            next_conn: 0,
+            xid_seq: 0,
+            xid_base: xid_base & !XID_KEY_MASK,
+            scratch_path: Vec::with_capacity(4096),
+            stats: WalkStats::new(),
+        }
+    }
+
+    pub fn stats(&self) -> &WalkStats {
+        &self.stats
+    }
+
+    pub fn take_stats(&mut self) -> WalkStats {
+        std::mem::replace(&mut self.stats, WalkStats::new())
+    }
+
+    /// Calls on the wire.
+    pub fn inflight(&self) -> usize {
+        self.calls.len()
+    }
+
+    /// Tasks held (being worked on).
+    pub fn tasks_held(&self) -> usize {
+        self.tasks.len()
+    }
+
+    /// Whether nothing is held, queued or in flight.
+    pub fn is_idle(&self) -> bool {
+        self.tasks.is_empty() && self.calls.is_empty() && self.ready.is_empty()
+    }
+
+    /// Whether the thread should take another task from the deques.
+    pub fn wants_task(&self) -> bool {
+        let cap = self.capacity();
+        self.tasks.len() < self.cfg.listings_max && self.ready.len() < cap
+    }
+
+    fn capacity(&self) -> usize {
+        self.conns.iter().filter(|c| c.up).count() * self.cfg.inflight_per_conn
+    }
+
+    pub fn on_conn_up(&mut self, conn: usize) {
+        self.conns[conn].up = true;
+    }
+
+    /// A connection failed: every call on it goes back to the front of the queue (all our
+    /// procedures are idempotent reads, so resending is safe).
+    pub fn on_conn_down(&mut self, conn: usize) {
+        self.conns[conn].up = false;
+        self.conns[conn].inflight = 0;
+        let keys: Vec<usize> = self
+            .calls
+            .iter()
+            .filter(|(_, c)| c.conn == conn)
+            .map(|(k, _)| k)
+            .collect();
+        for k in keys {
+            let call = self.calls.remove(k);
+            self.stats.resent_after_reconnect += 1;
+            self.ready.push_front(QueuedOp {
+                op: call.op,
+                attempts: call.attempts,
+            });
+        }
+    }
+
+    /// Takes a task from the scheduler.
+    pub fn add_task(&mut self, task: Task, sink: &mut impl WalkSink) {
+        match task {
+            Task::Dir(dir) => {
+                let key = self.tasks.insert(TaskState::Listing(Box::new(Listing {
+                    task: dir,
+                    cookie: 0,
+                    verf: [0; 8],
+                    calls: 0,
+                    seen: U64Set::default(),
+                    continued_from: U64Set::default(),
+                    restarts: 0,
+                    eof: false,
+                    failed: false,
+                    pending: 0,
+                    jukebox_delay: JUKEBOX_DELAY_FIRST,
+                })));
+                self.ready.push_back(QueuedOp {
+                    op: Op::List { task: key },
+                    attempts: 0,
+                });
+            }
+            Task::Lookups(batch) => {
+                if batch.names.is_empty() {
+                    sink.task_done();
+                    return;
+                }
+                let key = self.tasks.insert(TaskState::Lookups(LookupGroup {
+                    dir_fh: batch.dir_fh,
+                    dir_path: batch.dir_path,
+                    depth: batch.depth,
+                    pending: batch.names.len() as u32,
+                }));
+                for n in batch.names {
+                    self.ready.push_back(QueuedOp {
+                        op: Op::Lookup {
+                            task: key,
+                            name: n.name,
+                            fileid: n.fileid,
+                            attrs: n.attrs,
+                        },
+                        attempts: 0,
+                    });
+                }
+            }
+        }
+    }
+
+    /// The earliest time at which [`Walker::on_timeout`] has something to do.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let call = self.deadlines.peek().map(|Reverse((t, _))| *t);
+        let delayed = self.delayed.peek().map(|Reverse((t, _))| *t);
+        match (call, delayed) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Handles expired call deadlines and releases delayed ops whose time has come.
+    pub fn on_timeout(&mut self, now: Instant, sink: &mut impl WalkSink) {
+        while let Some(Reverse((t, key))) = self.delayed.peek().copied() {
+            if t > now {
+                break;
+            }
+            self.delayed.pop();
+            let q = self.delayed_ops.remove(key as usize);
+            self.ready.push_front(q);
+        }
+        while let Some(Reverse((t, xid))) = self.deadlines.peek().copied() {
+            if t > now {
+                break;
+            }
+            self.deadlines.pop();
+            let key = (xid & XID_KEY_MASK) as usize;
+            if !self.calls.get(key).is_some_and(|c| c.xid == xid) {
+                continue; // answered already
+            }
+            let call = self.calls.remove(key);
+            self.conns[call.conn].inflight -= 1;
+            self.stats.timeouts += 1;
+            let msg = format!(
+                "no reply within {} ms",
+                self.cfg.rpc_timeout.as_millis()
+            );
+            self.retry_or_fail(call.op, call.proc_, call.attempts, msg, None, sink);
+        }
+    }
+
+    fn retry_or_fail(
+        &mut self,
+        op: Op,
+        proc_: u32,
+        attempts: u32,
+        message: String,
+        status: Option<Nfsstat3>,
+        sink: &mut impl WalkSink,
+    ) {
+        if attempts < self.cfg.retries {
+            self.stats.retries += 1;
+            self.ready.push_back(QueuedOp {
+                op,
+                attempts: attempts + 1,
+            });
+        } else {
+            self.stats.procs[proc_ as usize].errors += 1;
+            self.fail_op(op, proc_, message, status, sink);
+        }
+    }
+
+    /// Encodes queued calls into `bufs[conn]` while connections have room. Returns how many
+    /// calls were encoded.
+    pub fn poll_transmit(&mut self, now: Instant, bufs: &mut [Vec<u8>]) -> usize {
+        let mut n = 0;
+        while !self.ready.is_empty() {
+            let Some(conn) = self.pick_conn() else { break };
+            let Some(q) = self.ready.pop_front() else { break };
+            if let Op::List { task } = q.op {
+                // the listing failed (or finished) while this call waited
+                if !matches!(self.tasks.get(task), Some(TaskState::Listing(l)) if !l.failed) {
+                    continue;
+                }
+            }
+            self.send(q, conn, now, &mut bufs[conn]);
+            n += 1;
+        }
+        n
+    }
+
+    fn pick_conn(&mut self) -> Option<usize> {
+        let n = self.conns.len();
+        for i in 0..n {
+            let c = (self.next_conn + i) % n;
+            let st = &self.conns[c];
+            if st.up && st.inflight < self.cfg.inflight_per_conn {
+                self.next_conn = (c + 1) % n;
+                return Some(c);
+            }
+        }
+        None
+    }
+
+    fn send(&mut self, q: QueuedOp, conn: usize, now: Instant, buf: &mut Vec<u8>) {
+        let entry = self.calls.vacant_entry();
+        let key = entry.key();
+        debug_assert!(key <= XID_KEY_MASK as usize);
+        self.xid_seq = self.xid_seq.wrapping_add(1);
+        // top 4 bits: the thread; 8 bits: a sequence, so a reused slot gets a new XID;
+        // low 20 bits: the slab key, so a reply finds its call without a map.
+        let xid = (self.xid_base & 0xF000_0000)
+            | ((self.xid_seq & 0xFF) << XID_KEY_BITS)
+            | key as u32;
+        let cred = &self.cfg.cred_xdr;
+        let proc_ = match &q.op {
+            Op::List { task } => {
+                let Some(TaskState::Listing(l)) = self.tasks.get_mut(*task) else {
+                    unreachable!("checked in poll_transmit")
+                };
+                l.calls += 1;
+                match self.cfg.mode {
+                    Mode::Plus => {
+                        let maxcount = if l.calls == 1 {
+                            self.cfg.maxcount.min(FIRST_MAXCOUNT_BYTES)
+                        } else {
+                            self.cfg.maxcount
+                        };
+                        let args = ReaddirPlusArgs {
+                            dir: l.task.fh,
+                            cookie: l.cookie,
+                            cookieverf: l.verf,
+                            dircount: self.cfg.dircount.min(maxcount),
+                            maxcount,
+                        };
+                        encode_nfs3_call(buf, xid, proc3::READDIRPLUS, cred, &args);
+                        proc3::READDIRPLUS
+                    }
+                    Mode::Getattr | Mode::Names => {
+                        let args = ReaddirArgs {
+                            dir: l.task.fh,
+                            cookie: l.cookie,
+                            cookieverf: l.verf,
+                            count: self.cfg.maxcount,
+                        };
+                        encode_nfs3_call(buf, xid, proc3::READDIR, cred, &args);
+                        proc3::READDIR
+                    }
+                }
+            }
+            Op::Lookup { task, name, .. } => {
+                let Some(TaskState::Lookups(g)) = self.tasks.get(*task) else {
+                    unreachable!("lookup ops belong to lookup groups")
+                };
+                let args = LookupArgs {
+                    dir: g.dir_fh,
+                    name,
+                };
+                encode_nfs3_call(buf, xid, proc3::LOOKUP, cred, &args);
+                proc3::LOOKUP
+            }
+            Op::Getattr { fh, .. } => {
+                encode_nfs3_call(buf, xid, proc3::GETATTR, cred, &GetattrArgs { fh: *fh });
+                proc3::GETATTR
+            }
+            Op::Readlink { fh, .. } => {
+                encode_nfs3_call(buf, xid, proc3::READLINK, cred, &ReadlinkArgs { fh: *fh });
+                proc3::READLINK
+            }
+        };
+        entry.insert(InflightCall {
+            op: q.op,
+            proc_,
+            xid,
+            conn,
+            sent_at: now,
+            attempts: q.attempts,
+        });
+        self.conns[conn].inflight += 1;
+        self.stats.procs[proc_ as usize].calls += 1;
+        self.deadlines
+            .push(Reverse((now + self.cfg.rpc_timeout, xid)));
+    }
+
+    /// A reply arrived: `outcome` is the RPC layer's verdict (result bytes or why not).
+    pub fn on_reply(
+        &mut self,
+        xid: u32,
+        outcome: Result<&[u8], RpcError>,
+        now: Instant,
+        sink: &mut impl WalkSink,
+    ) {
+        let key = (xid & XID_KEY_MASK) as usize;
+        if !self.calls.get(key).is_some_and(|c| c.xid == xid) {
+            // A reply to a call that timed out and was resent, or a server's stray XID.
+            self.stats.unknown_xids += 1;
+            return;
+        }
+        let call = self.calls.remove(key);
+        self.conns[call.conn].inflight -= 1;
+        let rtt_us = now.saturating_duration_since(call.sent_at).as_micros() as u64;
+        let _ = self.stats.procs[call.proc_ as usize]
+            .latency_us
+            .record(rtt_us.max(1));
+        let body = match outcome {
+            Ok(b) => b,
+            Err(e) => {
+                // GARBAGE_ARGS, SYSTEM_ERR and the like: the server may recover; bounded.
+                return self.retry_or_fail(
+                    call.op,
+                    call.proc_,
+                    call.attempts,
+                    e.to_string(),
+                    None,
+                    sink,
+                );
+            }
+        };
+        let result = match &call.op {
+            Op::List { task } => self.on_list_reply(*task, call.proc_, body, now, sink),
+            Op::Lookup { .. } | Op::Getattr { .. } | Op::Readlink { .. } => {
+                self.on_object_reply(&call.op, body, sink)
+            }
+        };
+        match result {
+            Ok(()) => {}
+            Err(NfsReplyError::Status(Nfsstat3::Jukebox)) => {
+                self.stats.jukebox += 1;
+                let delay = self.jukebox_delay(call.op.task());
+                let k = self.delayed_ops.insert(QueuedOp {
+                    op: call.op,
+                    attempts: call.attempts,
+                });
+                self.delayed.push(Reverse((now + delay, k as u64)));
+            }
+            Err(NfsReplyError::Status(Nfsstat3::BadCookie))
+                if matches!(call.op, Op::List { .. }) =>
+            {
+                self.restart_listing(call.op.task(), sink);
+            }
+            Err(NfsReplyError::Status(s)) => {
+                self.stats.procs[call.proc_ as usize].errors += 1;
+                let msg = crate::rpc::nfs3::Nfs3Error(s).to_string();
+                self.fail_op(call.op, call.proc_, msg, Some(s), sink);
+            }
+            Err(NfsReplyError::Xdr(e)) => {
+                let msg = format!("malformed reply: {e}");
+                self.retry_or_fail(call.op, call.proc_, call.attempts, msg, None, sink);
+            }
+        }
+    }
+
+    fn jukebox_delay(&mut self, task: usize) -> Duration {
+        match self.tasks.get_mut(task) {
+            Some(TaskState::Listing(l)) => {
+                let d = l.jukebox_delay;
+                l.jukebox_delay = (d * 2).min(JUKEBOX_DELAY_MAX);
+                d
+            }
+            _ => JUKEBOX_DELAY_FIRST,
+        }
+    }
+
+    fn restart_listing(&mut self, task: usize, sink: &mut impl WalkSink) {
+        let Some(TaskState::Listing(l)) = self.tasks.get_mut(task) else {
+            return;
+        };
+        l.restarts += 1;
+        self.stats.bad_cookie_restarts += 1;
+        if l.restarts > LISTING_RESTARTS_MAX {
+            let path = l.task.path.clone();
+            return self.fail_listing(
+                task,
+                PathError {
+                    path,
+                    op: "readdir",
+                    message: format!(
+                        "directory cookies went stale {LISTING_RESTARTS_MAX} times; listing abandoned"
+                    ),
+                    status: Some(Nfsstat3::BadCookie),
+                },
+                sink,
+            );
+        }
+        // Start over with a fresh verifier; `seen` keeps what was already emitted.
+        l.cookie = 0;
+        l.verf = [0; 8];
+        l.continued_from.clear();
+        self.ready.push_front(QueuedOp {
+            op: Op::List { task },
+            attempts: 0,
+        });
+    }
+
+    fn fail_op(
+        &mut self,
+        op: Op,
+        proc_: u32,
+        message: String,
+        status: Option<Nfsstat3>,
+        sink: &mut impl WalkSink,
+    ) {
+        let opname = crate::rpc::nfs3::proc_name(proc_);
+        match op {
+            Op::List { task } => {
+                let path = match self.tasks.get(task) {
+                    Some(TaskState::Listing(l)) => l.task.path.clone(),
+                    _ => return,
+                };
+                self.fail_listing(
+                    task,
+                    PathError {
+                        path,
+                        op: opname,
+                        message,
+                        status,
+                    },
+                    sink,
+                );
+            }
+            Op::Lookup { task, name, .. } | Op::Getattr { task, name, .. } => {
+                let path = match self.tasks.get(task) {
+                    Some(TaskState::Lookups(g)) => join_path(&g.dir_path, &name),
+                    _ => name.to_vec(),
+                };
+                self.report(
+                    PathError {
+                        path,
+                        op: opname,
+                        message,
+                        status,
+                    },
+                    sink,
+                );
+                self.op_finished(task, sink);
+            }
+            Op::Readlink {
+                task,
+                path,
+                attrs,
+                depth,
+                ..
+            } => {
+                // The entry exists; only its target is unknown. Write it, report the target.
+                self.emit(&path, &attrs, depth, None, sink);
+                self.report(
+                    PathError {
+                        path: path.to_vec(),
+                        op: opname,
+                        message,
+                        status,
+                    },
+                    sink,
+                );
+                self.op_finished(task, sink);
+            }
+        }
+    }
+
+    fn report(&mut self, err: PathError, sink: &mut impl WalkSink) {
+        self.stats.errors += 1;
+        sink.error(err);
+    }
+
+    fn fail_listing(&mut self, task: usize, err: PathError, sink: &mut impl WalkSink) {
+        self.report(err, sink);
+        if let Some(TaskState::Listing(l)) = self.tasks.get_mut(task) {
+            l.failed = true;
+            l.eof = true;
+        }
+        self.maybe_finish(task, sink);
+    }
+
+    fn op_finished(&mut self, task: usize, sink: &mut impl WalkSink) {
+        match self.tasks.get_mut(task) {
+            Some(TaskState::Listing(l)) => l.pending -= 1,
+            Some(TaskState::Lookups(g)) => g.pending -= 1,
+            None => return,
+        }
+        self.maybe_finish(task, sink);
+    }
+
+    fn maybe_finish(&mut self, task: usize, sink: &mut impl WalkSink) {
+        let done = match self.tasks.get(task) {
+            Some(TaskState::Listing(l)) => l.eof && l.pending == 0,
+            Some(TaskState::Lookups(g)) => g.pending == 0,
+            None => false,
+        };
+        if done {
+            self.tasks.remove(task);
+            sink.task_done();
+        }
+    }
+
+    fn emit(
+        &mut self,
+        path: &[u8],
+        attrs: &EntryAttrs,
+        depth: u32,
+        target: Option<&[u8]>,
+        sink: &mut impl WalkSink,
+    ) {
+        if self.cfg.dirs_only && attrs.kind != EntryType::Dir {
+            return;
+        }
+        self.stats.entries += 1;
+        self.stats.entries_by_type[type_index(attrs.kind)] += 1;
+        self.stats.bytes += attrs.size;
+        sink.entry(&EntryRef {
+            path,
+            attrs,
+            depth,
+            target,
+        });
+    }
+
+    /// Decides what to do with a child whose attributes and handle are known: write it,
+    /// descend into it, or read its link first.
+    #[allow(clippy::too_many_arguments)]
+    fn on_child(
+        &mut self,
+        task: usize,
+        path: &[u8],
+        fattr: &Fattr3,
+        fh: Option<FileHandle>,
+        depth: u32,
+        sink: &mut impl WalkSink,
+    ) {
+        let attrs = fattr.to_entry_attrs();
+        if self.cfg.readlink && fattr.ftype == FileType3::Lnk {
+            if let Some(fh) = fh {
+                self.add_pending(task);
+                self.ready.push_back(QueuedOp {
+                    op: Op::Readlink {
+                        task,
+                        path: path.into(),
+                        attrs,
+                        depth,
+                        fh,
+                    },
+                    attempts: 0,
+                });
+                return;
+            }
+        }
+        self.emit(path, &attrs, depth, None, sink);
+        if fattr.ftype == FileType3::Dir {
+            self.maybe_descend(path, fattr, fh, depth, sink);
+        }
+    }
+
+    fn add_pending(&mut self, task: usize) {
+        match self.tasks.get_mut(task) {
+            Some(TaskState::Listing(l)) => l.pending += 1,
+            Some(TaskState::Lookups(g)) => g.pending += 1,
+            None => {}
+        }
+    }
+
+    fn maybe_descend(
+        &mut self,
+        path: &[u8],
+        fattr: &Fattr3,
+        fh: Option<FileHandle>,
+        depth: u32,
+        sink: &mut impl WalkSink,
+    ) {
+        if self.cfg.max_depth.is_some_and(|m| depth >= m) {
+            return;
+        }
+        if self.cfg.one_fs.is_some_and(|fsid| fsid != fattr.fsid) {
+            return;
+        }
+        let Some(fh) = fh else { return };
+        if depth >= DEPTH_HARD_MAX {
+            return self.report(
+                PathError {
+                    path: path.to_vec(),
+                    op: "walk",
+                    message: format!("deeper than {DEPTH_HARD_MAX} levels; not descended"),
+                    status: None,
+                },
+                sink,
+            );
+        }
+        if !self.visited.insert(fattr.fsid, fattr.fileid) {
+            return; // already walked (a cycle or a directory reached twice)
+        }
+        sink.spawn(Task::Dir(DirTask {
+            fh,
+            path: path.to_vec(),
+            depth,
+        }));
+    }
+
+    /// Checks a listed name; hostile ones are reported and skipped.
+    fn name_ok(&mut self, dir_path: &[u8], name: &[u8], sink: &mut impl WalkSink) -> bool {
+        if name == b"." || name == b".." {
+            return false;
+        }
+        let why = if name.is_empty() {
+            "empty name"
+        } else if name.len() > NAME_BYTES_MAX {
+            "name longer than 1024 bytes"
+        } else if name.contains(&b'/') {
+            "name contains '/'"
+        } else if name.contains(&0) {
+            "name contains NUL"
+        } else {
+            return true;
+        };
+        self.stats.hostile_names += 1;
+        let shown = &name[..name.len().min(64)];
+        self.report(
+            PathError {
+                path: join_path(dir_path, shown),
+                op: "readdir",
+                message: format!("server sent an invalid entry name ({why}); skipped"),
+                status: None,
+            },
+            sink,
+        );
+        false
+    }
+
+    fn on_list_reply(
+        &mut self,
+        task: usize,
+        proc_: u32,
+        body: &[u8],
+        now: Instant,
+        sink: &mut impl WalkSink,
+    ) -> Result<(), NfsReplyError> {
+        let _ = now;
+        let Some(TaskState::Listing(l)) = self.tasks.get_mut(task) else {
+            return Ok(());
+        };
+        l.jukebox_delay = JUKEBOX_DELAY_FIRST;
+        // Validate the whole reply first, then queue the next call of the chain at once.
+        let (eof, last_cookie, verf, dir_nlink) = if proc_ == proc3::READDIRPLUS {
+            let r = ReaddirPlusReply::decode(body)?;
+            (r.eof, r.last_cookie(), r.cookieverf, r.dir_attrs.map(|a| a.nlink))
+        } else {
+            let r = ReaddirReply::decode(body)?;
+            (r.eof, r.last_cookie(), r.cookieverf, r.dir_attrs.map(|a| a.nlink))
+        };
+        if !eof {
+            match last_cookie {
+                None => {
+                    let path = l.task.path.clone();
+                    self.fail_listing(
+                        task,
+                        PathError {
+                            path,
+                            op: crate::rpc::nfs3::proc_name(proc_),
+                            message: "server returned no entries and no eof; listing stopped"
+                                .into(),
+                            status: None,
+                        },
+                        sink,
+                    );
+                    return Ok(());
+                }
+                Some(c) => {
+                    if !l.continued_from.insert(c) || c == l.cookie {
+                        let path = l.task.path.clone();
+                        // Emit what this reply carries, then stop: the chain would loop.
+                        self.process_entries(task, proc_, body, dir_nlink, sink);
+                        self.fail_listing(
+                            task,
+                            PathError {
+                                path,
+                                op: crate::rpc::nfs3::proc_name(proc_),
+                                message: format!(
+                                    "server returned cookie {c:#x} twice; listing stopped to avoid a loop"
+                                ),
+                                status: None,
+                            },
+                            sink,
+                        );
+                        return Ok(());
+                    }
+                    l.cookie = c;
+                    l.verf = verf;
+                    self.ready.push_front(QueuedOp {
+                        op: Op::List { task },
+                        attempts: 0,
+                    });
+                }
+            }
+        } else {
+            l.eof = true;
+        }
+        self.process_entries(task, proc_, body, dir_nlink, sink);
+        if eof {
+            if let Some(TaskState::Listing(l)) = self.tasks.get_mut(task) {
+                // The set is only needed while the listing may still restart.
+                l.seen = U64Set::default();
+                l.continued_from = U64Set::default();
+            }
+            self.maybe_finish(task, sink);
+        }
+        Ok(())
+    }
+
+    /// Emits a validated reply's entries (decoding again is cheap and allocation-free).
+    fn process_entries(
+        &mut self,
+        task: usize,
+        proc_: u32,
+        body: &[u8],
+        dir_nlink: Option<u32>,
+        sink: &mut impl WalkSink,
+    ) {
+        let Some(TaskState::Listing(l)) = self.tasks.get_mut(task) else {
+            return;
+        };
+        let dir_path: Arc<[u8]> = Arc::from(&l.task.path[..]);
+        let dir_fh = l.task.fh;
+        let depth = l.task.depth + 1;
+        let mut lookups: Vec<LookupName> = Vec::new();
+        let mut path = std::mem::take(&mut self.scratch_path);
+        if proc_ == proc3::READDIRPLUS {
+            let Ok(reply) = ReaddirPlusReply::decode(body) else {
+                return;
+            };
+            for e in reply.entries() {
+                if !self.accept_entry(task, &dir_path, e.name, e.fileid, depth, &mut path, sink) {
+                    continue;
+                }
+                match (e.attrs, e.fh) {
+                    (Some(a), fh)
+                        if fh.is_some()
+                            || (a.ftype != FileType3::Dir
+                                && !(self.cfg.readlink && a.ftype == FileType3::Lnk)) =>
+                    {
+                        self.on_child(task, &path, &a, fh, depth, sink);
+                    }
+                    (attrs, _) => lookups.push(LookupName {
+                        name: e.name.into(),
+                        fileid: e.fileid,
+                        attrs,
+                    }),
+                }
+            }
+        } else {
+            let Ok(reply) = ReaddirReply::decode(body) else {
+                return;
+            };
+            // `names` mode: a directory whose link count is 2 has no subdirectories (the
+            // classic leaf optimisation), so its names need no LOOKUP.
+            let leaf = self.cfg.mode == Mode::Names && dir_nlink == Some(2);
+            for e in reply.entries() {
+                if !self.accept_entry(task, &dir_path, e.name, e.fileid, depth, &mut path, sink) {
+                    continue;
+                }
+                if leaf {
+                    let attrs = EntryAttrs {
+                        kind: EntryType::Unknown,
+                        size: 0,
+                        used: 0,
+                        mode: 0,
+                        nlink: 0,
+                        uid: 0,
+                        gid: 0,
+                        fileid: e.fileid,
+                        fsid: 0,
+                        atime_ns: 0,
+                        mtime_ns: 0,
+                        ctime_ns: 0,
+                    };
+                    self.emit(&path, &attrs, depth, None, sink);
+                } else {
+                    lookups.push(LookupName {
+                        name: e.name.into(),
+                        fileid: e.fileid,
+                        attrs: None,
+                    });
+                }
+            }
+        }
+        self.scratch_path = path;
+        for chunk in lookups.chunks(LOOKUP_BATCH_NAMES) {
+            sink.spawn(Task::Lookups(LookupBatch {
+                dir_fh,
+                dir_path: dir_path.clone(),
+                depth,
+                names: chunk.to_vec(),
+            }));
+        }
+    }
+
+    /// Filters one listed name: hostile, duplicate, excluded or too deep entries are dropped.
+    /// On acceptance `path` holds the entry's path.
+    #[allow(clippy::too_many_arguments)]
+    fn accept_entry(
+        &mut self,
+        task: usize,
+        dir_path: &[u8],
+        name: &[u8],
+        fileid: u64,
+        depth: u32,
+        path: &mut Vec<u8>,
+        sink: &mut impl WalkSink,
+    ) -> bool {
+        if !self.name_ok(dir_path, name, sink) {
+            return false;
+        }
+        let Some(TaskState::Listing(l)) = self.tasks.get_mut(task) else {
+            return false;
+        };
+        if !l.seen.insert(entry_key(name, fileid)) {
+            self.stats.duplicates_skipped += 1;
+            return false;
+        }
+        if self.cfg.max_depth.is_some_and(|m| depth > m) {
+            return false;
+        }
+        path.clear();
+        if dir_path != b"." {
+            path.extend_from_slice(dir_path);
+            path.push(b'/');
+        }
+        path.extend_from_slice(name);
+        !self.cfg.excludes.excludes(name, path)
+    }
+
+    fn on_object_reply(
+        &mut self,
+        op: &Op,
+        body: &[u8],
+        sink: &mut impl WalkSink,
+    ) -> Result<(), NfsReplyError> {
+        match op {
+            Op::Lookup {
+                task,
+                name,
+                attrs: listed_attrs,
+                ..
+            } => {
+                let ok = LookupReply::decode(body)?;
+                let Some(TaskState::Lookups(g)) = self.tasks.get(*task) else {
+                    return Ok(());
+                };
+                let path = join_path(&g.dir_path, name);
+                let depth = g.depth;
+                match ok.obj_attrs.or(*listed_attrs) {
+                    Some(a) => self.on_child(*task, &path, &a, Some(ok.fh), depth, sink),
+                    None => {
+                        // The server omitted the attributes: ask for them, never guess.
+                        self.add_pending(*task);
+                        self.ready.push_back(QueuedOp {
+                            op: Op::Getattr {
+                                task: *task,
+                                name: name.clone(),
+                                fh: ok.fh,
+                            },
+                            attempts: 0,
+                        });
+                    }
+                }
+                self.op_finished(*task, sink);
+            }
+            Op::Getattr { task, name, fh } => {
+                let a = GetattrReply::decode(body)?;
+                let Some(TaskState::Lookups(g)) = self.tasks.get(*task) else {
+                    return Ok(());
+                };
+                let path = join_path(&g.dir_path, name);
+                let depth = g.depth;
+                self.on_child(*task, &path, &a, Some(*fh), depth, sink);
+                self.op_finished(*task, sink);
+            }
+            Op::Readlink {
+                task,
+                path,
+                attrs,
+                depth,
+                ..
+            } => {
+                let ok = ReadlinkReply::decode(body)?;
+                self.emit(path, attrs, *depth, Some(ok.target), sink);
+                self.op_finished(*task, sink);
+            }
+            Op::List { .. } => unreachable!("listings are handled by on_list_reply"),
+        }
+        Ok(())
+    }
+}

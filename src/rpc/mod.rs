@@ -2,7 +2,10 @@
 //!
 //! Everything here is a pure function over byte slices: no sockets, no threads.
 
+pub mod mount;
 pub mod msg;
+pub mod nfs3;
+pub mod portmap;
 pub mod record;
 
 pub use msg::{Auth, AuthStat, AuthSys, CallHeader, Reply, RpcError};

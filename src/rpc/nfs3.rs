@@ -1,0 +1,1495 @@
+//! NFS version 3 (RFC 1813): arguments and results of the procedures nfs-walker uses, in both
+//! directions. The client encodes arguments and decodes results; the mock server decodes
+//! arguments and encodes results. Each procedure's types and codecs sit together.
+//!
+//! Only read procedures have argument and result types. Modifying procedures exist here as
+//! numbers (so a server can answer them with `NFS3ERR_ROFS`, see [`encode_modifying_proc_fail`])
+//! because the walker never changes anything.
+//!
+//! Results of a procedure `P` are read with `PReply::decode(bytes)`, which returns the success
+//! payload or an [`NfsReplyError`]; `decode_result` also keeps the status and post-op attributes
+//! of a failed call. Directory listings ([`ReaddirPlusReply`], [`ReaddirReply`]) are validated in
+//! one pass and then iterated without allocating; the server builds them with
+//! [`ReaddirPlusReplyEncoder`] / [`ReaddirReplyEncoder`], which stop at the client's byte limits.
+
+use crate::record::{EntryAttrs, EntryType};
+use crate::rpc::msg::{encode_call_header, CallHeader};
+use crate::rpc::record::{begin_record, end_record};
+use crate::xdr::{pad_len, XdrDecode, XdrEncode, XdrError, XdrReader, XdrResult, XdrWriter};
+use std::fmt;
+use std::marker::PhantomData;
+use thiserror::Error;
+
+pub const NFS_PROGRAM: u32 = 100003;
+pub const NFS_V3: u32 = 3;
+
+/// NFSv3 procedure numbers (RFC 1813 section 3).
+pub mod proc3 {
+    pub const NULL: u32 = 0;
+    pub const GETATTR: u32 = 1;
+    pub const SETATTR: u32 = 2;
+    pub const LOOKUP: u32 = 3;
+    pub const ACCESS: u32 = 4;
+    pub const READLINK: u32 = 5;
+    pub const READ: u32 = 6;
+    pub const WRITE: u32 = 7;
+    pub const CREATE: u32 = 8;
+    pub const MKDIR: u32 = 9;
+    pub const SYMLINK: u32 = 10;
+    pub const MKNOD: u32 = 11;
+    pub const REMOVE: u32 = 12;
+    pub const RMDIR: u32 = 13;
+    pub const RENAME: u32 = 14;
+    pub const LINK: u32 = 15;
+    pub const READDIR: u32 = 16;
+    pub const READDIRPLUS: u32 = 17;
+    pub const FSSTAT: u32 = 18;
+    pub const FSINFO: u32 = 19;
+    pub const PATHCONF: u32 = 20;
+    pub const COMMIT: u32 = 21;
+}
+
+/// Lower-case procedure name for logs and statistics ("getattr", "readdirplus", ...).
+pub fn proc_name(p: u32) -> &'static str {
+    match p {
+        proc3::NULL => "null",
+        proc3::GETATTR => "getattr",
+        proc3::SETATTR => "setattr",
+        proc3::LOOKUP => "lookup",
+        proc3::ACCESS => "access",
+        proc3::READLINK => "readlink",
+        proc3::READ => "read",
+        proc3::WRITE => "write",
+        proc3::CREATE => "create",
+        proc3::MKDIR => "mkdir",
+        proc3::SYMLINK => "symlink",
+        proc3::MKNOD => "mknod",
+        proc3::REMOVE => "remove",
+        proc3::RMDIR => "rmdir",
+        proc3::RENAME => "rename",
+        proc3::LINK => "link",
+        proc3::READDIR => "readdir",
+        proc3::READDIRPLUS => "readdirplus",
+        proc3::FSSTAT => "fsstat",
+        proc3::FSINFO => "fsinfo",
+        proc3::PATHCONF => "pathconf",
+        proc3::COMMIT => "commit",
+        _ => "unknown",
+    }
+}
+
+/// Whether procedure `p` changes the file system (a read-only server answers `NFS3ERR_ROFS`).
+pub fn is_modifying_proc(p: u32) -> bool {
+    matches!(
+        p,
+        proc3::SETATTR
+            | proc3::WRITE
+            | proc3::CREATE
+            | proc3::MKDIR
+            | proc3::SYMLINK
+            | proc3::MKNOD
+            | proc3::REMOVE
+            | proc3::RMDIR
+            | proc3::RENAME
+            | proc3::LINK
+            | proc3::COMMIT
+    )
+}
+
+pub const NFS3_FHSIZE: usize = 64;
+pub const NFS3_COOKIEVERFSIZE: usize = 8;
+
+/// The longest name a server should accept in LOOKUP (the conventional NAME_MAX); longer
+/// names get `NFS3ERR_NAMETOOLONG`.
+pub const NAME_BYTES_MAX: usize = 255;
+/// The longest name an argument decoder accepts, so a server can still answer
+/// `NFS3ERR_NAMETOOLONG` for names over [`NAME_BYTES_MAX`] instead of `GARBAGE_ARGS`.
+pub const ARG_NAME_BYTES_MAX: u32 = 1024;
+/// The longest entry name accepted in a directory listing. A hostile or odd server may send
+/// names longer than NAME_MAX; the walker decides what to do with them.
+pub const ENTRY_NAME_BYTES_MAX: u32 = 4096;
+/// The longest symbolic link target accepted (`nfspath3`).
+pub const PATH_BYTES_MAX: u32 = 4096;
+
+/// ACCESS3 permission bits (RFC 1813 section 3.3.4).
+pub const ACCESS3_READ: u32 = 0x1;
+pub const ACCESS3_LOOKUP: u32 = 0x2;
+pub const ACCESS3_MODIFY: u32 = 0x4;
+pub const ACCESS3_EXTEND: u32 = 0x8;
+pub const ACCESS3_DELETE: u32 = 0x10;
+pub const ACCESS3_EXECUTE: u32 = 0x20;
+
+/// FSINFO3 `properties` bits (RFC 1813 section 3.3.19).
+pub const FSF3_LINK: u32 = 0x1;
+pub const FSF3_SYMLINK: u32 = 0x2;
+pub const FSF3_HOMOGENEOUS: u32 = 0x8;
+pub const FSF3_CANSETTIME: u32 = 0x10;
+
+/// Bytes of an encoded `fattr3`.
+pub const FATTR3_BYTES: usize = 84;
+
+/// Encodes a whole NFSv3 CALL record (record mark, RPC header, arguments) at the end of `buf`.
+/// `cred_xdr` is an [`crate::rpc::Auth`] encoded once with [`XdrEncode::to_xdr`].
+pub fn encode_nfs3_call<A: XdrEncode + ?Sized>(
+    buf: &mut Vec<u8>,
+    xid: u32,
+    proc_: u32,
+    cred_xdr: &[u8],
+    args: &A,
+) {
+    let start = begin_record(buf);
+    let mut w = XdrWriter::new(buf);
+    let hdr = CallHeader {
+        prog: NFS_PROGRAM,
+        vers: NFS_V3,
+        proc_,
+    };
+    encode_call_header(&mut w, xid, &hdr, cred_xdr);
+    args.encode(&mut w);
+    end_record(buf, start);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Basic data types (RFC 1813 section 2.5)
+// ---------------------------------------------------------------------------------------------
+
+/// An NFSv3 file handle (`nfs_fh3`): at most 64 opaque bytes, stored inline so it is `Copy`
+/// and never allocates.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct FileHandle {
+    // Invariant: len <= NFS3_FHSIZE and bytes[len..] are zero (so derived Eq/Hash are exact).
+    len: u8,
+    bytes: [u8; NFS3_FHSIZE],
+}
+
+impl FileHandle {
+    /// The zero-length handle.
+    pub const EMPTY: FileHandle = FileHandle {
+        len: 0,
+        bytes: [0; NFS3_FHSIZE],
+    };
+
+    /// None if `b` is longer than [`NFS3_FHSIZE`].
+    pub fn from_bytes(b: &[u8]) -> Option<Self> {
+        if b.len() > NFS3_FHSIZE {
+            return None;
+        }
+        let mut bytes = [0u8; NFS3_FHSIZE];
+        bytes[..b.len()].copy_from_slice(b);
+        Some(FileHandle {
+            len: b.len() as u8,
+            bytes,
+        })
+    }
+
+    #[inline]
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.bytes[..self.len as usize]
+    }
+
+    #[inline]
+    pub fn len(&self) -> usize {
+        self.len as usize
+    }
+
+    #[inline]
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+}
+
+impl Default for FileHandle {
+    fn default() -> Self {
+        FileHandle::EMPTY
+    }
+}
+
+impl fmt::Debug for FileHandle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("FileHandle(")?;
+        for b in self.as_bytes() {
+            write!(f, "{b:02x}")?;
+        }
+        f.write_str(")")
+    }
+}
+
+impl XdrEncode for FileHandle {
+    #[inline]
+    fn encode(&self, w: &mut XdrWriter<'_>) {
+        w.opaque(self.as_bytes());
+    }
+}
+
+impl<'a> XdrDecode<'a> for FileHandle {
+    #[inline]
+    fn decode(r: &mut XdrReader<'a>) -> XdrResult<Self> {
+        let b = r.opaque(NFS3_FHSIZE as u32)?;
+        // Cannot fail: the length was checked against NFS3_FHSIZE.
+        FileHandle::from_bytes(b).ok_or(XdrError::TooLong {
+            len: b.len() as u32,
+            max: NFS3_FHSIZE as u32,
+        })
+    }
+}
+
+macro_rules! nfsstat3 {
+    ($( $variant:ident = $code:literal, $name:literal, $msg:literal; )*) => {
+        /// `nfsstat3`: every status RFC 1813 defines, and `Other` for codes it does not.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum Nfsstat3 {
+            $( $variant, )*
+            /// A code RFC 1813 does not define (never one that it does).
+            Other(u32),
+        }
+
+        impl Nfsstat3 {
+            /// Every defined status, in code order.
+            pub const ALL: &'static [Nfsstat3] = &[$( Nfsstat3::$variant, )*];
+
+            pub fn from_u32(v: u32) -> Self {
+                match v {
+                    $( $code => Nfsstat3::$variant, )*
+                    other => Nfsstat3::Other(other),
+                }
+            }
+
+            pub fn as_u32(self) -> u32 {
+                match self {
+                    $( Nfsstat3::$variant => $code, )*
+                    Nfsstat3::Other(v) => v,
+                }
+            }
+
+            /// The RFC's name, e.g. "NFS3ERR_ACCES".
+            pub fn name(self) -> &'static str {
+                match self {
+                    $( Nfsstat3::$variant => $name, )*
+                    Nfsstat3::Other(_) => "NFS3ERR_UNKNOWN",
+                }
+            }
+
+            /// What the status means, in the words of `strerror` where there is one.
+            pub fn message(self) -> &'static str {
+                match self {
+                    $( Nfsstat3::$variant => $msg, )*
+                    Nfsstat3::Other(_) => "status code not defined by RFC 1813",
+                }
+            }
+        }
+    };
+}
+
+nfsstat3! {
+    Ok = 0, "NFS3_OK", "success";
+    Perm = 1, "NFS3ERR_PERM", "operation not permitted (not the owner)";
+    Noent = 2, "NFS3ERR_NOENT", "no such file or directory";
+    Io = 5, "NFS3ERR_IO", "I/O error";
+    Nxio = 6, "NFS3ERR_NXIO", "no such device or address";
+    Acces = 13, "NFS3ERR_ACCES", "permission denied";
+    Exist = 17, "NFS3ERR_EXIST", "file exists";
+    Xdev = 18, "NFS3ERR_XDEV", "cross-device link";
+    Nodev = 19, "NFS3ERR_NODEV", "no such device";
+    Notdir = 20, "NFS3ERR_NOTDIR", "not a directory";
+    Isdir = 21, "NFS3ERR_ISDIR", "is a directory";
+    Inval = 22, "NFS3ERR_INVAL", "invalid argument";
+    Fbig = 27, "NFS3ERR_FBIG", "file too large";
+    Nospc = 28, "NFS3ERR_NOSPC", "no space left on device";
+    Rofs = 30, "NFS3ERR_ROFS", "read-only file system";
+    Mlink = 31, "NFS3ERR_MLINK", "too many hard links";
+    Nametoolong = 63, "NFS3ERR_NAMETOOLONG", "file name too long";
+    Notempty = 66, "NFS3ERR_NOTEMPTY", "directory not empty";
+    Dquot = 69, "NFS3ERR_DQUOT", "disk quota exceeded";
+    Stale = 70, "NFS3ERR_STALE", "stale file handle";
+    Remote = 71, "NFS3ERR_REMOTE", "too many levels of remote in path";
+    Badhandle = 10001, "NFS3ERR_BADHANDLE", "illegal NFS file handle";
+    NotSync = 10002, "NFS3ERR_NOT_SYNC", "update synchronization mismatch";
+    BadCookie = 10003, "NFS3ERR_BAD_COOKIE", "directory cookie is stale";
+    Notsupp = 10004, "NFS3ERR_NOTSUPP", "operation not supported";
+    Toosmall = 10005, "NFS3ERR_TOOSMALL", "buffer or request is too small";
+    Serverfault = 10006, "NFS3ERR_SERVERFAULT", "server fault";
+    Badtype = 10007, "NFS3ERR_BADTYPE", "object type not supported by the server";
+    Jukebox = 10008, "NFS3ERR_JUKEBOX", "server busy, retry later";
+}
+
+impl Nfsstat3 {
+    /// Whether retrying the same call later may succeed (RFC 1813: JUKEBOX).
+    pub fn is_transient(self) -> bool {
+        self == Nfsstat3::Jukebox
+    }
+}
+
+impl fmt::Display for Nfsstat3 {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Nfsstat3::Other(v) => write!(f, "NFS3ERR_UNKNOWN({v})"),
+            s => f.write_str(s.name()),
+        }
+    }
+}
+
+impl XdrEncode for Nfsstat3 {
+    #[inline]
+    fn encode(&self, w: &mut XdrWriter<'_>) {
+        w.u32(self.as_u32());
+    }
+}
+
+impl<'a> XdrDecode<'a> for Nfsstat3 {
+    #[inline]
+    fn decode(r: &mut XdrReader<'a>) -> XdrResult<Self> {
+        Ok(Nfsstat3::from_u32(r.u32()?))
+    }
+}
+
+/// A non-OK NFS status as an error; displays as e.g. "NFS3ERR_ACCES: permission denied".
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Error)]
+#[error("{}: {}", .0, .0.message())]
+pub struct Nfs3Error(pub Nfsstat3);
+
+/// Why a result could not be turned into its success payload.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Error)]
+pub enum NfsReplyError {
+    /// The server answered with a non-OK status.
+    #[error("{}", Nfs3Error(*.0))]
+    Status(Nfsstat3),
+    #[error("malformed NFS reply: {0}")]
+    Xdr(#[from] XdrError),
+}
+
+/// `ftype3`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[repr(u32)]
+pub enum FileType3 {
+    Reg = 1,
+    Dir = 2,
+    Blk = 3,
+    Chr = 4,
+    Lnk = 5,
+    Sock = 6,
+    Fifo = 7,
+}
+
+impl FileType3 {
+    pub const ALL: [FileType3; 7] = [
+        FileType3::Reg,
+        FileType3::Dir,
+        FileType3::Blk,
+        FileType3::Chr,
+        FileType3::Lnk,
+        FileType3::Sock,
+        FileType3::Fifo,
+    ];
+
+    pub fn from_u32(v: u32) -> XdrResult<Self> {
+        Ok(match v {
+            1 => FileType3::Reg,
+            2 => FileType3::Dir,
+            3 => FileType3::Blk,
+            4 => FileType3::Chr,
+            5 => FileType3::Lnk,
+            6 => FileType3::Sock,
+            7 => FileType3::Fifo,
+            other => return Err(XdrError::BadDiscriminant(other)),
+        })
+    }
+
+    pub fn to_entry_type(self) -> EntryType {
+        match self {
+            FileType3::Reg => EntryType::File,
+            FileType3::Dir => EntryType::Dir,
+            FileType3::Blk => EntryType::Block,
+            FileType3::Chr => EntryType::Char,
+            FileType3::Lnk => EntryType::Symlink,
+            FileType3::Sock => EntryType::Socket,
+            FileType3::Fifo => EntryType::Fifo,
+        }
+    }
+
+    pub fn from_entry_type(t: EntryType) -> Self {
+        match t {
+            EntryType::File => FileType3::Reg,
+            EntryType::Dir => FileType3::Dir,
+            EntryType::Block => FileType3::Blk,
+            EntryType::Char => FileType3::Chr,
+            EntryType::Symlink => FileType3::Lnk,
+            EntryType::Socket => FileType3::Sock,
+            EntryType::Fifo => FileType3::Fifo,
+        }
+    }
+}
+
+/// `nfstime3`: seconds and nanoseconds since the epoch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct NfsTime3 {
+    pub seconds: u32,
+    pub nseconds: u32,
+}
+
+impl NfsTime3 {
+    /// Nanoseconds since the epoch. Cannot overflow: u32::MAX seconds is about 4.3e18 ns.
+    #[inline]
+    pub fn to_ns(self) -> i64 {
+        self.seconds as i64 * 1_000_000_000 + self.nseconds as i64
+    }
+}
+
+impl XdrEncode for NfsTime3 {
+    #[inline]
+    fn encode(&self, w: &mut XdrWriter<'_>) {
+        w.u32(self.seconds).u32(self.nseconds);
+    }
+}
+
+impl<'a> XdrDecode<'a> for NfsTime3 {
+    #[inline]
+    fn decode(r: &mut XdrReader<'a>) -> XdrResult<Self> {
+        Ok(NfsTime3 {
+            seconds: r.u32()?,
+            nseconds: r.u32()?,
+        })
+    }
+}
+
+/// `specdata3`: device numbers of block and character special files.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct SpecData3 {
+    pub major: u32,
+    pub minor: u32,
+}
+
+/// `fattr3`: the attributes of one object.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Fattr3 {
+    pub ftype: FileType3,
+    pub mode: u32,
+    pub nlink: u32,
+    pub uid: u32,
+    pub gid: u32,
+    pub size: u64,
+    pub used: u64,
+    pub rdev: SpecData3,
+    pub fsid: u64,
+    pub fileid: u64,
+    pub atime: NfsTime3,
+    pub mtime: NfsTime3,
+    pub ctime: NfsTime3,
+}
+
+impl Fattr3 {
+    /// The attributes as the entry record carries them (mode reduced to its 12 permission bits,
+    /// because servers may send file type bits there too).
+    pub fn to_entry_attrs(&self) -> EntryAttrs {
+        EntryAttrs {
+            kind: self.ftype.to_entry_type(),
+            size: self.size,
+            used: self.used,
+            mode: self.mode & 0o7777,
+            nlink: self.nlink,
+            uid: self.uid,
+            gid: self.gid,
+            fileid: self.fileid,
+            fsid: self.fsid,
+            atime_ns: self.atime.to_ns(),
+            mtime_ns: self.mtime.to_ns(),
+            ctime_ns: self.ctime.to_ns(),
+        }
+    }
+}
+
+impl XdrEncode for Fattr3 {
+    fn encode(&self, w: &mut XdrWriter<'_>) {
+        w.u32(self.ftype as u32)
+            .u32(self.mode)
+            .u32(self.nlink)
+            .u32(self.uid)
+            .u32(self.gid)
+            .u64(self.size)
+            .u64(self.used)
+            .u32(self.rdev.major)
+            .u32(self.rdev.minor)
+            .u64(self.fsid)
+            .u64(self.fileid);
+        self.atime.encode(w);
+        self.mtime.encode(w);
+        self.ctime.encode(w);
+    }
+}
+
+impl<'a> XdrDecode<'a> for Fattr3 {
+    fn decode(r: &mut XdrReader<'a>) -> XdrResult<Self> {
+        Ok(Fattr3 {
+            ftype: FileType3::from_u32(r.u32()?)?,
+            mode: r.u32()?,
+            nlink: r.u32()?,
+            uid: r.u32()?,
+            gid: r.u32()?,
+            size: r.u64()?,
+            used: r.u64()?,
+            rdev: SpecData3 {
+                major: r.u32()?,
+                minor: r.u32()?,
+            },
+            fsid: r.u64()?,
+            fileid: r.u64()?,
+            atime: NfsTime3::decode(r)?,
+            mtime: NfsTime3::decode(r)?,
+            ctime: NfsTime3::decode(r)?,
+        })
+    }
+}
+
+/// Decodes a `post_op_attr`.
+#[inline]
+pub fn decode_post_op_attr(r: &mut XdrReader<'_>) -> XdrResult<Option<Fattr3>> {
+    if r.option_flag()? {
+        Ok(Some(Fattr3::decode(r)?))
+    } else {
+        Ok(None)
+    }
+}
+
+/// Encodes a `post_op_attr`.
+#[inline]
+pub fn encode_post_op_attr(w: &mut XdrWriter<'_>, attrs: Option<&Fattr3>) {
+    match attrs {
+        Some(a) => {
+            w.bool(true);
+            a.encode(w);
+        }
+        None => {
+            w.bool(false);
+        }
+    }
+}
+
+/// Decodes a `post_op_fh3`.
+#[inline]
+pub fn decode_post_op_fh3(r: &mut XdrReader<'_>) -> XdrResult<Option<FileHandle>> {
+    if r.option_flag()? {
+        Ok(Some(FileHandle::decode(r)?))
+    } else {
+        Ok(None)
+    }
+}
+
+/// Encodes a `post_op_fh3`.
+#[inline]
+pub fn encode_post_op_fh3(w: &mut XdrWriter<'_>, fh: Option<&FileHandle>) {
+    match fh {
+        Some(fh) => {
+            w.bool(true);
+            fh.encode(w);
+        }
+        None => {
+            w.bool(false);
+        }
+    }
+}
+
+#[inline]
+fn decode_cookieverf(r: &mut XdrReader<'_>) -> XdrResult<[u8; NFS3_COOKIEVERFSIZE]> {
+    let b = r.opaque_fixed(NFS3_COOKIEVERFSIZE)?;
+    let mut v = [0u8; NFS3_COOKIEVERFSIZE];
+    v.copy_from_slice(b);
+    Ok(v)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Results: the status switch shared by every procedure
+// ---------------------------------------------------------------------------------------------
+
+/// A failed result as RFC 1813 sends it: the status, and the post-op attributes of the object
+/// (or directory) that most procedures return with a failure. Always `None` for GETATTR.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ResFail {
+    pub status: Nfsstat3,
+    pub attrs: Option<Fattr3>,
+}
+
+/// The success payload of a procedure's result (`XXX3resok`).
+pub trait NfsResOk<'a>: Sized {
+    /// Whether the failure arm of this result carries a `post_op_attr` (all read procedures
+    /// but GETATTR).
+    const FAIL_HAS_ATTRS: bool = true;
+
+    fn decode_ok(r: &mut XdrReader<'a>) -> XdrResult<Self>;
+    fn encode_ok(&self, w: &mut XdrWriter<'_>);
+}
+
+/// Codec of a whole result (`XXX3res`: the status, then the success or failure arm) whose
+/// success payload is `T`. Used through aliases such as [`GetattrReply`] and [`LookupReply`].
+pub struct NfsRes<T>(PhantomData<T>);
+
+impl<'a, T: NfsResOk<'a>> NfsRes<T> {
+    /// The client's path: the success payload, or why there is none. On a non-OK status the
+    /// rest of the result is not examined.
+    pub fn decode(res: &'a [u8]) -> Result<T, NfsReplyError> {
+        let mut r = XdrReader::new(res);
+        match Nfsstat3::decode(&mut r)? {
+            Nfsstat3::Ok => {
+                let ok = T::decode_ok(&mut r)?;
+                r.finish()?;
+                Ok(ok)
+            }
+            status => Err(NfsReplyError::Status(status)),
+        }
+    }
+
+    /// The whole result, including the failure arm's attributes; strict about its layout.
+    pub fn decode_result(res: &'a [u8]) -> XdrResult<Result<T, ResFail>> {
+        let mut r = XdrReader::new(res);
+        let out = match Nfsstat3::decode(&mut r)? {
+            Nfsstat3::Ok => Ok(T::decode_ok(&mut r)?),
+            status => {
+                let attrs = if T::FAIL_HAS_ATTRS {
+                    decode_post_op_attr(&mut r)?
+                } else {
+                    None
+                };
+                Err(ResFail { status, attrs })
+            }
+        };
+        r.finish()?;
+        Ok(out)
+    }
+
+    /// Encodes `NFS3_OK` and the success payload.
+    pub fn encode_ok(w: &mut XdrWriter<'_>, ok: &T) {
+        w.u32(0);
+        ok.encode_ok(w);
+    }
+
+    /// Encodes a failure. `status` must not be `Ok`; `attrs` is dropped where the procedure's
+    /// failure arm has no attributes (GETATTR).
+    pub fn encode_fail(w: &mut XdrWriter<'_>, status: Nfsstat3, attrs: Option<&Fattr3>) {
+        debug_assert!(status != Nfsstat3::Ok, "a failure needs a non-OK status");
+        status.encode(w);
+        if T::FAIL_HAS_ATTRS {
+            encode_post_op_attr(w, attrs);
+        }
+    }
+
+    /// Encodes either arm.
+    pub fn encode_result(w: &mut XdrWriter<'_>, res: &Result<T, ResFail>) {
+        match res {
+            Ok(ok) => Self::encode_ok(w, ok),
+            Err(fail) => Self::encode_fail(w, fail.status, fail.attrs.as_ref()),
+        }
+    }
+}
+
+/// Encodes the failure result of a modifying procedure (empty `wcc_data` and attributes), e.g.
+/// `NFS3ERR_ROFS` from a read-only server. Returns false, writing nothing, if `proc_` is not a
+/// modifying procedure.
+pub fn encode_modifying_proc_fail(w: &mut XdrWriter<'_>, proc_: u32, status: Nfsstat3) -> bool {
+    // Count of empty post_op_attr / pre_op_attr discriminants in the failure arm.
+    let empty_optionals = match proc_ {
+        // wcc_data (pre_op_attr + post_op_attr)
+        proc3::SETATTR
+        | proc3::WRITE
+        | proc3::CREATE
+        | proc3::MKDIR
+        | proc3::SYMLINK
+        | proc3::MKNOD
+        | proc3::REMOVE
+        | proc3::RMDIR
+        | proc3::COMMIT => 2,
+        // fromdir_wcc + todir_wcc
+        proc3::RENAME => 4,
+        // file_attributes (post_op_attr) + linkdir_wcc
+        proc3::LINK => 3,
+        _ => return false,
+    };
+    status.encode(w);
+    for _ in 0..empty_optionals {
+        w.bool(false);
+    }
+    true
+}
+
+// ---------------------------------------------------------------------------------------------
+// Arguments of the read procedures
+// ---------------------------------------------------------------------------------------------
+
+macro_rules! fh_args {
+    ($( $(#[$doc:meta])* $name:ident; )*) => {$(
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub struct $name {
+            pub fh: FileHandle,
+        }
+
+        impl XdrEncode for $name {
+            #[inline]
+            fn encode(&self, w: &mut XdrWriter<'_>) {
+                self.fh.encode(w);
+            }
+        }
+
+        impl<'a> XdrDecode<'a> for $name {
+            #[inline]
+            fn decode(r: &mut XdrReader<'a>) -> XdrResult<Self> {
+                Ok($name { fh: FileHandle::decode(r)? })
+            }
+        }
+    )*};
+}
+
+fh_args! {
+    /// `GETATTR3args`.
+    GetattrArgs;
+    /// `READLINK3args`.
+    ReadlinkArgs;
+    /// `FSSTAT3args`.
+    FsstatArgs;
+    /// `FSINFO3args`.
+    FsinfoArgs;
+    /// `PATHCONF3args`.
+    PathconfArgs;
+}
+
+/// `LOOKUP3args` (`diropargs3`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct LookupArgs<'a> {
+    pub dir: FileHandle,
+    pub name: &'a [u8],
+}
+
+impl XdrEncode for LookupArgs<'_> {
+    fn encode(&self, w: &mut XdrWriter<'_>) {
+        self.dir.encode(w);
+        w.string(self.name);
+    }
+}
+
+impl<'a> XdrDecode<'a> for LookupArgs<'a> {
+    fn decode(r: &mut XdrReader<'a>) -> XdrResult<Self> {
+        Ok(LookupArgs {
+            dir: FileHandle::decode(r)?,
+            name: r.string(ARG_NAME_BYTES_MAX)?,
+        })
+    }
+}
+
+/// `ACCESS3args`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct AccessArgs {
+    pub fh: FileHandle,
+    /// ACCESS3_* bits to check.
+    pub access: u32,
+}
+
+impl XdrEncode for AccessArgs {
+    fn encode(&self, w: &mut XdrWriter<'_>) {
+        self.fh.encode(w);
+        w.u32(self.access);
+    }
+}
+
+impl<'a> XdrDecode<'a> for AccessArgs {
+    fn decode(r: &mut XdrReader<'a>) -> XdrResult<Self> {
+        Ok(AccessArgs {
+            fh: FileHandle::decode(r)?,
+            access: r.u32()?,
+        })
+    }
+}
+
+/// `READDIR3args`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ReaddirArgs {
+    pub dir: FileHandle,
+    /// 0 for the first call, then the cookie of the last entry received.
+    pub cookie: u64,
+    /// Zero for the first call, then the verifier of the previous reply.
+    pub cookieverf: [u8; NFS3_COOKIEVERFSIZE],
+    /// Largest `READDIR3resok` the server may send, in bytes.
+    pub count: u32,
+}
+
+impl XdrEncode for ReaddirArgs {
+    fn encode(&self, w: &mut XdrWriter<'_>) {
+        self.dir.encode(w);
+        w.u64(self.cookie)
+            .opaque_fixed(&self.cookieverf)
+            .u32(self.count);
+    }
+}
+
+impl<'a> XdrDecode<'a> for ReaddirArgs {
+    fn decode(r: &mut XdrReader<'a>) -> XdrResult<Self> {
+        Ok(ReaddirArgs {
+            dir: FileHandle::decode(r)?,
+            cookie: r.u64()?,
+            cookieverf: decode_cookieverf(r)?,
+            count: r.u32()?,
+        })
+    }
+}
+
+/// `READDIRPLUS3args`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ReaddirPlusArgs {
+    pub dir: FileHandle,
+    pub cookie: u64,
+    pub cookieverf: [u8; NFS3_COOKIEVERFSIZE],
+    /// Bytes of directory information (fileid, name, cookie) the server may return.
+    pub dircount: u32,
+    /// Largest `READDIRPLUS3resok` the server may send, in bytes.
+    pub maxcount: u32,
+}
+
+impl XdrEncode for ReaddirPlusArgs {
+    fn encode(&self, w: &mut XdrWriter<'_>) {
+        self.dir.encode(w);
+        w.u64(self.cookie)
+            .opaque_fixed(&self.cookieverf)
+            .u32(self.dircount)
+            .u32(self.maxcount);
+    }
+}
+
+impl<'a> XdrDecode<'a> for ReaddirPlusArgs {
+    fn decode(r: &mut XdrReader<'a>) -> XdrResult<Self> {
+        Ok(ReaddirPlusArgs {
+            dir: FileHandle::decode(r)?,
+            cookie: r.u64()?,
+            cookieverf: decode_cookieverf(r)?,
+            dircount: r.u32()?,
+            maxcount: r.u32()?,
+        })
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Results of the simple read procedures
+// ---------------------------------------------------------------------------------------------
+
+/// GETATTR: the success payload is the object's `fattr3`; the failure arm is empty.
+impl<'a> NfsResOk<'a> for Fattr3 {
+    const FAIL_HAS_ATTRS: bool = false;
+
+    fn decode_ok(r: &mut XdrReader<'a>) -> XdrResult<Self> {
+        Fattr3::decode(r)
+    }
+
+    fn encode_ok(&self, w: &mut XdrWriter<'_>) {
+        self.encode(w);
+    }
+}
+
+/// `GETATTR3res`: `GetattrReply::decode(bytes) -> Result<Fattr3, NfsReplyError>`.
+pub type GetattrReply = NfsRes<Fattr3>;
+
+/// `LOOKUP3resok`. The failure arm carries the directory's attributes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LookupOk {
+    pub fh: FileHandle,
+    pub obj_attrs: Option<Fattr3>,
+    pub dir_attrs: Option<Fattr3>,
+}
+
+impl<'a> NfsResOk<'a> for LookupOk {
+    fn decode_ok(r: &mut XdrReader<'a>) -> XdrResult<Self> {
+        Ok(LookupOk {
+            fh: FileHandle::decode(r)?,
+            obj_attrs: decode_post_op_attr(r)?,
+            dir_attrs: decode_post_op_attr(r)?,
+        })
+    }
+
+    fn encode_ok(&self, w: &mut XdrWriter<'_>) {
+        self.fh.encode(w);
+        encode_post_op_attr(w, self.obj_attrs.as_ref());
+        encode_post_op_attr(w, self.dir_attrs.as_ref());
+    }
+}
+
+/// `LOOKUP3res`.
+pub type LookupReply = NfsRes<LookupOk>;
+
+/// `ACCESS3resok`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AccessOk {
+    pub attrs: Option<Fattr3>,
+    /// The ACCESS3_* bits granted (a subset of those asked for).
+    pub access: u32,
+}
+
+impl<'a> NfsResOk<'a> for AccessOk {
+    fn decode_ok(r: &mut XdrReader<'a>) -> XdrResult<Self> {
+        Ok(AccessOk {
+            attrs: decode_post_op_attr(r)?,
+            access: r.u32()?,
+        })
+    }
+
+    fn encode_ok(&self, w: &mut XdrWriter<'_>) {
+        encode_post_op_attr(w, self.attrs.as_ref());
+        w.u32(self.access);
+    }
+}
+
+/// `ACCESS3res`.
+pub type AccessReply = NfsRes<AccessOk>;
+
+/// `READLINK3resok`: the link's attributes and its target, borrowed from the reply.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReadlinkOk<'a> {
+    pub attrs: Option<Fattr3>,
+    pub target: &'a [u8],
+}
+
+impl<'a> NfsResOk<'a> for ReadlinkOk<'a> {
+    fn decode_ok(r: &mut XdrReader<'a>) -> XdrResult<Self> {
+        Ok(ReadlinkOk {
+            attrs: decode_post_op_attr(r)?,
+            target: r.string(PATH_BYTES_MAX)?,
+        })
+    }
+
+    fn encode_ok(&self, w: &mut XdrWriter<'_>) {
+        encode_post_op_attr(w, self.attrs.as_ref());
+        w.string(self.target);
+    }
+}
+
+/// `READLINK3res`.
+pub type ReadlinkReply<'a> = NfsRes<ReadlinkOk<'a>>;
+
+/// `FSSTAT3resok`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FsstatOk {
+    pub attrs: Option<Fattr3>,
+    /// Total, free, and free-to-this-user bytes.
+    pub tbytes: u64,
+    pub fbytes: u64,
+    pub abytes: u64,
+    /// Total, free, and free-to-this-user file slots.
+    pub tfiles: u64,
+    pub ffiles: u64,
+    pub afiles: u64,
+    /// Seconds for which the file system is not expected to change.
+    pub invarsec: u32,
+}
+
+impl<'a> NfsResOk<'a> for FsstatOk {
+    fn decode_ok(r: &mut XdrReader<'a>) -> XdrResult<Self> {
+        Ok(FsstatOk {
+            attrs: decode_post_op_attr(r)?,
+            tbytes: r.u64()?,
+            fbytes: r.u64()?,
+            abytes: r.u64()?,
+            tfiles: r.u64()?,
+            ffiles: r.u64()?,
+            afiles: r.u64()?,
+            invarsec: r.u32()?,
+        })
+    }
+
+    fn encode_ok(&self, w: &mut XdrWriter<'_>) {
+        encode_post_op_attr(w, self.attrs.as_ref());
+        w.u64(self.tbytes)
+            .u64(self.fbytes)
+            .u64(self.abytes)
+            .u64(self.tfiles)
+            .u64(self.ffiles)
+            .u64(self.afiles)
+            .u32(self.invarsec);
+    }
+}
+
+/// `FSSTAT3res`.
+pub type FsstatReply = NfsRes<FsstatOk>;
+
+/// `FSINFO3resok`: the server's transfer sizes and capabilities.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FsinfoOk {
+    pub attrs: Option<Fattr3>,
+    pub rtmax: u32,
+    pub rtpref: u32,
+    pub rtmult: u32,
+    pub wtmax: u32,
+    pub wtpref: u32,
+    pub wtmult: u32,
+    /// Preferred READDIR request size, in bytes.
+    pub dtpref: u32,
+    pub maxfilesize: u64,
+    pub time_delta: NfsTime3,
+    /// FSF3_* bits.
+    pub properties: u32,
+}
+
+impl<'a> NfsResOk<'a> for FsinfoOk {
+    fn decode_ok(r: &mut XdrReader<'a>) -> XdrResult<Self> {
+        Ok(FsinfoOk {
+            attrs: decode_post_op_attr(r)?,
+            rtmax: r.u32()?,
+            rtpref: r.u32()?,
+            rtmult: r.u32()?,
+            wtmax: r.u32()?,
+            wtpref: r.u32()?,
+            wtmult: r.u32()?,
+            dtpref: r.u32()?,
+            maxfilesize: r.u64()?,
+            time_delta: NfsTime3::decode(r)?,
+            properties: r.u32()?,
+        })
+    }
+
+    fn encode_ok(&self, w: &mut XdrWriter<'_>) {
+        encode_post_op_attr(w, self.attrs.as_ref());
+        w.u32(self.rtmax)
+            .u32(self.rtpref)
+            .u32(self.rtmult)
+            .u32(self.wtmax)
+            .u32(self.wtpref)
+            .u32(self.wtmult)
+            .u32(self.dtpref)
+            .u64(self.maxfilesize);
+        self.time_delta.encode(w);
+        w.u32(self.properties);
+    }
+}
+
+/// `FSINFO3res`.
+pub type FsinfoReply = NfsRes<FsinfoOk>;
+
+/// `PATHCONF3resok`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PathconfOk {
+    pub attrs: Option<Fattr3>,
+    pub linkmax: u32,
+    pub name_max: u32,
+    pub no_trunc: bool,
+    pub chown_restricted: bool,
+    pub case_insensitive: bool,
+    pub case_preserving: bool,
+}
+
+impl<'a> NfsResOk<'a> for PathconfOk {
+    fn decode_ok(r: &mut XdrReader<'a>) -> XdrResult<Self> {
+        Ok(PathconfOk {
+            attrs: decode_post_op_attr(r)?,
+            linkmax: r.u32()?,
+            name_max: r.u32()?,
+            no_trunc: r.bool()?,
+            chown_restricted: r.bool()?,
+            case_insensitive: r.bool()?,
+            case_preserving: r.bool()?,
+        })
+    }
+
+    fn encode_ok(&self, w: &mut XdrWriter<'_>) {
+        encode_post_op_attr(w, self.attrs.as_ref());
+        w.u32(self.linkmax)
+            .u32(self.name_max)
+            .bool(self.no_trunc)
+            .bool(self.chown_restricted)
+            .bool(self.case_insensitive)
+            .bool(self.case_preserving);
+    }
+}
+
+/// `PATHCONF3res`.
+pub type PathconfReply = NfsRes<PathconfOk>;
+
+// ---------------------------------------------------------------------------------------------
+// READDIRPLUS: the hot path
+// ---------------------------------------------------------------------------------------------
+
+/// One `entryplus3`, borrowing its name from the reply.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DirEntryPlus<'a> {
+    pub fileid: u64,
+    pub name: &'a [u8],
+    pub cookie: u64,
+    pub attrs: Option<Fattr3>,
+    pub fh: Option<FileHandle>,
+}
+
+impl<'a> DirEntryPlus<'a> {
+    /// Decodes the entry that follows a `value_follows` = TRUE.
+    #[inline]
+    fn decode_body(r: &mut XdrReader<'a>) -> XdrResult<Self> {
+        Ok(DirEntryPlus {
+            fileid: r.u64()?,
+            name: r.string(ENTRY_NAME_BYTES_MAX)?,
+            cookie: r.u64()?,
+            attrs: decode_post_op_attr(r)?,
+            fh: decode_post_op_fh3(r)?,
+        })
+    }
+
+    #[inline]
+    fn encode_body(&self, w: &mut XdrWriter<'_>) {
+        w.u64(self.fileid).string(self.name).u64(self.cookie);
+        encode_post_op_attr(w, self.attrs.as_ref());
+        encode_post_op_fh3(w, self.fh.as_ref());
+    }
+}
+
+/// Bytes of an `entry3`-like prefix with its `value_follows`: what READDIRPLUS's `dircount`
+/// and READDIR's entries count.
+#[inline]
+fn dir_entry_wire_bytes(name_len: usize) -> usize {
+    4 + 8 + 4 + name_len + pad_len(name_len) + 8
+}
+
+/// A decoded, validated `READDIRPLUS3resok`. The entries stay in the reply's bytes and are
+/// decoded again by [`ReaddirPlusReply::entries`], which cannot fail and does not allocate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReaddirPlusReply<'a> {
+    pub dir_attrs: Option<Fattr3>,
+    pub cookieverf: [u8; NFS3_COOKIEVERFSIZE],
+    pub eof: bool,
+    pub entry_count: usize,
+    /// The validated entry list, from the first `value_follows` through the final FALSE.
+    entries_xdr: &'a [u8],
+}
+
+impl<'a> ReaddirPlusReply<'a> {
+    /// Decodes a `READDIRPLUS3res`; a non-OK status is [`NfsReplyError::Status`].
+    pub fn decode(res: &'a [u8]) -> Result<Self, NfsReplyError> {
+        NfsRes::<Self>::decode(res)
+    }
+
+    /// Decodes either arm of a `READDIRPLUS3res`.
+    pub fn decode_result(res: &'a [u8]) -> XdrResult<Result<Self, ResFail>> {
+        NfsRes::<Self>::decode_result(res)
+    }
+
+    /// The entries, in server order.
+    #[inline]
+    pub fn entries(&self) -> DirEntryPlusIter<'a> {
+        DirEntryPlusIter {
+            r: XdrReader::new(self.entries_xdr),
+            remaining: self.entry_count,
+        }
+    }
+
+    /// The cookie of the last entry: where the next call continues.
+    pub fn last_cookie(&self) -> Option<u64> {
+        self.entries().last().map(|e| e.cookie)
+    }
+}
+
+impl<'a> NfsResOk<'a> for ReaddirPlusReply<'a> {
+    fn decode_ok(r: &mut XdrReader<'a>) -> XdrResult<Self> {
+        let dir_attrs = decode_post_op_attr(r)?;
+        let cookieverf = decode_cookieverf(r)?;
+        let list = r.rest();
+        let list_start = r.position();
+        let mut entry_count = 0usize;
+        while r.option_flag()? {
+            DirEntryPlus::decode_body(r)?;
+            entry_count += 1;
+        }
+        let list_len = r.position() - list_start;
+        let eof = r.bool()?;
+        Ok(ReaddirPlusReply {
+            dir_attrs,
+            cookieverf,
+            eof,
+            entry_count,
+            entries_xdr: &list[..list_len],
+        })
+    }
+
+    fn encode_ok(&self, w: &mut XdrWriter<'_>) {
+        encode_post_op_attr(w, self.dir_attrs.as_ref());
+        w.opaque_fixed(&self.cookieverf);
+        // Already valid XDR, terminated by its final FALSE.
+        w.buffer().extend_from_slice(self.entries_xdr);
+        w.bool(self.eof);
+    }
+}
+
+/// Iterator over the entries of a validated [`ReaddirPlusReply`].
+#[derive(Debug, Clone)]
+pub struct DirEntryPlusIter<'a> {
+    r: XdrReader<'a>,
+    remaining: usize,
+}
+
+impl<'a> Iterator for DirEntryPlusIter<'a> {
+    type Item = DirEntryPlus<'a>;
+
+    #[inline]
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.remaining == 0 {
+            return None;
+        }
+        self.remaining -= 1;
+        // The bytes were validated by decode_ok, so these cannot fail; if they somehow did,
+        // the iteration ends instead of panicking.
+        if !self.r.option_flag().ok()? {
+            return None;
+        }
+        DirEntryPlus::decode_body(&mut self.r).ok()
+    }
+
+    #[inline]
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        (self.remaining, Some(self.remaining))
+    }
+}
+
+impl ExactSizeIterator for DirEntryPlusIter<'_> {}
+
+/// Builds a `READDIRPLUS3res` (success arm) in place, stopping before the client's limits.
+///
+/// `maxcount` bounds the bytes of the whole result body from `begin` to `finish` (the RPC
+/// header the caller wrote before is not counted); `dircount` bounds the directory part of
+/// the entries (`value_follows`, fileid, name, cookie), as RFC 1813 describes it. A server that
+/// cannot fit even one entry should answer `NFS3ERR_TOOSMALL` instead
+/// ([`ReaddirPlusReplyEncoder::encode_fail`]).
+#[derive(Debug)]
+pub struct ReaddirPlusReplyEncoder {
+    body_start: usize,
+    dir_bytes: usize,
+    dircount: usize,
+    maxcount: usize,
+    entry_count: usize,
+}
+
+impl ReaddirPlusReplyEncoder {
+    /// Bytes `finish` appends: the final `value_follows` and `eof`.
+    const TRAILER_BYTES: usize = 8;
+
+    pub fn begin(
+        buf: &mut Vec<u8>,
+        dir_attrs: Option<&Fattr3>,
+        cookieverf: [u8; NFS3_COOKIEVERFSIZE],
+        dircount: u32,
+        maxcount: u32,
+    ) -> Self {
+        let body_start = buf.len();
+        let mut w = XdrWriter::new(buf);
+        w.u32(Nfsstat3::Ok.as_u32());
+        encode_post_op_attr(&mut w, dir_attrs);
+        w.opaque_fixed(&cookieverf);
+        ReaddirPlusReplyEncoder {
+            body_start,
+            dir_bytes: 0,
+            dircount: dircount as usize,
+            maxcount: maxcount as usize,
+            entry_count: 0,
+        }
+    }
+
+    /// Appends one entry; returns false, writing nothing, when it would exceed `dircount` or
+    /// `maxcount`. Names must be at most [`ENTRY_NAME_BYTES_MAX`] bytes.
+    pub fn push(&mut self, buf: &mut Vec<u8>, entry: &DirEntryPlus<'_>) -> bool {
+        let dir_bytes = dir_entry_wire_bytes(entry.name.len());
+        let fh_bytes = entry.fh.map_or(0, |fh| 4 + fh.len() + pad_len(fh.len()));
+        let entry_bytes = dir_bytes + 4 + entry.attrs.map_or(0, |_| FATTR3_BYTES) + 4 + fh_bytes;
+        let body_bytes = buf.len().saturating_sub(self.body_start);
+        if self.dir_bytes + dir_bytes > self.dircount
+            || body_bytes + entry_bytes + Self::TRAILER_BYTES > self.maxcount
+        {
+            return false;
+        }
+        let mut w = XdrWriter::new(buf);
+        w.bool(true);
+        entry.encode_body(&mut w);
+        self.dir_bytes += dir_bytes;
+        self.entry_count += 1;
+        true
+    }
+
+    pub fn entry_count(&self) -> usize {
+        self.entry_count
+    }
+
+    /// Ends the entry list.
+    pub fn finish(self, buf: &mut Vec<u8>, eof: bool) {
+        XdrWriter::new(buf).bool(false).bool(eof);
+    }
+
+    /// Encodes a failed `READDIRPLUS3res` (status and the directory's attributes).
+    pub fn encode_fail(buf: &mut Vec<u8>, status: Nfsstat3, dir_attrs: Option<&Fattr3>) {
+        NfsRes::<ReaddirPlusReply<'_>>::encode_fail(&mut XdrWriter::new(buf), status, dir_attrs);
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// READDIR
+// ---------------------------------------------------------------------------------------------
+
+/// One `entry3`, borrowing its name from the reply.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct DirEntry<'a> {
+    pub fileid: u64,
+    pub name: &'a [u8],
+    pub cookie: u64,
+}
+
+impl<'a> DirEntry<'a> {
+    #[inline]
+    fn decode_body(r: &mut XdrReader<'a>) -> XdrResult<Self> {
+        Ok(DirEntry {
+            fileid: r.u64()?,
+            name: r.string(ENTRY_NAME_BYTES_MAX)?,
+            cookie: r.u64()?,
+        })
+    }
+
+    #[inline]
+    fn encode_body(&self, w: &mut XdrWriter<'_>) {
+        w.u64(self.fileid).string(self.name).u64(self.cookie);
+    }
+}
+
+/// A decoded, validated `READDIR3resok`; see [`ReaddirPlusReply`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReaddirReply<'a> {
+    pub dir_attrs: Option<Fattr3>,
+    pub cookieverf: [u8; NFS3_COOKIEVERFSIZE],
+    pub eof: bool,
+    pub entry_count: usize,
+    entries_xdr: &'a [u8],
+}
+
+impl<'a> ReaddirReply<'a> {
+    /// Decodes a `READDIR3res`; a non-OK status is [`NfsReplyError::Status`].
+    pub fn decode(res: &'a [u8]) -> Result<Self, NfsReplyError> {
+        NfsRes::<Self>::decode(res)
+    }
+
+    /// Decodes either arm of a `READDIR3res`.
+    pub fn decode_result(res: &'a [u8]) -> XdrResult<Result<Self, ResFail>> {
+        NfsRes::<Self>::decode_result(res)
+    }
+
+    #[inline]
+    pub fn entries(&self) -> DirEntryIter<'a> {
+        DirEntryIter {
+            r: XdrReader::new(self.entries_xdr),
+            remaining: self.entry_count,
+        }
+    }
+
+    pub fn last_cookie(&self) -> Option<u64> {
+        self.entries().last().map(|e| e.cookie)
+    }
+}
+
+impl<'a> NfsResOk<'a> for ReaddirReply<'a> {
+    fn decode_ok(r: &mut XdrReader<'a>) -> XdrResult<Self> {
+        let dir_attrs = decode_post_op_attr(r)?;
+        let cookieverf = decode_cookieverf(r)?;
+        let list = r.rest();
+        let list_start = r.position();
+        let mut entry_count = 0usize;
+        while r.option_flag()? {
+            DirEntry::decode_body(r)?;
+            entry_count += 1;
+        }
+        let list_len = r.position() - list_start;
+        let eof = r.bool()?;
+        Ok(ReaddirReply {
+            dir_attrs,
+            cookieverf,
+            eof,
+            entry_count,
+            entries_xdr: &list[..list_len],
+        })
+    }
+
+    fn encode_ok(&self, w: &mut XdrWriter<'_>) {
+        encode_post_op_attr(w, self.dir_attrs.as_ref());
+        w.opaque_fixed(&self.cookieverf);
+        w.buffer().extend_from_slice(self.entries_xdr);
+        w.bool(self.eof);
+    }
+}
+
+/// Iterator over the entries of a validated [`ReaddirReply`].
+#[derive(Debug, Clone)]
+pub struct DirEntryIter<'a> {
+    r: XdrReader<'a>,
+    remaining: usize,
+}
+
+impl<'a> Iterator for DirEntryIter<'a> {
+    type Item = DirEntry<'a>;
+
+    #[inline]
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.remaining == 0 {
+            return None;
+        }
+        self.remaining -= 1;
+        if !self.r.option_flag().ok()? {
+            return None;
+        }
+        DirEntry::decode_body(&mut self.r).ok()
+    }
+
+    #[inline]
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        (self.remaining, Some(self.remaining))
+    }
+}
+
+impl ExactSizeIterator for DirEntryIter<'_> {}
+
+/// Builds a `READDIR3res` (success arm) in place. `count` bounds the bytes of the whole result
+/// body from `begin` to `finish`.
+#[derive(Debug)]
+pub struct ReaddirReplyEncoder {
+    body_start: usize,
+    count: usize,
+    entry_count: usize,
+}
+
+impl ReaddirReplyEncoder {
+    const TRAILER_BYTES: usize = 8;
+
+    pub fn begin(
+        buf: &mut Vec<u8>,
+        dir_attrs: Option<&Fattr3>,
+        cookieverf: [u8; NFS3_COOKIEVERFSIZE],
+        count: u32,
+    ) -> Self {
+        let body_start = buf.len();
+        let mut w = XdrWriter::new(buf);
+        w.u32(Nfsstat3::Ok.as_u32());
+        encode_post_op_attr(&mut w, dir_attrs);
+        w.opaque_fixed(&cookieverf);
+        ReaddirReplyEncoder {
+            body_start,
+            count: count as usize,
+            entry_count: 0,
+        }
+    }
+
+    /// Appends one entry; returns false, writing nothing, when it would exceed `count`.
+    pub fn push(&mut self, buf: &mut Vec<u8>, entry: &DirEntry<'_>) -> bool {
+        let entry_bytes = dir_entry_wire_bytes(entry.name.len());
+        let body_bytes = buf.len().saturating_sub(self.body_start);
+        if body_bytes + entry_bytes + Self::TRAILER_BYTES > self.count {
+            return false;
+        }
+        let mut w = XdrWriter::new(buf);
+        w.bool(true);
+        entry.encode_body(&mut w);
+        self.entry_count += 1;
+        true
+    }
+
+    pub fn entry_count(&self) -> usize {
+        self.entry_count
+    }
+
+    pub fn finish(self, buf: &mut Vec<u8>, eof: bool) {
+        XdrWriter::new(buf).bool(false).bool(eof);
+    }
+
+    /// Encodes a failed `READDIR3res` (status and the directory's attributes).
+    pub fn encode_fail(buf: &mut Vec<u8>, status: Nfsstat3, dir_attrs: Option<&Fattr3>) {
+        NfsRes::<ReaddirReply<'_>>::encode_fail(&mut XdrWriter::new(buf), status, dir_attrs);
+    }
+}

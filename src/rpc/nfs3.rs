@@ -406,8 +406,9 @@ impl FileType3 {
         }
     }
 
-    pub fn from_entry_type(t: EntryType) -> Self {
-        match t {
+    /// The wire type of a record type; `None` for [`EntryType::Unknown`], which has none.
+    pub fn from_entry_type(t: EntryType) -> Option<Self> {
+        Some(match t {
             EntryType::File => FileType3::Reg,
             EntryType::Dir => FileType3::Dir,
             EntryType::Block => FileType3::Blk,
@@ -415,7 +416,8 @@ impl FileType3 {
             EntryType::Symlink => FileType3::Lnk,
             EntryType::Socket => FileType3::Sock,
             EntryType::Fifo => FileType3::Fifo,
-        }
+            EntryType::Unknown => return None,
+        })
     }
 }
 

@@ -15,9 +15,9 @@ use super::filter::{ExcludeSet, VisitedDirs};
 use super::task::{DirTask, LookupBatch, LookupName, Task};
 use crate::record::{join_path, EntryAttrs, EntryRef, EntryType};
 use crate::rpc::nfs3::{
-    encode_nfs3_call, proc3, Fattr3, FileHandle, FileType3, GetattrArgs, GetattrReply,
-    LookupArgs, LookupReply, NfsReplyError, Nfsstat3, ReaddirArgs, ReaddirPlusArgs,
-    ReaddirPlusReply, ReaddirReply, ReadlinkArgs, ReadlinkReply,
+    encode_nfs3_call, proc3, Fattr3, FileHandle, FileType3, GetattrArgs, GetattrReply, LookupArgs,
+    LookupReply, NfsReplyError, Nfsstat3, ReaddirArgs, ReaddirPlusArgs, ReaddirPlusReply,
+    ReaddirReply, ReadlinkArgs, ReadlinkReply,
 };
 use crate::rpc::RpcError;
 use slab::Slab;
@@ -298,7 +298,6 @@ enum Op {
     Lookup {
         task: usize,
         name: Box<[u8]>,
-        fileid: u64,
         attrs: Option<Fattr3>,
     },
     /// Attributes a LOOKUP reply did not carry.
@@ -498,7 +497,6 @@ impl Walker {
                         op: Op::Lookup {
                             task: key,
                             name: n.name,
-                            fileid: n.fileid,
                             attrs: n.attrs,
                         },
                         attempts: 0,
@@ -540,10 +538,7 @@ impl Walker {
             let call = self.calls.remove(key);
             self.conns[call.conn].inflight -= 1;
             self.stats.timeouts += 1;
-            let msg = format!(
-                "no reply within {} ms",
-                self.cfg.rpc_timeout.as_millis()
-            );
+            let msg = format!("no reply within {} ms", self.cfg.rpc_timeout.as_millis());
             self.retry_or_fail(call.op, call.proc_, call.attempts, msg, None, sink);
         }
     }
@@ -575,7 +570,9 @@ impl Walker {
         let mut n = 0;
         while !self.ready.is_empty() {
             let Some(conn) = self.pick_conn() else { break };
-            let Some(q) = self.ready.pop_front() else { break };
+            let Some(q) = self.ready.pop_front() else {
+                break;
+            };
             if let Op::List { task } = q.op {
                 // the listing failed (or finished) while this call waited
                 if !matches!(self.tasks.get(task), Some(TaskState::Listing(l)) if !l.failed) {
@@ -608,9 +605,8 @@ impl Walker {
         self.xid_seq = self.xid_seq.wrapping_add(1);
         // top 4 bits: the thread; 8 bits: a sequence, so a reused slot gets a new XID;
         // low 20 bits: the slab key, so a reply finds its call without a map.
-        let xid = (self.xid_base & 0xF000_0000)
-            | ((self.xid_seq & 0xFF) << XID_KEY_BITS)
-            | key as u32;
+        let xid =
+            (self.xid_base & 0xF000_0000) | ((self.xid_seq & 0xFF) << XID_KEY_BITS) | key as u32;
         let cred = &self.cfg.cred_xdr;
         let proc_ = match &q.op {
             Op::List { task } => {
@@ -1038,10 +1034,20 @@ impl Walker {
         // Validate the whole reply first, then queue the next call of the chain at once.
         let (eof, last_cookie, verf, dir_nlink) = if proc_ == proc3::READDIRPLUS {
             let r = ReaddirPlusReply::decode(body)?;
-            (r.eof, r.last_cookie(), r.cookieverf, r.dir_attrs.map(|a| a.nlink))
+            (
+                r.eof,
+                r.last_cookie(),
+                r.cookieverf,
+                r.dir_attrs.map(|a| a.nlink),
+            )
         } else {
             let r = ReaddirReply::decode(body)?;
-            (r.eof, r.last_cookie(), r.cookieverf, r.dir_attrs.map(|a| a.nlink))
+            (
+                r.eof,
+                r.last_cookie(),
+                r.cookieverf,
+                r.dir_attrs.map(|a| a.nlink),
+            )
         };
         if !eof {
             match last_cookie {

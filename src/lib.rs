@@ -8,7 +8,9 @@
 //! - [`walker`]: the directory walk as a state machine, filters and entry records.
 
 pub mod client;
+pub mod output;
 pub mod record;
+pub mod report;
 pub mod ring;
 pub mod rpc;
 pub mod sched;

@@ -2,9 +2,8 @@
 
 mod cmd;
 
-use clap::{Args, Parser, Subcommand};
-use nfs_walker::client::{ClientOptions, SourcePort};
-use std::time::Duration;
+use clap::{Parser, Subcommand};
+use cmd::ClientArgs;
 
 #[derive(Parser)]
 #[command(
@@ -20,37 +19,6 @@ struct Cli {
     command: Command,
 }
 
-#[derive(Args, Clone)]
-struct ClientArgs {
-    /// AUTH_SYS uid (default: the caller's; the URL's uid= wins)
-    #[arg(long)]
-    uid: Option<u32>,
-    /// AUTH_SYS gid (default: the caller's; the URL's gid= wins)
-    #[arg(long)]
-    gid: Option<u32>,
-    /// Never bind a privileged (<1024) source port, even where allowed
-    #[arg(long)]
-    unprivileged_port: bool,
-    /// Timeout of connection set-up and mount calls, in seconds
-    #[arg(long, default_value_t = 10)]
-    connect_timeout: u64,
-}
-
-impl ClientArgs {
-    fn options(&self) -> ClientOptions {
-        ClientOptions {
-            uid: self.uid,
-            gid: self.gid,
-            source_port: if self.unprivileged_port {
-                SourcePort::Unprivileged
-            } else {
-                SourcePort::Auto
-            },
-            timeout: Duration::from_secs(self.connect_timeout.max(1)),
-        }
-    }
-}
-
 #[derive(Subcommand)]
 enum Command {
     /// List one directory (READDIRPLUS), like `ls -l`
@@ -62,6 +30,8 @@ enum Command {
         #[command(flatten)]
         client: ClientArgs,
     },
+    /// Walk the whole namespace below URL and write every entry as it arrives
+    Scan(Box<cmd::scan::ScanArgs>),
 }
 
 fn main() {
@@ -88,6 +58,7 @@ fn main() {
             json,
             client: client.options(),
         }),
+        Command::Scan(args) => cmd::scan::run(&args),
     };
     match result {
         Ok(code) => std::process::exit(code),

@@ -1,6 +1,42 @@
 //! The command-line subcommands.
 
 pub mod ls;
+pub mod scan;
+
+use clap::Args;
+use nfs_walker::client::{ClientOptions, SourcePort};
+use std::time::Duration;
+
+#[derive(Args, Clone, Debug)]
+pub struct ClientArgs {
+    /// AUTH_SYS uid (default: the caller's; the URL's uid= wins)
+    #[arg(long)]
+    pub uid: Option<u32>,
+    /// AUTH_SYS gid (default: the caller's; the URL's gid= wins)
+    #[arg(long)]
+    pub gid: Option<u32>,
+    /// Never bind a privileged (<1024) source port, even where allowed
+    #[arg(long)]
+    pub unprivileged_port: bool,
+    /// Timeout of connection set-up and mount calls, in seconds
+    #[arg(long, default_value_t = 10)]
+    pub connect_timeout: u64,
+}
+
+impl ClientArgs {
+    pub fn options(&self) -> ClientOptions {
+        ClientOptions {
+            uid: self.uid,
+            gid: self.gid,
+            source_port: if self.unprivileged_port {
+                SourcePort::Unprivileged
+            } else {
+                SourcePort::Auto
+            },
+            timeout: Duration::from_secs(self.connect_timeout.max(1)),
+        }
+    }
+}
 
 /// `YYYY-MM-DD HH:MM` in UTC for seconds since the epoch (days-from-civil inverse, so no
 /// time-zone database is needed).

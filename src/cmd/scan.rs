@@ -1,0 +1,316 @@
+//! `nfs-walker scan URL`: walk the whole namespace below URL and write every entry as it arrives.
+
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use nfs_walker::client::{mount, ClientOptions, NfsUrl};
+use nfs_walker::output::{self, Format, OutputBatch, TextWriter};
+use nfs_walker::record::EntryRecord;
+use nfs_walker::ring::Backend;
+use nfs_walker::sched::{self, EngineConfig, EngineReport, Progress};
+use nfs_walker::walker::{DirTask, ExcludeSet, Mode, Task, VisitedDirs, WalkConfig};
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+#[derive(Args, Clone, Debug)]
+pub struct ScanArgs {
+    /// nfs://host[:port]/path[?uid=N&gid=N&mountport=N&nfsport=N&version=3]
+    pub url: String,
+    /// Write entries to FILE (default: stdout); a .db/.sqlite name selects SQLite
+    #[arg(short = 'o', long = "output")]
+    pub output: Option<PathBuf>,
+    /// ndjson, csv, names (paths only) or sqlite
+    #[arg(long)]
+    pub format: Option<String>,
+    /// Also write per-path errors to FILE as NDJSON lines
+    #[arg(long)]
+    pub errors: Option<PathBuf>,
+    /// plus (READDIRPLUS), getattr (READDIR + LOOKUP per name), names (READDIR only)
+    #[arg(long, default_value = "plus")]
+    pub mode: Mode,
+    /// READDIRPLUS dircount (bytes of names and cookies per reply)
+    #[arg(long, default_value_t = 64 << 10)]
+    pub dircount: u32,
+    /// READDIRPLUS maxcount / READDIR count (bytes per reply)
+    #[arg(long, default_value_t = 1 << 20)]
+    pub maxcount: u32,
+    /// Do not write entries deeper than N (the root is 0) nor list directories at depth N
+    #[arg(long)]
+    pub max_depth: Option<u32>,
+    /// Skip names or relative paths matching GLOB (repeatable), e.g. --exclude .snapshot
+    #[arg(long = "exclude", value_name = "GLOB")]
+    pub excludes: Vec<String>,
+    /// Write directories only
+    #[arg(long)]
+    pub dirs_only: bool,
+    /// Do not descend into other file systems (fsid differs from the root's)
+    #[arg(long)]
+    pub one_fs: bool,
+    /// Read symlink targets (READLINK) into a `target` field
+    #[arg(long)]
+    pub readlink: bool,
+    #[command(flatten)]
+    pub engine: EngineArgs,
+    /// No progress line
+    #[arg(short, long)]
+    pub quiet: bool,
+    #[command(flatten)]
+    pub client: super::ClientArgs,
+}
+
+#[derive(Args, Clone, Debug)]
+pub struct EngineArgs {
+    /// Scanning threads, one per core by default
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// TCP connections per thread
+    #[arg(long, default_value_t = 2)]
+    pub connections: usize,
+    /// Calls in flight per connection
+    #[arg(long, default_value_t = 256)]
+    pub inflight: usize,
+    /// I/O backend: uring or epoll (default: uring where the kernel allows it)
+    #[arg(long = "io")]
+    pub io: Option<Backend>,
+    /// Do not pin threads to cores
+    #[arg(long)]
+    pub no_pin: bool,
+    /// Per-call timeout in seconds
+    #[arg(long, default_value_t = 30.0)]
+    pub timeout: f64,
+    /// Retries of a call after a timeout or a malformed reply
+    #[arg(long, default_value_t = 5)]
+    pub retries: u32,
+}
+
+impl EngineArgs {
+    pub fn engine_config(&self, client: &ClientOptions) -> Result<EngineConfig> {
+        if self.connections == 0 || self.connections > 64 {
+            bail!("--connections must be 1..=64");
+        }
+        if self.inflight == 0 || self.inflight > 4096 {
+            bail!("--inflight must be 1..=4096");
+        }
+        let mut cfg = EngineConfig {
+            connections_per_thread: self.connections,
+            backend: self.io,
+            pin_threads: !self.no_pin,
+            source_port: client.source_port,
+            connect_timeout: client.timeout,
+            ..EngineConfig::default()
+        };
+        if let Some(t) = self.threads {
+            if t == 0 || t > 16 {
+                bail!("--threads must be 1..=16");
+            }
+            cfg.threads = t;
+        }
+        Ok(cfg)
+    }
+
+    pub fn rpc_timeout(&self) -> Result<Duration> {
+        if !(self.timeout > 0.0 && self.timeout <= 3600.0) {
+            bail!("--timeout must be within (0, 3600] seconds");
+        }
+        Ok(Duration::from_secs_f64(self.timeout))
+    }
+}
+
+/// Picks the output format from --format or the output file's extension.
+pub fn output_format(args: &ScanArgs) -> Result<Format> {
+    if let Some(f) = &args.format {
+        return f.parse().map_err(anyhow::Error::msg);
+    }
+    let ext = args
+        .output
+        .as_ref()
+        .and_then(|p| p.extension())
+        .and_then(|e| e.to_str())
+        .unwrap_or("");
+    Ok(match ext {
+        "db" | "sqlite" | "sqlite3" => Format::Records,
+        "csv" => Format::Csv,
+        _ => Format::Ndjson,
+    })
+}
+
+/// A progress line on stderr while the scan runs (only on a terminal).
+pub struct ProgressLine {
+    stop: Arc<AtomicBool>,
+    handle: Option<std::thread::JoinHandle<()>>,
+}
+
+impl ProgressLine {
+    pub fn start(progress: Arc<Progress>, enabled: bool) -> Self {
+        let stop = Arc::new(AtomicBool::new(false));
+        if !enabled || !std::io::stderr().is_terminal() {
+            return ProgressLine { stop, handle: None };
+        }
+        let s = stop.clone();
+        let handle = std::thread::spawn(move || {
+            let bar = indicatif::ProgressBar::new_spinner();
+            bar.set_style(
+                indicatif::ProgressStyle::with_template("{spinner} {elapsed_precise} {msg}")
+                    .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
+            );
+            let start = std::time::Instant::now();
+            while !s.load(Ordering::Relaxed) {
+                let n = progress.entries.load(Ordering::Relaxed);
+                let secs = start.elapsed().as_secs_f64().max(1e-3);
+                bar.set_message(format!(
+                    "{n} entries ({:.0}/s), {} tasks queued or active, {} calls in flight, {} errors",
+                    n as f64 / secs,
+                    progress.outstanding.load(Ordering::Relaxed),
+                    progress.inflight.load(Ordering::Relaxed),
+                    progress.errors.load(Ordering::Relaxed),
+                ));
+                bar.tick();
+                std::thread::sleep(Duration::from_millis(200));
+            }
+            bar.finish_and_clear();
+        });
+        ProgressLine {
+            stop,
+            handle: Some(handle),
+        }
+    }
+
+    pub fn finish(mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(h) = self.handle.take() {
+            let _ = h.join();
+        }
+    }
+}
+
+/// SIGINT/SIGTERM set the flag: the scan stops issuing calls and writes what it has.
+pub fn stop_on_signals() -> Result<Arc<AtomicBool>> {
+    let stop = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(sig, stop.clone()).context("installing signal handler")?;
+    }
+    Ok(stop)
+}
+
+/// The outcome of a scan, for the caller's exit code and summary.
+pub struct ScanOutcome {
+    pub report: EngineReport,
+    pub errors: u64,
+}
+
+pub fn run(args: &ScanArgs) -> Result<i32> {
+    let format = output_format(args)?;
+    if format == Format::Records {
+        bail!("SQLite output is not available in this build");
+    }
+    let out: Box<dyn Write + Send> = match &args.output {
+        None => Box::new(std::io::stdout()),
+        Some(p) => {
+            Box::new(std::fs::File::create(p).with_context(|| format!("creating {}", p.display()))?)
+        }
+    };
+    let (writer, tx) = TextWriter::start(format, out)?;
+    let outcome = scan_into(args, format, tx)?;
+    writer.finish().context("writing entries")?;
+    Ok(exit_code(&outcome))
+}
+
+pub fn exit_code(o: &ScanOutcome) -> i32 {
+    if !o.report.completed {
+        1
+    } else if o.errors > 0 {
+        2
+    } else {
+        0
+    }
+}
+
+/// Mounts, runs the engine into `tx`, prints the summary.
+pub fn scan_into(
+    args: &ScanArgs,
+    format: Format,
+    tx: crossbeam_channel::Sender<OutputBatch>,
+) -> Result<ScanOutcome> {
+    let client = args.client.options();
+    let url = NfsUrl::parse(&args.url)?;
+    let engine = args.engine.engine_config(&client)?;
+    let errors_file: Option<Box<dyn Write + Send>> = match &args.errors {
+        None => None,
+        Some(p) => Some(Box::new(std::io::BufWriter::new(
+            std::fs::File::create(p).with_context(|| format!("creating {}", p.display()))?,
+        ))),
+    };
+    let stop = stop_on_signals()?;
+    let m = mount(&url, &client).with_context(|| format!("mounting {}", args.url))?;
+    let walk = Arc::new(WalkConfig {
+        mode: args.mode,
+        dircount: args.dircount.clamp(512, 16 << 20),
+        maxcount: args.maxcount.clamp(1024, 16 << 20),
+        max_depth: args.max_depth,
+        excludes: ExcludeSet::new(&args.excludes).context("--exclude")?,
+        dirs_only: args.dirs_only,
+        one_fs: args.one_fs.then_some(m.root_attrs.fsid),
+        readlink: args.readlink,
+        rpc_timeout: args.engine.rpc_timeout()?,
+        retries: args.engine.retries,
+        inflight_per_conn: args.engine.inflight,
+        listings_max: 64,
+        cred_xdr: m.cred_xdr.clone(),
+    });
+    // The root itself is the first record.
+    let root = EntryRecord {
+        path: b".".to_vec(),
+        attrs: m.root_attrs.to_entry_attrs(),
+        depth: 0,
+        target: None,
+    };
+    let mut batcher_buf = Vec::new();
+    match format {
+        Format::Ndjson => root.write_ndjson(&mut batcher_buf),
+        Format::Csv => root.write_csv(&mut batcher_buf),
+        Format::Names => batcher_buf.extend_from_slice(b".\n"),
+        Format::Records => {}
+    }
+    if format == Format::Records {
+        let _ = tx.send(OutputBatch::Records(vec![root.clone()]));
+    } else {
+        let _ = tx.send(OutputBatch::Bytes(batcher_buf));
+    }
+    let visited = Arc::new(VisitedDirs::default());
+    visited.insert(m.root_attrs.fsid, m.root_attrs.fileid);
+    let roots = if args.max_depth == Some(0) {
+        Vec::new()
+    } else {
+        vec![Task::Dir(DirTask {
+            fh: m.root_fh,
+            path: b".".to_vec(),
+            depth: 0,
+        })]
+    };
+    let (err_handle, err_tx) = output::start_error_writer(errors_file)?;
+    let progress = Arc::new(Progress::default());
+    let bar = ProgressLine::start(progress.clone(), !args.quiet);
+    let result = sched::run(
+        &engine,
+        walk,
+        visited,
+        &m.nfs_addrs,
+        roots,
+        format,
+        tx,
+        err_tx,
+        progress,
+        stop,
+    );
+    bar.finish();
+    let errors = err_handle
+        .join()
+        .map_err(|_| anyhow::anyhow!("error writer panicked"))?
+        .context("writing errors")?;
+    let report = result.context("scan failed")?;
+    m.unmount();
+    eprint!("{}", nfs_walker::report::scan_summary(&report, 1));
+    Ok(ScanOutcome { report, errors })
+}

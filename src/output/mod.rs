@@ -1,0 +1,227 @@
+//! Where entries go: per-thread batchers that encode records on the scanning threads, a
+//! bounded channel (backpressure), and one writer thread per output.
+
+use crate::record::{csv_header, EntryRecord, EntryRef};
+use crate::walker::PathError;
+use crossbeam_channel::{bounded, Receiver, Sender};
+use std::io::{self, Write};
+use std::thread::JoinHandle;
+
+/// How records are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Ndjson,
+    Csv,
+    /// Paths only, one per line.
+    Names,
+    /// Structured records for a database writer.
+    Records,
+}
+
+impl std::str::FromStr for Format {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "ndjson" | "json" => Ok(Format::Ndjson),
+            "csv" => Ok(Format::Csv),
+            "names" => Ok(Format::Names),
+            "sqlite" => Ok(Format::Records),
+            _ => Err(format!("unknown format `{s}` (ndjson, csv, names, sqlite)")),
+        }
+    }
+}
+
+/// A batch moving from a scanning thread to a writer.
+pub enum OutputBatch {
+    /// Encoded lines (NDJSON, CSV or names).
+    Bytes(Vec<u8>),
+    Records(Vec<EntryRecord>),
+    Errors(Vec<PathError>),
+}
+
+/// Batches flushed at about this size keep the channel's traffic low and its memory bounded.
+const BATCH_BYTES: usize = 256 << 10;
+const BATCH_RECORDS: usize = 4096;
+/// Batches in the channel at most: with 256 KiB batches, at most 16 MiB are queued.
+pub const CHANNEL_BATCHES_MAX: usize = 64;
+
+/// Collects one thread's entries and errors into batches.
+pub struct Batcher {
+    format: Format,
+    bytes: Vec<u8>,
+    records: Vec<EntryRecord>,
+    errors: Vec<PathError>,
+    tx: Sender<OutputBatch>,
+    err_tx: Option<Sender<OutputBatch>>,
+}
+
+impl Batcher {
+    pub fn new(
+        format: Format,
+        tx: Sender<OutputBatch>,
+        err_tx: Option<Sender<OutputBatch>>,
+    ) -> Self {
+        Batcher {
+            format,
+            bytes: Vec::with_capacity(BATCH_BYTES + 4096),
+            records: Vec::new(),
+            errors: Vec::new(),
+            tx,
+            err_tx,
+        }
+    }
+
+    #[inline]
+    pub fn entry(&mut self, e: &EntryRef<'_>) {
+        match self.format {
+            Format::Ndjson => e.write_ndjson(&mut self.bytes),
+            Format::Csv => e.write_csv(&mut self.bytes),
+            Format::Names => {
+                self.bytes
+                    .extend_from_slice(String::from_utf8_lossy(e.path).as_bytes());
+                self.bytes.push(b'\n');
+            }
+            Format::Records => {
+                self.records.push(e.to_owned());
+                if self.records.len() >= BATCH_RECORDS {
+                    let batch = std::mem::take(&mut self.records);
+                    let _ = self.tx.send(OutputBatch::Records(batch));
+                }
+                return;
+            }
+        }
+        if self.bytes.len() >= BATCH_BYTES {
+            self.flush_bytes();
+        }
+    }
+
+    fn flush_bytes(&mut self) {
+        if !self.bytes.is_empty() {
+            let batch = std::mem::replace(&mut self.bytes, Vec::with_capacity(BATCH_BYTES + 4096));
+            let _ = self.tx.send(OutputBatch::Bytes(batch));
+        }
+    }
+
+    pub fn error(&mut self, e: PathError) {
+        self.errors.push(e);
+        if self.errors.len() >= 256 {
+            self.flush_errors();
+        }
+    }
+
+    fn flush_errors(&mut self) {
+        if self.errors.is_empty() {
+            return;
+        }
+        let batch = std::mem::take(&mut self.errors);
+        // Errors go to the error writer, and with a database output also to the database.
+        if let Some(etx) = &self.err_tx {
+            let _ = etx.send(OutputBatch::Errors(batch.clone()));
+        }
+        if self.format == Format::Records {
+            let _ = self.tx.send(OutputBatch::Errors(batch));
+        }
+    }
+
+    /// Sends everything held.
+    pub fn flush(&mut self) {
+        self.flush_bytes();
+        if !self.records.is_empty() {
+            let batch = std::mem::take(&mut self.records);
+            let _ = self.tx.send(OutputBatch::Records(batch));
+        }
+        self.flush_errors();
+    }
+}
+
+impl Drop for Batcher {
+    fn drop(&mut self) {
+        self.flush();
+    }
+}
+
+/// A writer thread for text formats (NDJSON, CSV, names) to a file or stdout.
+pub struct TextWriter {
+    handle: JoinHandle<io::Result<u64>>,
+}
+
+impl TextWriter {
+    /// Starts the writer; returns it and the sender batchers use.
+    pub fn start(
+        format: Format,
+        mut out: Box<dyn Write + Send>,
+    ) -> io::Result<(TextWriter, Sender<OutputBatch>)> {
+        let (tx, rx): (Sender<OutputBatch>, Receiver<OutputBatch>) = bounded(CHANNEL_BATCHES_MAX);
+        if format == Format::Csv {
+            out.write_all(csv_header().as_bytes())?;
+        }
+        let handle = std::thread::Builder::new()
+            .name("nfs-walker-writer".into())
+            .spawn(move || -> io::Result<u64> {
+                let mut written = 0u64;
+                for batch in rx {
+                    if let OutputBatch::Bytes(b) = batch {
+                        out.write_all(&b)?;
+                        written += b.len() as u64;
+                    }
+                }
+                out.flush()?;
+                Ok(written)
+            })?;
+        Ok((TextWriter { handle }, tx))
+    }
+
+    /// Waits for the writer to drain (all senders must be dropped first).
+    pub fn finish(self) -> io::Result<u64> {
+        self.handle
+            .join()
+            .unwrap_or_else(|_| Err(io::Error::other("writer thread panicked")))
+    }
+}
+
+/// Per-path errors printed on stderr at most; the rest are counted (and all go to `--errors`).
+pub const STDERR_ERRORS_MAX: u64 = 100;
+
+/// A writer thread for per-path errors: a readable line on stderr (up to
+/// [`STDERR_ERRORS_MAX`]), and every error as an NDJSON line to `file` where given.
+pub fn start_error_writer(
+    mut file: Option<Box<dyn Write + Send>>,
+) -> io::Result<(JoinHandle<io::Result<u64>>, Sender<OutputBatch>)> {
+    let (tx, rx): (Sender<OutputBatch>, Receiver<OutputBatch>) = bounded(CHANNEL_BATCHES_MAX);
+    let handle = std::thread::Builder::new()
+        .name("nfs-walker-errors".into())
+        .spawn(move || -> io::Result<u64> {
+            let mut line = Vec::new();
+            let mut count = 0u64;
+            for batch in rx {
+                let OutputBatch::Errors(errs) = batch else {
+                    continue;
+                };
+                for e in errs {
+                    count += 1;
+                    if count <= STDERR_ERRORS_MAX {
+                        eprintln!(
+                            "nfs-walker: {}: {}: {}",
+                            String::from_utf8_lossy(&e.path).escape_debug(),
+                            e.op,
+                            e.message
+                        );
+                    } else if count == STDERR_ERRORS_MAX + 1 {
+                        eprintln!(
+                            "nfs-walker: more errors; only counted from here (see --errors FILE)"
+                        );
+                    }
+                    if let Some(f) = file.as_mut() {
+                        line.clear();
+                        e.write_ndjson(&mut line);
+                        f.write_all(&line)?;
+                    }
+                }
+            }
+            if let Some(f) = file.as_mut() {
+                f.flush()?;
+            }
+            Ok(count)
+        })?;
+    Ok((handle, tx))
+}

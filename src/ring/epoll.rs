@@ -304,23 +304,34 @@ impl EpollBackend {
         let mut ready = std::mem::take(&mut self.send_ready);
         let mut delivered = 0;
         let mut result = Ok(());
-        for &slot in &ready {
+        for (i, &slot) in ready.iter().enumerate() {
             let Some(conn) = self.conns.get_mut(slot) else {
                 continue;
             };
-            conn.send_scheduled = false;
-            if conn.out_registered || result.is_err() {
+            if conn.out_registered {
                 // EPOLLOUT will report when the socket takes more.
+                conn.send_scheduled = false;
                 continue;
             }
             let generation = conn.generation;
             match self.flush(slot, generation, on_event) {
                 Ok(n) => delivered += n,
-                Err(e) => result = Err(e),
+                Err(e) => {
+                    // Keep this and the remaining slots listed for the next poll.
+                    self.send_ready.extend_from_slice(&ready[i..]);
+                    result = Err(e);
+                    break;
+                }
+            }
+            if let Some(conn) = self.conns.get_mut(slot) {
+                conn.send_scheduled = false;
             }
         }
         ready.clear();
-        self.send_ready = ready;
+        if self.send_ready.is_empty() {
+            // Hand the (larger) list back so its capacity is reused.
+            self.send_ready = ready;
+        }
         result.map(|()| delivered)
     }
 

@@ -275,11 +275,17 @@ impl UringBackend {
         timeout: Option<Duration>,
         on_event: &mut impl FnMut(RingEvent<'_>),
     ) -> Result<usize, RingError> {
-        self.start_sends().map_err(RingError::Io)?;
+        let mut events = self.start_sends(on_event);
         if !self.wake_armed {
             self.arm_wake().map_err(RingError::Io)?;
         }
 
+        // Events already delivered are reason enough to return without blocking.
+        let timeout = if events > 0 {
+            Some(Duration::ZERO)
+        } else {
+            timeout
+        };
         let waited = match timeout {
             Some(t) if t.is_zero() => self.ring.submit(),
             None => self.ring.submit_and_wait(1),
@@ -295,7 +301,6 @@ impl UringBackend {
             }
         }
 
-        let mut events = 0;
         for _ in 0..BATCHES_PER_POLL_MAX {
             // Copy completions out first: user code never runs with the queue borrowed.
             let taken = {
@@ -312,7 +317,7 @@ impl UringBackend {
             };
             for i in 0..taken {
                 let completion = self.completions[i];
-                events += self.dispatch(completion, on_event)?;
+                events += self.dispatch(completion, on_event);
             }
             if taken < COMPLETIONS_PER_BATCH {
                 break;
@@ -321,31 +326,32 @@ impl UringBackend {
         Ok(events)
     }
 
+    /// Handles one completion; returns the number of events delivered.
     fn dispatch(
         &mut self,
         completion: Completion,
         on_event: &mut impl FnMut(RingEvent<'_>),
-    ) -> Result<usize, RingError> {
+    ) -> usize {
         let Some(key) = OpKey::unpack(completion.user_data) else {
             tracing::warn!(
                 user_data = completion.user_data,
                 "io_uring completion with unknown tag"
             );
-            return Ok(0);
+            return 0;
         };
         match key.tag {
-            OpTag::Cancel => Ok(0),
+            OpTag::Cancel => 0,
             OpTag::Wake => {
-                self.ops_in_flight -= 1;
+                self.ops_in_flight = self.ops_in_flight.saturating_sub(1);
                 self.wake_armed = false;
                 self.wake.drain();
-                Ok(0)
+                0
             }
             OpTag::Recv => {
-                self.ops_in_flight -= 1;
+                self.ops_in_flight = self.ops_in_flight.saturating_sub(1);
                 let Some(conn) = self.conns.get_current_mut(key.slot, key.generation) else {
                     self.zombie_op_done(key);
-                    return Ok(0);
+                    return 0;
                 };
                 conn.recv_in_flight = false;
                 let result = completion.result;
@@ -355,41 +361,39 @@ impl UringBackend {
                         conn: ConnId(key.slot),
                         bytes: &conn.recv_buf[..len],
                     });
-                    self.arm_recv(key.slot).map_err(RingError::Io)?;
-                    Ok(1)
+                    1 + self.arm_recv_or_fail(key.slot, on_event)
                 } else if result == 0 {
-                    Ok(self.fail(key.slot, None, on_event))
+                    self.fail(key.slot, None, on_event)
                 } else if is_retryable(-result) {
-                    self.arm_recv(key.slot).map_err(RingError::Io)?;
-                    Ok(0)
+                    self.arm_recv_or_fail(key.slot, on_event)
                 } else {
                     let error = io::Error::from_raw_os_error(-result);
-                    Ok(self.fail(key.slot, Some(error), on_event))
+                    self.fail(key.slot, Some(error), on_event)
                 }
             }
             OpTag::Send => {
-                self.ops_in_flight -= 1;
+                self.ops_in_flight = self.ops_in_flight.saturating_sub(1);
                 let Some(conn) = self.conns.get_current_mut(key.slot, key.generation) else {
                     self.zombie_op_done(key);
-                    return Ok(0);
+                    return 0;
                 };
                 conn.send_in_flight = false;
                 let result = completion.result;
                 if result < 0 && !is_retryable(-result) {
                     let error = io::Error::from_raw_os_error(-result);
-                    return Ok(self.fail(key.slot, Some(error), on_event));
+                    return self.fail(key.slot, Some(error), on_event);
                 }
                 // A partial send leaves the rest in the active buffer for the next SEND.
                 conn.send.advance(result.max(0) as usize);
                 let writable = conn.send.take_writable();
-                self.submit_send(key.slot).map_err(RingError::Io)?;
-                if writable {
+                let failed = self.submit_send_or_fail(key.slot, on_event);
+                if failed == 0 && writable {
                     on_event(RingEvent::Writable {
                         conn: ConnId(key.slot),
                     });
-                    return Ok(1);
+                    return 1;
                 }
-                Ok(0)
+                failed
             }
         }
     }
@@ -461,7 +465,7 @@ impl UringBackend {
             return;
         };
         let zombie = &mut self.zombies[i];
-        zombie.ops_in_flight -= 1;
+        zombie.ops_in_flight = zombie.ops_in_flight.saturating_sub(1);
         match key.tag {
             OpTag::Recv => zombie.conn.recv_in_flight = false,
             OpTag::Send => zombie.conn.send_in_flight = false,
@@ -529,20 +533,42 @@ impl UringBackend {
         Ok(())
     }
 
-    fn start_sends(&mut self) -> io::Result<()> {
+    /// Re-arms the connection's RECV; a connection that cannot get one is failed, since it
+    /// would never receive again. Returns the number of events delivered.
+    fn arm_recv_or_fail(&mut self, slot: u32, on_event: &mut impl FnMut(RingEvent<'_>)) -> usize {
+        match self.arm_recv(slot) {
+            Ok(()) => 0,
+            Err(e) => self.fail(slot, Some(e), on_event),
+        }
+    }
+
+    /// Submits the connection's next SEND, if bytes are queued; failing like
+    /// [`Self::arm_recv_or_fail`].
+    fn submit_send_or_fail(
+        &mut self,
+        slot: u32,
+        on_event: &mut impl FnMut(RingEvent<'_>),
+    ) -> usize {
+        match self.submit_send(slot) {
+            Ok(()) => 0,
+            Err(e) => self.fail(slot, Some(e), on_event),
+        }
+    }
+
+    /// Submits a SEND for each connection that queued bytes since the last poll; returns the
+    /// number of events delivered.
+    fn start_sends(&mut self, on_event: &mut impl FnMut(RingEvent<'_>)) -> usize {
         let mut ready = std::mem::take(&mut self.send_ready);
-        let mut result = Ok(());
+        let mut delivered = 0;
         for &slot in &ready {
             if let Some(conn) = self.conns.get_mut(slot) {
                 conn.send_scheduled = false;
             }
-            if result.is_ok() {
-                result = self.submit_send(slot);
-            }
+            delivered += self.submit_send_or_fail(slot, on_event);
         }
         ready.clear();
         self.send_ready = ready;
-        result
+        delivered
     }
 
     fn arm_wake(&mut self) -> io::Result<()> {
@@ -604,7 +630,7 @@ impl UringBackend {
             for cqe in &mut cq {
                 let tag = OpKey::unpack(cqe.user_data()).map(|k| k.tag);
                 if matches!(tag, Some(OpTag::Recv | OpTag::Send | OpTag::Wake)) {
-                    self.ops_in_flight -= 1;
+                    self.ops_in_flight = self.ops_in_flight.saturating_sub(1);
                 }
             }
         }

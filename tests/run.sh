@@ -47,6 +47,7 @@ mk() {  # NAME ARGS... : build once; the .done marker makes reruns cheap
 }
 mkdir -p "$data/export"
 mk mixed mixed --seed 1 --scale 2
+mk flat10k flat 10000
 mk names names
 mk deep deep 2000
 mk flat flat 100000

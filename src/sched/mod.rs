@@ -59,6 +59,8 @@ pub struct Progress {
     /// Tasks created and not yet finished (queued or being worked on).
     pub outstanding: AtomicUsize,
     pub reconnects: AtomicU64,
+    /// Lookup batches queued or being worked on (`getattr` mode's backlog).
+    pub lookup_batches: AtomicUsize,
 }
 
 /// What a finished (or stopped) run reports.

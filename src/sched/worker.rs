@@ -87,18 +87,20 @@ impl WalkSink for ThreadSink<'_> {
     }
 
     fn spawn(&mut self, task: Task) {
-        self.shared
-            .progress
-            .outstanding
-            .fetch_add(1, Ordering::SeqCst);
+        let p = &self.shared.progress;
+        p.outstanding.fetch_add(1, Ordering::SeqCst);
+        if matches!(task, Task::Lookups(_)) {
+            p.lookup_batches.fetch_add(1, Ordering::Relaxed);
+        }
         self.deque.push(task);
     }
 
-    fn task_done(&mut self) {
-        self.shared
-            .progress
-            .outstanding
-            .fetch_sub(1, Ordering::SeqCst);
+    fn task_done(&mut self, lookups: bool) {
+        let p = &self.shared.progress;
+        if lookups {
+            p.lookup_batches.fetch_sub(1, Ordering::Relaxed);
+        }
+        p.outstanding.fetch_sub(1, Ordering::SeqCst);
     }
 
     fn error(&mut self, e: PathError) {
@@ -257,6 +259,7 @@ pub(crate) fn run(mut ctx: WorkerContext) -> WorkerResult {
             walker.on_timeout(now, &mut sink);
         }
 
+        walker.set_lookup_backlog(shared.progress.lookup_batches.load(Ordering::Relaxed));
         walker.poll_transmit(now, &mut bufs);
         for (slot, c) in conns.iter_mut().enumerate() {
             if !bufs[slot].is_empty() {
@@ -296,7 +299,7 @@ pub(crate) fn run(mut ctx: WorkerContext) -> WorkerResult {
             break;
         }
 
-        let timeout = if walker.is_idle() {
+        let timeout = if walker.is_idle() || (walker.has_parked() && walker.inflight() == 0) {
             IDLE_POLL
         } else {
             let mut t = BUSY_POLL_MAX;

@@ -61,6 +61,9 @@ pub const DEPTH_HARD_MAX: u32 = 100_000;
 const LISTING_RESTARTS_MAX: u32 = 16;
 /// A name batch handed to other threads in `getattr` mode.
 const LOOKUP_BATCH_NAMES: usize = 128;
+/// While more name batches than this wait for LOOKUPs anywhere, `getattr`-mode listings pause
+/// their chains, so a huge directory cannot queue its names faster than they are looked up.
+pub const LOOKUP_BACKLOG_BATCHES_MAX: usize = 64;
 /// First READDIRPLUS of a directory asks for less, so the first entries arrive quickly.
 const FIRST_MAXCOUNT_BYTES: u32 = 32 << 10;
 const JUKEBOX_DELAY_FIRST: Duration = Duration::from_millis(100);
@@ -143,8 +146,9 @@ pub trait WalkSink {
     fn entry(&mut self, entry: &EntryRef<'_>);
     /// A new task for the scheduler's deque (it counts as outstanding from now on).
     fn spawn(&mut self, task: Task);
-    /// A task taken with [`Walker::add_task`] is complete.
-    fn task_done(&mut self);
+    /// A task taken with [`Walker::add_task`] is complete (`lookups`: it was a
+    /// [`Task::Lookups`] batch).
+    fn task_done(&mut self, lookups: bool);
     fn error(&mut self, err: PathError);
 }
 
@@ -271,6 +275,8 @@ struct Listing {
     /// `names` mode: how many subdirectories may still be hidden among the names.
     eof: bool,
     failed: bool,
+    /// The chain waits for the lookup backlog to shrink.
+    parked: bool,
     /// Operations created by this listing (READLINKs) still outstanding.
     pending: u32,
     jukebox_delay: Duration,
@@ -298,7 +304,7 @@ enum Op {
     Lookup {
         task: usize,
         name: Box<[u8]>,
-        attrs: Option<Fattr3>,
+        attrs: Option<Box<Fattr3>>,
     },
     /// Attributes a LOOKUP reply did not carry.
     Getattr {
@@ -360,9 +366,15 @@ pub struct Walker {
     /// Ops held back (JUKEBOX), by due time.
     delayed: BinaryHeap<Reverse<(Instant, u64)>>,
     delayed_ops: Slab<QueuedOp>,
-    deadlines: BinaryHeap<Reverse<(Instant, u32)>>,
+    /// When the in-flight calls are next checked for expiry. A periodic sweep of the slab
+    /// (at most a few thousand calls) keeps memory bounded by the calls in flight, where a
+    /// heap of per-call deadlines would hold an entry for every call of the last timeout period.
+    next_expiry_check: Option<Instant>,
     conns: Vec<ConnState>,
     next_conn: usize,
+    /// Continuations held back while the lookup backlog is high.
+    parked: Vec<QueuedOp>,
+    lookup_backlog: usize,
     xid_seq: u32,
     xid_base: u32,
     scratch_path: Vec<u8>,
@@ -386,7 +398,7 @@ impl Walker {
             ready: VecDeque::new(),
             delayed: BinaryHeap::new(),
             delayed_ops: Slab::new(),
-            deadlines: BinaryHeap::new(),
+            next_expiry_check: None,
             conns: (0..conns)
                 .map(|_| ConnState {
                     up: false,
@@ -394,6 +406,8 @@ impl Walker {
                 })
                 .collect(),
             next_conn: 0,
+            parked: Vec::new(),
+            lookup_backlog: 0,
             xid_seq: 0,
             xid_base: xid_base & !XID_KEY_MASK,
             scratch_path: Vec::with_capacity(4096),
@@ -419,6 +433,16 @@ impl Walker {
         self.tasks.len()
     }
 
+    /// How many lookup batches wait or are being worked on, over all threads.
+    pub fn set_lookup_backlog(&mut self, batches: usize) {
+        self.lookup_backlog = batches;
+    }
+
+    /// Whether listings wait for the lookup backlog (the caller should look again soon).
+    pub fn has_parked(&self) -> bool {
+        !self.parked.is_empty()
+    }
+
     /// Whether nothing is held, queued or in flight.
     pub fn is_idle(&self) -> bool {
         self.tasks.is_empty() && self.calls.is_empty() && self.ready.is_empty()
@@ -427,7 +451,8 @@ impl Walker {
     /// Whether the thread should take another task from the deques.
     pub fn wants_task(&self) -> bool {
         let cap = self.capacity();
-        self.tasks.len() < self.cfg.listings_max && self.ready.len() < cap
+        // Parked listings do not count: the lookup batches they wait for must find a thread.
+        self.tasks.len() - self.parked.len() < self.cfg.listings_max && self.ready.len() < cap
     }
 
     fn capacity(&self) -> usize {
@@ -473,6 +498,7 @@ impl Walker {
                     restarts: 0,
                     eof: false,
                     failed: false,
+                    parked: false,
                     pending: 0,
                     jukebox_delay: JUKEBOX_DELAY_FIRST,
                 })));
@@ -483,7 +509,7 @@ impl Walker {
             }
             Task::Lookups(batch) => {
                 if batch.names.is_empty() {
-                    sink.task_done();
+                    sink.task_done(true);
                     return;
                 }
                 let key = self.tasks.insert(TaskState::Lookups(LookupGroup {
@@ -508,7 +534,11 @@ impl Walker {
 
     /// The earliest time at which [`Walker::on_timeout`] has something to do.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        let call = self.deadlines.peek().map(|Reverse((t, _))| *t);
+        let call = if self.calls.is_empty() {
+            None
+        } else {
+            self.next_expiry_check
+        };
         let delayed = self.delayed.peek().map(|Reverse((t, _))| *t);
         match (call, delayed) {
             (Some(a), Some(b)) => Some(a.min(b)),
@@ -526,15 +556,18 @@ impl Walker {
             let q = self.delayed_ops.remove(key as usize);
             self.ready.push_front(q);
         }
-        while let Some(Reverse((t, xid))) = self.deadlines.peek().copied() {
-            if t > now {
-                break;
-            }
-            self.deadlines.pop();
-            let key = (xid & XID_KEY_MASK) as usize;
-            if !self.calls.get(key).is_some_and(|c| c.xid == xid) {
-                continue; // answered already
-            }
+        if self.next_expiry_check.is_some_and(|t| t > now) {
+            return;
+        }
+        self.next_expiry_check = Some(now + self.expiry_check_interval());
+        let timeout = self.cfg.rpc_timeout;
+        let expired: Vec<usize> = self
+            .calls
+            .iter()
+            .filter(|(_, c)| now.saturating_duration_since(c.sent_at) >= timeout)
+            .map(|(k, _)| k)
+            .collect();
+        for key in expired {
             let call = self.calls.remove(key);
             self.conns[call.conn].inflight -= 1;
             self.stats.timeouts += 1;
@@ -568,14 +601,29 @@ impl Walker {
     /// calls were encoded.
     pub fn poll_transmit(&mut self, now: Instant, bufs: &mut [Vec<u8>]) -> usize {
         let mut n = 0;
+        if !self.parked.is_empty() && self.lookup_backlog <= LOOKUP_BACKLOG_BATCHES_MAX {
+            for q in self.parked.drain(..).rev() {
+                if let Some(TaskState::Listing(l)) = self.tasks.get_mut(q.op.task()) {
+                    l.parked = false;
+                }
+                self.ready.push_front(q);
+            }
+        }
         while !self.ready.is_empty() {
             let Some(conn) = self.pick_conn() else { break };
             let Some(q) = self.ready.pop_front() else {
                 break;
             };
             if let Op::List { task } = q.op {
-                // the listing failed (or finished) while this call waited
-                if !matches!(self.tasks.get(task), Some(TaskState::Listing(l)) if !l.failed) {
+                let Some(TaskState::Listing(l)) = self.tasks.get_mut(task) else {
+                    continue;
+                };
+                if l.failed {
+                    continue; // the listing failed while this call waited
+                }
+                if l.calls > 0 && self.lookup_backlog > LOOKUP_BACKLOG_BATCHES_MAX {
+                    l.parked = true;
+                    self.parked.push(q);
                     continue;
                 }
             }
@@ -673,8 +721,14 @@ impl Walker {
         });
         self.conns[conn].inflight += 1;
         self.stats.procs[proc_ as usize].calls += 1;
-        self.deadlines
-            .push(Reverse((now + self.cfg.rpc_timeout, xid)));
+        if self.next_expiry_check.is_none() {
+            self.next_expiry_check = Some(now + self.expiry_check_interval());
+        }
+    }
+
+    /// Expiry is checked this often: a tenth of the timeout, at most every 100 ms.
+    fn expiry_check_interval(&self) -> Duration {
+        (self.cfg.rpc_timeout / 10).clamp(Duration::from_millis(1), Duration::from_millis(100))
     }
 
     /// A reply arrived: `outcome` is the RPC layer's verdict (result bytes or why not).
@@ -686,7 +740,7 @@ impl Walker {
         sink: &mut impl WalkSink,
     ) {
         let key = (xid & XID_KEY_MASK) as usize;
-        if !self.calls.get(key).is_some_and(|c| c.xid == xid) {
+        if self.calls.get(key).is_none_or(|c| c.xid != xid) {
             // A reply to a call that timed out and was resent, or a server's stray XID.
             self.stats.unknown_xids += 1;
             return;
@@ -876,14 +930,14 @@ impl Walker {
     }
 
     fn maybe_finish(&mut self, task: usize, sink: &mut impl WalkSink) {
-        let done = match self.tasks.get(task) {
-            Some(TaskState::Listing(l)) => l.eof && l.pending == 0,
-            Some(TaskState::Lookups(g)) => g.pending == 0,
-            None => false,
+        let (done, lookups) = match self.tasks.get(task) {
+            Some(TaskState::Listing(l)) => (l.eof && l.pending == 0, false),
+            Some(TaskState::Lookups(g)) => (g.pending == 0, true),
+            None => (false, false),
         };
         if done {
             self.tasks.remove(task);
-            sink.task_done();
+            sink.task_done(lookups);
         }
     }
 
@@ -1144,7 +1198,7 @@ impl Walker {
                     (attrs, _) => lookups.push(LookupName {
                         name: e.name.into(),
                         fileid: e.fileid,
-                        attrs,
+                        attrs: attrs.map(Box::new),
                     }),
                 }
             }
@@ -1249,7 +1303,7 @@ impl Walker {
                 };
                 let path = join_path(&g.dir_path, name);
                 let depth = g.depth;
-                match ok.obj_attrs.or(*listed_attrs) {
+                match ok.obj_attrs.or(listed_attrs.as_deref().copied()) {
                     Some(a) => self.on_child(*task, &path, &a, Some(ok.fh), depth, sink),
                     None => {
                         // The server omitted the attributes: ask for them, never guess.

@@ -18,8 +18,9 @@ pub struct DirTask {
 pub struct LookupName {
     pub name: Box<[u8]>,
     pub fileid: u64,
-    /// Attributes the listing already carried (a READDIRPLUS entry without a handle).
-    pub attrs: Option<Fattr3>,
+    /// Attributes the listing already carried (a READDIRPLUS entry without a handle); boxed
+    /// because it is rare and names may queue by the thousand.
+    pub attrs: Option<Box<Fattr3>>,
 }
 
 /// Names of one directory to LOOKUP: in `getattr` mode every name of a listing, in `plus` mode

@@ -32,6 +32,9 @@ enum Command {
     },
     /// Walk the whole namespace below URL and write every entry as it arrives
     Scan(Box<cmd::scan::ScanArgs>),
+    /// Start mock-nfsd with a synthetic tree on loopback and scan it: the tool at work, with
+    /// nothing else installed
+    Demo(cmd::demo::DemoArgs),
 }
 
 fn main() {
@@ -59,6 +62,7 @@ fn main() {
             client: client.options(),
         }),
         Command::Scan(args) => cmd::scan::run(&args),
+        Command::Demo(args) => cmd::demo::run(&args),
     };
     match result {
         Ok(code) => std::process::exit(code),

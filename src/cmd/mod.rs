@@ -1,5 +1,6 @@
 //! The command-line subcommands.
 
+pub mod demo;
 pub mod ls;
 pub mod scan;
 

@@ -123,6 +123,18 @@ pub const COLUMNS: [&str; 17] = [
 
 /// Appends `bytes` as the contents of a JSON string (no quotes): lossy UTF-8, escaped.
 pub fn json_escape_into(out: &mut Vec<u8>, bytes: &[u8]) {
+    // Fast path, nearly every name: valid UTF-8 with nothing to escape is copied as it is.
+    if !bytes
+        .iter()
+        .any(|&b| b < 0x20 || b == b'"' || b == b'\\' || b >= 0x7f)
+        || (std::str::from_utf8(bytes).is_ok()
+            && !bytes
+                .iter()
+                .any(|&b| b < 0x20 || b == b'"' || b == b'\\' || b == 0x7f))
+    {
+        out.extend_from_slice(bytes);
+        return;
+    }
     let lossy = String::from_utf8_lossy(bytes);
     for &b in lossy.as_bytes() {
         match b {

@@ -86,8 +86,13 @@ impl RecordAssembler {
         self.handed_out_assembled = false;
     }
 
+    /// Drops consumed bytes, moving the unconsumed tail only when it is no longer than what
+    /// was consumed, so each byte is moved O(1) times on average.
     fn compact(&mut self) {
-        if self.head > 0 {
+        if self.head == self.buf.len() {
+            self.buf.clear();
+            self.head = 0;
+        } else if self.head > 0 && self.head >= self.buf.len() - self.head {
             self.buf.drain(..self.head);
             self.head = 0;
         }

@@ -22,8 +22,7 @@ use crate::rpc::nfs3::{
 use crate::rpc::RpcError;
 use slab::Slab;
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashSet, VecDeque};
-use std::hash::{BuildHasherDefault, Hasher};
+use std::collections::{BinaryHeap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -230,21 +229,7 @@ pub fn type_index(t: EntryType) -> usize {
     EntryType::ALL.iter().position(|x| *x == t).unwrap_or(7)
 }
 
-/// Hashes are already well mixed; hashing them again is waste.
-#[derive(Default)]
-struct IdentityHasher(u64);
-impl Hasher for IdentityHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, _: &[u8]) {
-        unreachable!("only u64 keys")
-    }
-    fn write_u64(&mut self, v: u64) {
-        self.0 = v;
-    }
-}
-type U64Set = HashSet<u64, BuildHasherDefault<IdentityHasher>>;
+type U64Set = super::seen::HashSet64;
 
 /// A 64-bit hash of (name, fileid): identifies an entry within one directory listing.
 fn entry_key(name: &[u8], fileid: u64) -> u64 {
@@ -834,7 +819,7 @@ impl Walker {
         // Start over with a fresh verifier; `seen` keeps what was already emitted.
         l.cookie = 0;
         l.verf = [0; 8];
-        l.continued_from.clear();
+        l.continued_from = U64Set::default();
         self.ready.push_front(QueuedOp {
             op: Op::List { task },
             attempts: 0,

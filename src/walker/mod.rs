@@ -3,6 +3,7 @@
 
 pub mod filter;
 pub mod machine;
+pub mod seen;
 pub mod task;
 
 pub use filter::{ExcludeSet, VisitedDirs};

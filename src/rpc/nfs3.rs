@@ -517,26 +517,52 @@ impl XdrEncode for Fattr3 {
 }
 
 impl<'a> XdrDecode<'a> for Fattr3 {
+    #[inline]
     fn decode(r: &mut XdrReader<'a>) -> XdrResult<Self> {
+        // One bounds check for the whole fixed-size structure; the field reads below index a
+        // fixed-size array at constant offsets, so they compile to plain loads.
+        let b: &[u8; FATTR3_BYTES] =
+            r.opaque_fixed(FATTR3_BYTES)?
+                .try_into()
+                .map_err(|_| XdrError::Truncated {
+                    needed: FATTR3_BYTES,
+                    remaining: 0,
+                })?;
+        let u32_at = |o: usize| u32::from_be_bytes([b[o], b[o + 1], b[o + 2], b[o + 3]]);
+        let u64_at = |o: usize| (u32_at(o) as u64) << 32 | u32_at(o + 4) as u64;
+        let time_at = |o: usize| NfsTime3 {
+            seconds: u32_at(o),
+            nseconds: u32_at(o + 4),
+        };
         Ok(Fattr3 {
-            ftype: FileType3::from_u32(r.u32()?)?,
-            mode: r.u32()?,
-            nlink: r.u32()?,
-            uid: r.u32()?,
-            gid: r.u32()?,
-            size: r.u64()?,
-            used: r.u64()?,
+            ftype: FileType3::from_u32(u32_at(0))?,
+            mode: u32_at(4),
+            nlink: u32_at(8),
+            uid: u32_at(12),
+            gid: u32_at(16),
+            size: u64_at(20),
+            used: u64_at(28),
             rdev: SpecData3 {
-                major: r.u32()?,
-                minor: r.u32()?,
+                major: u32_at(36),
+                minor: u32_at(40),
             },
-            fsid: r.u64()?,
-            fileid: r.u64()?,
-            atime: NfsTime3::decode(r)?,
-            mtime: NfsTime3::decode(r)?,
-            ctime: NfsTime3::decode(r)?,
+            fsid: u64_at(44),
+            fileid: u64_at(52),
+            atime: time_at(60),
+            mtime: time_at(68),
+            ctime: time_at(76),
         })
     }
+}
+
+/// Checks a `post_op_attr` without building it (the listing's validation pass).
+#[inline]
+fn skip_post_op_attr(r: &mut XdrReader<'_>) -> XdrResult<()> {
+    if r.option_flag()? {
+        FileType3::from_u32(r.u32()?)?;
+        r.opaque_fixed(FATTR3_BYTES - 4)?;
+    }
+    Ok(())
 }
 
 /// Decodes a `post_op_attr`.
@@ -1122,6 +1148,20 @@ impl<'a> DirEntryPlus<'a> {
         })
     }
 
+    /// Checks the entry that follows a `value_follows` = TRUE, as `decode_body` would, without
+    /// building it.
+    #[inline]
+    fn skip_body(r: &mut XdrReader<'a>) -> XdrResult<()> {
+        r.u64()?;
+        r.string(ENTRY_NAME_BYTES_MAX)?;
+        r.u64()?;
+        skip_post_op_attr(r)?;
+        if r.option_flag()? {
+            r.opaque(NFS3_FHSIZE as u32)?;
+        }
+        Ok(())
+    }
+
     #[inline]
     fn encode_body(&self, w: &mut XdrWriter<'_>) {
         w.u64(self.fileid).string(self.name).u64(self.cookie);
@@ -1183,7 +1223,7 @@ impl<'a> NfsResOk<'a> for ReaddirPlusReply<'a> {
         let list_start = r.position();
         let mut entry_count = 0usize;
         while r.option_flag()? {
-            DirEntryPlus::decode_body(r)?;
+            DirEntryPlus::skip_body(r)?;
             entry_count += 1;
         }
         let list_len = r.position() - list_start;

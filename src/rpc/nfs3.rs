@@ -519,26 +519,52 @@ impl XdrEncode for Fattr3 {
 }
 
 impl<'a> XdrDecode<'a> for Fattr3 {
+    #[inline]
     fn decode(r: &mut XdrReader<'a>) -> XdrResult<Self> {
+        // One bounds check for the whole fixed-size structure; the field reads below index a
+        // fixed-size array at constant offsets, so they compile to plain loads.
+        let b: &[u8; FATTR3_BYTES] =
+            r.opaque_fixed(FATTR3_BYTES)?
+                .try_into()
+                .map_err(|_| XdrError::Truncated {
+                    needed: FATTR3_BYTES,
+                    remaining: 0,
+                })?;
+        let u32_at = |o: usize| u32::from_be_bytes([b[o], b[o + 1], b[o + 2], b[o + 3]]);
+        let u64_at = |o: usize| (u32_at(o) as u64) << 32 | u32_at(o + 4) as u64;
+        let time_at = |o: usize| NfsTime3 {
+            seconds: u32_at(o),
+            nseconds: u32_at(o + 4),
+        };
         Ok(Fattr3 {
-            ftype: FileType3::from_u32(r.u32()?)?,
-            mode: r.u32()?,
-            nlink: r.u32()?,
-            uid: r.u32()?,
-            gid: r.u32()?,
-            size: r.u64()?,
-            used: r.u64()?,
+            ftype: FileType3::from_u32(u32_at(0))?,
+            mode: u32_at(4),
+            nlink: u32_at(8),
+            uid: u32_at(12),
+            gid: u32_at(16),
+            size: u64_at(20),
+            used: u64_at(28),
             rdev: SpecData3 {
-                major: r.u32()?,
-                minor: r.u32()?,
+                major: u32_at(36),
+                minor: u32_at(40),
             },
-            fsid: r.u64()?,
-            fileid: r.u64()?,
-            atime: NfsTime3::decode(r)?,
-            mtime: NfsTime3::decode(r)?,
-            ctime: NfsTime3::decode(r)?,
+            fsid: u64_at(44),
+            fileid: u64_at(52),
+            atime: time_at(60),
+            mtime: time_at(68),
+            ctime: time_at(76),
         })
     }
+}
+
+/// Checks a `post_op_attr` without building it (the listing's validation pass).
+#[inline]
+fn skip_post_op_attr(r: &mut XdrReader<'_>) -> XdrResult<()> {
+    if r.option_flag()? {
+        FileType3::from_u32(r.u32()?)?;
+        r.opaque_fixed(FATTR3_BYTES - 4)?;
+    }
+    Ok(())
 }
 
 /// Decodes a `post_op_attr`.
@@ -1124,6 +1150,20 @@ impl<'a> DirEntryPlus<'a> {
         })
     }
 
+    /// Checks the entry that follows a `value_follows` = TRUE, as `decode_body` would, without
+    /// building it.
+    #[inline]
+    fn skip_body(r: &mut XdrReader<'a>) -> XdrResult<()> {
+        r.u64()?;
+        r.string(ENTRY_NAME_BYTES_MAX)?;
+        r.u64()?;
+        skip_post_op_attr(r)?;
+        if r.option_flag()? {
+            r.opaque(NFS3_FHSIZE as u32)?;
+        }
+        Ok(())
+    }
+
     #[inline]
     fn encode_body(&self, w: &mut XdrWriter<'_>) {
         w.u64(self.fileid).string(self.name).u64(self.cookie);
@@ -1185,7 +1225,7 @@ impl<'a> NfsResOk<'a> for ReaddirPlusReply<'a> {
         let list_start = r.position();
         let mut entry_count = 0usize;
         while r.option_flag()? {
-            DirEntryPlus::decode_body(r)?;
+            DirEntryPlus::skip_body(r)?;
             entry_count += 1;
         }
         let list_len = r.position() - list_start;
@@ -1493,5 +1533,661 @@ impl ReaddirReplyEncoder {
     /// Encodes a failed `READDIR3res` (status and the directory's attributes).
     pub fn encode_fail(buf: &mut Vec<u8>, status: Nfsstat3, dir_attrs: Option<&Fattr3>) {
         NfsRes::<ReaddirReply<'_>>::encode_fail(&mut XdrWriter::new(buf), status, dir_attrs);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A `fattr3` written out field by field (RFC 1813 section 2.6).
+    #[rustfmt::skip]
+    fn fattr3_bytes(ftype: u8, fileid: u8) -> Vec<u8> {
+        [
+            &[0, 0, 0, ftype][..],              // type
+            &[0, 0, 0x81, 0xed],                // mode 0o100755 (type bits included)
+            &[0, 0, 0, 2],                      // nlink
+            &[0, 0, 0x03, 0xe8],                // uid 1000
+            &[0, 0, 0, 100],                    // gid
+            &[0, 0, 0, 1, 0, 0, 0, 0],          // size 4 GiB
+            &[0, 0, 0, 0, 0, 0, 0x10, 0],       // used 4096
+            &[0, 0, 0, 8], &[0, 0, 0, 1],       // rdev 8:1
+            &[0, 0, 0, 0, 0, 0, 0, 0x2a],       // fsid 42
+            &[0, 0, 0, 0, 0, 0, 0, fileid],     // fileid
+            &[0x65, 0x53, 0xf1, 0x00], &[0, 0, 0, 1],          // atime 1700000000.000000001
+            &[0x65, 0x53, 0xf1, 0x01], &[0x3b, 0x9a, 0xc9, 0xff], // mtime 1700000001.999999999
+            &[0, 0, 0, 0], &[0, 0, 0, 0],       // ctime 0
+        ].concat()
+    }
+
+    fn fattr3_value(ftype: FileType3, fileid: u64) -> Fattr3 {
+        Fattr3 {
+            ftype,
+            mode: 0o100755,
+            nlink: 2,
+            uid: 1000,
+            gid: 100,
+            size: 1 << 32,
+            used: 4096,
+            rdev: SpecData3 { major: 8, minor: 1 },
+            fsid: 42,
+            fileid,
+            atime: NfsTime3 {
+                seconds: 1_700_000_000,
+                nseconds: 1,
+            },
+            mtime: NfsTime3 {
+                seconds: 1_700_000_001,
+                nseconds: 999_999_999,
+            },
+            ctime: NfsTime3::default(),
+        }
+    }
+
+    fn be(v: u32) -> [u8; 4] {
+        v.to_be_bytes()
+    }
+
+    #[test]
+    fn getattr_reply_with_full_fattr3() {
+        let mut bytes = be(0).to_vec(); // NFS3_OK
+        bytes.extend(fattr3_bytes(1, 7));
+        assert_eq!(bytes.len(), 4 + FATTR3_BYTES);
+        let attrs = GetattrReply::decode(&bytes).unwrap();
+        assert_eq!(attrs, fattr3_value(FileType3::Reg, 7));
+
+        let e = attrs.to_entry_attrs();
+        assert_eq!(e.kind, EntryType::File);
+        assert_eq!(e.mode, 0o755, "file type bits are masked off");
+        assert_eq!(e.atime_ns, 1_700_000_000_000_000_001);
+        assert_eq!(e.mtime_ns, 1_700_000_001_999_999_999);
+        assert_eq!((e.size, e.used, e.fsid, e.fileid), (1 << 32, 4096, 42, 7));
+
+        let mut out = Vec::new();
+        GetattrReply::encode_ok(&mut XdrWriter::new(&mut out), &attrs);
+        assert_eq!(out, bytes);
+    }
+
+    #[test]
+    fn getattr_failure_has_no_attributes() {
+        let bytes = be(70); // NFS3ERR_STALE
+        assert_eq!(
+            GetattrReply::decode(&bytes),
+            Err(NfsReplyError::Status(Nfsstat3::Stale))
+        );
+        assert_eq!(
+            GetattrReply::decode_result(&bytes),
+            Ok(Err(ResFail {
+                status: Nfsstat3::Stale,
+                attrs: None
+            }))
+        );
+        let mut out = Vec::new();
+        GetattrReply::encode_fail(
+            &mut XdrWriter::new(&mut out),
+            Nfsstat3::Stale,
+            Some(&fattr3_value(FileType3::Dir, 1)),
+        );
+        assert_eq!(out, bytes, "GETATTR3resfail is void");
+    }
+
+    #[test]
+    fn getattr_reply_errors() {
+        let mut good = be(0).to_vec();
+        good.extend(fattr3_bytes(2, 9));
+        // truncated anywhere
+        for cut in 0..good.len() {
+            assert!(
+                matches!(
+                    GetattrReply::decode(&good[..cut]),
+                    Err(NfsReplyError::Xdr(XdrError::Truncated { .. }))
+                ),
+                "cut at {cut}"
+            );
+        }
+        // unknown file type
+        for bad_type in [0u8, 8, 255] {
+            let mut bytes = good.clone();
+            bytes[7] = bad_type;
+            assert_eq!(
+                GetattrReply::decode(&bytes),
+                Err(NfsReplyError::Xdr(XdrError::BadDiscriminant(
+                    bad_type as u32
+                )))
+            );
+        }
+        // trailing bytes
+        let mut bytes = good.clone();
+        bytes.extend_from_slice(&[0; 4]);
+        assert_eq!(
+            GetattrReply::decode(&bytes),
+            Err(NfsReplyError::Xdr(XdrError::TrailingBytes(4)))
+        );
+    }
+
+    #[test]
+    fn lookup_reply_success_and_failure_with_dir_attrs() {
+        #[rustfmt::skip]
+        let ok: Vec<u8> = [
+            &be(0)[..],                        // NFS3_OK
+            &be(3), &[0xaa, 0xbb, 0xcc, 0],    // object handle, 3 bytes + pad
+            &be(1), &fattr3_bytes(5, 11),      // obj_attributes: symlink
+            &be(0),                            // dir_attributes absent
+        ].concat();
+        let res = LookupReply::decode(&ok).unwrap();
+        assert_eq!(res.fh.as_bytes(), &[0xaa, 0xbb, 0xcc]);
+        assert_eq!(res.obj_attrs, Some(fattr3_value(FileType3::Lnk, 11)));
+        assert_eq!(res.dir_attrs, None);
+        let mut out = Vec::new();
+        LookupReply::encode_ok(&mut XdrWriter::new(&mut out), &res);
+        assert_eq!(out, ok);
+
+        #[rustfmt::skip]
+        let fail: Vec<u8> = [
+            &be(2)[..],                        // NFS3ERR_NOENT
+            &be(1), &fattr3_bytes(2, 1),       // dir_attributes
+        ].concat();
+        assert_eq!(
+            LookupReply::decode(&fail).unwrap_err(),
+            NfsReplyError::Status(Nfsstat3::Noent)
+        );
+        let full = LookupReply::decode_result(&fail).unwrap().unwrap_err();
+        assert_eq!(full.status, Nfsstat3::Noent);
+        assert_eq!(full.attrs, Some(fattr3_value(FileType3::Dir, 1)));
+        let mut out = Vec::new();
+        LookupReply::encode_result(&mut XdrWriter::new(&mut out), &Err(full));
+        assert_eq!(out, fail);
+    }
+
+    #[test]
+    fn over_long_handle_is_rejected() {
+        let mut bytes = be(0).to_vec();
+        bytes.extend(be(65));
+        bytes.extend([7u8; 68]);
+        bytes.extend(be(0));
+        bytes.extend(be(0));
+        assert_eq!(
+            LookupReply::decode(&bytes),
+            Err(NfsReplyError::Xdr(XdrError::TooLong { len: 65, max: 64 }))
+        );
+        assert!(FileHandle::from_bytes(&[0; 65]).is_none());
+        let max = FileHandle::from_bytes(&[9; 64]).unwrap();
+        assert_eq!(FileHandle::from_xdr(&max.to_xdr()), Ok(max));
+    }
+
+    #[test]
+    fn bad_bool_in_post_op_attr() {
+        let bytes = [be(0), be(3), *b"abc\0", be(2)].concat();
+        assert_eq!(
+            LookupReply::decode(&bytes),
+            Err(NfsReplyError::Xdr(XdrError::BadBool(2)))
+        );
+    }
+
+    /// RFC 1813 section 3.3.17: READDIRPLUS3resok with two entries, the second without
+    /// attributes or handle, and eof.
+    #[rustfmt::skip]
+    fn readdirplus_two_entries() -> Vec<u8> {
+        [
+            &be(0)[..],                           // NFS3_OK
+            &be(1), &fattr3_bytes(2, 1),          // dir_attributes
+            &[1, 2, 3, 4, 5, 6, 7, 8],            // cookieverf
+            &be(1),                               // value_follows
+            &[0, 0, 0, 0, 0, 0, 0, 10],           //   fileid 10
+            &be(5), b"alpha\0\0\0",               //   name
+            &[0, 0, 0, 0, 0, 0, 0, 0x64],         //   cookie 100
+            &be(1), &fattr3_bytes(1, 10),         //   name_attributes
+            &be(1), &be(8), &[0xf0; 8],           //   name_handle, 8 bytes
+            &be(1),                               // value_follows
+            &[0, 0, 0, 0, 0, 0, 0, 11],           //   fileid 11
+            &be(4), b"beta",                      //   name
+            &[0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff], // cookie u64::MAX
+            &be(0),                               //   no attributes
+            &be(0),                               //   no handle
+            &be(0),                               // no more entries
+            &be(1),                               // eof
+        ].concat()
+    }
+
+    #[test]
+    fn readdirplus_reply_two_entries_eof() {
+        let bytes = readdirplus_two_entries();
+        let reply = ReaddirPlusReply::decode(&bytes).unwrap();
+        assert_eq!(reply.dir_attrs, Some(fattr3_value(FileType3::Dir, 1)));
+        assert_eq!(reply.cookieverf, [1, 2, 3, 4, 5, 6, 7, 8]);
+        assert!(reply.eof);
+        assert_eq!(reply.entry_count, 2);
+        let entries: Vec<_> = reply.entries().collect();
+        assert_eq!(reply.entries().len(), 2);
+        assert_eq!(
+            entries,
+            vec![
+                DirEntryPlus {
+                    fileid: 10,
+                    name: b"alpha",
+                    cookie: 100,
+                    attrs: Some(fattr3_value(FileType3::Reg, 10)),
+                    fh: FileHandle::from_bytes(&[0xf0; 8]),
+                },
+                DirEntryPlus {
+                    fileid: 11,
+                    name: b"beta",
+                    cookie: u64::MAX,
+                    attrs: None,
+                    fh: None,
+                },
+            ]
+        );
+        assert_eq!(reply.last_cookie(), Some(u64::MAX));
+        // names borrow from the reply
+        let name_ptr = entries[0].name.as_ptr() as usize;
+        let range = bytes.as_ptr() as usize..bytes.as_ptr() as usize + bytes.len();
+        assert!(range.contains(&name_ptr));
+
+        // re-encoding gives the same bytes
+        let mut out = Vec::new();
+        NfsRes::<ReaddirPlusReply>::encode_ok(&mut XdrWriter::new(&mut out), &reply);
+        assert_eq!(out, bytes);
+
+        // the server-side encoder produces the same bytes
+        let mut out = Vec::new();
+        let dir = fattr3_value(FileType3::Dir, 1);
+        let mut enc = ReaddirPlusReplyEncoder::begin(
+            &mut out,
+            Some(&dir),
+            [1, 2, 3, 4, 5, 6, 7, 8],
+            4096,
+            65536,
+        );
+        for e in &entries {
+            assert!(enc.push(&mut out, e));
+        }
+        assert_eq!(enc.entry_count(), 2);
+        enc.finish(&mut out, true);
+        assert_eq!(out, bytes);
+    }
+
+    #[test]
+    fn readdirplus_reply_errors() {
+        let good = readdirplus_two_entries();
+        for cut in 0..good.len() {
+            assert!(
+                ReaddirPlusReply::decode(&good[..cut]).is_err(),
+                "cut at {cut}"
+            );
+        }
+        // bad value_follows of the second entry
+        let second_flag = 4 + 4 + FATTR3_BYTES + 8 + 4 + 8 + 12 + 8 + 4 + FATTR3_BYTES + 4 + 12;
+        assert_eq!(&good[second_flag..second_flag + 4], &be(1));
+        let mut bytes = good.clone();
+        bytes[second_flag + 3] = 7;
+        assert_eq!(
+            ReaddirPlusReply::decode(&bytes),
+            Err(NfsReplyError::Xdr(XdrError::BadBool(7)))
+        );
+        // bad eof
+        let mut bytes = good.clone();
+        let n = bytes.len();
+        bytes[n - 1] = 2;
+        assert_eq!(
+            ReaddirPlusReply::decode(&bytes),
+            Err(NfsReplyError::Xdr(XdrError::BadBool(2)))
+        );
+        // a name longer than ENTRY_NAME_BYTES_MAX
+        let mut bytes = good[..4 + 4 + FATTR3_BYTES + 8 + 4 + 8].to_vec();
+        bytes.extend(be(4097));
+        bytes.extend(vec![b'x'; 4100]);
+        assert_eq!(
+            ReaddirPlusReply::decode(&bytes),
+            Err(NfsReplyError::Xdr(XdrError::TooLong {
+                len: 4097,
+                max: 4096
+            }))
+        );
+        // unknown file type in an entry's attributes
+        let mut bytes = good.clone();
+        let entry_attrs_type = 4 + 4 + FATTR3_BYTES + 8 + 4 + 8 + 12 + 8 + 4;
+        assert_eq!(&bytes[entry_attrs_type..entry_attrs_type + 4], &be(1));
+        bytes[entry_attrs_type + 3] = 9;
+        assert_eq!(
+            ReaddirPlusReply::decode(&bytes),
+            Err(NfsReplyError::Xdr(XdrError::BadDiscriminant(9)))
+        );
+    }
+
+    #[test]
+    fn readdirplus_failure_keeps_dir_attrs() {
+        let mut out = Vec::new();
+        let dir = fattr3_value(FileType3::Dir, 3);
+        ReaddirPlusReplyEncoder::encode_fail(&mut out, Nfsstat3::BadCookie, Some(&dir));
+        assert_eq!(&out[..8], &[0, 0, 0x27, 0x13, 0, 0, 0, 1]);
+        assert_eq!(
+            ReaddirPlusReply::decode(&out),
+            Err(NfsReplyError::Status(Nfsstat3::BadCookie))
+        );
+        assert_eq!(
+            ReaddirPlusReply::decode_result(&out),
+            Ok(Err(ResFail {
+                status: Nfsstat3::BadCookie,
+                attrs: Some(dir)
+            }))
+        );
+    }
+
+    #[test]
+    fn readdirplus_encoder_respects_maxcount_and_dircount() {
+        let attrs = fattr3_value(FileType3::Reg, 5);
+        let fh = FileHandle::from_bytes(&[1; 32]).unwrap();
+        let entry = |i: u64| DirEntryPlus {
+            fileid: i,
+            name: b"file-name",
+            cookie: i + 1,
+            attrs: Some(attrs),
+            fh: Some(fh),
+        };
+        // header: status 4 + post_op_attr 4 (absent) + verf 8 = 16; trailer 8
+        // entry: dir part 4 + 8 + 4 + 12 + 8 = 36; attrs 4 + 84; fh 4 + 4 + 32 -> 164
+        for maxcount in [0u32, 23, 24, 187, 188, 351, 352, 1000] {
+            let mut buf = vec![0xee; 40]; // an RPC header written before
+            let mut enc = ReaddirPlusReplyEncoder::begin(&mut buf, None, [0; 8], 65536, maxcount);
+            let mut i = 0;
+            while enc.push(&mut buf, &entry(i)) {
+                i += 1;
+            }
+            let n = enc.entry_count();
+            enc.finish(&mut buf, false);
+            let body = &buf[40..];
+            assert!(
+                body.len() <= (maxcount as usize).max(24),
+                "maxcount {maxcount}"
+            );
+            assert_eq!(n, (maxcount as usize).saturating_sub(24) / 164);
+            let reply = ReaddirPlusReply::decode(body).unwrap();
+            assert_eq!(reply.entry_count, n);
+            assert!(reply
+                .entries()
+                .enumerate()
+                .all(|(i, e)| e == entry(i as u64)));
+        }
+        for dircount in [0u32, 35, 36, 71, 72] {
+            let mut buf = Vec::new();
+            let mut enc = ReaddirPlusReplyEncoder::begin(&mut buf, None, [0; 8], dircount, 1 << 20);
+            let mut i = 0;
+            while enc.push(&mut buf, &entry(i)) {
+                i += 1;
+            }
+            assert_eq!(
+                enc.entry_count(),
+                dircount as usize / 36,
+                "dircount {dircount}"
+            );
+        }
+    }
+
+    #[test]
+    fn readdir_reply_layout_and_encoder() {
+        #[rustfmt::skip]
+        let bytes: Vec<u8> = [
+            &be(0)[..],                             // NFS3_OK
+            &be(0),                                 // no dir_attributes
+            &[0; 8],                                // cookieverf
+            &be(1), &[0, 0, 0, 0, 0, 0, 0, 2], &be(1), b".\0\0\0", &[0, 0, 0, 0, 0, 0, 0, 1],
+            &be(1), &[0, 0, 0, 0, 0, 0, 0, 3], &be(5), b"\xffname\0\0\0", &[0, 0, 0, 0, 0, 0, 0, 2],
+            &be(0),                                 // end of list
+            &be(0),                                 // not eof
+        ].concat();
+        let reply = ReaddirReply::decode(&bytes).unwrap();
+        assert_eq!(reply.dir_attrs, None);
+        assert!(!reply.eof);
+        let entries: Vec<_> = reply.entries().collect();
+        assert_eq!(
+            entries,
+            vec![
+                DirEntry {
+                    fileid: 2,
+                    name: b".",
+                    cookie: 1
+                },
+                DirEntry {
+                    fileid: 3,
+                    name: b"\xffname",
+                    cookie: 2
+                },
+            ]
+        );
+        assert_eq!(reply.last_cookie(), Some(2));
+
+        let mut out = Vec::new();
+        let mut enc = ReaddirReplyEncoder::begin(&mut out, None, [0; 8], bytes.len() as u32);
+        for e in &entries {
+            assert!(enc.push(&mut out, e));
+        }
+        // one more would exceed `count`
+        assert!(!enc.push(&mut out, &entries[0]));
+        enc.finish(&mut out, false);
+        assert_eq!(out, bytes);
+
+        // an empty, final listing
+        let mut out = Vec::new();
+        ReaddirReplyEncoder::begin(&mut out, None, [0; 8], 100).finish(&mut out, true);
+        let reply = ReaddirReply::decode(&out).unwrap();
+        assert_eq!((reply.entry_count, reply.eof), (0, true));
+        assert_eq!(reply.entries().next(), None);
+    }
+
+    #[test]
+    fn args_layouts() {
+        let dir = FileHandle::from_bytes(&[1, 2, 3, 4, 5]).unwrap();
+        let lookup = LookupArgs { dir, name: b"etc" };
+        assert_eq!(
+            lookup.to_xdr(),
+            [&be(5)[..], &[1, 2, 3, 4, 5, 0, 0, 0], &be(3), b"etc\0"].concat()
+        );
+        assert_eq!(LookupArgs::from_xdr(&lookup.to_xdr()), Ok(lookup));
+        // names up to ARG_NAME_BYTES_MAX decode (the server answers NAMETOOLONG)
+        let long = vec![b'n'; 1024];
+        let args = LookupArgs { dir, name: &long };
+        assert_eq!(LookupArgs::from_xdr(&args.to_xdr()), Ok(args));
+        let longer = vec![b'n'; 1025];
+        assert_eq!(
+            LookupArgs::from_xdr(&LookupArgs { dir, name: &longer }.to_xdr()),
+            Err(XdrError::TooLong {
+                len: 1025,
+                max: 1024
+            })
+        );
+
+        let rdp = ReaddirPlusArgs {
+            dir,
+            cookie: 0x0102030405060708,
+            cookieverf: [9; 8],
+            dircount: 65536,
+            maxcount: 1 << 20,
+        };
+        #[rustfmt::skip]
+        let expected = [
+            &be(5)[..], &[1, 2, 3, 4, 5, 0, 0, 0],
+            &[1, 2, 3, 4, 5, 6, 7, 8],
+            &[9; 8],
+            &[0, 1, 0, 0], &[0, 0x10, 0, 0],
+        ].concat();
+        assert_eq!(rdp.to_xdr(), expected);
+        assert_eq!(ReaddirPlusArgs::from_xdr(&expected), Ok(rdp));
+
+        let access = AccessArgs {
+            fh: dir,
+            access: ACCESS3_READ | ACCESS3_LOOKUP,
+        };
+        assert_eq!(&access.to_xdr()[12..], &be(3));
+        assert_eq!(
+            GetattrArgs::from_xdr(&GetattrArgs { fh: dir }.to_xdr()),
+            Ok(GetattrArgs { fh: dir })
+        );
+    }
+
+    #[test]
+    fn nfs3_call_is_record_marked() {
+        let fh = FileHandle::from_bytes(&[7; 4]).unwrap();
+        let cred = crate::rpc::Auth::None.to_xdr();
+        let mut buf = Vec::new();
+        encode_nfs3_call(&mut buf, 0x42, proc3::GETATTR, &cred, &GetattrArgs { fh });
+        assert_eq!(
+            &buf[..4],
+            &(0x8000_0000u32 | (buf.len() as u32 - 4)).to_be_bytes()
+        );
+        let call = crate::rpc::msg::ReceivedCall::decode(&buf[4..]).unwrap();
+        assert_eq!(
+            (call.xid, call.prog, call.vers, call.proc_),
+            (0x42, NFS_PROGRAM, NFS_V3, proc3::GETATTR)
+        );
+        assert_eq!(GetattrArgs::from_xdr(call.args), Ok(GetattrArgs { fh }));
+    }
+
+    #[test]
+    fn status_codes_and_messages() {
+        assert_eq!(Nfsstat3::ALL.len(), 29);
+        for &s in Nfsstat3::ALL {
+            assert_eq!(Nfsstat3::from_u32(s.as_u32()), s);
+            assert!(s.name().starts_with("NFS3"));
+        }
+        assert_eq!(Nfsstat3::from_u32(13), Nfsstat3::Acces);
+        assert_eq!(Nfsstat3::from_u32(10008), Nfsstat3::Jukebox);
+        assert_eq!(Nfsstat3::from_u32(4), Nfsstat3::Other(4));
+        assert_eq!(
+            Nfs3Error(Nfsstat3::Acces).to_string(),
+            "NFS3ERR_ACCES: permission denied"
+        );
+        assert_eq!(
+            NfsReplyError::Status(Nfsstat3::Stale).to_string(),
+            "NFS3ERR_STALE: stale file handle"
+        );
+        assert!(Nfs3Error(Nfsstat3::Other(77)).to_string().contains("77"));
+        assert!(Nfsstat3::Jukebox.is_transient());
+        assert!(!Nfsstat3::Io.is_transient());
+    }
+
+    #[test]
+    fn modifying_procs_answer_rofs() {
+        let cases = [
+            (proc3::SETATTR, 8),
+            (proc3::WRITE, 8),
+            (proc3::CREATE, 8),
+            (proc3::MKDIR, 8),
+            (proc3::SYMLINK, 8),
+            (proc3::MKNOD, 8),
+            (proc3::REMOVE, 8),
+            (proc3::RMDIR, 8),
+            (proc3::RENAME, 16),
+            (proc3::LINK, 12),
+            (proc3::COMMIT, 8),
+        ];
+        for (p, body_bytes) in cases {
+            assert!(is_modifying_proc(p));
+            let mut out = Vec::new();
+            assert!(encode_modifying_proc_fail(
+                &mut XdrWriter::new(&mut out),
+                p,
+                Nfsstat3::Rofs
+            ));
+            assert_eq!(&out[..4], &be(30), "{}", proc_name(p));
+            assert_eq!(out.len(), 4 + body_bytes, "{}", proc_name(p));
+            assert!(out[4..].iter().all(|&b| b == 0));
+        }
+        for p in [
+            proc3::NULL,
+            proc3::GETATTR,
+            proc3::READDIRPLUS,
+            proc3::READ,
+            22,
+        ] {
+            assert!(!is_modifying_proc(p));
+            let mut out = Vec::new();
+            assert!(!encode_modifying_proc_fail(
+                &mut XdrWriter::new(&mut out),
+                p,
+                Nfsstat3::Rofs
+            ));
+            assert!(out.is_empty());
+        }
+        assert_eq!(proc_name(proc3::READDIRPLUS), "readdirplus");
+        assert_eq!(proc_name(99), "unknown");
+    }
+
+    #[test]
+    fn fsinfo_fsstat_pathconf_readlink_access_layouts() {
+        #[rustfmt::skip]
+        let fsinfo: Vec<u8> = [
+            &be(0)[..], &be(0),
+            &be(1 << 20), &be(1 << 20), &be(4096),   // rtmax, rtpref, rtmult
+            &be(1 << 20), &be(1 << 20), &be(4096),   // wtmax, wtpref, wtmult
+            &be(1 << 16),                            // dtpref
+            &[0x7f, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff], // maxfilesize
+            &be(0), &be(1),                          // time_delta 1 ns
+            &be(FSF3_LINK | FSF3_SYMLINK | FSF3_HOMOGENEOUS | FSF3_CANSETTIME),
+        ].concat();
+        let info = FsinfoReply::decode(&fsinfo).unwrap();
+        assert_eq!(info.dtpref, 65536);
+        assert_eq!(info.maxfilesize, i64::MAX as u64);
+        assert_eq!(info.time_delta.to_ns(), 1);
+        assert_eq!(info.properties, 0x1b);
+        let mut out = Vec::new();
+        FsinfoReply::encode_ok(&mut XdrWriter::new(&mut out), &info);
+        assert_eq!(out, fsinfo);
+
+        #[rustfmt::skip]
+        let fsstat: Vec<u8> = [
+            &be(0)[..], &be(0),
+            &[0, 0, 0, 0, 0, 0, 0, 1], &[0, 0, 0, 0, 0, 0, 0, 2], &[0, 0, 0, 0, 0, 0, 0, 3],
+            &[0, 0, 0, 0, 0, 0, 0, 4], &[0, 0, 0, 0, 0, 0, 0, 5], &[0, 0, 0, 0, 0, 0, 0, 6],
+            &be(0),
+        ].concat();
+        let st = FsstatReply::decode(&fsstat).unwrap();
+        assert_eq!(
+            (st.tbytes, st.fbytes, st.abytes, st.tfiles, st.ffiles, st.afiles),
+            (1, 2, 3, 4, 5, 6)
+        );
+
+        let pathconf = [be(0), be(0), be(32000), be(255), be(1), be(0), be(0), be(1)].concat();
+        let pc = PathconfReply::decode(&pathconf).unwrap();
+        assert_eq!((pc.linkmax, pc.name_max), (32000, 255));
+        assert!(pc.no_trunc && !pc.chown_restricted && !pc.case_insensitive && pc.case_preserving);
+        let mut bad = pathconf.clone();
+        bad[23] = 3;
+        assert_eq!(
+            PathconfReply::decode(&bad),
+            Err(NfsReplyError::Xdr(XdrError::BadBool(3)))
+        );
+
+        let readlink = [&be(0)[..], &be(0), &be(6), b"../tgt\0\0"].concat();
+        let rl = ReadlinkReply::decode(&readlink).unwrap();
+        assert_eq!(rl.target, b"../tgt");
+        let mut too_long = [be(0), be(0), be(4097)].concat();
+        too_long.extend(vec![b'a'; 4100]);
+        assert_eq!(
+            ReadlinkReply::decode(&too_long),
+            Err(NfsReplyError::Xdr(XdrError::TooLong {
+                len: 4097,
+                max: 4096
+            }))
+        );
+
+        let access = [be(0), be(0), be(ACCESS3_READ | ACCESS3_EXECUTE)].concat();
+        assert_eq!(
+            AccessReply::decode(&access),
+            Ok(AccessOk {
+                attrs: None,
+                access: 0x21
+            })
+        );
+    }
+
+    #[test]
+    fn file_handle_debug_and_identity() {
+        let a = FileHandle::from_bytes(&[0xde, 0xad]).unwrap();
+        assert_eq!(format!("{a:?}"), "FileHandle(dead)");
+        let b = FileHandle::from_bytes(&[0xde, 0xad, 0]).unwrap();
+        assert_ne!(a, b, "length is part of a handle's identity");
+        assert_eq!(FileHandle::default(), FileHandle::EMPTY);
+        assert!(FileHandle::EMPTY.is_empty());
     }
 }

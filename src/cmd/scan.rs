@@ -279,7 +279,7 @@ pub fn scan_into(
         let _ = tx.send(OutputBatch::Bytes(batcher_buf));
     }
     let visited = Arc::new(VisitedDirs::default());
-    visited.insert(m.root_attrs.fsid, m.root_attrs.fileid);
+    visited.insert_dir(m.root_attrs.fsid, m.root_attrs.fileid, m.root_fh.as_bytes());
     let roots = if args.max_depth == Some(0) {
         Vec::new()
     } else {

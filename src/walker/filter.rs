@@ -53,8 +53,10 @@ impl ExcludeSet {
 
 const VISITED_SHARDS: usize = 64;
 
-/// Directories already taken for listing, by (fsid, fileid), shared by all threads. Touched
-/// once per directory, not per call; sharded so threads rarely meet on one lock.
+/// Directories already taken for listing, by (fsid, fileid) and by file handle, shared by all
+/// threads. Touched once per directory, not per call; sharded so threads rarely meet on one
+/// lock. Both keys are checked because a broken or hostile server may present a directory's
+/// handle again under another fileid (or the reverse): either way it is a cycle.
 #[derive(Debug)]
 pub struct VisitedDirs {
     shards: Vec<Mutex<HashSet<(u64, u64)>>>,
@@ -70,15 +72,36 @@ impl Default for VisitedDirs {
     }
 }
 
+/// Keys of handles live in their own namespace: an fsid no server uses.
+const HANDLE_KEY_SPACE: u64 = u64::MAX;
+
+fn handle_hash(fh: &[u8]) -> u64 {
+    // FNV-1a: handles are short and this runs once per directory.
+    fh.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| {
+        (h ^ b as u64).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
 impl VisitedDirs {
-    /// Marks a directory visited; false if it already was (a hard-linked directory, a bind
-    /// mount seen twice, or a server presenting a cycle).
-    pub fn insert(&self, fsid: u64, fileid: u64) -> bool {
-        let shard = (fileid ^ fsid.rotate_left(17)).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 58;
+    fn insert_key(&self, a: u64, b: u64) -> bool {
+        let shard = (b ^ a.rotate_left(17)).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 58;
         let mut set = self.shards[shard as usize % VISITED_SHARDS]
             .lock()
             .unwrap_or_else(|e| e.into_inner());
-        set.insert((fsid, fileid))
+        set.insert((a, b))
+    }
+
+    /// Marks a directory visited by (fsid, fileid); false if it already was (a hard-linked
+    /// directory, a bind mount seen twice, or a server presenting a cycle).
+    pub fn insert(&self, fsid: u64, fileid: u64) -> bool {
+        self.insert_key(fsid, fileid)
+    }
+
+    /// Marks a directory visited by both keys; false if either was seen before.
+    pub fn insert_dir(&self, fsid: u64, fileid: u64, fh: &[u8]) -> bool {
+        let by_id = self.insert_key(fsid, fileid);
+        let by_handle = self.insert_key(HANDLE_KEY_SPACE, handle_hash(fh));
+        by_id && by_handle
     }
 }
 
@@ -104,5 +127,10 @@ mod tests {
         assert!(v.insert(1, 42));
         assert!(!v.insert(1, 42));
         assert!(v.insert(2, 42));
+        // the same handle under a new fileid is a cycle too
+        assert!(v.insert_dir(1, 7, b"handle-a"));
+        assert!(!v.insert_dir(1, 8, b"handle-a"));
+        assert!(!v.insert_dir(1, 7, b"handle-b"));
+        assert!(v.insert_dir(1, 9, b"handle-c"));
     }
 }

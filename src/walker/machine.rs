@@ -55,7 +55,7 @@ impl std::str::FromStr for Mode {
 pub const NAME_BYTES_MAX: usize = 1024;
 /// Directories deeper than this are not listed (an error is reported instead): a server that
 /// presents an endless chain must not make paths grow without bound.
-pub const DEPTH_HARD_MAX: u32 = 100_000;
+pub const DEPTH_HARD_MAX: u32 = 10_000;
 /// A listing restarted this many times after NFS3ERR_BAD_COOKIE is given up.
 const LISTING_RESTARTS_MAX: u32 = 16;
 /// A name batch handed to other threads in `getattr` mode.
@@ -1017,7 +1017,10 @@ impl Walker {
                 sink,
             );
         }
-        if !self.visited.insert(fattr.fsid, fattr.fileid) {
+        if !self
+            .visited
+            .insert_dir(fattr.fsid, fattr.fileid, fh.as_bytes())
+        {
             return; // already walked (a cycle or a directory reached twice)
         }
         sink.spawn(Task::Dir(DirTask {

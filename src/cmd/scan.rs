@@ -9,6 +9,7 @@ use nfs_walker::ring::Backend;
 use nfs_walker::sched::{self, EngineConfig, EngineReport, Progress};
 use nfs_walker::walker::{DirTask, ExcludeSet, Mode, Task, VisitedDirs, WalkConfig};
 use std::io::{IsTerminal, Write};
+use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -83,6 +84,10 @@ pub struct EngineArgs {
     /// Retries of a call after a timeout or a malformed reply
     #[arg(long, default_value_t = 5)]
     pub retries: u32,
+    /// Spread connections over these server addresses (repeatable; IP or IP:PORT, e.g. the
+    /// nodes of a scale-out filer); default: every address the URL's host resolves to
+    #[arg(long = "addr", value_name = "ADDR")]
+    pub addrs: Vec<String>,
 }
 
 impl EngineArgs {
@@ -108,6 +113,30 @@ impl EngineArgs {
             cfg.threads = t;
         }
         Ok(cfg)
+    }
+
+    /// The addresses to connect to: `--addr` values (with the NFS port where none is given),
+    /// or `resolved`.
+    pub fn server_addrs(&self, resolved: &[SocketAddr]) -> Result<Vec<SocketAddr>> {
+        if self.addrs.is_empty() {
+            return Ok(resolved.to_vec());
+        }
+        let port = resolved.first().map_or(2049, |a| a.port());
+        self.addrs
+            .iter()
+            .map(|a| {
+                a.parse::<SocketAddr>()
+                    .or_else(|_| a.parse::<IpAddr>().map(|ip| SocketAddr::new(ip, port)))
+                    .or_else(|_| {
+                        (a.as_str(), port)
+                            .to_socket_addrs()
+                            .ok()
+                            .and_then(|mut it| it.next())
+                            .ok_or(())
+                    })
+                    .map_err(|_| anyhow::anyhow!("--addr {a}: not an address"))
+            })
+            .collect()
     }
 
     pub fn rpc_timeout(&self) -> Result<Duration> {
@@ -296,7 +325,7 @@ pub fn scan_into(
         &engine,
         walk,
         visited,
-        &m.nfs_addrs,
+        &args.engine.server_addrs(&m.nfs_addrs)?,
         roots,
         format,
         tx,

@@ -1,1 +1,75 @@
-pub fn _placeholder() {}
+//! mock-nfsd: a fast in-memory NFSv3 server over synthetic trees, with latency and fault
+//! injection. A product tool to tell client cost from server cost, and the oracle of
+//! nfs-walker's tests.
+//!
+//! In-process use:
+//! ```no_run
+//! let config = mock_nfsd::Config {
+//!     tree: "flat:1000".parse().unwrap(),
+//!     ..Default::default()
+//! };
+//! let server = mock_nfsd::Server::start(config.clone()).unwrap();
+//! println!("{}", server.url()); // nfs://127.0.0.1/export?nfsport=P&mountport=P
+//! let expected: Vec<_> = mock_nfsd::listing(&config, false).collect();
+//! server.shutdown();
+//! ```
+
+pub mod cookies;
+pub mod faults;
+pub mod latency;
+pub mod listing;
+pub mod rng;
+pub mod server;
+pub mod service;
+pub mod stats;
+pub mod tree;
+
+pub use cookies::CookieMode;
+pub use faults::{Fault, FaultSpec};
+pub use latency::LatencyDist;
+pub use listing::Listing;
+pub use server::{Server, ServerHandle};
+pub use stats::StatsSnapshot;
+pub use tree::{Tree, TreeModel};
+
+use nfs_walker::record::EntryRecord;
+use std::net::SocketAddr;
+
+/// Everything that shapes a server.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Address to listen on; port 0 picks a free port.
+    pub listen: SocketAddr,
+    pub tree: Tree,
+    /// The exported path clients mount ("/export").
+    pub export: String,
+    pub cookies: CookieMode,
+    /// Return `.` and `..` first in every directory, like Linux knfsd.
+    pub dot_entries: bool,
+    /// Delay of each NFS reply; `None` answers at once.
+    pub latency: Option<LatencyDist>,
+    pub faults: FaultSpec,
+    /// Seeds fault and latency draws.
+    pub seed: u64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            tree: Tree::Flat { files: 1000 },
+            export: "/export".to_string(),
+            cookies: CookieMode::Hash,
+            dot_entries: true,
+            latency: None,
+            faults: FaultSpec::default(),
+            seed: 0,
+        }
+    }
+}
+
+/// The exact listing of `config`'s tree as a correct client records it: the root as "."
+/// (depth 0), then every entry, depth-first. With `readlink`, symlinks carry their targets.
+pub fn listing(config: &Config, readlink: bool) -> impl Iterator<Item = EntryRecord> {
+    Listing::new(TreeModel::new(config.tree), readlink)
+}

@@ -1,0 +1,133 @@
+//! Per-procedure call counters, shared by all connections.
+
+use nfs_walker::rpc::mount::{self, MOUNT_PROGRAM};
+use nfs_walker::rpc::nfs3::{self, NFS_PROGRAM};
+use nfs_walker::rpc::portmap::PMAP_PROGRAM;
+use std::io::{self, Write};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+const PMAP_NAMES: [&str; 6] = [
+    "pmap_null",
+    "pmap_set",
+    "pmap_unset",
+    "getport",
+    "pmap_dump",
+    "pmap_callit",
+];
+const MOUNT_NAMES: [&str; 6] = ["mount_null", "mnt", "dump", "umnt", "umntall", "export"];
+const NFS_PROCS: usize = 22;
+/// Calls of other programs or procedures, and undecodable calls.
+const UNKNOWN_NAME: &str = "unknown";
+
+/// Counters of calls per procedure.
+#[derive(Debug, Default)]
+pub struct Stats {
+    pmap: [AtomicU64; PMAP_NAMES.len()],
+    mount: [AtomicU64; MOUNT_NAMES.len()],
+    nfs: [AtomicU64; NFS_PROCS],
+    unknown: AtomicU64,
+}
+
+impl Stats {
+    /// Counts one call of `proc_` of program `prog`.
+    #[inline]
+    pub fn count(&self, prog: u32, proc_: u32) {
+        let p = proc_ as usize;
+        let counter = match prog {
+            PMAP_PROGRAM if p < PMAP_NAMES.len() => &self.pmap[p],
+            MOUNT_PROGRAM if p < MOUNT_NAMES.len() => &self.mount[p],
+            NFS_PROGRAM if p < NFS_PROCS => &self.nfs[p],
+            _ => &self.unknown,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts a call that could not be decoded.
+    pub fn count_unknown(&self) {
+        self.unknown.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The counts of every procedure that was called at least once.
+    pub fn snapshot(&self) -> StatsSnapshot {
+        let mut counts = Vec::new();
+        let mut add = |name: &'static str, c: &AtomicU64| {
+            let n = c.load(Ordering::Relaxed);
+            if n > 0 {
+                counts.push((name, n));
+            }
+        };
+        for (name, c) in PMAP_NAMES.iter().zip(&self.pmap) {
+            add(name, c);
+        }
+        for (i, c) in self.mount.iter().enumerate() {
+            add(MOUNT_NAMES[i], c);
+        }
+        debug_assert_eq!(mount::mountproc3::EXPORT as usize, MOUNT_NAMES.len() - 1);
+        for (p, c) in self.nfs.iter().enumerate() {
+            add(nfs3::proc_name(p as u32), c);
+        }
+        add(UNKNOWN_NAME, &self.unknown);
+        StatsSnapshot { counts }
+    }
+}
+
+/// Call counts at one moment: `(procedure name, count)` for every procedure called.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StatsSnapshot {
+    pub counts: Vec<(&'static str, u64)>,
+}
+
+impl StatsSnapshot {
+    /// The count of one procedure ("getattr", "readdirplus", "mnt", "getport", ...); 0 if it
+    /// was never called.
+    pub fn get(&self, name: &str) -> u64 {
+        self.counts
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map_or(0, |&(_, c)| c)
+    }
+
+    /// Total calls of all procedures.
+    pub fn total(&self) -> u64 {
+        self.counts.iter().map(|&(_, c)| c).sum()
+    }
+
+    /// Writes `# rpc counts` and one `<name> <count>` line per procedure called.
+    pub fn write_report(&self, out: &mut impl Write) -> io::Result<()> {
+        writeln!(out, "# rpc counts")?;
+        for (name, count) in &self.counts {
+            writeln!(out, "{name} {count}")?;
+        }
+        out.flush()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_by_program_and_procedure() {
+        let stats = Stats::default();
+        stats.count(NFS_PROGRAM, 1);
+        stats.count(NFS_PROGRAM, 1);
+        stats.count(NFS_PROGRAM, 17);
+        stats.count(MOUNT_PROGRAM, 1);
+        stats.count(PMAP_PROGRAM, 3);
+        stats.count(NFS_PROGRAM, 99);
+        stats.count(4242, 0);
+        let snap = stats.snapshot();
+        assert_eq!(snap.get("getattr"), 2);
+        assert_eq!(snap.get("readdirplus"), 1);
+        assert_eq!(snap.get("mnt"), 1);
+        assert_eq!(snap.get("getport"), 1);
+        assert_eq!(snap.get("unknown"), 2);
+        assert_eq!(snap.get("lookup"), 0);
+        let mut out = Vec::new();
+        snap.write_report(&mut out).unwrap();
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "# rpc counts\ngetport 1\nmnt 1\ngetattr 2\nreaddirplus 1\nunknown 2\n"
+        );
+    }
+}

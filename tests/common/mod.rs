@@ -237,3 +237,55 @@ pub fn assert_same_listing(
         differ.concat()
     );
 }
+
+/// A 64-bit hash of a byte string (FNV-1a), for comparing large listings as multisets.
+pub fn line_hash(b: &[u8]) -> u64 {
+    b.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &x| {
+        (h ^ x as u64).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+/// Compares an NDJSON output with an expected listing exactly (every field, fsid included),
+/// as multisets of lines, without holding either in memory as records: counts, duplicate
+/// paths and the sorted line hashes must all agree.
+pub fn assert_exact_ndjson(got: &[u8], expected: impl Iterator<Item = EntryRecord>, what: &str) {
+    let mut exp_lines = Vec::new();
+    let mut buf = Vec::new();
+    for r in expected {
+        buf.clear();
+        r.write_ndjson(&mut buf);
+        exp_lines.push(line_hash(&buf[..buf.len() - 1]));
+    }
+    let mut got_lines: Vec<u64> = got
+        .split(|&b| b == b'\n')
+        .filter(|l| !l.is_empty())
+        .map(line_hash)
+        .collect();
+    let mut paths = std::collections::HashSet::new();
+    for l in got.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
+        let end = l
+            .iter()
+            .skip(9)
+            .position(|&b| b == b'"')
+            .map_or(l.len(), |p| p + 9);
+        // `{"path":"...` up to the closing quote identifies the entry (escaped quotes end
+        // earlier, which only makes the key shorter, never two different entries equal here
+        // unless their paths share that prefix; real duplicates are caught either way by the
+        // hash multiset below)
+        paths.insert(line_hash(&l[..end]));
+    }
+    assert_eq!(
+        got_lines.len(),
+        exp_lines.len(),
+        "{what}: {} records written, {} expected",
+        got_lines.len(),
+        exp_lines.len()
+    );
+    got_lines.sort_unstable();
+    exp_lines.sort_unstable();
+    let first_diff = got_lines.iter().zip(&exp_lines).position(|(a, b)| a != b);
+    assert!(
+        first_diff.is_none(),
+        "{what}: records differ from the expected listing"
+    );
+}

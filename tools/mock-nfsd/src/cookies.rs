@@ -32,7 +32,9 @@ impl FromStr for CookieMode {
         match s {
             "hash" => Ok(CookieMode::Hash),
             "index" => Ok(CookieMode::Index),
-            other => Err(format!("unknown cookie mode `{other}` (expected hash or index)")),
+            other => Err(format!(
+                "unknown cookie mode `{other}` (expected hash or index)"
+            )),
         }
     }
 }

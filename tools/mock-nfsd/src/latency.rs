@@ -22,9 +22,7 @@ pub enum LatencyDist {
 
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum LatencySpecError {
-    #[error(
-        "unknown latency `{0}` (expected fixed:T, uniform:T1-T2 or lognormal:median=T,p99=T)"
-    )]
+    #[error("unknown latency `{0}` (expected fixed:T, uniform:T1-T2 or lognormal:median=T,p99=T)")]
     UnknownKind(String),
     #[error("latency `{spec}`: {why}")]
     Invalid { spec: String, why: String },

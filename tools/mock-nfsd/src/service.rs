@@ -274,13 +274,19 @@ impl Service {
                 let Ok(m) = Mapping::decode(&mut XdrReader::new(args)) else {
                     return Answer::GarbageArgs;
                 };
-                let ours = matches!((m.prog, m.vers), (MOUNT_PROGRAM, MOUNT_V3) | (NFS_PROGRAM, NFS_V3))
-                    && m.prot == IPPROTO_TCP;
+                let ours = matches!(
+                    (m.prog, m.vers),
+                    (MOUNT_PROGRAM, MOUNT_V3) | (NFS_PROGRAM, NFS_V3)
+                ) && m.prot == IPPROTO_TCP;
                 w.u32(if ours { self.port as u32 } else { 0 });
                 Answer::Done
             }
             PMAPPROC_DUMP => {
-                for (prog, vers) in [(PMAP_PROGRAM, PMAP_V2), (MOUNT_PROGRAM, MOUNT_V3), (NFS_PROGRAM, NFS_V3)] {
+                for (prog, vers) in [
+                    (PMAP_PROGRAM, PMAP_V2),
+                    (MOUNT_PROGRAM, MOUNT_V3),
+                    (NFS_PROGRAM, NFS_V3),
+                ] {
                     w.bool(true);
                     Mapping {
                         prog,
@@ -356,7 +362,10 @@ impl Service {
         };
         let mut node = self.model.root();
         let mut scratch = Vec::new();
-        for name in rest.split(|&b| b == b'/').filter(|n| !n.is_empty() && *n != b".") {
+        for name in rest
+            .split(|&b| b == b'/')
+            .filter(|n| !n.is_empty() && *n != b".")
+        {
             if !node.is_dir() {
                 return Err(Mountstat3::Notdir);
             }
@@ -455,14 +464,19 @@ impl Service {
                             };
                             NfsRes::<ReadlinkOk>::encode_ok(&mut w, &ok);
                         } else {
-                            NfsRes::<ReadlinkOk>::encode_fail(&mut w, Nfsstat3::Inval, Some(&attrs));
+                            NfsRes::<ReadlinkOk>::encode_fail(
+                                &mut w,
+                                Nfsstat3::Inval,
+                                Some(&attrs),
+                            );
                         }
                     }
                     Err(status) => NfsRes::<ReadlinkOk>::encode_fail(&mut w, status, None),
                 }
             }
             proc3::READ => {
-                let (Ok(fh), Ok(offset), Ok(count)) = (FileHandle::decode(&mut r), r.u64(), r.u32())
+                let (Ok(fh), Ok(offset), Ok(count)) =
+                    (FileHandle::decode(&mut r), r.u64(), r.u32())
                 else {
                     return Answer::GarbageArgs;
                 };
@@ -705,7 +719,8 @@ impl Service {
         while pos < total {
             let child = if pos < dots {
                 conn.name.clear();
-                conn.name.extend_from_slice(if pos == 0 { b"." } else { b".." });
+                conn.name
+                    .extend_from_slice(if pos == 0 { b"." } else { b".." });
                 if pos == 0 {
                     node
                 } else {
@@ -756,7 +771,14 @@ impl Service {
                         };
                         enc.push(out, &entry);
                     } else if let Some(enc) = plain_enc.as_mut() {
-                        enc.push(out, &DirEntry { fileid, name, cookie });
+                        enc.push(
+                            out,
+                            &DirEntry {
+                                fileid,
+                                name,
+                                cookie,
+                            },
+                        );
                     }
                 }
             }

@@ -72,10 +72,12 @@ impl FromStr for Tree {
         let args: Vec<&str> = parts.collect();
         let num = |s: &str| -> Result<u64, TreeSpecError> {
             let digits = s.replace('_', "");
-            digits.parse::<u64>().map_err(|_| TreeSpecError::NotANumber {
-                spec: spec.to_string(),
-                value: s.to_string(),
-            })
+            digits
+                .parse::<u64>()
+                .map_err(|_| TreeSpecError::NotANumber {
+                    spec: spec.to_string(),
+                    value: s.to_string(),
+                })
         };
         let arity = |expected: &'static str| TreeSpecError::Arity {
             spec: spec.to_string(),
@@ -235,7 +237,10 @@ const SHOWCASE: [(MixedKind, NameStyle); 18] = [
     (MixedKind::LinkedOriginal, NameStyle::Spaces),
     (MixedKind::LinkedCopy, NameStyle::Plain),
     (MixedKind::Symlink(SymlinkStyle::Sibling), NameStyle::Plain),
-    (MixedKind::Symlink(SymlinkStyle::Absolute), NameStyle::Unicode),
+    (
+        MixedKind::Symlink(SymlinkStyle::Absolute),
+        NameStyle::Unicode,
+    ),
     (MixedKind::Symlink(SymlinkStyle::Dangling), NameStyle::Plain),
     (MixedKind::Fifo, NameStyle::Plain),
     (MixedKind::Socket, NameStyle::Hidden),
@@ -515,7 +520,9 @@ impl TreeModel {
                 out.extend_from_slice(WORDS[(h % WORDS.len() as u64) as usize].as_bytes());
                 if h & 0x100 != 0 {
                     out.extend_from_slice(b"/../");
-                    out.extend_from_slice(WORDS[((h >> 16) % WORDS.len() as u64) as usize].as_bytes());
+                    out.extend_from_slice(
+                        WORDS[((h >> 16) % WORDS.len() as u64) as usize].as_bytes(),
+                    );
                 }
             }
             SymlinkStyle::Absolute => {
@@ -545,7 +552,9 @@ impl TreeModel {
                 1 + dirs + (node.dir - 1) * files_per_dir + (node.slot - 1)
             }
             Tree::Deep { .. } => 1 + node.dir,
-            Tree::Mixed { .. } => 1 + dirs + self.mixed[node.dir as usize].file_base + node.slot - 1,
+            Tree::Mixed { .. } => {
+                1 + dirs + self.mixed[node.dir as usize].file_base + node.slot - 1
+            }
         }
     }
 
@@ -795,7 +804,11 @@ impl TreeModel {
         match kind {
             MixedKind::Regular(_) | MixedKind::LinkedOriginal | MixedKind::LinkedCopy => {
                 attrs.ftype = FileType3::Reg;
-                attrs.nlink = if kind == MixedKind::LinkedOriginal { 2 } else { 1 };
+                attrs.nlink = if kind == MixedKind::LinkedOriginal {
+                    2
+                } else {
+                    1
+                };
                 let (size, used) = match style {
                     AttrStyle::Empty => (0, 0),
                     AttrStyle::HugeSparse => (rng.range(1 << 40, 1 << 50), 8192),
@@ -1051,7 +1064,13 @@ mod tests {
     #[test]
     fn every_name_is_found_by_lookup_and_every_node_has_attrs() {
         let mut scratch = Vec::new();
-        for spec in ["flat:1000", "deep:20", "wide:7:30", "mixed:5000:3", "mixed:300"] {
+        for spec in [
+            "flat:1000",
+            "deep:20",
+            "wide:7:30",
+            "mixed:5000:3",
+            "mixed:300",
+        ] {
             let model = TreeModel::new(spec.parse().unwrap());
             let entries = walk(&model);
             assert_eq!(entries.len() as u64 + 1, model.entry_count(), "{spec}");
@@ -1068,7 +1087,10 @@ mod tests {
                 assert!(!name.contains(&b'/') && !name.contains(&0));
             }
             assert_eq!(model.lookup(0, b"nope", &mut scratch), None);
-            assert_eq!(model.lookup(0, b"f99999999999999999999", &mut scratch), None);
+            assert_eq!(
+                model.lookup(0, b"f99999999999999999999", &mut scratch),
+                None
+            );
         }
     }
 
@@ -1086,7 +1108,10 @@ mod tests {
         let model = TreeModel::new("mixed:20000".parse().unwrap());
         let entries = walk(&model);
         let total = entries.len() as u64 + 1;
-        assert!((19_000..=21_000).contains(&total), "about N entries: {total}");
+        assert!(
+            (19_000..=21_000).contains(&total),
+            "about N entries: {total}"
+        );
         let attrs: Vec<Fattr3> = entries.iter().map(|e| model.attrs(e.2).unwrap()).collect();
         for t in FileType3::ALL {
             assert!(attrs.iter().any(|a| a.ftype == t), "{t:?}");
@@ -1097,13 +1122,19 @@ mod tests {
         assert!(attrs.iter().any(|a| a.uid == 4_294_967_294));
         assert!(attrs.iter().any(|a| a.mtime.seconds == 0));
         assert!(attrs.iter().any(|a| a.mtime.seconds > i32::MAX as u32));
-        assert!(attrs.iter().any(|a| a.size > 1 << 40 && a.used < a.size / 1000));
-        assert!(attrs.iter().any(|a| a.nlink == 2 && a.ftype == FileType3::Reg));
+        assert!(attrs
+            .iter()
+            .any(|a| a.size > 1 << 40 && a.used < a.size / 1000));
+        assert!(attrs
+            .iter()
+            .any(|a| a.nlink == 2 && a.ftype == FileType3::Reg));
         let names: Vec<&[u8]> = entries.iter().map(|e| e.1.as_slice()).collect();
         assert!(names.iter().any(|n| n.contains(&b' ')));
         assert!(names.iter().any(|n| n.len() == 255));
         assert!(names.iter().any(|n| std::str::from_utf8(n).is_err()));
-        assert!(names.iter().any(|n| n.iter().any(|&b| b >= 0x80) && std::str::from_utf8(n).is_ok()));
+        assert!(names
+            .iter()
+            .any(|n| n.iter().any(|&b| b >= 0x80) && std::str::from_utf8(n).is_ok()));
         // hard links: two names, one fileid
         let mut by_fileid = std::collections::HashMap::<u64, u32>::new();
         for a in &attrs {
@@ -1154,7 +1185,12 @@ mod tests {
         let node = model.entry(0, 9_999_999_999, &mut name);
         assert_eq!(name, b"f9999999999");
         assert_eq!(model.attrs(node).unwrap().fileid, 10_000_000_001);
-        assert!(model.attrs(NodeId { dir: 0, slot: 10_000_000_001 }).is_none());
+        assert!(model
+            .attrs(NodeId {
+                dir: 0,
+                slot: 10_000_000_001
+            })
+            .is_none());
         assert!(model.attrs(NodeId::dir(1)).is_none());
     }
 

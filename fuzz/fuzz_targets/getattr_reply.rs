@@ -1,0 +1,14 @@
+#![no_main]
+//! GETATTR3res from a server.
+
+use libfuzzer_sys::fuzz_target;
+use nfs_walker::rpc::nfs3::GetattrReply;
+
+fuzz_target!(|data: &[u8]| {
+    let strict = GetattrReply::decode_result(data);
+    let client = GetattrReply::decode(data);
+    // A result the strict decoder accepts is accepted the same way on the client path.
+    if let Ok(Ok(ok)) = strict {
+        assert_eq!(client, Ok(ok));
+    }
+});

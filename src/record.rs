@@ -89,6 +89,26 @@ pub struct EntryAttrs {
     pub ctime_ns: i64,
 }
 
+impl EntryAttrs {
+    /// What `--mode names` knows of an entry it did not look up: its fileid, nothing else.
+    pub fn names_only(fileid: u64) -> Self {
+        EntryAttrs {
+            kind: EntryType::Unknown,
+            size: 0,
+            used: 0,
+            mode: 0,
+            nlink: 0,
+            uid: 0,
+            gid: 0,
+            fileid,
+            fsid: 0,
+            atime_ns: 0,
+            mtime_ns: 0,
+            ctime_ns: 0,
+        }
+    }
+}
+
 /// One entry as every output writes it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EntryRecord {

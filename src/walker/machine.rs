@@ -1202,20 +1202,7 @@ impl Walker {
                     continue;
                 }
                 if leaf {
-                    let attrs = EntryAttrs {
-                        kind: EntryType::Unknown,
-                        size: 0,
-                        used: 0,
-                        mode: 0,
-                        nlink: 0,
-                        uid: 0,
-                        gid: 0,
-                        fileid: e.fileid,
-                        fsid: 0,
-                        atime_ns: 0,
-                        mtime_ns: 0,
-                        ctime_ns: 0,
-                    };
+                    let attrs = EntryAttrs::names_only(e.fileid);
                     self.emit(&path, &attrs, depth, None, sink);
                 } else {
                     lookups.push(LookupName {

@@ -163,20 +163,7 @@ fn normalize(mut r: EntryRecord, fields: Fields, with_targets: bool) -> EntryRec
         r.target = None;
     }
     if fields == Fields::Names {
-        r.attrs = EntryAttrs {
-            kind: EntryType::Unknown,
-            size: 0,
-            used: 0,
-            mode: 0,
-            nlink: 0,
-            uid: 0,
-            gid: 0,
-            fileid: r.attrs.fileid,
-            fsid: 0,
-            atime_ns: 0,
-            mtime_ns: 0,
-            ctime_ns: 0,
-        };
+        r.attrs = EntryAttrs::names_only(r.attrs.fileid);
     }
     r
 }

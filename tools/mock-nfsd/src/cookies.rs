@@ -82,7 +82,7 @@ impl CookieCodec {
     /// The cookie to resume `dir`'s listing at position `next` (`1 <= next < 2^40`).
     #[inline]
     pub fn cookie(&self, dir: u64, next: u64) -> u64 {
-        debug_assert!(next >= 1 && next <= POSITION_MASK);
+        debug_assert!((1..=POSITION_MASK).contains(&next));
         match self.mode {
             CookieMode::Index => next,
             CookieMode::Hash => {

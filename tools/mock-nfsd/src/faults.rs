@@ -234,7 +234,7 @@ impl ConnFaults {
     pub fn new(seed: u64, connection: u64) -> Self {
         ConnFaults {
             calls: 0,
-            rng: Rng::new(hash3(seed, connection, 0x6661_756c_74)),
+            rng: Rng::new(hash3(seed, connection, 0x0066_6175_6c74)),
         }
     }
 
@@ -310,9 +310,9 @@ mod tests {
         let resets: Vec<bool> = (0..6).map(|_| a.next_call(&spec).reset).collect();
         assert_eq!(resets, [false, false, true, false, false, true]);
         let drops_a: Vec<bool> = (0..100).map(|_| a.next_call(&spec).drop).collect();
-        let _ = (0..6).for_each(|_| {
+        for _ in 0..6 {
             b.next_call(&spec);
-        });
+        }
         let drops_b: Vec<bool> = (0..100).map(|_| b.next_call(&spec).drop).collect();
         assert_eq!(drops_a, drops_b);
         let hits = drops_a.iter().filter(|&&d| d).count();

@@ -93,7 +93,7 @@ impl ConnState {
     pub fn new(seed: u64, connection: u64) -> Self {
         ConnState {
             faults: ConnFaults::new(seed, connection),
-            latency_rng: Rng::new(hash3(seed, connection, 0x6c61_7465_6e63_79)),
+            latency_rng: Rng::new(hash3(seed, connection, 0x006c_6174_656e_6379)),
             name: Vec::with_capacity(4096),
             scratch: Vec::with_capacity(4096),
         }

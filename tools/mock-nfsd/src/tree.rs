@@ -692,7 +692,7 @@ impl TreeModel {
                 push_padded(out, pos, 1);
                 out.push(b'_');
                 let fill = 255usize.saturating_sub(out.len() + ext.len());
-                out.extend(std::iter::repeat_n(b'x', fill));
+                out.resize(out.len() + fill, b'x');
             }
             NameStyle::Latin1 => {
                 // "été" in ISO-8859-1: not valid UTF-8, as old file servers have plenty of.

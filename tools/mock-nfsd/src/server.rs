@@ -283,6 +283,11 @@ fn timer_loop(
     let mut sender_gone = false;
     let mut dead = false;
     loop {
+        if dead {
+            // The connection is gone: nobody is waiting for these.
+            in_flight.fetch_sub(heap.len(), Ordering::Relaxed);
+            heap.clear();
+        }
         let next_due = heap.peek().map(|r| r.0.due);
         let received = match (next_due, sender_gone) {
             (None, true) => return,

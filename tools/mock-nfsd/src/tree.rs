@@ -291,6 +291,11 @@ const SALT_LINK: u64 = 0x4c49_4e4b;
 const SALT_NAME: u64 = 0x4e41_4d45;
 const SALT_ATTR: u64 = 0x4154_5452;
 
+thread_local! {
+    /// Where a symlink's target is generated to learn its size, without allocating per call.
+    static TARGET_SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
 /// A built tree: answers every question about names, attributes and structure.
 #[derive(Debug, Clone)]
 pub struct TreeModel {
@@ -844,11 +849,13 @@ impl TreeModel {
                 };
             }
             MixedKind::Symlink(_) => {
-                let mut target = Vec::new();
-                self.readlink(node, &mut target);
                 attrs.ftype = FileType3::Lnk;
                 attrs.mode = 0o777;
-                attrs.size = target.len() as u64;
+                attrs.size = TARGET_SCRATCH.with(|t| {
+                    let mut t = t.borrow_mut();
+                    self.readlink(node, &mut t);
+                    t.len() as u64
+                });
                 attrs.used = 0;
             }
             MixedKind::Fifo => {
@@ -933,85 +940,144 @@ fn last_digit_run(name: &[u8]) -> Option<u64> {
     Some(v)
 }
 
-/// Builds the mixed tree's directory table. Directories are laid out breadth-first, so the
-/// subdirectories of each directory are contiguous; each directory draws its fan-out from a
-/// hash of (seed, number), and a budget keeps the total at `entries`.
+/// Builds the mixed tree's directory table, with exactly `entries` objects (root included).
+///
+/// Directories first, one per 25 entries: the number of directories at each depth follows a
+/// binomial bell (a few shallow ones, most in the middle, fewer at the bottom), and each level
+/// is shared among the directories of the level above by heavy-tailed weights, so some
+/// directories have many subdirectories and many have none. Laying levels out in order keeps
+/// each directory's subdirectories contiguous. Then the files: each directory draws a
+/// heavy-tailed weight and the remaining budget is shared in proportion, so fan-out ranges from
+/// empty to thousands. Every draw is a hash of (seed, directory number).
 fn build_mixed(entries: u64, seed: u64) -> Vec<MixedDir> {
-    let mut dirs = vec![MixedDir {
-        parent: 0,
+    let entries = entries.max(1);
+    let target_dirs = entries.div_ceil(25).max(1);
+    let below_root = target_dirs - 1;
+    // ceil(log2(target_dirs)) levels make every level of the bell at least one directory.
+    let levels = if below_root == 0 {
+        0
+    } else {
+        (64 - below_root.leading_zeros()).min(MIXED_DEPTH_MAX) as usize
+    };
+    let mut level_sizes = vec![0u64; levels];
+    if levels > 0 {
+        let bell: Vec<f64> = (0..levels)
+            .map(|k| binomial(levels as u64 - 1, k as u64))
+            .collect();
+        let bell_sum: f64 = bell.iter().sum();
+        for (size, w) in level_sizes.iter_mut().zip(&bell) {
+            *size = (below_root as f64 * w / bell_sum).floor() as u64;
+        }
+        let given: u64 = level_sizes.iter().sum();
+        level_sizes[levels / 2] += below_root - given;
+    }
+    let row = |parent: usize| MixedDir {
+        parent: parent as u32,
         first_subdir: 0,
         n_subdirs: 0,
         n_files: 0,
         file_base: 0,
-    }];
-    let mut depths: Vec<u8> = vec![0];
-    let mut budget = entries.saturating_sub(1);
-    let mut files_total = 0u64;
-    let mut d = 0usize;
-    while d < dirs.len() {
-        let pending = (dirs.len() - d - 1) as u64;
-        let depth = depths[d] as u32;
-        let mut rng = Rng::new(hash3(seed ^ SALT_SHAPE, d as u64, 0));
-        let mut n_sub = if depth >= MIXED_DEPTH_MAX {
-            0
-        } else {
-            match rng.range(0, 99) {
-                0..=34 => 0,
-                35..=64 => rng.range(1, 2),
-                65..=89 => rng.range(3, 6),
-                _ => rng.range(7, 20),
+    };
+    let mut dirs = vec![row(0)];
+    let mut empty = vec![false];
+    let mut level_start = 0usize;
+    for &size in &level_sizes {
+        let level_end = dirs.len();
+        let parents = level_start..level_end;
+        let mut weights: Vec<u64> = parents
+            .clone()
+            .map(|d| {
+                let mut rng = Rng::new(hash3(seed ^ SALT_SHAPE, d as u64, 0));
+                if d == 2 || rng.chance(0.35) {
+                    0
+                } else {
+                    (rng.next_f64() * 50f64.ln()).exp() as u64 * 16 + rng.range(0, 15)
+                }
+            })
+            .collect();
+        if weights.iter().all(|&w| w == 0) {
+            weights[0] = 1;
+        }
+        let total: u64 = weights.iter().sum();
+        let mut counts: Vec<u64> = weights
+            .iter()
+            .map(|&w| (size as u128 * w as u128 / total as u128) as u64)
+            .collect();
+        // Hand the rounding remainder out one by one, from a seeded starting point.
+        let mut left = size - counts.iter().sum::<u64>();
+        let n = counts.len();
+        let mut j = (hash3(seed ^ SALT_SHAPE, level_start as u64, 2) % n as u64) as usize;
+        while left > 0 {
+            if weights[j] > 0 {
+                counts[j] += 1;
+                left -= 1;
             }
-        };
-        let mut n_files = match rng.range(0, 999) {
-            0..=59 => 0,
-            60..=994 => (rng.next_f64() * 200f64.ln()).exp() as u64,
-            _ => rng.range(1000, 10_000),
-        };
-        // Keep the frontier of queued directories small enough that each still gets some
-        // entries of the budget.
-        n_sub = n_sub.min((budget / 32).saturating_sub(pending));
-        let second_root_child = dirs[d].parent == 0 && d as u64 == dirs[0].first_subdir as u64 + 1;
-        if d == 0 {
-            n_sub = n_sub.max(3);
-            n_files = n_files.max(SHOWCASE.len() as u64 + 6);
-        } else if pending > 0 && (second_root_child || rng.chance(0.03)) {
-            // An empty directory.
-            n_sub = 0;
-            n_files = 0;
+            j = (j + 1) % n;
         }
-        if pending == 0 && n_sub == 0 && budget > n_files && depth < MIXED_DEPTH_MAX && budget > 64
-        {
-            // The queue would run dry with budget left: keep the tree growing.
-            n_sub = 1;
+        for (d, &count) in parents.zip(&counts) {
+            dirs[d].first_subdir = dirs.len() as u32;
+            dirs[d].n_subdirs = count as u32;
+            for _ in 0..count {
+                dirs.push(row(d));
+                empty.push(false);
+            }
         }
-        n_sub = n_sub.min(budget);
-        n_files = n_files.min(budget - n_sub);
-        if pending == 0 && n_sub == 0 {
-            // The last directory takes whatever is left.
-            n_files = budget;
+        level_start = level_end;
+    }
+    // Directory 2 (if it is a leaf) and a few other leaves stay empty.
+    for d in 1..dirs.len() {
+        let leaf = dirs[d].n_subdirs == 0;
+        empty[d] = leaf && (d == 2 || hash3(seed ^ SALT_SHAPE, d as u64, 3) % 100 < 3);
+    }
+    // Share the files out by weight; the root first takes enough for its showcase.
+    let mut files = entries - dirs.len() as u64;
+    let root_min = files.min(SHOWCASE.len() as u64 + 6);
+    files -= root_min;
+    let weights: Vec<u64> = (0..dirs.len())
+        .map(|d| {
+            let mut rng = Rng::new(hash3(seed ^ SALT_SHAPE, d as u64, 1));
+            if empty[d] {
+                return 0;
+            }
+            match rng.range(0, 999) {
+                0..=59 => 0,
+                60..=994 => (rng.next_f64() * 200f64.ln()).exp() as u64,
+                _ => rng.range(2000, 20_000),
+            }
+        })
+        .collect();
+    let total_weight: u64 = weights.iter().sum();
+    let mut given = 0u64;
+    if total_weight > 0 {
+        for (row, &w) in dirs.iter_mut().zip(&weights) {
+            let share = (files as u128 * w as u128 / total_weight as u128) as u64;
+            row.n_files = share as u32; // at most MIXED_ENTRIES_MAX
+            given += share;
         }
-        let n_files = n_files.min(u32::MAX as u64) as u32;
-        budget -= n_sub + n_files as u64;
-        let first_subdir = dirs.len() as u32;
-        dirs[d].first_subdir = first_subdir;
-        dirs[d].n_subdirs = n_sub as u32;
-        dirs[d].n_files = n_files;
-        dirs[d].file_base = files_total;
-        files_total += n_files as u64;
-        for _ in 0..n_sub {
-            dirs.push(MixedDir {
-                parent: d as u32,
-                first_subdir: 0,
-                n_subdirs: 0,
-                n_files: 0,
-                file_base: 0,
-            });
-            depths.push(depth as u8 + 1);
+        // The rounding remainder (less than one per directory), one by one.
+        let n = dirs.len();
+        let mut j = (hash3(seed ^ SALT_SHAPE, 0, 4) % n as u64) as usize;
+        while given < files {
+            if weights[j] > 0 {
+                dirs[j].n_files += 1;
+                given += 1;
+            }
+            j = (j + 1) % n;
         }
-        d += 1;
+    }
+    dirs[0].n_files += (root_min + files - given) as u32;
+    let mut file_base = 0u64;
+    for row in dirs.iter_mut() {
+        row.file_base = file_base;
+        file_base += row.n_files as u64;
     }
     dirs.shrink_to_fit();
     dirs
+}
+
+/// `n` choose `k`, as a float (n is at most MIXED_DEPTH_MAX).
+fn binomial(n: u64, k: u64) -> f64 {
+    (0..k).fold(1.0, |acc, i| acc * (n - i) as f64 / (i + 1) as f64)
 }
 
 #[cfg(test)]

@@ -15,6 +15,7 @@ use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::os::fd::{AsRawFd, RawFd};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::sync::{Arc, Mutex};
@@ -55,12 +56,14 @@ impl Server {
             conns: Mutex::new(HashMap::new()),
             seed: config.seed,
         });
+        let listener_fd = listener.as_raw_fd();
         let accept_shared = Arc::clone(&shared);
         let accept_thread = thread::Builder::new()
             .name("mock-nfsd-accept".into())
             .spawn(move || accept_loop(listener, accept_shared))?;
         Ok(ServerHandle {
             addr,
+            listener_fd,
             export: config.export,
             shared,
             accept_thread: Some(accept_thread),
@@ -79,6 +82,8 @@ struct Shared {
 /// A running server. Dropping it shuts the server down.
 pub struct ServerHandle {
     addr: SocketAddr,
+    /// The listening socket (owned by the accept thread), to wake its blocking accept.
+    listener_fd: RawFd,
     export: String,
     shared: Arc<Shared>,
     accept_thread: Option<JoinHandle<()>>,
@@ -134,7 +139,13 @@ impl ServerHandle {
             }
             a => a,
         };
-        let _ = TcpStream::connect_timeout(&wake_addr, Duration::from_secs(1));
+        if TcpStream::connect_timeout(&wake_addr, Duration::from_secs(1)).is_err() {
+            // SAFETY: the accept thread owns the socket and is still running (not joined), so
+            // the descriptor is open; shutting down a listening socket makes accept fail.
+            unsafe {
+                libc::shutdown(self.listener_fd, libc::SHUT_RDWR);
+            }
+        }
         let _ = accept.join();
         if let Ok(conns) = self.shared.conns.lock() {
             for stream in conns.values() {

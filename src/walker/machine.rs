@@ -1072,7 +1072,6 @@ impl Walker {
         let Some(TaskState::Listing(l)) = self.tasks.get_mut(task) else {
             return Ok(());
         };
-        l.jukebox_delay = JUKEBOX_DELAY_FIRST;
         // Validate the whole reply first, then queue the next call of the chain at once.
         let (eof, last_cookie, verf, dir_nlink) = if proc_ == proc3::READDIRPLUS {
             let r = ReaddirPlusReply::decode(body)?;
@@ -1091,6 +1090,9 @@ impl Walker {
                 r.dir_attrs.map(|a| a.nlink),
             )
         };
+        // Only a reply that decoded ends a JUKEBOX streak (a JUKEBOX is an Err above, so
+        // resetting earlier would keep every retry at the first delay).
+        l.jukebox_delay = JUKEBOX_DELAY_FIRST;
         if !eof {
             match last_cookie {
                 None => {

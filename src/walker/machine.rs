@@ -333,8 +333,16 @@ struct QueuedOp {
     attempts: u32,
 }
 
-const XID_KEY_BITS: u32 = 20;
-const XID_KEY_MASK: u32 = (1 << XID_KEY_BITS) - 1;
+/// An XID is 4 bits of thread, then a send sequence, then the call's slab key in as few bits
+/// as the calls in flight need (at most this many), so a reply to a call that timed out and was
+/// resent meets a different XID in its old slot for 2^(28 - key bits) sends, not 256.
+const XID_KEY_BITS_MAX: u32 = 20;
+const XID_THREAD_MASK: u32 = 0xF000_0000;
+
+/// Bits that hold slab keys below `calls_max`.
+fn xid_key_bits(calls_max: usize) -> u32 {
+    (usize::BITS - calls_max.saturating_sub(1).leading_zeros()).clamp(1, XID_KEY_BITS_MAX)
+}
 
 struct ConnState {
     up: bool,
@@ -362,6 +370,7 @@ pub struct Walker {
     lookup_backlog: usize,
     xid_seq: u32,
     xid_base: u32,
+    xid_key_bits: u32,
     scratch_path: Vec<u8>,
     stats: WalkStats,
 }
@@ -375,6 +384,7 @@ impl Walker {
         conns: usize,
         xid_base: u32,
     ) -> Self {
+        let xid_key_bits = xid_key_bits(conns.saturating_mul(cfg.inflight_per_conn));
         Walker {
             cfg,
             visited,
@@ -394,7 +404,8 @@ impl Walker {
             parked: Vec::new(),
             lookup_backlog: 0,
             xid_seq: 0,
-            xid_base: xid_base & !XID_KEY_MASK,
+            xid_base: xid_base & XID_THREAD_MASK,
+            xid_key_bits,
             scratch_path: Vec::with_capacity(4096),
             stats: WalkStats::new(),
         }
@@ -634,12 +645,12 @@ impl Walker {
     fn send(&mut self, q: QueuedOp, conn: usize, now: Instant, buf: &mut Vec<u8>) {
         let entry = self.calls.vacant_entry();
         let key = entry.key();
-        debug_assert!(key <= XID_KEY_MASK as usize);
+        debug_assert!(key < 1 << self.xid_key_bits);
         self.xid_seq = self.xid_seq.wrapping_add(1);
-        // top 4 bits: the thread; 8 bits: a sequence, so a reused slot gets a new XID;
-        // low 20 bits: the slab key, so a reply finds its call without a map.
+        // top 4 bits: the thread; then a sequence, so a reused slot gets a new XID;
+        // low bits: the slab key, so a reply finds its call without a map.
         let xid =
-            (self.xid_base & 0xF000_0000) | ((self.xid_seq & 0xFF) << XID_KEY_BITS) | key as u32;
+            self.xid_base | ((self.xid_seq << self.xid_key_bits) & !XID_THREAD_MASK) | key as u32;
         let cred = &self.cfg.cred_xdr;
         let proc_ = match &q.op {
             Op::List { task } => {
@@ -724,7 +735,7 @@ impl Walker {
         now: Instant,
         sink: &mut impl WalkSink,
     ) {
-        let key = (xid & XID_KEY_MASK) as usize;
+        let key = (xid & ((1 << self.xid_key_bits) - 1)) as usize;
         if self.calls.get(key).is_none_or(|c| c.xid != xid) {
             // A reply to a call that timed out and was resent, or a server's stray XID.
             self.stats.unknown_xids += 1;
@@ -1072,7 +1083,6 @@ impl Walker {
         let Some(TaskState::Listing(l)) = self.tasks.get_mut(task) else {
             return Ok(());
         };
-        l.jukebox_delay = JUKEBOX_DELAY_FIRST;
         // Validate the whole reply first, then queue the next call of the chain at once.
         let (eof, last_cookie, verf, dir_nlink) = if proc_ == proc3::READDIRPLUS {
             let r = ReaddirPlusReply::decode(body)?;
@@ -1091,6 +1101,9 @@ impl Walker {
                 r.dir_attrs.map(|a| a.nlink),
             )
         };
+        // Only a reply that decoded ends a JUKEBOX streak (a JUKEBOX is an Err above, so
+        // resetting earlier would keep every retry at the first delay).
+        l.jukebox_delay = JUKEBOX_DELAY_FIRST;
         if !eof {
             match last_cookie {
                 None => {

@@ -67,6 +67,9 @@ pub const LOOKUP_BACKLOG_BATCHES_MAX: usize = 64;
 const FIRST_MAXCOUNT_BYTES: u32 = 32 << 10;
 const JUKEBOX_DELAY_FIRST: Duration = Duration::from_millis(100);
 const JUKEBOX_DELAY_MAX: Duration = Duration::from_secs(2);
+/// JUKEBOX answers one call may get before its path is given up: about ten minutes of waits
+/// at the longest delay, time enough for a hierarchical store to recall a file.
+pub const JUKEBOX_WAITS_MAX: u32 = 300;
 
 /// Settings of a walk, shared by every thread.
 #[derive(Debug, Clone)]
@@ -325,12 +328,16 @@ struct InflightCall {
     conn: usize,
     sent_at: Instant,
     attempts: u32,
+    jukebox_waits: u32,
 }
 
 /// An op waiting to be (re)sent, possibly not before a time.
 struct QueuedOp {
     op: Op,
     attempts: u32,
+    /// NFS3ERR_JUKEBOX answers so far; bounded so a server that is "busy" forever cannot
+    /// hold a path forever.
+    jukebox_waits: u32,
 }
 
 /// An XID is 4 bits of thread, then a send sequence, then the call's slab key in as few bits
@@ -476,6 +483,7 @@ impl Walker {
             self.ready.push_front(QueuedOp {
                 op: call.op,
                 attempts: call.attempts,
+                jukebox_waits: call.jukebox_waits,
             });
         }
     }
@@ -501,6 +509,7 @@ impl Walker {
                 self.ready.push_back(QueuedOp {
                     op: Op::List { task: key },
                     attempts: 0,
+                    jukebox_waits: 0,
                 });
             }
             Task::Lookups(batch) => {
@@ -522,6 +531,7 @@ impl Walker {
                             attrs: n.attrs,
                         },
                         attempts: 0,
+                        jukebox_waits: 0,
                     });
                 }
             }
@@ -586,6 +596,7 @@ impl Walker {
             self.ready.push_back(QueuedOp {
                 op,
                 attempts: attempts + 1,
+                jukebox_waits: 0,
             });
         } else {
             self.stats.procs[proc_ as usize].errors += 1;
@@ -660,7 +671,7 @@ impl Walker {
                 l.calls += 1;
                 match self.cfg.mode {
                     Mode::Plus => {
-                        let maxcount = if l.calls == 1 {
+                        let maxcount = if l.cookie == 0 {
                             self.cfg.maxcount.min(FIRST_MAXCOUNT_BYTES)
                         } else {
                             self.cfg.maxcount
@@ -714,6 +725,7 @@ impl Walker {
             conn,
             sent_at: now,
             attempts: q.attempts,
+            jukebox_waits: q.jukebox_waits,
         });
         self.conns[conn].inflight += 1;
         self.stats.procs[proc_ as usize].calls += 1;
@@ -769,12 +781,22 @@ impl Walker {
         };
         match result {
             Ok(()) => {}
+            Err(NfsReplyError::Status(Nfsstat3::Jukebox))
+                if call.jukebox_waits >= JUKEBOX_WAITS_MAX =>
+            {
+                self.stats.procs[call.proc_ as usize].errors += 1;
+                let msg = format!(
+                    "server still busy (NFS3ERR_JUKEBOX) after {JUKEBOX_WAITS_MAX} waits; given up"
+                );
+                self.fail_op(call.op, call.proc_, msg, Some(Nfsstat3::Jukebox), sink);
+            }
             Err(NfsReplyError::Status(Nfsstat3::Jukebox)) => {
                 self.stats.jukebox += 1;
                 let delay = self.jukebox_delay(call.op.task());
                 let k = self.delayed_ops.insert(QueuedOp {
                     op: call.op,
                     attempts: call.attempts,
+                    jukebox_waits: call.jukebox_waits + 1,
                 });
                 self.delayed.push(Reverse((now + delay, k as u64)));
             }
@@ -792,6 +814,14 @@ impl Walker {
                 let msg = format!("malformed reply: {e}");
                 self.retry_or_fail(call.op, call.proc_, call.attempts, msg, None, sink);
             }
+        }
+    }
+
+    /// The listing procedure of this walk's mode, for error reports.
+    fn list_proc_name(&self) -> &'static str {
+        match self.cfg.mode {
+            Mode::Plus => "readdirplus",
+            Mode::Getattr | Mode::Names => "readdir",
         }
     }
 
@@ -818,7 +848,7 @@ impl Walker {
                 task,
                 PathError {
                     path,
-                    op: "readdir",
+                    op: self.list_proc_name(),
                     message: format!(
                         "directory cookies went stale {LISTING_RESTARTS_MAX} times; listing abandoned"
                     ),
@@ -834,6 +864,7 @@ impl Walker {
         self.ready.push_front(QueuedOp {
             op: Op::List { task },
             attempts: 0,
+            jukebox_waits: 0,
         });
     }
 
@@ -972,7 +1003,8 @@ impl Walker {
         sink: &mut impl WalkSink,
     ) {
         let attrs = fattr.to_entry_attrs();
-        if self.cfg.readlink && fattr.ftype == FileType3::Lnk {
+        // With --dirs-only a link is never written, so its target is not worth a call.
+        if self.cfg.readlink && !self.cfg.dirs_only && fattr.ftype == FileType3::Lnk {
             if let Some(fh) = fh {
                 self.add_pending(task);
                 self.ready.push_back(QueuedOp {
@@ -984,6 +1016,7 @@ impl Walker {
                         fh,
                     },
                     attempts: 0,
+                    jukebox_waits: 0,
                 });
                 return;
             }
@@ -1062,7 +1095,7 @@ impl Walker {
         self.report(
             PathError {
                 path: join_path(dir_path, shown),
-                op: "readdir",
+                op: self.list_proc_name(),
                 message: format!("server sent an invalid entry name ({why}); skipped"),
                 status: None,
             },
@@ -1145,6 +1178,7 @@ impl Walker {
                     self.ready.push_front(QueuedOp {
                         op: Op::List { task },
                         attempts: 0,
+                        jukebox_waits: 0,
                     });
                 }
             }
@@ -1192,7 +1226,9 @@ impl Walker {
                     (Some(a), fh)
                         if fh.is_some()
                             || (a.ftype != FileType3::Dir
-                                && !(self.cfg.readlink && a.ftype == FileType3::Lnk)) =>
+                                && !(self.cfg.readlink
+                                    && !self.cfg.dirs_only
+                                    && a.ftype == FileType3::Lnk)) =>
                     {
                         self.on_child(task, &path, &a, fh, depth, sink);
                     }
@@ -1303,6 +1339,7 @@ impl Walker {
                                 fh: ok.fh,
                             },
                             attempts: 0,
+                            jukebox_waits: 0,
                         });
                     }
                 }

@@ -1715,11 +1715,9 @@ fn hostile_names_are_skipped_with_an_error() {
         assert_eq!(expected.len(), 3);
         h.assert_entries(&expected);
         assert_eq!(h.sink.errors.len(), 5, "{mode:?}: {:?}", h.sink.errors);
-        assert!(h
-            .sink
-            .errors
-            .iter()
-            .all(|e| e.op == "readdir" && e.path.starts_with(b"d/") && e.path.len() <= 2 + 64));
+        assert!(h.sink.errors.iter().all(|e| e.op == listing_proc(mode)
+            && e.path.starts_with(b"d/")
+            && e.path.len() <= 2 + 64));
         assert_eq!(h.walker.stats().hostile_names, 5);
         assert_eq!(h.spawned_dirs().len(), 1);
         assert!(h
@@ -2497,5 +2495,13 @@ proptest! {
             .filter(|e| e.attrs.kind == EntryType::Dir)
             .count() as u64;
         prop_assert_eq!(h.sink.dirs_done, dirs + 1);
+    }
+}
+
+/// The listing procedure a mode's errors name.
+fn listing_proc(mode: Mode) -> &'static str {
+    match mode {
+        Mode::Plus => "readdirplus",
+        Mode::Getattr | Mode::Names => "readdir",
     }
 }

@@ -132,6 +132,26 @@ enum ThreadMsg {
         measured_end: Option<Instant>,
         error: Option<BenchError>,
     },
+    /// The thread panicked (sent from its unwinding), whatever it sent before.
+    Panicked {
+        thread: usize,
+    },
+}
+
+/// Tells the coordinator when its thread unwinds, so nobody waits for a dead thread.
+struct PanicNotice {
+    thread: usize,
+    tx: Sender<ThreadMsg>,
+}
+
+impl Drop for PanicNotice {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            let _ = self.tx.send(ThreadMsg::Panicked {
+                thread: self.thread,
+            });
+        }
+    }
 }
 
 struct ThreadContext {
@@ -313,6 +333,9 @@ fn coordinate(
                     first_error = error;
                 }
             }
+            Ok(ThreadMsg::Panicked { .. }) => {
+                return Err(BenchError::ServerLost("a bench thread panicked".into()));
+            }
             Ok(_) => {}
             Err(_) => {
                 return Err(first_error
@@ -342,8 +365,12 @@ fn coordinate(
     let mut measured_end: Option<Instant> = None;
     let mut done = 0;
     let mut error: Option<BenchError> = None;
+    let warmup_end_instant = start + cfg.warmup;
+    // Emits the merged intervals up to `upto`. Intervals still running when every thread
+    // finished are cut at `clip`, so their rates are not understated.
     let emit = |pending: &mut BTreeMap<i64, IntervalSet>,
                 upto: i64,
+                clip: Option<Instant>,
                 latency_ns: &mut Vec<Histogram<u64>>,
                 sink: &mut dyn IntervalSink| {
         while let Some(entry) = pending.first_entry() {
@@ -354,10 +381,25 @@ fn coordinate(
             for (total, h) in latency_ns.iter_mut().zip(&set.measured) {
                 let _ = total.add(h);
             }
+            let mut length = interval_len;
+            if let Some(clip) = clip {
+                let offset = interval_len
+                    .saturating_mul(set.index.unsigned_abs().min(u32::MAX as u64) as u32);
+                let interval_start = if set.index >= 0 {
+                    warmup_end_instant + offset
+                } else {
+                    warmup_end_instant
+                        .checked_sub(offset)
+                        .unwrap_or(warmup_end_instant)
+                };
+                length = clip
+                    .saturating_duration_since(interval_start)
+                    .clamp(Duration::from_millis(1), interval_len);
+            }
             sink.interval(
                 IntervalSpan {
                     index: set.index,
-                    length: interval_len,
+                    length,
                 },
                 &set,
             );
@@ -374,6 +416,14 @@ fn coordinate(
         };
         match msg {
             ThreadMsg::Ready { .. } => {}
+            ThreadMsg::Panicked { thread } => {
+                if reported[thread] != i64::MAX {
+                    done += 1;
+                    reported[thread] = i64::MAX;
+                }
+                thread_stop.store(true, Ordering::SeqCst);
+                error.get_or_insert(BenchError::ServerLost("a bench thread panicked".into()));
+            }
             ThreadMsg::Interval { thread, set } => {
                 reported[thread] = reported[thread].max(set.index);
                 match pending.entry(set.index) {
@@ -386,7 +436,7 @@ fn coordinate(
                     }
                 }
                 let upto = reported.iter().copied().min().unwrap_or(i64::MAX);
-                emit(&mut pending, upto, &mut latency_ns, sink);
+                emit(&mut pending, upto, None, &mut latency_ns, sink);
             }
             ThreadMsg::Done {
                 thread,
@@ -395,6 +445,9 @@ fn coordinate(
                 measured_end: m,
                 error: e,
             } => {
+                if reported[thread] == i64::MAX {
+                    continue; // already counted as panicked
+                }
                 done += 1;
                 reported[thread] = i64::MAX;
                 counters.merge(&c);
@@ -409,15 +462,20 @@ fn coordinate(
                     error.get_or_insert(e);
                 }
                 let upto = reported.iter().copied().min().unwrap_or(i64::MAX);
-                emit(&mut pending, upto, &mut latency_ns, sink);
+                emit(&mut pending, upto, None, &mut latency_ns, sink);
             }
         }
     }
-    emit(&mut pending, i64::MAX, &mut latency_ns, sink);
+    emit(
+        &mut pending,
+        i64::MAX,
+        Some(Instant::now()),
+        &mut latency_ns,
+        sink,
+    );
     if let Some(e) = error {
         return Err(e);
     }
-    let warmup_end_instant = start + cfg.warmup;
     let measured = measured_end
         .map(|m| m.saturating_duration_since(warmup_end_instant))
         .unwrap_or(cfg.duration);
@@ -447,6 +505,10 @@ fn thread_main(ctx: ThreadContext) {
         core_affinity::set_for_current(core);
     }
     let tx = ctx.tx.clone();
+    let _notice = PanicNotice {
+        thread: ctx.index,
+        tx: tx.clone(),
+    };
     let outcome = run_thread(ctx);
     let _ = tx.send(outcome);
 }

@@ -330,7 +330,8 @@ pub fn compare_json(a: &BenchReport, b: &BenchReport) -> Value {
         let mut m = serde_json::Map::new();
         m.insert("op".into(), json!(ra.op.name()));
         for ((label, va), (_, vb)) in compared_metrics(ra).into_iter().zip(compared_metrics(rb)) {
-            m.insert(format!("{label}_ratio"), json!(ratio(va, vb)));
+            let key = if label == "ops/s" { "ops_per_s" } else { label };
+            m.insert(format!("{key}_ratio"), json!(ratio(va, vb)));
         }
         ops.push(Value::Object(m));
     }
@@ -476,7 +477,7 @@ mod tests {
         assert!((999.0..=1001.0).contains(&p50), "{p50}");
         assert_eq!(doc["runs"][0]["skipped"][0]["op"], "readlink");
         let ratios = &doc["compare"]["ratios_b_over_a"][0];
-        assert_eq!(ratios["ops/s_ratio"], 4.0);
+        assert_eq!(ratios["ops_per_s_ratio"], 4.0);
         let r = ratios["max_ratio"].as_f64().unwrap();
         assert!((0.24..0.26).contains(&r), "{r}");
         let text = compare_text(&a, &b);

@@ -461,8 +461,11 @@ fn coordinate(
                     thread_stop.store(true, Ordering::SeqCst);
                     error.get_or_insert(e);
                 }
-                let upto = reported.iter().copied().min().unwrap_or(i64::MAX);
-                emit(&mut pending, upto, None, &mut latency_ns, sink);
+                // The last intervals are emitted below, once every thread is done.
+                if done < threads {
+                    let upto = reported.iter().copied().min().unwrap_or(i64::MAX);
+                    emit(&mut pending, upto, None, &mut latency_ns, sink);
+                }
             }
         }
     }

@@ -803,7 +803,16 @@ impl LoadGen {
             self.give_up(k);
         }
         let mut rest = std::mem::take(&mut self.finished);
-        rest.push(self.interval);
+        let current = &self.interval;
+        let empty = current.errors == 0
+            && current
+                .measured
+                .iter()
+                .chain(&current.warmup)
+                .all(|h| h.is_empty());
+        if !empty {
+            rest.push(self.interval);
+        }
         (self.counters, rest)
     }
 }

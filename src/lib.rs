@@ -6,7 +6,9 @@
 //! - [`ring`]: sockets and I/O backends (io_uring, epoll); moves bytes, knows no protocol.
 //! - [`sched`]: threads, pinning, work distribution and the in-flight call table.
 //! - [`walker`]: the directory walk as a state machine, filters and entry records.
+//! - [`bench`]: per-operation load generation and latency histograms of a server.
 
+pub mod bench;
 pub mod client;
 pub mod output;
 pub mod record;

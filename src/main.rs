@@ -35,6 +35,8 @@ enum Command {
     /// Start mock-nfsd with a synthetic tree on loopback and scan it: the tool at work, with
     /// nothing else installed
     Demo(cmd::demo::DemoArgs),
+    /// Measure per-operation throughput and latency percentiles of a server
+    Bench(Box<cmd::bench::BenchArgs>),
 }
 
 fn main() {
@@ -63,6 +65,7 @@ fn main() {
         }),
         Command::Scan(args) => cmd::scan::run(&args),
         Command::Demo(args) => cmd::demo::run(&args),
+        Command::Bench(args) => cmd::bench::run(&args),
     };
     match result {
         Ok(code) => std::process::exit(code),

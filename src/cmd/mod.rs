@@ -1,5 +1,6 @@
 //! The command-line subcommands.
 
+pub mod bench;
 pub mod demo;
 pub mod ls;
 pub mod scan;

@@ -1,0 +1,1204 @@
+//! The load generator of one thread as a state machine (sans-IO).
+//!
+//! It is told the time and fed replies ([`LoadGen::on_reply`]), connection changes and
+//! timeouts; it encodes the calls it wants sent into per-connection buffers
+//! ([`LoadGen::poll_transmit`]) and says when it next needs the clock
+//! ([`LoadGen::poll_timeout`]). No socket, thread or clock is touched here.
+//!
+//! Two load shapes:
+//! - closed loop: a fixed number of calls in flight; each reply makes room for the next call.
+//!   Latency runs from the send.
+//! - open loop: calls are due at a fixed rate, whatever the server does. Latency runs from
+//!   the time a call was *due*, not from when it could be sent, so a server that stalls while
+//!   calls pile up (or an in-flight cap that holds them back) shows in the figures instead of
+//!   silently lowering the load: coordinated omission is corrected.
+//!
+//! Time is split into warmup and measurement by a call's start (its due time, or its send time
+//! in closed loop): a call that starts before the warmup ends counts as warmup even if its reply
+//! comes later. After the measured period no call is started; replies still in flight are
+//! awaited (at most `drain_max`), so every measured call has an outcome.
+//!
+//! Latencies go into one histogram per operation and per reporting interval (one second by
+//! default), aligned on the end of the warmup: interval 0 starts when the measurement starts.
+
+use super::ops::{BenchOp, BENCH_OPS_MAX};
+use super::sample::Targets;
+use crate::rpc::nfs3::{
+    encode_nfs3_call, AccessArgs, FsstatArgs, GetattrArgs, LookupArgs, ReaddirArgs,
+    ReaddirPlusArgs, ReadlinkArgs, ACCESS3_DELETE, ACCESS3_EXECUTE, ACCESS3_EXTEND, ACCESS3_LOOKUP,
+    ACCESS3_MODIFY, ACCESS3_READ,
+};
+use crate::rpc::RpcError;
+use crate::xdr::{XdrEncode, XdrWriter};
+use hdrhistogram::Histogram;
+use slab::Slab;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Highest latency a histogram holds (larger ones are recorded as this): one hour, in ns.
+pub const LATENCY_NS_MAX: u64 = 3_600_000_000_000;
+/// Significant digits of the latency histograms.
+pub const LATENCY_SIGFIG: u8 = 3;
+/// Most calls one thread keeps in flight: the XID carries the call's slot in 16 bits.
+pub const INFLIGHT_PER_THREAD_MAX: usize = 1 << XID_KEY_BITS;
+/// Most connections one load generator drives.
+pub const CONNS_PER_THREAD_MAX: usize = 1024;
+/// How often in-flight calls are checked for their deadline, at most.
+const TIMEOUT_SCAN_PERIOD_MAX: Duration = Duration::from_millis(100);
+
+const XID_KEY_BITS: u32 = 16;
+const XID_KEY_MASK: u32 = (1 << XID_KEY_BITS) - 1;
+/// Bits of the XID between the slot and the thread's 4 bits: a sequence, so a late reply to a
+/// call whose slot was reused is not taken for the new call's.
+const XID_SEQ_MASK: u32 = 0x0FFF;
+
+/// ACCESS asks for every bit, like a client checking what it may do with a file.
+const ACCESS_ALL: u32 = ACCESS3_READ
+    | ACCESS3_LOOKUP
+    | ACCESS3_MODIFY
+    | ACCESS3_EXTEND
+    | ACCESS3_DELETE
+    | ACCESS3_EXECUTE;
+
+/// A new, empty latency histogram (nanoseconds).
+pub fn latency_histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, LATENCY_NS_MAX, LATENCY_SIGFIG).expect("static histogram bounds")
+}
+
+/// The arguments of NULL: none.
+struct NoArgs;
+
+impl XdrEncode for NoArgs {
+    fn encode(&self, _: &mut XdrWriter<'_>) {}
+}
+
+/// How calls are started.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum LoadMode {
+    /// Keep `inflight` calls in flight.
+    Closed { inflight: usize },
+    /// Start `rate_per_s` calls per second; never more than `inflight_max` in flight (calls due
+    /// meanwhile wait, and their wait counts in their latency).
+    Open {
+        rate_per_s: f64,
+        inflight_max: usize,
+    },
+}
+
+impl LoadMode {
+    /// The most calls in flight at once.
+    pub fn inflight_max(&self) -> usize {
+        match *self {
+            LoadMode::Closed { inflight } => inflight,
+            LoadMode::Open { inflight_max, .. } => inflight_max,
+        }
+    }
+}
+
+/// Settings shared by every thread of a bench.
+#[derive(Debug, Clone)]
+pub struct LoadConfig {
+    /// Operations, issued in rotation (each gets the same share of calls).
+    pub ops: Vec<BenchOp>,
+    pub warmup: Duration,
+    pub duration: Duration,
+    /// Length of a reporting interval (timeline line, hlog interval).
+    pub interval: Duration,
+    /// A call without reply after this long is given up (counted as a timeout).
+    pub rpc_timeout: Duration,
+    /// How long replies are awaited after the measured period.
+    pub drain_max: Duration,
+    /// READDIR `count`, READDIRPLUS `maxcount`.
+    pub maxcount: u32,
+    /// READDIRPLUS `dircount`.
+    pub dircount: u32,
+    /// The encoded RPC credential.
+    pub cred_xdr: Vec<u8>,
+}
+
+/// One thread's part of the load.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct LoadShare {
+    pub mode: LoadMode,
+    /// Open loop: when this thread's first call is due, after the start (threads are staggered
+    /// so that their calls interleave).
+    pub first_call_after: Duration,
+    /// Where this thread starts in each target list, so threads do not all hit the same
+    /// object at the same time.
+    pub target_offset: usize,
+}
+
+/// Whether a call counts as warmup or as measured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    Warmup = 0,
+    Measured = 1,
+}
+
+/// Counters of one operation in one phase.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct OpCounters {
+    /// Calls started (encoded for sending).
+    pub calls: u64,
+    /// Replies received (their latencies are in the histograms).
+    pub replies: u64,
+    /// Replies with an NFS status other than NFS3_OK.
+    pub nfs_errors: u64,
+    /// Replies refused at the RPC level (PROC_UNAVAIL, GARBAGE_ARGS, auth errors, ...) or too
+    /// short to carry a status.
+    pub rpc_errors: u64,
+    /// Calls given up after the RPC timeout, or still unanswered when the drain ended.
+    pub timeouts: u64,
+    /// Calls in flight on a connection that failed.
+    pub lost: u64,
+}
+
+impl OpCounters {
+    pub fn add(&mut self, o: &OpCounters) {
+        self.calls += o.calls;
+        self.replies += o.replies;
+        self.nfs_errors += o.nfs_errors;
+        self.rpc_errors += o.rpc_errors;
+        self.timeouts += o.timeouts;
+        self.lost += o.lost;
+    }
+
+    /// Calls that did not end in a successful reply.
+    pub fn failed(&self) -> u64 {
+        self.nfs_errors + self.rpc_errors + self.timeouts + self.lost
+    }
+}
+
+/// One reporting interval of one thread: latencies of the replies that arrived in it.
+#[derive(Debug, Clone)]
+pub struct IntervalSet {
+    /// Interval 0 starts at the end of the warmup; warmup intervals are negative.
+    pub index: i64,
+    /// Per operation (in `LoadConfig::ops` order): replies to measured calls.
+    pub measured: Vec<Histogram<u64>>,
+    /// Per operation: replies to warmup calls.
+    pub warmup: Vec<Histogram<u64>>,
+    /// Failed replies (NFS or RPC errors) in this interval, both phases.
+    pub errors: u64,
+}
+
+impl IntervalSet {
+    pub fn new(ops: usize) -> IntervalSet {
+        IntervalSet {
+            index: 0,
+            measured: (0..ops).map(|_| latency_histogram()).collect(),
+            warmup: (0..ops).map(|_| latency_histogram()).collect(),
+            errors: 0,
+        }
+    }
+
+    /// Empties the set for reuse (keeps its memory).
+    pub fn reset(&mut self, index: i64) {
+        self.index = index;
+        for h in self.measured.iter_mut().chain(self.warmup.iter_mut()) {
+            h.reset();
+        }
+        self.errors = 0;
+    }
+
+    /// Merges another thread's set of the same interval into this one.
+    pub fn merge(&mut self, o: &IntervalSet) {
+        for (a, b) in self.measured.iter_mut().zip(&o.measured) {
+            let _ = a.add(b);
+        }
+        for (a, b) in self.warmup.iter_mut().zip(&o.warmup) {
+            let _ = a.add(b);
+        }
+        self.errors += o.errors;
+    }
+}
+
+/// Everything one thread counted, per operation (in `LoadConfig::ops` order) and phase.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LoadCounters {
+    pub warmup: Vec<OpCounters>,
+    pub measured: Vec<OpCounters>,
+    /// Replies whose XID matches no call in flight (late replies to timed-out calls, or a
+    /// confused server).
+    pub unknown_xids: u64,
+    /// Open loop: calls that fell due but were never sent (the drain time ran out first, or
+    /// the run was stopped).
+    pub unsent: u64,
+}
+
+impl LoadCounters {
+    pub fn new(ops: usize) -> LoadCounters {
+        LoadCounters {
+            warmup: vec![OpCounters::default(); ops],
+            measured: vec![OpCounters::default(); ops],
+            unknown_xids: 0,
+            unsent: 0,
+        }
+    }
+
+    pub fn merge(&mut self, o: &LoadCounters) {
+        if self.measured.len() < o.measured.len() {
+            self.warmup.resize(o.warmup.len(), OpCounters::default());
+            self.measured
+                .resize(o.measured.len(), OpCounters::default());
+        }
+        for (a, b) in self.warmup.iter_mut().zip(&o.warmup) {
+            a.add(b);
+        }
+        for (a, b) in self.measured.iter_mut().zip(&o.measured) {
+            a.add(b);
+        }
+        self.unknown_xids += o.unknown_xids;
+        self.unsent += o.unsent;
+    }
+
+    fn phase_mut(&mut self, phase: Phase) -> &mut [OpCounters] {
+        match phase {
+            Phase::Warmup => &mut self.warmup,
+            Phase::Measured => &mut self.measured,
+        }
+    }
+}
+
+/// A call on the wire.
+#[derive(Debug, Clone, Copy)]
+struct InflightCall {
+    xid: u32,
+    op: u8,
+    phase: Phase,
+    conn: u16,
+    /// Where latency is measured from: the send (closed loop) or the due time (open loop).
+    start_at: Instant,
+    /// When the call was handed out for sending; its deadline runs from here.
+    sent_at: Instant,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct ConnState {
+    up: bool,
+    inflight: usize,
+}
+
+/// The load generator of one thread.
+pub struct LoadGen {
+    cfg: Arc<LoadConfig>,
+    targets: Arc<Targets>,
+    share: LoadShare,
+    start: Instant,
+    warmup_end: Instant,
+    end: Instant,
+    /// Set when sending stopped early (a signal); replies are awaited until `drain_deadline`.
+    stopped_at: Option<Instant>,
+    calls: Slab<InflightCall>,
+    conns: Vec<ConnState>,
+    conn_inflight_max: usize,
+    next_conn: usize,
+    /// Next operation in the rotation (index into `cfg.ops`).
+    next_op: usize,
+    /// Next target per operation.
+    target_cursor: [usize; BENCH_OPS_MAX],
+    /// Open loop: calls started so far, and the spacing of calls in nanoseconds.
+    open_started: u64,
+    open_period_ns: f64,
+    xid_base: u32,
+    xid_seq: u32,
+    next_timeout_scan: Instant,
+    interval: IntervalSet,
+    interval_end: Instant,
+    /// Finished intervals not yet taken by [`LoadGen::take_interval`].
+    finished: Vec<IntervalSet>,
+    /// Emptied sets to reuse.
+    pool: Vec<IntervalSet>,
+    counters: LoadCounters,
+}
+
+impl LoadGen {
+    /// A generator over `conns` connections (all down until [`LoadGen::on_conn_up`]) whose
+    /// warmup begins at `start`. `thread` (0..16) keeps this thread's XIDs apart from others'.
+    pub fn new(
+        cfg: Arc<LoadConfig>,
+        targets: Arc<Targets>,
+        share: LoadShare,
+        conns: usize,
+        thread: u32,
+        start: Instant,
+    ) -> LoadGen {
+        let conns = conns.clamp(1, CONNS_PER_THREAD_MAX);
+        let mode = match share.mode {
+            LoadMode::Closed { inflight } => LoadMode::Closed {
+                inflight: inflight.min(INFLIGHT_PER_THREAD_MAX),
+            },
+            LoadMode::Open {
+                rate_per_s,
+                inflight_max,
+            } => LoadMode::Open {
+                rate_per_s,
+                inflight_max: inflight_max.clamp(1, INFLIGHT_PER_THREAD_MAX),
+            },
+        };
+        let share = LoadShare { mode, ..share };
+        let inflight_max = mode.inflight_max();
+        let open_period_ns = match mode {
+            LoadMode::Open { rate_per_s, .. } if rate_per_s > 0.0 => 1e9 / rate_per_s,
+            _ => f64::INFINITY,
+        };
+        let ops = cfg.ops.len();
+        let warmup_end = start + cfg.warmup;
+        let end = warmup_end + cfg.duration;
+        let interval_len = cfg.interval.max(Duration::from_millis(1));
+        // The interval that contains `start`, counted from the end of the warmup.
+        let first_index = -(cfg.warmup.as_nanos().div_ceil(interval_len.as_nanos()) as i64);
+        let mut interval = IntervalSet::new(ops);
+        interval.reset(first_index);
+        let interval_end = interval_start(warmup_end, interval_len, first_index + 1);
+        let mut target_cursor = [0; BENCH_OPS_MAX];
+        for (i, op) in cfg.ops.iter().enumerate().take(BENCH_OPS_MAX) {
+            let n = targets.count(*op).max(1);
+            target_cursor[i] = share.target_offset % n;
+        }
+        LoadGen {
+            targets,
+            share,
+            start,
+            warmup_end,
+            end,
+            stopped_at: None,
+            calls: Slab::with_capacity(inflight_max.min(4096)),
+            conns: vec![
+                ConnState {
+                    up: false,
+                    inflight: 0,
+                };
+                conns
+            ],
+            conn_inflight_max: inflight_max.div_ceil(conns).max(1),
+            next_conn: 0,
+            next_op: 0,
+            target_cursor,
+            open_started: 0,
+            open_period_ns,
+            xid_base: (thread & 0xF) << 28,
+            xid_seq: 0,
+            next_timeout_scan: start + timeout_scan_period(&cfg),
+            interval,
+            interval_end,
+            finished: Vec::new(),
+            pool: Vec::new(),
+            counters: LoadCounters::new(ops),
+            cfg,
+        }
+    }
+
+    pub fn warmup_end(&self) -> Instant {
+        self.warmup_end
+    }
+
+    pub fn end(&self) -> Instant {
+        self.end
+    }
+
+    /// Calls in flight.
+    pub fn inflight(&self) -> usize {
+        self.calls.len()
+    }
+
+    pub fn counters(&self) -> &LoadCounters {
+        &self.counters
+    }
+
+    pub fn on_conn_up(&mut self, conn: usize) {
+        if let Some(c) = self.conns.get_mut(conn) {
+            c.up = true;
+        }
+    }
+
+    /// A connection failed: its calls in flight are lost (counted, not retried: a retry would
+    /// measure something else than one call's latency).
+    pub fn on_conn_down(&mut self, conn: usize) {
+        let Some(c) = self.conns.get_mut(conn) else {
+            return;
+        };
+        c.up = false;
+        c.inflight = 0;
+        let conn = conn as u16;
+        let lost: Vec<usize> = self
+            .calls
+            .iter()
+            .filter(|(_, c)| c.conn == conn)
+            .map(|(k, _)| k)
+            .collect();
+        for k in lost {
+            let call = self.calls.remove(k);
+            self.counters.phase_mut(call.phase)[call.op as usize].lost += 1;
+        }
+    }
+
+    /// Stops starting calls (e.g. on a signal); replies are awaited for at most `drain`.
+    pub fn stop(&mut self, now: Instant) {
+        if self.stopped_at.is_none() {
+            self.stopped_at = Some(now);
+        }
+    }
+
+    /// When the measured period ended: its planned end, or when sending was stopped.
+    pub fn measured_end(&self) -> Instant {
+        match self.stopped_at {
+            Some(t) => t.clamp(self.warmup_end, self.end),
+            None => self.end,
+        }
+    }
+
+    /// Whether no call will start any more. In open loop, calls that fell due before the end
+    /// but were held back (in-flight cap, no connection) still go out after it: leaving them
+    /// out would hide exactly the slow moments.
+    fn sending_closed(&self, now: Instant) -> bool {
+        if self.stopped_at.is_some() {
+            return true;
+        }
+        match self.share.mode {
+            LoadMode::Closed { .. } => now >= self.end,
+            LoadMode::Open { .. } => {
+                now >= self.end
+                    && (self.open_due(self.open_started) >= self.end
+                        || now >= self.drain_deadline())
+            }
+        }
+    }
+
+    fn drain_deadline(&self) -> Instant {
+        match self.stopped_at {
+            Some(t) => t.min(self.end) + self.cfg.drain_max.min(Duration::from_secs(1)),
+            None => self.end + self.cfg.drain_max,
+        }
+    }
+
+    /// Whether the run is over: no more calls will start, and every call has its outcome or the
+    /// drain time is up.
+    pub fn is_done(&self, now: Instant) -> bool {
+        self.sending_closed(now) && (self.calls.is_empty() || now >= self.drain_deadline())
+    }
+
+    fn open_due(&self, k: u64) -> Instant {
+        let offset_ns =
+            self.share.first_call_after.as_nanos() as f64 + k as f64 * self.open_period_ns;
+        self.start + Duration::from_nanos(offset_ns.min(u64::MAX as f64 / 2.0) as u64)
+    }
+
+    /// Open loop: how many calls fall due before `t`.
+    fn open_calls_due_before(&self, t: Instant) -> u64 {
+        let first = self.open_due(0);
+        if t <= first || !self.open_period_ns.is_finite() {
+            return 0;
+        }
+        let span_ns = (t - first).as_nanos() as f64;
+        let mut n = (span_ns / self.open_period_ns).ceil().max(0.0) as u64;
+        // Float rounding: settle on the exact boundary.
+        while n > 0 && self.open_due(n - 1) >= t {
+            n -= 1;
+        }
+        while self.open_due(n) < t {
+            n += 1;
+        }
+        n
+    }
+
+    fn has_room(&self) -> bool {
+        self.calls.len() < self.share.mode.inflight_max()
+            && self
+                .conns
+                .iter()
+                .any(|c| c.up && c.inflight < self.conn_inflight_max)
+    }
+
+    /// The earliest time at which the generator wants to be polled again, even without
+    /// replies.
+    pub fn poll_timeout(&self, now: Instant) -> Instant {
+        let mut t = self.interval_end;
+        if !self.calls.is_empty() {
+            t = t.min(self.next_timeout_scan.max(now));
+        }
+        if self.sending_closed(now) {
+            if !self.calls.is_empty() {
+                t = t.min(self.drain_deadline());
+            }
+            return t;
+        }
+        if now < self.end {
+            t = t.min(self.end);
+        } else {
+            t = t.min(self.drain_deadline());
+        }
+        if let LoadMode::Open { .. } = self.share.mode {
+            if self.has_room() {
+                t = t.min(self.open_due(self.open_started).max(now));
+            }
+        }
+        t
+    }
+
+    /// Encodes the calls due now into `bufs[conn]`. Returns how many were encoded.
+    pub fn poll_transmit(&mut self, now: Instant, bufs: &mut [Vec<u8>]) -> usize {
+        self.roll_intervals(now);
+        if self.sending_closed(now) || now < self.start {
+            return 0;
+        }
+        let mut n = 0;
+        match self.share.mode {
+            LoadMode::Closed { inflight } => {
+                while self.calls.len() < inflight {
+                    let Some(conn) = self.pick_conn() else { break };
+                    self.start_call(conn, now, now, &mut bufs[conn]);
+                    n += 1;
+                }
+            }
+            LoadMode::Open { inflight_max, .. } => {
+                while self.calls.len() < inflight_max {
+                    let due = self.open_due(self.open_started);
+                    if due > now || due >= self.end {
+                        break;
+                    }
+                    let Some(conn) = self.pick_conn() else { break };
+                    self.open_started += 1;
+                    self.start_call(conn, due, now, &mut bufs[conn]);
+                    n += 1;
+                }
+            }
+        }
+        n
+    }
+
+    fn pick_conn(&mut self) -> Option<usize> {
+        let n = self.conns.len();
+        for i in 0..n {
+            let c = (self.next_conn + i) % n;
+            let st = &self.conns[c];
+            if st.up && st.inflight < self.conn_inflight_max {
+                self.next_conn = (c + 1) % n;
+                return Some(c);
+            }
+        }
+        None
+    }
+
+    fn next_target(&mut self, op_index: usize, op: BenchOp) -> usize {
+        let n = self.targets.count(op).max(1);
+        let i = self.target_cursor[op_index] % n;
+        self.target_cursor[op_index] = (i + 1) % n;
+        i
+    }
+
+    fn start_call(&mut self, conn: usize, start_at: Instant, now: Instant, buf: &mut Vec<u8>) {
+        let op_index = self.next_op;
+        self.next_op = (self.next_op + 1) % self.cfg.ops.len();
+        let op = self.cfg.ops[op_index];
+        let target = self.next_target(op_index, op);
+        let entry = self.calls.vacant_entry();
+        let key = entry.key() as u32;
+        self.xid_seq = self.xid_seq.wrapping_add(1);
+        let xid = self.xid_base | ((self.xid_seq & XID_SEQ_MASK) << XID_KEY_BITS) | key;
+        let t = &*self.targets;
+        let cred = &self.cfg.cred_xdr;
+        let proc_ = op.proc_();
+        // Targets were checked non-empty before the run; an empty list falls back to the root
+        // rather than panicking.
+        match op {
+            BenchOp::Null => encode_nfs3_call(buf, xid, proc_, cred, &NoArgs),
+            BenchOp::Getattr => {
+                let fh = t.objects.get(target).copied().unwrap_or(t.root_fh);
+                encode_nfs3_call(buf, xid, proc_, cred, &GetattrArgs { fh });
+            }
+            BenchOp::Access => {
+                let fh = t.objects.get(target).copied().unwrap_or(t.root_fh);
+                let args = AccessArgs {
+                    fh,
+                    access: ACCESS_ALL,
+                };
+                encode_nfs3_call(buf, xid, proc_, cred, &args);
+            }
+            BenchOp::Lookup => match t.lookups.get(target) {
+                Some(l) => {
+                    let args = LookupArgs {
+                        dir: l.dir,
+                        name: t.lookup_name(l),
+                    };
+                    encode_nfs3_call(buf, xid, proc_, cred, &args);
+                }
+                None => {
+                    let args = LookupArgs {
+                        dir: t.root_fh,
+                        name: b".",
+                    };
+                    encode_nfs3_call(buf, xid, proc_, cred, &args);
+                }
+            },
+            BenchOp::Readdir => {
+                let args = ReaddirArgs {
+                    dir: t.dirs.get(target).copied().unwrap_or(t.root_fh),
+                    cookie: 0,
+                    cookieverf: [0; 8],
+                    count: self.cfg.maxcount,
+                };
+                encode_nfs3_call(buf, xid, proc_, cred, &args);
+            }
+            BenchOp::ReaddirPlus => {
+                let args = ReaddirPlusArgs {
+                    dir: t.dirs.get(target).copied().unwrap_or(t.root_fh),
+                    cookie: 0,
+                    cookieverf: [0; 8],
+                    dircount: self.cfg.dircount.min(self.cfg.maxcount),
+                    maxcount: self.cfg.maxcount,
+                };
+                encode_nfs3_call(buf, xid, proc_, cred, &args);
+            }
+            BenchOp::Readlink => {
+                let fh = t.symlinks.get(target).copied().unwrap_or(t.root_fh);
+                encode_nfs3_call(buf, xid, proc_, cred, &ReadlinkArgs { fh });
+            }
+            BenchOp::Fsstat => {
+                encode_nfs3_call(buf, xid, proc_, cred, &FsstatArgs { fh: t.root_fh });
+            }
+        }
+        let phase = if start_at < self.warmup_end {
+            Phase::Warmup
+        } else {
+            Phase::Measured
+        };
+        entry.insert(InflightCall {
+            xid,
+            op: op_index as u8,
+            phase,
+            conn: conn as u16,
+            start_at,
+            sent_at: now,
+        });
+        self.conns[conn].inflight += 1;
+        self.counters.phase_mut(phase)[op_index].calls += 1;
+    }
+
+    /// A reply arrived at `now`: `outcome` is the RPC layer's verdict (result bytes or why
+    /// not).
+    pub fn on_reply(&mut self, xid: u32, outcome: Result<&[u8], RpcError>, now: Instant) {
+        let key = (xid & XID_KEY_MASK) as usize;
+        if self.calls.get(key).is_none_or(|c| c.xid != xid) {
+            self.counters.unknown_xids += 1;
+            return;
+        }
+        let call = self.calls.remove(key);
+        if let Some(c) = self.conns.get_mut(call.conn as usize) {
+            c.inflight = c.inflight.saturating_sub(1);
+        }
+        self.roll_intervals(now);
+        let op_index = call.op as usize;
+        let latency_ns = now.saturating_duration_since(call.start_at).as_nanos() as u64;
+        let histogram = match call.phase {
+            Phase::Warmup => &mut self.interval.warmup[op_index],
+            Phase::Measured => &mut self.interval.measured[op_index],
+        };
+        histogram.saturating_record(latency_ns.clamp(1, LATENCY_NS_MAX));
+        let failed = match outcome {
+            Err(_) => Some(false),
+            // NULL has no result; every other procedure's result starts with its status.
+            Ok(_) if self.cfg.ops[op_index] == BenchOp::Null => None,
+            Ok(body) => match body.get(..4) {
+                Some(s) if s == [0, 0, 0, 0] => None,
+                Some(_) => Some(true),
+                None => Some(false),
+            },
+        };
+        let counters = &mut self.counters.phase_mut(call.phase)[op_index];
+        counters.replies += 1;
+        match failed {
+            None => {}
+            Some(true) => {
+                counters.nfs_errors += 1;
+                self.interval.errors += 1;
+            }
+            Some(false) => {
+                counters.rpc_errors += 1;
+                self.interval.errors += 1;
+            }
+        }
+    }
+
+    /// Gives up calls past their deadline.
+    pub fn on_timeout(&mut self, now: Instant) {
+        self.roll_intervals(now);
+        if now < self.next_timeout_scan {
+            return;
+        }
+        self.next_timeout_scan = now + timeout_scan_period(&self.cfg);
+        let timeout = self.cfg.rpc_timeout;
+        let expired: Vec<usize> = self
+            .calls
+            .iter()
+            .filter(|(_, c)| now.saturating_duration_since(c.sent_at) >= timeout)
+            .map(|(k, _)| k)
+            .collect();
+        for k in expired {
+            self.give_up(k);
+        }
+    }
+
+    fn give_up(&mut self, key: usize) {
+        let call = self.calls.remove(key);
+        if let Some(c) = self.conns.get_mut(call.conn as usize) {
+            c.inflight = c.inflight.saturating_sub(1);
+        }
+        self.counters.phase_mut(call.phase)[call.op as usize].timeouts += 1;
+    }
+
+    /// Closes the intervals that ended before `now`.
+    fn roll_intervals(&mut self, now: Instant) {
+        if now < self.interval_end {
+            return;
+        }
+        let interval_len = self.cfg.interval.max(Duration::from_millis(1));
+        let elapsed = now.saturating_duration_since(self.warmup_end).as_nanos();
+        let before = self.warmup_end.saturating_duration_since(now).as_nanos();
+        let step = interval_len.as_nanos();
+        // The interval containing `now`; empty intervals in between are simply not reported.
+        let index = if now >= self.warmup_end {
+            (elapsed / step) as i64
+        } else {
+            -(before.div_ceil(step) as i64)
+        };
+        let mut next = self
+            .pool
+            .pop()
+            .unwrap_or_else(|| IntervalSet::new(self.cfg.ops.len()));
+        next.reset(index);
+        let done = std::mem::replace(&mut self.interval, next);
+        self.finished.push(done);
+        self.interval_end = interval_start(self.warmup_end, interval_len, index + 1);
+    }
+
+    /// A finished interval, oldest first.
+    pub fn take_interval(&mut self, now: Instant) -> Option<IntervalSet> {
+        self.roll_intervals(now);
+        if self.finished.is_empty() {
+            None
+        } else {
+            Some(self.finished.remove(0))
+        }
+    }
+
+    /// Gives an emptied interval set back for reuse.
+    pub fn recycle(&mut self, set: IntervalSet) {
+        if self.pool.len() < 4 && set.measured.len() == self.cfg.ops.len() {
+            self.pool.push(set);
+        }
+    }
+
+    /// Ends the run: calls still in flight count as timeouts, open-loop calls that fell due but
+    /// never went out are counted in `LoadCounters::unsent`. Returns the counters and the last,
+    /// unfinished intervals (oldest first).
+    pub fn finish(mut self) -> (LoadCounters, Vec<IntervalSet>) {
+        if let LoadMode::Open { .. } = self.share.mode {
+            let planned_end = self.stopped_at.unwrap_or(self.end).min(self.end);
+            let due = self.open_calls_due_before(planned_end);
+            self.counters.unsent += due.saturating_sub(self.open_started);
+        }
+        let keys: Vec<usize> = self.calls.iter().map(|(k, _)| k).collect();
+        for k in keys {
+            self.give_up(k);
+        }
+        let mut rest = std::mem::take(&mut self.finished);
+        let current = &self.interval;
+        let empty = current.errors == 0
+            && current
+                .measured
+                .iter()
+                .chain(&current.warmup)
+                .all(|h| h.is_empty());
+        if !empty {
+            rest.push(self.interval);
+        }
+        (self.counters, rest)
+    }
+}
+
+/// How often calls in flight are checked against their deadline.
+fn timeout_scan_period(cfg: &LoadConfig) -> Duration {
+    (cfg.rpc_timeout / 10).clamp(Duration::from_millis(1), TIMEOUT_SCAN_PERIOD_MAX)
+}
+
+/// The start of interval `index` (interval 0 starts at `warmup_end`).
+fn interval_start(warmup_end: Instant, len: Duration, index: i64) -> Instant {
+    let offset = len.saturating_mul(index.unsigned_abs().min(u32::MAX as u64) as u32);
+    if index >= 0 {
+        warmup_end + offset
+    } else {
+        warmup_end.checked_sub(offset).unwrap_or(warmup_end)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bench::sample::tests::fh;
+    use crate::rpc::msg::ReceivedCall;
+    use crate::rpc::msg::Reply;
+    use crate::rpc::nfs3::{proc3, Nfsstat3};
+    use crate::rpc::record::RecordAssembler;
+    use crate::xdr::XdrDecode;
+
+    const MS: Duration = Duration::from_millis(1);
+
+    fn targets() -> Arc<Targets> {
+        let mut t = Targets::root_only(fh(1));
+        t.objects.extend([fh(2), fh(3)]);
+        t.symlinks.push(fh(4));
+        t.push_lookup(fh(1), b"two");
+        t.push_lookup(fh(1), b"three");
+        Arc::new(t)
+    }
+
+    fn config(ops: &[BenchOp], warmup: Duration, duration: Duration) -> Arc<LoadConfig> {
+        Arc::new(LoadConfig {
+            ops: ops.to_vec(),
+            warmup,
+            duration,
+            interval: Duration::from_secs(1),
+            rpc_timeout: Duration::from_secs(5),
+            drain_max: Duration::from_secs(5),
+            maxcount: 4096,
+            dircount: 1024,
+            cred_xdr: crate::rpc::Auth::None.to_xdr(),
+        })
+    }
+
+    fn share(mode: LoadMode) -> LoadShare {
+        LoadShare {
+            mode,
+            first_call_after: Duration::ZERO,
+            target_offset: 0,
+        }
+    }
+
+    /// A decoded call the generator wrote: (xid, procedure, arguments).
+    fn calls_in(buf: &mut Vec<u8>) -> Vec<(u32, u32, Vec<u8>)> {
+        let mut a = RecordAssembler::new(1 << 20);
+        a.push(buf);
+        buf.clear();
+        let mut out = Vec::new();
+        while let Some(rec) = a.next_record().unwrap() {
+            let c = ReceivedCall::decode(rec).unwrap();
+            out.push((c.xid, c.proc_, c.args.to_vec()));
+        }
+        out
+    }
+
+    fn ok_body() -> Vec<u8> {
+        vec![0, 0, 0, 0, 1, 2, 3, 4]
+    }
+
+    #[test]
+    fn closed_loop_keeps_inflight_and_measures_from_send() {
+        let t0 = Instant::now();
+        let cfg = config(
+            &[BenchOp::Getattr, BenchOp::Lookup],
+            Duration::ZERO,
+            10 * MS,
+        );
+        let mut g = LoadGen::new(
+            cfg,
+            targets(),
+            share(LoadMode::Closed { inflight: 3 }),
+            2,
+            1,
+            t0,
+        );
+        let mut bufs = vec![Vec::new(), Vec::new()];
+        assert_eq!(g.poll_transmit(t0, &mut bufs), 0, "no connection yet");
+        g.on_conn_up(0);
+        g.on_conn_up(1);
+        assert_eq!(g.poll_transmit(t0, &mut bufs), 3);
+        assert_eq!(g.poll_transmit(t0, &mut bufs), 0, "window full");
+        let mut sent: Vec<_> = calls_in(&mut bufs[0]);
+        sent.extend(calls_in(&mut bufs[1]));
+        assert_eq!(sent.len(), 3);
+        // Rotation: getattr, lookup, getattr; spread over both connections.
+        let procs: Vec<u32> = sent.iter().map(|c| c.1).collect();
+        assert_eq!(procs.iter().filter(|p| **p == proc3::GETATTR).count(), 2);
+        assert_eq!(procs.iter().filter(|p| **p == proc3::LOOKUP).count(), 1);
+        // Arguments come from the targets.
+        let lookup = sent.iter().find(|c| c.1 == proc3::LOOKUP).unwrap();
+        assert_eq!(
+            LookupArgs::from_xdr(&lookup.2).unwrap(),
+            LookupArgs {
+                dir: fh(1),
+                name: b"two"
+            }
+        );
+        // One reply after 2 ms: recorded as 2 ms, and the window refills at once.
+        let xid = sent[0].0;
+        g.on_reply(xid, Ok(&ok_body()), t0 + 2 * MS);
+        assert_eq!(g.inflight(), 2);
+        assert_eq!(g.poll_transmit(t0 + 2 * MS, &mut bufs), 1);
+        // A duplicate of the same reply is not a second measurement.
+        g.on_reply(xid, Ok(&ok_body()), t0 + 3 * MS);
+        assert_eq!(g.counters().unknown_xids, 1);
+        let (counters, intervals) = g.finish();
+        let measured = &counters.measured;
+        assert_eq!(measured[0].calls + measured[1].calls, 4);
+        assert_eq!(measured[0].replies + measured[1].replies, 1);
+        assert_eq!(
+            measured[0].timeouts + measured[1].timeouts,
+            3,
+            "unanswered at finish"
+        );
+        let h: u64 = intervals
+            .iter()
+            .map(|i| i.measured.iter().map(|h| h.len()).sum::<u64>())
+            .sum();
+        assert_eq!(h, 1);
+        let rec = intervals
+            .iter()
+            .flat_map(|i| i.measured.iter())
+            .find(|h| h.len() == 1)
+            .unwrap();
+        assert!(
+            rec.equivalent(rec.max(), 2_000_000),
+            "recorded {} ns",
+            rec.max()
+        );
+    }
+
+    #[test]
+    fn open_loop_measures_from_the_due_time() {
+        let t0 = Instant::now();
+        let cfg = config(&[BenchOp::Null], Duration::ZERO, Duration::from_secs(1));
+        // 1000 calls/s, at most 1 in flight: a call held back by a slow reply is still
+        // measured from when it was due.
+        let mode = LoadMode::Open {
+            rate_per_s: 1000.0,
+            inflight_max: 1,
+        };
+        let mut g = LoadGen::new(cfg, targets(), share(mode), 1, 0, t0);
+        g.on_conn_up(0);
+        let mut bufs = vec![Vec::new()];
+        assert_eq!(g.poll_transmit(t0, &mut bufs), 1, "call 0 due at t0");
+        // Full: no wakeup for the next due call, only for the deadline check.
+        assert_eq!(g.poll_timeout(t0), t0 + TIMEOUT_SCAN_PERIOD_MAX);
+        let first = calls_in(&mut bufs[0]);
+        // The server stalls 100 ms.
+        let t = t0 + 100 * MS;
+        g.on_reply(first[0].0, Ok(&[]), t);
+        // Call 1 was due at 1 ms: it goes now, and its latency will include the 99 ms wait.
+        assert_eq!(g.poll_transmit(t, &mut bufs), 1);
+        let second = calls_in(&mut bufs[0]);
+        g.on_reply(second[0].0, Ok(&[]), t + MS / 10);
+        // Catch-up: calls 2.. are overdue; one at a time (inflight_max 1).
+        assert_eq!(g.poll_transmit(t + MS / 10, &mut bufs), 1);
+        let (counters, intervals) = g.finish();
+        assert_eq!(counters.measured[0].calls, 3);
+        assert_eq!(counters.measured[0].replies, 2);
+        let mut all = latency_histogram();
+        for i in &intervals {
+            all.add(&i.measured[0]).unwrap();
+        }
+        assert_eq!(all.len(), 2);
+        assert!(
+            all.equivalent(all.max(), 100_000_000),
+            "stalled call: {}",
+            all.max()
+        );
+        let second_ns = all.min();
+        assert!(
+            (99_000_000..=99_200_000).contains(&second_ns),
+            "the held-back call counts its wait: {second_ns} ns"
+        );
+    }
+
+    #[test]
+    fn open_loop_counts_calls_that_never_went_out() {
+        let t0 = Instant::now();
+        let mut cfg = (*config(&[BenchOp::Null], Duration::ZERO, 10 * MS)).clone();
+        cfg.drain_max = 5 * MS;
+        let mode = LoadMode::Open {
+            rate_per_s: 1000.0,
+            inflight_max: 1,
+        };
+        let mut g = LoadGen::new(Arc::new(cfg), targets(), share(mode), 1, 0, t0);
+        g.on_conn_up(0);
+        let mut bufs = vec![Vec::new()];
+        assert_eq!(g.poll_transmit(t0, &mut bufs), 1);
+        // The only call never returns; after end + drain nothing more can go out.
+        assert!(!g.is_done(t0 + 12 * MS));
+        assert!(g.is_done(t0 + 15 * MS));
+        let (c, _) = g.finish();
+        assert_eq!(c.measured[0].calls, 1);
+        assert_eq!(c.measured[0].timeouts, 1);
+        assert_eq!(c.unsent, 9, "10 calls were due in 10 ms");
+    }
+
+    #[test]
+    fn open_loop_paces_calls_and_wakes_for_the_next() {
+        let t0 = Instant::now();
+        let cfg = config(&[BenchOp::Getattr], Duration::ZERO, 10 * MS);
+        let mode = LoadMode::Open {
+            rate_per_s: 1000.0,
+            inflight_max: 100,
+        };
+        let mut g = LoadGen::new(cfg, targets(), share(mode), 1, 0, t0);
+        g.on_conn_up(0);
+        let mut bufs = vec![Vec::new()];
+        assert_eq!(g.poll_transmit(t0, &mut bufs), 1);
+        assert_eq!(g.poll_timeout(t0), t0 + MS);
+        assert_eq!(g.poll_transmit(t0 + MS / 2, &mut bufs), 0);
+        // 3.5 ms late: calls due at 1, 2 and 3 ms go together.
+        assert_eq!(g.poll_transmit(t0 + 3 * MS + MS / 2, &mut bufs), 3);
+        // Nothing is due at or after the end (10 ms): 10 calls in all.
+        assert_eq!(g.poll_transmit(t0 + Duration::from_secs(1), &mut bufs), 6);
+        let sent = calls_in(&mut bufs[0]);
+        assert_eq!(sent.len(), 10);
+        // The targets rotate: root, 2, 3, root, ...
+        let fhs: Vec<_> = sent
+            .iter()
+            .map(|c| GetattrArgs::from_xdr(&c.2).unwrap().fh)
+            .collect();
+        assert_eq!(&fhs[..4], &[fh(1), fh(2), fh(3), fh(1)]);
+    }
+
+    #[test]
+    fn warmup_and_measured_calls_are_told_apart_and_intervals_align() {
+        let t0 = Instant::now();
+        let cfg = config(
+            &[BenchOp::Getattr],
+            Duration::from_millis(1500),
+            Duration::from_secs(2),
+        );
+        let mut g = LoadGen::new(
+            cfg,
+            targets(),
+            share(LoadMode::Closed { inflight: 1 }),
+            1,
+            0,
+            t0,
+        );
+        g.on_conn_up(0);
+        let mut bufs = vec![Vec::new()];
+        // A warmup call answered after the warmup ended stays warmup.
+        g.poll_transmit(t0 + Duration::from_millis(1400), &mut bufs);
+        let c = calls_in(&mut bufs[0]);
+        g.on_reply(c[0].0, Ok(&ok_body()), t0 + Duration::from_millis(1600));
+        // Interval -2 ([-2 s, -1 s) from the warmup end) and -1 are done; 0 is running.
+        let a = g.take_interval(t0 + Duration::from_millis(1600)).unwrap();
+        assert_eq!(a.index, -2);
+        let b = g.take_interval(t0 + Duration::from_millis(1600)).unwrap();
+        assert_eq!(b.index, -1);
+        assert!(
+            b.warmup[0].is_empty(),
+            "the reply came after the warmup ended"
+        );
+        assert!(g.take_interval(t0 + Duration::from_millis(1600)).is_none());
+        g.poll_transmit(t0 + Duration::from_millis(1600), &mut bufs);
+        let c = calls_in(&mut bufs[0]);
+        g.on_reply(c[0].0, Ok(&[0, 0, 0, 70]), t0 + Duration::from_millis(1700));
+        let i0 = g.take_interval(t0 + Duration::from_millis(2600)).unwrap();
+        assert_eq!(i0.index, 0);
+        assert_eq!(i0.warmup[0].len(), 1);
+        assert_eq!(i0.measured[0].len(), 1);
+        assert_eq!(i0.errors, 1);
+        let (counters, _) = g.finish();
+        assert_eq!(counters.warmup[0].replies, 1);
+        assert_eq!(counters.measured[0].replies, 1);
+        assert_eq!(counters.measured[0].nfs_errors, 1);
+        assert_eq!(Nfsstat3::from_u32(70), Nfsstat3::Stale);
+    }
+
+    #[test]
+    fn timeouts_lost_connections_and_hostile_replies() {
+        let t0 = Instant::now();
+        let cfg = config(&[BenchOp::Getattr], Duration::ZERO, Duration::from_secs(60));
+        let mut g = LoadGen::new(
+            cfg,
+            targets(),
+            share(LoadMode::Closed { inflight: 4 }),
+            2,
+            0,
+            t0,
+        );
+        g.on_conn_up(0);
+        g.on_conn_up(1);
+        let mut bufs = vec![Vec::new(), Vec::new()];
+        assert_eq!(g.poll_transmit(t0, &mut bufs), 4);
+        let on0 = calls_in(&mut bufs[0]);
+        let on1 = calls_in(&mut bufs[1]);
+        assert_eq!((on0.len(), on1.len()), (2, 2));
+        // Connection 1 fails: its two calls are lost, and new calls go to connection 0 only.
+        g.on_conn_down(1);
+        assert_eq!(g.inflight(), 2);
+        assert_eq!(
+            g.poll_transmit(t0, &mut bufs),
+            0,
+            "connection 0 holds its share already"
+        );
+        // A reply too short for a status, an RPC-level refusal, and a stray XID.
+        g.on_reply(on0[0].0, Ok(&[0, 0]), t0 + MS);
+        g.on_reply(on0[1].0, Err(RpcError::GarbageArgs), t0 + MS);
+        g.on_reply(0xdead_beef, Ok(&ok_body()), t0 + MS);
+        assert_eq!(g.poll_transmit(t0 + MS, &mut bufs), 2);
+        // Nothing answers for 5 s: both are given up.
+        g.on_timeout(t0 + Duration::from_secs(6));
+        assert_eq!(g.inflight(), 0);
+        let c = g.counters().measured[0];
+        assert_eq!(
+            (c.calls, c.replies, c.rpc_errors, c.lost, c.timeouts),
+            (6, 2, 2, 2, 2)
+        );
+        assert_eq!(g.counters().unknown_xids, 1);
+    }
+
+    #[test]
+    fn stop_ends_sending_and_bounds_the_drain() {
+        let t0 = Instant::now();
+        let cfg = config(&[BenchOp::Null], Duration::ZERO, Duration::from_secs(60));
+        let mut g = LoadGen::new(
+            cfg,
+            targets(),
+            share(LoadMode::Closed { inflight: 2 }),
+            1,
+            0,
+            t0,
+        );
+        g.on_conn_up(0);
+        let mut bufs = vec![Vec::new()];
+        g.poll_transmit(t0, &mut bufs);
+        let sent = calls_in(&mut bufs[0]);
+        g.stop(t0 + MS);
+        assert!(!g.is_done(t0 + MS), "two calls to await");
+        g.on_reply(sent[0].0, Ok(&[]), t0 + 2 * MS);
+        assert_eq!(g.poll_transmit(t0 + 2 * MS, &mut bufs), 0, "stopped");
+        assert!(!g.is_done(t0 + 2 * MS));
+        assert!(
+            g.is_done(t0 + 2 * MS + Duration::from_secs(1)),
+            "drain after a stop is short"
+        );
+        assert_eq!(g.measured_end(), t0 + MS);
+        let (c, _) = g.finish();
+        assert_eq!((c.measured[0].replies, c.measured[0].timeouts), (1, 1));
+    }
+
+    #[test]
+    fn every_op_encodes_a_call_the_server_side_decodes() {
+        let t0 = Instant::now();
+        let cfg = config(&BenchOp::ALL, Duration::ZERO, Duration::from_secs(1));
+        let mut g = LoadGen::new(
+            cfg,
+            targets(),
+            share(LoadMode::Closed { inflight: 8 }),
+            1,
+            0,
+            t0,
+        );
+        g.on_conn_up(0);
+        let mut bufs = vec![Vec::new()];
+        assert_eq!(g.poll_transmit(t0, &mut bufs), 8);
+        let procs: Vec<u32> = calls_in(&mut bufs[0]).iter().map(|c| c.1).collect();
+        let want: Vec<u32> = BenchOp::ALL.iter().map(|o| o.proc_()).collect();
+        assert_eq!(procs, want);
+        // The replies are matched by XID whatever their order.
+        let _ = Reply::decode;
+    }
+}

@@ -2,7 +2,8 @@
 # Scan benchmark: prints entries/s, client CPU per entry, peak RSS and time to first entry.
 #
 #   benches/scan.sh mock       # against mock-nfsd (flat:1M plus/getattr, flat:10M, mixed:1M)
-#   benches/scan.sh ganesha    # against nfs-ganesha beside libnfs nfs-ls (as root; builds trees)
+#   benches/scan.sh ganesha    # against nfs-ganesha beside libnfs nfs-ls (as root; builds trees
+#                              # wide 100 1000 and flat 1000000 under $NFS_WALKER_BENCH_DATA/export)
 #
 # Figures are for information: nothing here asserts. Server and client share the machine.
 set -euo pipefail
@@ -57,11 +58,12 @@ fi
 if [ "$what" = ganesha ]; then
     data=${NFS_WALKER_BENCH_DATA:-/tmp/nfs-walker-bench}
     mkdir -p "$data/export"
-    [ -e "$data/export/wide.done" ] || { python3 tests/fixtures/make-tree.py "$data/export/wide" wide 100 1000 --force && touch "$data/export/wide.done"; }
-    [ -e "$data/export/flat.done" ] || { python3 tests/fixtures/make-tree.py "$data/export/flat" flat 1000000 --force && touch "$data/export/flat.done"; }
+    # bench-* names keep clear of the test trees, so the tests' export dir can host these too
+    [ -e "$data/export/bench-wide.done" ] || { python3 tests/fixtures/make-tree.py "$data/export/bench-wide" wide 100 1000 --force && touch "$data/export/bench-wide.done"; }
+    [ -e "$data/export/bench-flat.done" ] || { python3 tests/fixtures/make-tree.py "$data/export/bench-flat" flat 1000000 --force && touch "$data/export/bench-flat.done"; }
     eval "$(tests/fixtures/ganesha.sh start "$data/export" | grep '^NFS_URL=')"
     base=${NFS_URL%%\?*}; q=${NFS_URL#*\?}
-    for tree in wide flat; do
+    for tree in bench-wide bench-flat; do
         u="$base/$tree?$q"
         n=$(find "$data/export/$tree" | wc -l)
         "$W" "$u" -q -o /dev/null 2>/dev/null   # warm ganesha's cache

@@ -12,7 +12,6 @@
 # Set NFS_WALKER_TEST_DATA to keep the trees somewhere else (default /tmp/nfs-walker-test-data).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-here=$(pwd)
 data=${NFS_WALKER_TEST_DATA:-/tmp/nfs-walker-test-data}
 export LAB_RUN_DIR=${LAB_RUN_DIR:-/tmp/nfs-walker-lab/ganesha}
 mkdir -p "$LAB_RUN_DIR"
@@ -66,6 +65,12 @@ step "cargo clippy"
 cargo clippy --workspace --all-targets --release -- -D warnings
 
 step "cargo test"
-cargo test --workspace --release
+log=$(mktemp)
+status=0
+cargo test --workspace --release 2>&1 | tee "$log" || status=$?
+# One closing line for the whole run (cargo's own last line is the doc-test count).
+awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } }
+     END { printf "\ntests: %d passed, %d failed\n", p, f }' "$log"
+rm -f "$log"
+exit "$status"
 
-cd "$here"

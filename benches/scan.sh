@@ -24,7 +24,7 @@ run_scan() {
     awk -v l="$label" -v n="$n" -v w="$wall" -v u="$user" -v s="$sys" -v r="$rss" -v f="$first" 'BEGIN {
         printf "%-44s %9.0f entries/s  %5.2f s  cpu %.2f us/entry  rss %5.1f MiB  first entry %s\n",
             l, n / w, w, (u + s) * 1e6 / n, r / 1024, f }'
-    grep -E 'error|INTERRUPTED' "$log" | head -3 || true
+    grep -E '^nfs-walker: |INTERRUPTED' "$log" | head -3 || true
     rm -f "$log"
 }
 

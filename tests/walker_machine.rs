@@ -1295,6 +1295,41 @@ fn bad_cookie_restarts_the_listing_without_duplicates_or_loss() {
 }
 
 #[test]
+fn a_restart_past_the_in_memory_bound_finds_the_spilled_entries() {
+    // Only 10 keys stay in memory; the rest of the 300 written before each restart are
+    // spilled to a temporary file and must still be skipped after the restart.
+    let mut s = flat_tree(5, 300);
+    s.page_entries = 7;
+    let n_listing = Rc::new(Cell::new(0u32));
+    let counter = n_listing.clone();
+    let cfg = WalkConfig {
+        emitted_keys_in_memory: 10,
+        ..cfg()
+    };
+    let mut h = Harness::new(s, cfg, 1).with_fault(move |c, _| {
+        if c.sent.is_listing() && c.sent.node() == ROOT {
+            counter.set(counter.get() + 1);
+            if matches!(counter.get(), 30 | 50) {
+                return Action::Status(Nfsstat3::BadCookie);
+            }
+        }
+        Action::Answer
+    });
+    h.start_root();
+    h.run();
+    h.assert_done();
+    h.assert_no_errors();
+    h.assert_entries(&tree_entries(&h.server, false));
+    let st = h.walker.stats();
+    assert_eq!(st.bad_cookie_restarts, 2);
+    assert!(
+        st.duplicates_skipped > 200,
+        "the restarts re-listed what was written, most of it spilled: {}",
+        st.duplicates_skipped
+    );
+}
+
+#[test]
 fn a_listing_whose_cookies_keep_going_stale_fails_after_16_restarts() {
     let mut s = flat_tree(4, 30);
     s.page_entries = 5;

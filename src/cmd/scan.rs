@@ -287,6 +287,7 @@ pub fn scan_into(
         inflight_per_conn: args.engine.inflight,
         listings_max: 64,
         cred_xdr: m.cred_xdr.clone(),
+        ..WalkConfig::default()
     });
     // The root itself is the first record.
     let root = EntryRecord {

@@ -94,6 +94,9 @@ pub struct WalkConfig {
     pub listings_max: usize,
     /// The encoded RPC credential.
     pub cred_xdr: Vec<u8>,
+    /// Keys of written entries one listing keeps in memory before spilling to a temporary
+    /// file (see [`EmittedSet`]).
+    pub emitted_keys_in_memory: usize,
 }
 
 impl Default for WalkConfig {
@@ -112,6 +115,7 @@ impl Default for WalkConfig {
             inflight_per_conn: 256,
             listings_max: 64,
             cred_xdr: crate::xdr::XdrEncode::to_xdr(&crate::rpc::Auth::None),
+            emitted_keys_in_memory: EMITTED_KEYS_IN_MEMORY_MAX,
         }
     }
 }
@@ -233,6 +237,11 @@ pub fn type_index(t: EntryType) -> usize {
 }
 
 type U64Set = super::seen::HashSet64;
+use super::seen::EmittedSet;
+
+/// Keys of written entries a listing keeps in memory (about 16 MiB at most); a larger
+/// directory spills the rest to a temporary file (see [`EmittedSet`]).
+pub const EMITTED_KEYS_IN_MEMORY_MAX: usize = 1 << 20;
 
 /// A 64-bit hash of (name, fileid): identifies an entry within one directory listing.
 fn entry_key(name: &[u8], fileid: u64) -> u64 {
@@ -256,7 +265,7 @@ struct Listing {
     verf: [u8; 8],
     calls: u32,
     /// Entries already handed out, so a restart or a misbehaving server never duplicates one.
-    seen: U64Set,
+    seen: EmittedSet,
     /// Cookies this chain has continued from: seeing one again is a cycle.
     continued_from: U64Set,
     restarts: u32,
@@ -497,7 +506,7 @@ impl Walker {
                     cookie: 0,
                     verf: [0; 8],
                     calls: 0,
-                    seen: U64Set::default(),
+                    seen: EmittedSet::new(self.cfg.emitted_keys_in_memory),
                     continued_from: U64Set::default(),
                     restarts: 0,
                     eof: false,
@@ -858,6 +867,7 @@ impl Walker {
             );
         }
         // Start over with a fresh verifier; `seen` keeps what was already emitted.
+        l.seen.prepare_restart();
         l.cookie = 0;
         l.verf = [0; 8];
         l.continued_from = U64Set::default();
@@ -1189,7 +1199,7 @@ impl Walker {
         if eof {
             if let Some(TaskState::Listing(l)) = self.tasks.get_mut(task) {
                 // The set is only needed while the listing may still restart.
-                l.seen = U64Set::default();
+                l.seen = EmittedSet::new(0);
                 l.continued_from = U64Set::default();
             }
             self.maybe_finish(task, sink);

@@ -61,7 +61,7 @@ if [ "$what" = ganesha ]; then
     # bench-* names keep clear of the test trees, so the tests' export dir can host these too
     [ -e "$data/export/bench-wide.done" ] || { python3 tests/fixtures/make-tree.py "$data/export/bench-wide" wide 100 1000 --force && touch "$data/export/bench-wide.done"; }
     [ -e "$data/export/bench-flat.done" ] || { python3 tests/fixtures/make-tree.py "$data/export/bench-flat" flat 1000000 --force && touch "$data/export/bench-flat.done"; }
-    eval "$(tests/fixtures/ganesha.sh start "$data/export" | grep '^NFS_URL=')"
+    NFS_URL=$(tests/fixtures/ganesha.sh start "$data/export" | sed -n 's/^NFS_URL=//p')
     base=${NFS_URL%%\?*}; q=${NFS_URL#*\?}
     for tree in bench-wide bench-flat; do
         u="$base/$tree?$q"

@@ -2059,12 +2059,15 @@ fn an_unanswered_call_is_resent_then_fails() {
     assert!(h.sink.errors[0].message.contains("1000 ms"));
     let calls = h.server.listing_calls(stuck);
     assert_eq!(calls.len(), 3, "the call and two retries");
-    for w in calls.windows(2) {
+    for (k, w) in calls.windows(2).enumerate() {
         let gap = w[1].at - w[0].at;
-        // Resent after the timeout, found by a sweep every tenth of it.
+        // Resent after the timeout (found by a sweep every tenth of it) and a backoff of
+        // 50 ms doubling per retry.
+        let backoff = Duration::from_millis(50 << k);
+        let least = Duration::from_secs(1) + backoff;
         assert!(
-            gap >= Duration::from_secs(1) && gap <= Duration::from_millis(1150),
-            "{gap:?}"
+            gap >= least && gap <= least + Duration::from_millis(100),
+            "retry {k}: {gap:?}"
         );
         assert_eq!(w[0].sent.position(), w[1].sent.position());
         assert_ne!(w[0].xid, w[1].xid, "a resent call has a new XID");

@@ -65,6 +65,9 @@ const LOOKUP_BATCH_NAMES: usize = 128;
 pub const LOOKUP_BACKLOG_BATCHES_MAX: usize = 64;
 /// First READDIRPLUS of a directory asks for less, so the first entries arrive quickly.
 const FIRST_MAXCOUNT_BYTES: u32 = 32 << 10;
+/// Retries after a timeout or a malformed reply wait 50 ms, doubling up to 2 s.
+const RETRY_BACKOFF_FIRST: Duration = Duration::from_millis(50);
+const RETRY_BACKOFF_MAX: Duration = Duration::from_secs(2);
 const JUKEBOX_DELAY_FIRST: Duration = Duration::from_millis(100);
 const JUKEBOX_DELAY_MAX: Duration = Duration::from_secs(2);
 /// JUKEBOX answers one call may get before its path is given up: about ten minutes of waits
@@ -587,12 +590,14 @@ impl Walker {
             self.conns[call.conn].inflight -= 1;
             self.stats.timeouts += 1;
             let msg = format!("no reply within {} ms", self.cfg.rpc_timeout.as_millis());
-            self.retry_or_fail(call.op, call.proc_, call.attempts, msg, None, sink);
+            self.retry_or_fail(now, call.op, call.proc_, call.attempts, msg, None, sink);
         }
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn retry_or_fail(
         &mut self,
+        now: Instant,
         op: Op,
         proc_: u32,
         attempts: u32,
@@ -601,12 +606,18 @@ impl Walker {
         sink: &mut impl WalkSink,
     ) {
         if attempts < self.cfg.retries {
+            // Back off before a retry: a server that timed out or sent garbage is likely
+            // struggling, and hammering it again at once helps nobody.
             self.stats.retries += 1;
-            self.ready.push_back(QueuedOp {
+            let delay = RETRY_BACKOFF_FIRST
+                .saturating_mul(1 << attempts.min(6))
+                .min(RETRY_BACKOFF_MAX);
+            let k = self.delayed_ops.insert(QueuedOp {
                 op,
                 attempts: attempts + 1,
                 jukebox_waits: 0,
             });
+            self.delayed.push(Reverse((now + delay, k as u64)));
         } else {
             self.stats.procs[proc_ as usize].errors += 1;
             self.fail_op(op, proc_, message, status, sink);
@@ -773,6 +784,7 @@ impl Walker {
             Err(e) => {
                 // GARBAGE_ARGS, SYSTEM_ERR and the like: the server may recover; bounded.
                 return self.retry_or_fail(
+                    now,
                     call.op,
                     call.proc_,
                     call.attempts,
@@ -821,7 +833,7 @@ impl Walker {
             }
             Err(NfsReplyError::Xdr(e)) => {
                 let msg = format!("malformed reply: {e}");
-                self.retry_or_fail(call.op, call.proc_, call.attempts, msg, None, sink);
+                self.retry_or_fail(now, call.op, call.proc_, call.attempts, msg, None, sink);
             }
         }
     }

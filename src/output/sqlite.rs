@@ -9,7 +9,7 @@
 //! keyed by a 128-bit keyed hash of its path: a child whose parent has not arrived yet reserves
 //! the parent's id, which the parent takes when it comes. `parent_id` is thus known at insert
 //! time, and per-directory totals (the `dirs` table) are summed as rows go by, with no pass
-//! over the table afterwards. The memory this takes is about 80 bytes per directory, the same
+//! over the table afterwards. The memory this takes is about 100 bytes per directory, the same
 //! order as the scan's own set of visited directories.
 //!
 //! The schema is documented in `docs/database.md`; [`SCHEMA_VERSION`] is stored as
@@ -37,7 +37,7 @@ pub const APPLICATION_ID: i32 = 0x4e46_5357;
 pub const SQLITE_HEADER: &[u8; 16] = b"SQLite format 3\0";
 /// Extensions longer than this are not extensions (`a.0123456789abcdef0` is a name).
 pub const EXTENSION_BYTES_MAX: usize = 16;
-/// Directories the writer tracks at most (about 80 bytes each).
+/// Directories the writer tracks at most (about 100 bytes each).
 pub const DIRS_MAX: usize = 200_000_000;
 /// Page cache during the load, in KiB.
 const LOAD_CACHE_KIB: i64 = 64 << 10;
@@ -104,7 +104,7 @@ CREATE TABLE scan (
 
 /// Built after the load: sorting once is much cheaper than keeping them up to date per row.
 const INDEX_SQL: &str = "
-CREATE INDEX entries_parent_id ON entries(parent_id);
+CREATE INDEX entries_parent_name ON entries(parent_id, name);
 CREATE INDEX entries_path ON entries(path);
 ";
 
@@ -573,8 +573,17 @@ impl LoadState {
         };
         stmt.raw_bind_parameter(1, id)?;
         stmt.raw_bind_parameter(2, parent_id)?;
-        bind_bytes(stmt, 3, name)?;
-        bind_bytes(stmt, 4, &rec.path)?;
+        match std::str::from_utf8(&rec.path) {
+            // The name of a UTF-8 path is UTF-8 too: it starts after an ASCII '/'.
+            Ok(path) => {
+                stmt.raw_bind_parameter(3, &path[path.len() - name.len()..])?;
+                stmt.raw_bind_parameter(4, path)?;
+            }
+            Err(_) => {
+                bind_bytes(stmt, 3, name)?;
+                stmt.raw_bind_parameter(4, &rec.path[..])?;
+            }
+        }
         stmt.raw_bind_parameter(5, a.kind.as_str())?;
         stmt.raw_bind_parameter(6, clamp_i64(a.size))?;
         stmt.raw_bind_parameter(7, clamp_i64(a.used))?;
@@ -643,7 +652,9 @@ impl Loader {
         let st = &mut self.state;
         st.sum_recursive();
         let conn = &self.conn;
-        conn.execute_batch("BEGIN")?;
+        // The scan is over: index sorts may use every core.
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(8));
+        conn.execute_batch(&format!("PRAGMA threads = {threads}; BEGIN;"))?;
         conn.execute_batch(INDEX_SQL)?;
         let mut missing_parents = 0u64;
         {

@@ -830,3 +830,133 @@ fn sigint_leaves_a_valid_interrupted_database() {
 fn sigterm_leaves_a_valid_interrupted_database() {
     interrupted_scan(libc::SIGTERM, "sigterm");
 }
+
+#[test]
+fn stats_reads_ndjson_from_stdin_and_refuses_other_files() {
+    use nfs_walker::record::{EntryAttrs, EntryRecord, EntryType};
+    use std::io::Write;
+    let rec = |path: &[u8], kind, size, uid, mtime_s: i64| EntryRecord {
+        path: path.to_vec(),
+        attrs: EntryAttrs {
+            kind,
+            size,
+            used: size,
+            mode: 0o644,
+            nlink: 1,
+            uid,
+            gid: 7,
+            fileid: size + 1,
+            fsid: 1,
+            atime_ns: 0,
+            mtime_ns: mtime_s * NS,
+            ctime_ns: 0,
+        },
+        depth: if path == b"." { 0 } else { 1 },
+        target: None,
+    };
+    let mut input = Vec::new();
+    for r in [
+        rec(b".", EntryType::Dir, 4096, 0, 0),
+        rec(b"a.TXT", EntryType::File, 3000, 1, 1_000),
+        rec(b"b.txt", EntryType::File, 5, 2, 2_000),
+        rec(b"c\xff", EntryType::File, 70_000, 2, 3_000),
+    ] {
+        r.write_ndjson(&mut input);
+    }
+    input.extend_from_slice(b"{\"truncated\n");
+    let mut child = Command::new(BIN)
+        .args(["stats", "-", "--all", "--json", "-n", "2", "--now", "3000"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run stats");
+    child.stdin.take().unwrap().write_all(&input).unwrap();
+    let o = child.wait_with_output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("skipped 1 lines"));
+    let r: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(u(&r["summary"]["entries"]), 4);
+    assert_eq!(u(&r["summary"]["bytes"]), 4096 + 3000 + 5 + 70_000);
+    let largest: Vec<(u64, Vec<u8>)> = r["largest_files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| (u(&f["size"]), json_path(f)))
+        .collect();
+    assert_eq!(
+        largest,
+        vec![(70_000, b"c\xff".to_vec()), (3000, b"a.TXT".to_vec())]
+    );
+    let exts: Vec<(Option<&str>, u64)> = r["by_extension"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| (g["extension"].as_str(), u(&g["files"])))
+        .collect();
+    assert_eq!(exts, vec![(None, 1), (Some("txt"), 2)]);
+    let uids: Vec<(u64, u64, u64)> = r["by_uid"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| (u(&g["uid"]), u(&g["entries"]), u(&g["bytes"])))
+        .collect();
+    assert_eq!(uids, vec![(2, 2, 70_005), (0, 1, 4096)]);
+    let ages: Vec<u64> = r["age_histogram"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| u(&b["files"]))
+        .collect();
+    assert_eq!(ages, vec![0, 3, 0, 0, 0, 0, 0], "all within a day of --now");
+
+    let tmp = temp_dir("refuse");
+    let notes = tmp.join("notes.db");
+    std::fs::write(&notes, b"not a scan\n").unwrap();
+    let other = tmp.join("other.db");
+    rusqlite::Connection::open(&other)
+        .unwrap()
+        .execute_batch("CREATE TABLE t (a)")
+        .unwrap();
+    let ndjson = tmp.join("scan.ndjson");
+    std::fs::write(&ndjson, &input).unwrap();
+    for (file, args, message) in [
+        (
+            &notes,
+            &[][..],
+            "neither a scan database nor NDJSON scan output",
+        ),
+        (&other, &[][..], "not an nfs-walker scan database"),
+        (
+            &ndjson,
+            &["--largest-dirs"][..],
+            "--largest-dirs needs a scan database",
+        ),
+    ] {
+        let o = Command::new(BIN)
+            .arg("stats")
+            .arg(file)
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(!o.status.success());
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(err.contains(message), "{err}");
+    }
+    // `scan -o` will not overwrite either of them.
+    for file in [&notes, &other] {
+        let before = std::fs::read(file).unwrap();
+        let o = Command::new(BIN)
+            .args(["scan", "nfs://127.0.0.1:1/export", "-o"])
+            .arg(file)
+            .output()
+            .unwrap();
+        assert!(!o.status.success());
+        assert!(
+            std::fs::read(file).unwrap() == before,
+            "{} was overwritten",
+            file.display()
+        );
+    }
+    let _ = std::fs::remove_dir_all(&tmp);
+}

@@ -314,12 +314,14 @@ fn run_sqlite(args: &ScanArgs) -> Result<i32> {
     let db = db?;
     if !args.quiet {
         eprintln!(
-            "  wrote {} entries, {} errors to {} ({}; indexes and totals {:.2} s)",
+            "  wrote {} entries, {} errors to {} ({}; indexes and totals {:.2} s: indexes {:.2} s, sync {:.2} s)",
             db.entries,
             db.errors,
             path.display(),
             end.status.as_str(),
             db.finish_time.as_secs_f64(),
+            db.index_time.as_secs_f64(),
+            db.sync_time.as_secs_f64(),
         );
     }
     Ok(exit_code(&outcome))

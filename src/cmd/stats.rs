@@ -259,6 +259,12 @@ pub fn run(args: &StatsArgs) -> Result<i32> {
             )?
         }
     };
+    if report.format == "ndjson" && report.summary.entries == 0 && report.malformed_lines > 0 {
+        bail!(
+            "{} is neither a scan database nor NDJSON scan output",
+            report.source
+        );
+    }
     if report.malformed_lines > 0 {
         eprintln!(
             "nfs-walker: {}: skipped {} lines that are not entry records",

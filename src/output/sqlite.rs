@@ -122,7 +122,7 @@ pub enum DbError {
     Sqlite(#[from] rusqlite::Error),
     #[error("{path}: {source}")]
     Io { path: PathBuf, source: io::Error },
-    #[error("{0} exists and is not an SQLite database; remove it or choose another name")]
+    #[error("{0} exists and is not an nfs-walker scan database; remove it or choose another name")]
     NotADatabase(PathBuf),
     #[error("{0} exists and is not a regular file")]
     NotARegularFile(PathBuf),
@@ -190,7 +190,11 @@ pub struct DbSummary {
     pub missing_parents: u64,
     /// Time from the first batch to the end of the load.
     pub load_time: Duration,
-    /// Time of index building, directory totals and the final sync.
+    /// Time of building the indexes.
+    pub index_time: Duration,
+    /// Time of the final transaction (the `scan` row) and its sync to disk.
+    pub sync_time: Duration,
+    /// Time of everything after the load: indexes, directory totals, the final sync.
     pub finish_time: Duration,
 }
 
@@ -248,7 +252,7 @@ impl SqliteWriter {
 }
 
 /// Removes an earlier database at `path` (and its journal files); refuses anything that is
-/// not a regular file or not an SQLite database, so `-o` cannot clobber the wrong file.
+/// not a regular file or not an nfs-walker scan database, so `-o` cannot clobber the wrong file.
 fn remove_old_database(path: &Path) -> Result<(), DbError> {
     let io_err = |source| DbError::Io {
         path: path.to_path_buf(),
@@ -261,10 +265,13 @@ fn remove_old_database(path: &Path) -> Result<(), DbError> {
             return Err(DbError::NotARegularFile(path.to_path_buf()))
         }
         Ok(m) if m.len() > 0 => {
-            let mut header = [0u8; 16];
+            // The file header: the magic string, and the application id at offset 68.
+            let mut header = [0u8; 72];
             let mut f = std::fs::File::open(path).map_err(io_err)?;
-            let n = f.read(&mut header).map_err(io_err)?;
-            if n < header.len() || &header != SQLITE_HEADER {
+            f.read_exact(&mut header)
+                .map_err(|_| DbError::NotADatabase(path.to_path_buf()))?;
+            let app_id = i32::from_be_bytes([header[68], header[69], header[70], header[71]]);
+            if &header[..16] != SQLITE_HEADER || app_id != APPLICATION_ID {
                 return Err(DbError::NotADatabase(path.to_path_buf()));
             }
         }
@@ -656,6 +663,7 @@ impl Loader {
         let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(8));
         conn.execute_batch(&format!("PRAGMA threads = {threads}; BEGIN;"))?;
         conn.execute_batch(INDEX_SQL)?;
+        let index_time = t0.elapsed();
         let mut missing_parents = 0u64;
         {
             let mut insert_dir = conn.prepare(
@@ -680,6 +688,7 @@ impl Loader {
             }
         }
         conn.execute_batch("COMMIT")?;
+        let t_sync = Instant::now();
         // From here on the file is written the safe way; the final commit syncs it all.
         conn.execute_batch(
             "PRAGMA journal_mode = DELETE;
@@ -712,10 +721,13 @@ impl Loader {
             duplicate_dirs: st.duplicate_dirs,
             missing_parents,
             load_time: st.load_time,
+            index_time,
+            sync_time: Duration::ZERO,
             finish_time: Duration::ZERO,
         };
         self.conn.close().map_err(|(_, e)| DbError::Sqlite(e))?;
         Ok(DbSummary {
+            sync_time: t_sync.elapsed(),
             finish_time: t0.elapsed(),
             ..summary
         })
@@ -979,6 +991,15 @@ mod tests {
             Err(DbError::NotADatabase(_))
         ));
         assert_eq!(std::fs::read(&p).unwrap(), b"precious notes");
+        let other = temp_db("other.db");
+        Connection::open(&other)
+            .unwrap()
+            .execute_batch("CREATE TABLE t (a)")
+            .unwrap();
+        assert!(matches!(
+            SqliteWriter::create(&other, &info()),
+            Err(DbError::NotADatabase(_))
+        ));
         let dir = temp_db("a-directory.db");
         std::fs::create_dir_all(&dir).unwrap();
         assert!(matches!(

@@ -4,8 +4,9 @@
 #
 #   benches/sqlite_overhead.sh [RUNS]        (default 5 runs of each)
 #
-# Server: mock-nfsd --tree flat:1000000 (built here), started on a free port and stopped at the
-# end. Set NFS_WALKER_BENCH_URL to scan another server instead (e.g. ganesha's flat tree:
+# Server: mock-nfsd --tree flat:1000000 (built here; NFS_WALKER_BENCH_TREE=mixed:1000000 picks
+# another tree), started on a free port and stopped at the end. Set NFS_WALKER_BENCH_URL to scan
+# another server instead (e.g. ganesha's flat tree:
 # nfs://127.0.0.1/export/flat?version=3&nfsport=2049&mountport=20048).
 # Set CARGO_TARGET_DIR as for cargo; the database goes to a temporary directory.
 #
@@ -28,7 +29,7 @@ trap cleanup EXIT
 
 url=${NFS_WALKER_BENCH_URL:-}
 if [ -z "$url" ]; then
-    "$target/release/mock-nfsd" --tree flat:1000000 >"$tmp/mock.out" 2>&1 &
+    "$target/release/mock-nfsd" --tree "${NFS_WALKER_BENCH_TREE:-flat:1000000}" >"$tmp/mock.out" 2>&1 &
     mock_pid=$!
     for _ in $(seq 1 100); do grep -q '^listening on' "$tmp/mock.out" && break; sleep 0.1; done
     port=$(sed -n 's/^listening on .*:\([0-9]*\)$/\1/p' "$tmp/mock.out")

@@ -37,6 +37,8 @@ enum Command {
     Demo(cmd::demo::DemoArgs),
     /// Measure per-operation throughput and latency percentiles of a server
     Bench(Box<cmd::bench::BenchArgs>),
+    /// Summary and top-N reports of a scan database (-o scan.db) or NDJSON scan output
+    Stats(Box<cmd::stats::StatsArgs>),
 }
 
 fn main() {
@@ -66,6 +68,7 @@ fn main() {
         Command::Scan(args) => cmd::scan::run(&args),
         Command::Demo(args) => cmd::demo::run(&args),
         Command::Bench(args) => cmd::bench::run(&args),
+        Command::Stats(args) => cmd::stats::run(&args),
     };
     match result {
         Ok(code) => std::process::exit(code),

@@ -4,6 +4,7 @@ pub mod bench;
 pub mod demo;
 pub mod ls;
 pub mod scan;
+pub mod stats;
 
 use clap::Args;
 use nfs_walker::client::{ClientOptions, SourcePort};

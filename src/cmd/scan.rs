@@ -232,7 +232,7 @@ pub struct ScanOutcome {
 pub fn run(args: &ScanArgs) -> Result<i32> {
     let format = output_format(args)?;
     if format == Format::Records {
-        bail!("SQLite output is not available in this build");
+        return run_sqlite(args);
     }
     let out: Box<dyn Write + Send> = match &args.output {
         None => Box::new(std::io::stdout()),
@@ -243,6 +243,87 @@ pub fn run(args: &ScanArgs) -> Result<i32> {
     let (writer, tx) = TextWriter::start(format, out)?;
     let outcome = scan_into(args, format, tx)?;
     writer.finish().context("writing entries")?;
+    Ok(exit_code(&outcome))
+}
+
+/// The scan's options as the `scan.options` JSON of a database.
+fn options_json(args: &ScanArgs) -> String {
+    let e = &args.engine;
+    serde_json::json!({
+        "mode": format!("{:?}", args.mode).to_lowercase(),
+        "dircount": args.dircount,
+        "maxcount": args.maxcount,
+        "max_depth": args.max_depth,
+        "excludes": args.excludes,
+        "dirs_only": args.dirs_only,
+        "one_fs": args.one_fs,
+        "readlink": args.readlink,
+        "threads": e.threads,
+        "connections": e.connections,
+        "inflight": e.inflight,
+        "io": e.io.map(|b| b.to_string()),
+        "pin": !e.no_pin,
+        "timeout_s": e.timeout,
+        "retries": e.retries,
+    })
+    .to_string()
+}
+
+/// `-o scan.db`: entries go to the SQLite writer; whatever ends the scan (completion, a
+/// signal, an error), the database is finished and records how.
+fn run_sqlite(args: &ScanArgs) -> Result<i32> {
+    use nfs_walker::output::sqlite::{ScanEnd, ScanInfo, ScanStatus, SqliteWriter};
+    let Some(path) = &args.output else {
+        bail!("SQLite output needs a file: -o FILE");
+    };
+    let info = ScanInfo {
+        url: args.url.clone(),
+        server: NfsUrl::parse(&args.url)?.host,
+        options_json: options_json(args),
+        started: std::time::SystemTime::now(),
+    };
+    let (writer, tx) = SqliteWriter::create(path, &info)
+        .with_context(|| format!("creating {}", path.display()))?;
+    let result = scan_into(args, Format::Records, tx);
+    let end = match &result {
+        Ok(o) => ScanEnd {
+            status: if o.report.completed {
+                ScanStatus::Completed
+            } else {
+                ScanStatus::Interrupted
+            },
+            finished: std::time::SystemTime::now(),
+            message: None,
+            threads: o.report.threads,
+            connections: o.report.connections,
+            backend: o.report.backend.to_string(),
+        },
+        Err(e) => ScanEnd {
+            status: ScanStatus::Failed,
+            finished: std::time::SystemTime::now(),
+            message: Some(format!("{e:#}")),
+            threads: 0,
+            connections: 0,
+            backend: String::new(),
+        },
+    };
+    let db = writer
+        .finish(&end)
+        .with_context(|| format!("writing {}", path.display()));
+    let outcome = result?;
+    let db = db?;
+    if !args.quiet {
+        eprintln!(
+            "  wrote {} entries, {} errors to {} ({}; indexes and totals {:.2} s: indexes {:.2} s, sync {:.2} s)",
+            db.entries,
+            db.errors,
+            path.display(),
+            end.status.as_str(),
+            db.finish_time.as_secs_f64(),
+            db.index_time.as_secs_f64(),
+            db.sync_time.as_secs_f64(),
+        );
+    }
     Ok(exit_code(&outcome))
 }
 

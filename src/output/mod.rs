@@ -1,6 +1,8 @@
 //! Where entries go: per-thread batchers that encode records on the scanning threads, a
 //! bounded channel (backpressure), and one writer thread per output.
 
+pub mod sqlite;
+
 use crate::record::{csv_header, EntryRecord, EntryRef};
 use crate::walker::PathError;
 use crossbeam_channel::{bounded, Receiver, Sender};

@@ -1,0 +1,1054 @@
+//! The scan database: a writer thread that loads entry batches into SQLite.
+//!
+//! The load is tuned for speed (one transaction, no journal, no fsync, prepared statements,
+//! 64 KiB pages) and the database is made consistent at the end: indexes are built after the
+//! load, the journal is switched back on, and the final transaction is synced.
+//!
+//! Entries arrive from several threads in any order, so a child may arrive before its parent
+//! directory. The writer assigns every id itself and keeps one small record per directory,
+//! keyed by a 128-bit keyed hash of its path: a child whose parent has not arrived yet reserves
+//! the parent's id, which the parent takes when it comes. `parent_id` is thus known at insert
+//! time, and per-directory totals (the `dirs` table) are summed as rows go by, with no pass
+//! over the table afterwards. The memory this takes is about 100 bytes per directory, the same
+//! order as the scan's own set of visited directories.
+//!
+//! The schema is documented in `docs/database.md`; [`SCHEMA_VERSION`] is stored as
+//! `PRAGMA user_version` and changes whenever the schema does.
+
+use crate::output::{OutputBatch, CHANNEL_BATCHES_MAX};
+use crate::record::{EntryRecord, EntryType};
+use crate::walker::PathError;
+use crossbeam_channel::{bounded, Receiver, Sender};
+use rusqlite::{Connection, Statement};
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::hash::{BuildHasher, BuildHasherDefault, Hasher, RandomState};
+use std::io::{self, Read};
+use std::path::{Path, PathBuf};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use thiserror::Error;
+
+/// Stored as `PRAGMA user_version`.
+pub const SCHEMA_VERSION: i32 = 1;
+/// Stored as `PRAGMA application_id`: "NFSW".
+pub const APPLICATION_ID: i32 = 0x4e46_5357;
+/// The first bytes of every SQLite 3 database file.
+pub const SQLITE_HEADER: &[u8; 16] = b"SQLite format 3\0";
+/// Extensions longer than this are not extensions (`a.0123456789abcdef0` is a name).
+pub const EXTENSION_BYTES_MAX: usize = 16;
+/// Directories the writer tracks at most (about 100 bytes each).
+pub const DIRS_MAX: usize = 200_000_000;
+/// Page cache during the load, in KiB.
+const LOAD_CACHE_KIB: i64 = 64 << 10;
+/// Page size: larger pages make fewer, larger writes and a shallower table b-tree.
+const PAGE_SIZE_BYTES: u32 = 65536;
+
+const SCHEMA_SQL: &str = "
+CREATE TABLE entries (
+    id        INTEGER PRIMARY KEY,
+    parent_id INTEGER,
+    name      TEXT NOT NULL,
+    path      TEXT NOT NULL,
+    type      TEXT NOT NULL,
+    size      INTEGER NOT NULL,
+    used      INTEGER NOT NULL,
+    mode      INTEGER NOT NULL,
+    nlink     INTEGER NOT NULL,
+    uid       INTEGER NOT NULL,
+    gid       INTEGER NOT NULL,
+    fileid    INTEGER NOT NULL,
+    fsid      INTEGER NOT NULL,
+    atime_ns  INTEGER NOT NULL,
+    mtime_ns  INTEGER NOT NULL,
+    ctime_ns  INTEGER NOT NULL,
+    depth     INTEGER NOT NULL,
+    extension TEXT,
+    target    TEXT
+);
+CREATE TABLE dirs (
+    entry_id          INTEGER PRIMARY KEY,
+    direct_entries    INTEGER NOT NULL,
+    direct_bytes      INTEGER NOT NULL,
+    recursive_entries INTEGER NOT NULL,
+    recursive_bytes   INTEGER NOT NULL
+);
+CREATE TABLE errors (
+    id        INTEGER PRIMARY KEY,
+    path      TEXT NOT NULL,
+    procedure TEXT NOT NULL,
+    status    TEXT,
+    message   TEXT NOT NULL
+);
+CREATE TABLE scan (
+    id           INTEGER PRIMARY KEY CHECK (id = 1),
+    url          TEXT NOT NULL,
+    server       TEXT NOT NULL,
+    tool_version TEXT NOT NULL,
+    options      TEXT NOT NULL,
+    started_ns   INTEGER NOT NULL,
+    finished_ns  INTEGER,
+    status       TEXT NOT NULL,
+    message      TEXT,
+    entries      INTEGER,
+    files        INTEGER,
+    dirs         INTEGER,
+    bytes        INTEGER,
+    used         INTEGER,
+    errors       INTEGER,
+    threads      INTEGER,
+    connections  INTEGER,
+    backend      TEXT
+);
+";
+
+/// Built after the load: sorting once is much cheaper than keeping them up to date per row.
+/// Paths are indexed for directories only: an index of every path costs about three times
+/// the parent index on real trees (long keys with shared prefixes, in no useful order),
+/// while directory paths plus `parent_id` find any entry with two index searches.
+const INDEX_SQL: &str = "
+CREATE INDEX entries_parent_id ON entries(parent_id);
+CREATE INDEX entries_dir_path ON entries(path) WHERE type = 'dir';
+";
+
+const INSERT_ENTRY_SQL: &str = "INSERT INTO entries (id, parent_id, name, path, type, size, \
+    used, mode, nlink, uid, gid, fileid, fsid, atime_ns, mtime_ns, ctime_ns, depth, extension, \
+    target) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, \
+    ?18, ?19)";
+
+const INSERT_ERROR_SQL: &str =
+    "INSERT INTO errors (path, procedure, status, message) VALUES (?1, ?2, ?3, ?4)";
+
+#[derive(Debug, Error)]
+pub enum DbError {
+    #[error("database: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("{path}: {source}")]
+    Io { path: PathBuf, source: io::Error },
+    #[error("{0} exists and is not an nfs-walker scan database; remove it or choose another name")]
+    NotADatabase(PathBuf),
+    #[error("{0} exists and is not a regular file")]
+    NotARegularFile(PathBuf),
+    #[error("more than {DIRS_MAX} directories")]
+    TooManyDirs,
+    #[error("cannot start the database writer: {0}")]
+    Thread(io::Error),
+    #[error("the database writer thread panicked")]
+    Panicked,
+}
+
+/// What is known of a scan when it starts.
+#[derive(Debug, Clone)]
+pub struct ScanInfo {
+    pub url: String,
+    /// The server's host as the URL names it.
+    pub server: String,
+    /// The scan's options as a JSON object.
+    pub options_json: String,
+    pub started: SystemTime,
+}
+
+/// How a scan ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ScanStatus {
+    Completed,
+    /// Stopped by a signal: the rows are what had been received.
+    Interrupted,
+    /// Stopped by an error (see `scan.message`).
+    Failed,
+}
+
+impl ScanStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ScanStatus::Completed => "completed",
+            ScanStatus::Interrupted => "interrupted",
+            ScanStatus::Failed => "failed",
+        }
+    }
+}
+
+/// What is known of a scan when it ends.
+#[derive(Debug, Clone)]
+pub struct ScanEnd {
+    pub status: ScanStatus,
+    pub finished: SystemTime,
+    /// Why the scan failed, where it did.
+    pub message: Option<String>,
+    pub threads: usize,
+    pub connections: usize,
+    pub backend: String,
+}
+
+/// What the writer did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DbSummary {
+    pub entries: u64,
+    pub dirs: u64,
+    pub errors: u64,
+    /// Directory paths seen twice (the second got an id of its own).
+    pub duplicate_dirs: u64,
+    /// Directories whose children arrived but which never did themselves; the children's
+    /// `parent_id` is NULL.
+    pub missing_parents: u64,
+    /// Time from the first batch to the end of the load.
+    pub load_time: Duration,
+    /// Time of building the indexes.
+    pub index_time: Duration,
+    /// Time of the final transaction (the `scan` row) and its sync to disk.
+    pub sync_time: Duration,
+    /// Time of everything after the load: indexes, directory totals, the final sync.
+    pub finish_time: Duration,
+}
+
+/// The database writer thread.
+pub struct SqliteWriter {
+    handle: JoinHandle<Result<Loader, DbError>>,
+}
+
+impl SqliteWriter {
+    /// Creates the database at `path` (replacing an earlier scan database there), writes the
+    /// `scan` row as `running`, and starts the writer thread. Batchers send to the returned
+    /// sender; once every sender is dropped, call [`SqliteWriter::finish`].
+    pub fn create(
+        path: &Path,
+        info: &ScanInfo,
+    ) -> Result<(SqliteWriter, Sender<OutputBatch>), DbError> {
+        remove_old_database(path)?;
+        let conn = Connection::open(path)?;
+        conn.execute_batch(&format!(
+            "PRAGMA page_size = {PAGE_SIZE_BYTES};
+             PRAGMA journal_mode = OFF;
+             PRAGMA synchronous = OFF;
+             PRAGMA locking_mode = EXCLUSIVE;
+             PRAGMA temp_store = MEMORY;
+             PRAGMA cache_size = -{LOAD_CACHE_KIB};
+             PRAGMA user_version = {SCHEMA_VERSION};
+             PRAGMA application_id = {APPLICATION_ID};"
+        ))?;
+        conn.execute_batch(&format!("BEGIN; {SCHEMA_SQL} COMMIT;"))?;
+        conn.execute(
+            "INSERT INTO scan (id, url, server, tool_version, options, started_ns, status) \
+             VALUES (1, ?1, ?2, ?3, ?4, ?5, 'running')",
+            rusqlite::params![
+                info.url,
+                info.server,
+                env!("CARGO_PKG_VERSION"),
+                info.options_json,
+                unix_ns(info.started),
+            ],
+        )?;
+        let (tx, rx) = bounded(CHANNEL_BATCHES_MAX);
+        let handle = std::thread::Builder::new()
+            .name("nfs-walker-sqlite".into())
+            .spawn(move || load(conn, rx))
+            .map_err(DbError::Thread)?;
+        Ok((SqliteWriter { handle }, tx))
+    }
+
+    /// Waits for the load to end (every sender must be dropped), then builds the indexes and
+    /// the `dirs` table, records how the scan ended and makes the file durable.
+    pub fn finish(self, end: &ScanEnd) -> Result<DbSummary, DbError> {
+        let loader = self.handle.join().map_err(|_| DbError::Panicked)??;
+        loader.finish(end)
+    }
+}
+
+/// Removes an earlier database at `path` (and its journal files); refuses anything that is
+/// not a regular file or not an nfs-walker scan database, so `-o` cannot clobber the wrong file.
+fn remove_old_database(path: &Path) -> Result<(), DbError> {
+    let io_err = |source| DbError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    match std::fs::symlink_metadata(path) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(io_err(e)),
+        Ok(m) if !m.file_type().is_file() => {
+            return Err(DbError::NotARegularFile(path.to_path_buf()))
+        }
+        Ok(m) if m.len() > 0 => {
+            // The file header: the magic string, and the application id at offset 68.
+            let mut header = [0u8; 72];
+            let mut f = std::fs::File::open(path).map_err(io_err)?;
+            f.read_exact(&mut header)
+                .map_err(|_| DbError::NotADatabase(path.to_path_buf()))?;
+            let app_id = i32::from_be_bytes([header[68], header[69], header[70], header[71]]);
+            if &header[..16] != SQLITE_HEADER || app_id != APPLICATION_ID {
+                return Err(DbError::NotADatabase(path.to_path_buf()));
+            }
+        }
+        Ok(_) => {}
+    }
+    std::fs::remove_file(path).map_err(io_err)?;
+    for suffix in ["-journal", "-wal", "-shm"] {
+        let mut side = path.as_os_str().to_owned();
+        side.push(suffix);
+        let side = PathBuf::from(side);
+        if std::fs::symlink_metadata(&side).is_ok_and(|m| m.file_type().is_file()) {
+            std::fs::remove_file(&side).map_err(io_err)?;
+        }
+    }
+    Ok(())
+}
+
+fn unix_ns(t: SystemTime) -> i64 {
+    match t.duration_since(UNIX_EPOCH) {
+        Ok(d) => i64::try_from(d.as_nanos()).unwrap_or(i64::MAX),
+        Err(e) => -i64::try_from(e.duration().as_nanos()).unwrap_or(i64::MAX),
+    }
+}
+
+/// SQLite integers are signed 64-bit: sizes beyond that (only a hostile server sends them)
+/// are clamped, so sums stay meaningful.
+fn clamp_i64(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+/// Identifiers (fileid, fsid) keep their 64 bits: stored as the signed integer with the same
+/// bits.
+fn bits_i64(n: u64) -> i64 {
+    n as i64
+}
+
+/// The extension of a file name, as the `extension` column and the by-extension report
+/// define it: the text after the last dot, where that dot is not the name's first character,
+/// lowercased; `None` where there is none, it is longer than [`EXTENSION_BYTES_MAX`], is not
+/// valid UTF-8, or holds whitespace or control characters.
+pub fn extension_of(name: &[u8]) -> Option<Cow<'_, str>> {
+    let dot = name.iter().rposition(|&b| b == b'.')?;
+    if dot == 0 {
+        return None;
+    }
+    let ext = &name[dot + 1..];
+    if ext.is_empty() || ext.len() > EXTENSION_BYTES_MAX {
+        return None;
+    }
+    let ext = std::str::from_utf8(ext).ok()?;
+    if ext.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return None;
+    }
+    if ext.chars().any(char::is_uppercase) {
+        Some(Cow::Owned(ext.to_lowercase()))
+    } else {
+        Some(Cow::Borrowed(ext))
+    }
+}
+
+/// Splits a record path into its parent's path and its name ("." is the root and has no
+/// parent; its children's paths have no prefix).
+pub fn split_parent(path: &[u8]) -> (Option<&[u8]>, &[u8]) {
+    if path == b"." {
+        return (None, path);
+    }
+    match path.iter().rposition(|&b| b == b'/') {
+        Some(i) => (Some(&path[..i]), &path[i + 1..]),
+        None => (Some(b"."), path),
+    }
+}
+
+/// Binds bytes as TEXT where they are valid UTF-8, else as a BLOB of the exact bytes.
+fn bind_bytes(stmt: &mut Statement<'_>, index: usize, bytes: &[u8]) -> rusqlite::Result<()> {
+    match std::str::from_utf8(bytes) {
+        Ok(s) => stmt.raw_bind_parameter(index, s),
+        Err(_) => stmt.raw_bind_parameter(index, bytes),
+    }
+}
+
+/// Keys of the directory map are already uniformly random; hashing them again is waste.
+#[derive(Default)]
+struct PassThroughHasher(u64);
+
+impl Hasher for PassThroughHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(b);
+        }
+    }
+    fn write_u128(&mut self, n: u128) {
+        self.0 = n as u64 ^ (n >> 64) as u64;
+    }
+}
+
+const NO_PARENT: u32 = u32::MAX;
+
+/// One directory as the writer tracks it.
+#[derive(Debug, Clone)]
+struct DirAcc {
+    id: i64,
+    /// Index of the parent in `Loader::dirs`, or [`NO_PARENT`].
+    parent: u32,
+    depth: u32,
+    /// False while only reserved by a child that arrived first.
+    arrived: bool,
+    direct_entries: u64,
+    direct_bytes: u64,
+    recursive_entries: u64,
+    recursive_bytes: u64,
+}
+
+/// The writer's result: the connection and what was counted.
+struct Loader {
+    conn: Connection,
+    state: LoadState,
+}
+
+/// What the writer counts and tracks while loading.
+struct LoadState {
+    path_keys: (RandomState, RandomState),
+    dir_index: HashMap<u128, u32, BuildHasherDefault<PassThroughHasher>>,
+    dirs: Vec<DirAcc>,
+    next_id: i64,
+    /// The last parent looked up: consecutive entries mostly share one.
+    last_parent: Vec<u8>,
+    last_parent_index: u32,
+    entries: u64,
+    files: u64,
+    bytes: u64,
+    used: u64,
+    errors: u64,
+    duplicate_dirs: u64,
+    load_time: Duration,
+}
+
+/// The writer thread: inserts every batch until all senders are gone. After an error it
+/// keeps draining the channel so the scan is never blocked on a dead writer.
+fn load(conn: Connection, rx: Receiver<OutputBatch>) -> Result<Loader, DbError> {
+    let mut state = LoadState {
+        path_keys: (RandomState::new(), RandomState::new()),
+        dir_index: HashMap::default(),
+        dirs: Vec::new(),
+        next_id: 1,
+        last_parent: Vec::new(),
+        last_parent_index: NO_PARENT,
+        entries: 0,
+        files: 0,
+        bytes: 0,
+        used: 0,
+        errors: 0,
+        duplicate_dirs: 0,
+        load_time: Duration::ZERO,
+    };
+    match load_batches(&conn, &mut state, &rx) {
+        Ok(()) => Ok(Loader { conn, state }),
+        Err(e) => {
+            for _ in rx {}
+            Err(e)
+        }
+    }
+}
+
+fn load_batches(
+    conn: &Connection,
+    state: &mut LoadState,
+    rx: &Receiver<OutputBatch>,
+) -> Result<(), DbError> {
+    conn.execute_batch("BEGIN")?;
+    let mut insert_entry = conn.prepare(INSERT_ENTRY_SQL)?;
+    let mut insert_error = conn.prepare(INSERT_ERROR_SQL)?;
+    let mut started: Option<Instant> = None;
+    for batch in rx {
+        let t0 = *started.get_or_insert_with(Instant::now);
+        match batch {
+            OutputBatch::Records(records) => {
+                for rec in &records {
+                    state.insert_entry(&mut insert_entry, rec)?;
+                }
+            }
+            OutputBatch::Errors(errs) => {
+                for e in &errs {
+                    state.insert_error(&mut insert_error, e)?;
+                }
+            }
+            OutputBatch::Bytes(_) => {}
+        }
+        state.load_time = t0.elapsed();
+    }
+    drop(insert_entry);
+    drop(insert_error);
+    conn.execute_batch("COMMIT")?;
+    Ok(())
+}
+
+impl LoadState {
+    fn alloc_id(&mut self) -> i64 {
+        let id = self.next_id;
+        self.next_id += 1;
+        id
+    }
+
+    fn path_key(&self, path: &[u8]) -> u128 {
+        (u128::from(self.path_keys.0.hash_one(path)) << 64)
+            | u128::from(self.path_keys.1.hash_one(path))
+    }
+
+    fn push_dir(&mut self, key: Option<u128>, acc: DirAcc) -> Result<u32, DbError> {
+        if self.dirs.len() >= DIRS_MAX {
+            return Err(DbError::TooManyDirs);
+        }
+        let index = self.dirs.len() as u32;
+        self.dirs.push(acc);
+        if let Some(k) = key {
+            self.dir_index.insert(k, index);
+        }
+        Ok(index)
+    }
+
+    /// The index of the directory at `path`, reserving it if it has not arrived yet.
+    fn parent_index(&mut self, path: &[u8], depth: u32) -> Result<u32, DbError> {
+        if self.last_parent_index != NO_PARENT && self.last_parent == path {
+            return Ok(self.last_parent_index);
+        }
+        let key = self.path_key(path);
+        let index = match self.dir_index.get(&key) {
+            Some(&i) => i,
+            None => {
+                let id = self.alloc_id();
+                self.push_dir(
+                    Some(key),
+                    DirAcc {
+                        id,
+                        parent: NO_PARENT,
+                        depth,
+                        arrived: false,
+                        direct_entries: 0,
+                        direct_bytes: 0,
+                        recursive_entries: 0,
+                        recursive_bytes: 0,
+                    },
+                )?
+            }
+        };
+        self.last_parent.clear();
+        self.last_parent.extend_from_slice(path);
+        self.last_parent_index = index;
+        Ok(index)
+    }
+
+    /// The id of a directory record: the one its children reserved, or a new one.
+    fn dir_id(&mut self, path: &[u8], depth: u32, parent: u32) -> Result<i64, DbError> {
+        let key = self.path_key(path);
+        let existing = self.dir_index.get(&key).copied();
+        if let Some(i) = existing {
+            let d = &mut self.dirs[i as usize];
+            if !d.arrived {
+                d.arrived = true;
+                d.parent = parent;
+                d.depth = depth;
+                return Ok(d.id);
+            }
+            // The same path twice (a server changing under the scan): keep the first in
+            // the map, give this one its own id.
+            self.duplicate_dirs += 1;
+        }
+        let id = self.alloc_id();
+        self.push_dir(
+            if existing.is_none() { Some(key) } else { None },
+            DirAcc {
+                id,
+                parent,
+                depth,
+                arrived: true,
+                direct_entries: 0,
+                direct_bytes: 0,
+                recursive_entries: 0,
+                recursive_bytes: 0,
+            },
+        )?;
+        Ok(id)
+    }
+
+    fn insert_entry(&mut self, stmt: &mut Statement<'_>, rec: &EntryRecord) -> Result<(), DbError> {
+        let a = &rec.attrs;
+        let (parent_path, name) = split_parent(&rec.path);
+        let parent = match parent_path {
+            Some(p) => self.parent_index(p, rec.depth.saturating_sub(1))?,
+            None => NO_PARENT,
+        };
+        let id = if a.kind == EntryType::Dir {
+            self.dir_id(&rec.path, rec.depth, parent)?
+        } else {
+            self.alloc_id()
+        };
+        let parent_id = if parent == NO_PARENT {
+            None
+        } else {
+            let p = &mut self.dirs[parent as usize];
+            p.direct_entries += 1;
+            p.direct_bytes = p.direct_bytes.saturating_add(a.size);
+            Some(p.id)
+        };
+        stmt.raw_bind_parameter(1, id)?;
+        stmt.raw_bind_parameter(2, parent_id)?;
+        match std::str::from_utf8(&rec.path) {
+            // The name of a UTF-8 path is UTF-8 too: it starts after an ASCII '/'.
+            Ok(path) => {
+                stmt.raw_bind_parameter(3, &path[path.len() - name.len()..])?;
+                stmt.raw_bind_parameter(4, path)?;
+            }
+            Err(_) => {
+                bind_bytes(stmt, 3, name)?;
+                stmt.raw_bind_parameter(4, &rec.path[..])?;
+            }
+        }
+        stmt.raw_bind_parameter(5, a.kind.as_str())?;
+        stmt.raw_bind_parameter(6, clamp_i64(a.size))?;
+        stmt.raw_bind_parameter(7, clamp_i64(a.used))?;
+        stmt.raw_bind_parameter(8, a.mode)?;
+        stmt.raw_bind_parameter(9, a.nlink)?;
+        stmt.raw_bind_parameter(10, a.uid)?;
+        stmt.raw_bind_parameter(11, a.gid)?;
+        stmt.raw_bind_parameter(12, bits_i64(a.fileid))?;
+        stmt.raw_bind_parameter(13, bits_i64(a.fsid))?;
+        stmt.raw_bind_parameter(14, a.atime_ns)?;
+        stmt.raw_bind_parameter(15, a.mtime_ns)?;
+        stmt.raw_bind_parameter(16, a.ctime_ns)?;
+        stmt.raw_bind_parameter(17, rec.depth)?;
+        if a.kind == EntryType::File {
+            stmt.raw_bind_parameter(18, extension_of(name).as_deref())?;
+        } else {
+            stmt.raw_bind_parameter(18, None::<&str>)?;
+        }
+        match &rec.target {
+            Some(t) => bind_bytes(stmt, 19, t)?,
+            None => stmt.raw_bind_parameter(19, None::<&str>)?,
+        }
+        stmt.raw_execute()?;
+        self.entries += 1;
+        if a.kind == EntryType::File {
+            self.files += 1;
+        }
+        self.bytes = self.bytes.saturating_add(a.size);
+        self.used = self.used.saturating_add(a.used);
+        Ok(())
+    }
+
+    fn insert_error(&mut self, stmt: &mut Statement<'_>, e: &PathError) -> Result<(), DbError> {
+        bind_bytes(stmt, 1, &e.path)?;
+        stmt.raw_bind_parameter(2, e.op)?;
+        stmt.raw_bind_parameter(3, e.status.map(|s| s.name()))?;
+        stmt.raw_bind_parameter(4, e.message.as_str())?;
+        stmt.raw_execute()?;
+        self.errors += 1;
+        Ok(())
+    }
+
+    /// Sums every directory's subtree into its parent, deepest first.
+    fn sum_recursive(&mut self) {
+        for d in &mut self.dirs {
+            d.recursive_entries = d.direct_entries;
+            d.recursive_bytes = d.direct_bytes;
+        }
+        let mut order: Vec<u32> = (0..self.dirs.len() as u32).collect();
+        order.sort_unstable_by_key(|&i| std::cmp::Reverse(self.dirs[i as usize].depth));
+        for i in order {
+            let d = &self.dirs[i as usize];
+            let (parent, entries, bytes) = (d.parent, d.recursive_entries, d.recursive_bytes);
+            if parent != NO_PARENT && parent != i {
+                let p = &mut self.dirs[parent as usize];
+                p.recursive_entries = p.recursive_entries.saturating_add(entries);
+                p.recursive_bytes = p.recursive_bytes.saturating_add(bytes);
+            }
+        }
+    }
+}
+
+impl Loader {
+    fn finish(mut self, end: &ScanEnd) -> Result<DbSummary, DbError> {
+        let t0 = Instant::now();
+        let st = &mut self.state;
+        st.sum_recursive();
+        let conn = &self.conn;
+        // The scan is over: index sorts may use every core.
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(8));
+        conn.execute_batch(&format!("PRAGMA threads = {threads}; BEGIN;"))?;
+        conn.execute_batch(INDEX_SQL)?;
+        let index_time = t0.elapsed();
+        let mut missing_parents = 0u64;
+        {
+            let mut insert_dir = conn.prepare(
+                "INSERT INTO dirs (entry_id, direct_entries, direct_bytes, recursive_entries, \
+                 recursive_bytes) VALUES (?1, ?2, ?3, ?4, ?5)",
+            )?;
+            let mut orphan =
+                conn.prepare("UPDATE entries SET parent_id = NULL WHERE parent_id = ?1")?;
+            for d in &st.dirs {
+                if d.arrived {
+                    insert_dir.execute(rusqlite::params![
+                        d.id,
+                        clamp_i64(d.direct_entries),
+                        clamp_i64(d.direct_bytes),
+                        clamp_i64(d.recursive_entries),
+                        clamp_i64(d.recursive_bytes),
+                    ])?;
+                } else {
+                    missing_parents += 1;
+                    orphan.execute([d.id])?;
+                }
+            }
+        }
+        conn.execute_batch("COMMIT")?;
+        let t_sync = Instant::now();
+        // From here on the file is written the safe way; the final commit syncs it all.
+        conn.execute_batch(
+            "PRAGMA journal_mode = DELETE;
+             PRAGMA synchronous = FULL;",
+        )?;
+        let dirs = st.dirs.iter().filter(|d| d.arrived).count() as u64;
+        conn.execute(
+            "UPDATE scan SET finished_ns = ?1, status = ?2, message = ?3, entries = ?4, \
+             files = ?5, dirs = ?6, bytes = ?7, used = ?8, errors = ?9, threads = ?10, \
+             connections = ?11, backend = ?12 WHERE id = 1",
+            rusqlite::params![
+                unix_ns(end.finished),
+                end.status.as_str(),
+                end.message,
+                clamp_i64(st.entries),
+                clamp_i64(st.files),
+                clamp_i64(dirs),
+                clamp_i64(st.bytes),
+                clamp_i64(st.used),
+                clamp_i64(st.errors),
+                end.threads as i64,
+                end.connections as i64,
+                end.backend,
+            ],
+        )?;
+        let summary = DbSummary {
+            entries: st.entries,
+            dirs,
+            errors: st.errors,
+            duplicate_dirs: st.duplicate_dirs,
+            missing_parents,
+            load_time: st.load_time,
+            index_time,
+            sync_time: Duration::ZERO,
+            finish_time: Duration::ZERO,
+        };
+        self.conn.close().map_err(|(_, e)| DbError::Sqlite(e))?;
+        Ok(DbSummary {
+            sync_time: t_sync.elapsed(),
+            finish_time: t0.elapsed(),
+            ..summary
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::record::EntryAttrs;
+    use rusqlite::types::Value;
+
+    fn rec(path: &[u8], kind: EntryType, size: u64) -> EntryRecord {
+        EntryRecord {
+            path: path.to_vec(),
+            attrs: EntryAttrs {
+                kind,
+                size,
+                used: size,
+                mode: 0o644,
+                nlink: 1,
+                uid: 1000,
+                gid: 100,
+                fileid: u64::MAX - size,
+                fsid: 9,
+                atime_ns: 1,
+                mtime_ns: -5,
+                ctime_ns: 3,
+            },
+            depth: if path == b"." {
+                0
+            } else {
+                path.iter().filter(|&&b| b == b'/').count() as u32 + 1
+            },
+            target: None,
+        }
+    }
+
+    fn info() -> ScanInfo {
+        ScanInfo {
+            url: "nfs://h/export".into(),
+            server: "h".into(),
+            options_json: "{}".into(),
+            started: UNIX_EPOCH + Duration::from_secs(100),
+        }
+    }
+
+    fn end(status: ScanStatus) -> ScanEnd {
+        ScanEnd {
+            status,
+            finished: UNIX_EPOCH + Duration::from_secs(102),
+            message: None,
+            threads: 2,
+            connections: 4,
+            backend: "epoll".into(),
+        }
+    }
+
+    fn temp_db(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("nfs-walker-sqlite-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let p = dir.join(name);
+        let _ = std::fs::remove_file(&p);
+        p
+    }
+
+    /// Writes `batches` and returns the finished database, opened read-only.
+    fn write(name: &str, batches: Vec<OutputBatch>, status: ScanStatus) -> (Connection, DbSummary) {
+        let path = temp_db(name);
+        let (w, tx) = SqliteWriter::create(&path, &info()).unwrap();
+        for b in batches {
+            tx.send(b).unwrap();
+        }
+        drop(tx);
+        let summary = w.finish(&end(status)).unwrap();
+        let conn =
+            Connection::open_with_flags(&path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).unwrap();
+        (conn, summary)
+    }
+
+    fn id_of(conn: &Connection, path: &[u8]) -> i64 {
+        let v: Value = match std::str::from_utf8(path) {
+            Ok(s) => Value::Text(s.into()),
+            Err(_) => Value::Blob(path.to_vec()),
+        };
+        conn.query_row("SELECT id FROM entries WHERE path = ?1", [v], |r| r.get(0))
+            .unwrap()
+    }
+
+    #[test]
+    fn children_before_parents_get_the_right_parent_and_totals() {
+        use EntryType::*;
+        // Two batches as two threads might send them: grandchildren first, the root last.
+        let (conn, summary) = write(
+            "order.db",
+            vec![
+                OutputBatch::Records(vec![
+                    rec(b"a/b/f1", File, 10),
+                    rec(b"a/b/f2", File, 20),
+                    rec(b"a/b", Dir, 4096),
+                    rec(b"c", File, 1),
+                ]),
+                OutputBatch::Records(vec![rec(b"a", Dir, 4096), rec(b".", Dir, 4096)]),
+            ],
+            ScanStatus::Completed,
+        );
+        assert_eq!(summary.entries, 6);
+        assert_eq!(summary.dirs, 3);
+        assert_eq!(summary.missing_parents, 0);
+        let parent_of = |p: &[u8]| -> Option<i64> {
+            conn.query_row(
+                "SELECT parent_id FROM entries WHERE path = ?1",
+                [std::str::from_utf8(p).unwrap()],
+                |r| r.get(0),
+            )
+            .unwrap()
+        };
+        assert_eq!(parent_of(b"."), None);
+        assert_eq!(parent_of(b"a"), Some(id_of(&conn, b".")));
+        assert_eq!(parent_of(b"c"), Some(id_of(&conn, b".")));
+        assert_eq!(parent_of(b"a/b"), Some(id_of(&conn, b"a")));
+        assert_eq!(parent_of(b"a/b/f1"), Some(id_of(&conn, b"a/b")));
+        let dir_row = |p: &[u8]| -> (i64, i64, i64, i64) {
+            conn.query_row(
+                "SELECT direct_entries, direct_bytes, recursive_entries, recursive_bytes \
+                 FROM dirs WHERE entry_id = ?1",
+                [id_of(&conn, p)],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+            )
+            .unwrap()
+        };
+        assert_eq!(dir_row(b"a/b"), (2, 30, 2, 30));
+        assert_eq!(dir_row(b"a"), (1, 4096, 3, 4126));
+        assert_eq!(dir_row(b"."), (2, 4097, 5, 4097 + 4126));
+        let names: Vec<String> = conn
+            .prepare("SELECT name FROM entries ORDER BY path")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(names, [".", "a", "b", "f1", "f2", "c"]);
+        // The documented lookups use the indexes.
+        let plan = |sql: &str| -> String {
+            let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+            let rows = stmt
+                .query_map([], |r| r.get::<_, String>(3))
+                .unwrap()
+                .collect::<Result<Vec<_>, _>>()
+                .unwrap();
+            rows.join("; ")
+        };
+        let lookup = plan(
+            "SELECT * FROM entries WHERE parent_id = \
+             (SELECT id FROM entries WHERE type = 'dir' AND path = 'a/b') AND name = 'f1'",
+        );
+        assert!(lookup.contains("USING INDEX entries_parent_id"), "{lookup}");
+        assert!(lookup.contains("INDEX entries_dir_path"), "{lookup}");
+    }
+
+    #[test]
+    fn exact_bytes_scan_row_errors_and_pragmas() {
+        use EntryType::*;
+        let mut link = rec(b"l\xffnk", Symlink, 3);
+        link.target = Some(b"t\xfe".to_vec());
+        let mut big = rec(b"Big.TAR", File, u64::MAX);
+        big.attrs.fileid = u64::MAX;
+        let (conn, summary) = write(
+            "bytes.db",
+            vec![
+                OutputBatch::Records(vec![rec(b".", Dir, 1), link, big, rec(b".hidden", File, 0)]),
+                OutputBatch::Errors(vec![PathError {
+                    path: b"d\xff".to_vec(),
+                    op: "readdirplus",
+                    message: "permission denied".into(),
+                    status: Some(crate::rpc::nfs3::Nfsstat3::from_u32(13)),
+                }]),
+            ],
+            ScanStatus::Interrupted,
+        );
+        assert_eq!(summary.errors, 1);
+        let (path, name, target): (Value, Value, Value) = conn
+            .query_row(
+                "SELECT path, name, target FROM entries WHERE type = 'symlink'",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .unwrap();
+        assert_eq!(path, Value::Blob(b"l\xffnk".to_vec()));
+        assert_eq!(name, Value::Blob(b"l\xffnk".to_vec()));
+        assert_eq!(target, Value::Blob(b"t\xfe".to_vec()));
+        let (size, fileid, ext): (i64, i64, String) = conn
+            .query_row(
+                "SELECT size, fileid, extension FROM entries WHERE path = 'Big.TAR'",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .unwrap();
+        assert_eq!(size, i64::MAX);
+        assert_eq!(fileid as u64, u64::MAX);
+        assert_eq!(ext, "tar");
+        let hidden_ext: Option<String> = conn
+            .query_row(
+                "SELECT extension FROM entries WHERE path = '.hidden'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(hidden_ext, None);
+        let (epath, status, procedure): (Value, String, String) = conn
+            .query_row("SELECT path, status, procedure FROM errors", [], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            })
+            .unwrap();
+        assert_eq!(epath, Value::Blob(b"d\xff".to_vec()));
+        assert_eq!(status, "NFS3ERR_ACCES");
+        assert_eq!(procedure, "readdirplus");
+        let (st, started, finished, entries, errors): (String, i64, i64, i64, i64) = conn
+            .query_row(
+                "SELECT status, started_ns, finished_ns, entries, errors FROM scan",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
+            )
+            .unwrap();
+        assert_eq!(st, "interrupted");
+        assert_eq!((started, finished), (100_000_000_000, 102_000_000_000));
+        assert_eq!((entries, errors), (4, 1));
+        let user_version: i32 = conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap();
+        let app_id: i32 = conn
+            .query_row("PRAGMA application_id", [], |r| r.get(0))
+            .unwrap();
+        let journal: String = conn
+            .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+            .unwrap();
+        let check: String = conn
+            .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!((user_version, app_id), (SCHEMA_VERSION, APPLICATION_ID));
+        assert_eq!(journal, "delete");
+        assert_eq!(check, "ok");
+    }
+
+    #[test]
+    fn a_parent_that_never_arrives_leaves_null_parent_ids() {
+        use EntryType::*;
+        let (conn, summary) = write(
+            "orphan.db",
+            vec![OutputBatch::Records(vec![
+                rec(b".", Dir, 1),
+                rec(b"gone/x", File, 5),
+            ])],
+            ScanStatus::Completed,
+        );
+        assert_eq!(summary.missing_parents, 1);
+        let parent: Option<i64> = conn
+            .query_row(
+                "SELECT parent_id FROM entries WHERE path = 'gone/x'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(parent, None);
+        let dirs: i64 = conn
+            .query_row("SELECT count(*) FROM dirs", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(dirs, 1);
+    }
+
+    #[test]
+    fn refuses_to_replace_what_is_not_a_scan_database() {
+        let p = temp_db("notes.db");
+        std::fs::write(&p, b"precious notes").unwrap();
+        assert!(matches!(
+            SqliteWriter::create(&p, &info()),
+            Err(DbError::NotADatabase(_))
+        ));
+        assert_eq!(std::fs::read(&p).unwrap(), b"precious notes");
+        let other = temp_db("other.db");
+        Connection::open(&other)
+            .unwrap()
+            .execute_batch("CREATE TABLE t (a)")
+            .unwrap();
+        assert!(matches!(
+            SqliteWriter::create(&other, &info()),
+            Err(DbError::NotADatabase(_))
+        ));
+        let dir = temp_db("a-directory.db");
+        std::fs::create_dir_all(&dir).unwrap();
+        assert!(matches!(
+            SqliteWriter::create(&dir, &info()),
+            Err(DbError::NotARegularFile(_))
+        ));
+        // An earlier scan database is replaced.
+        let again = temp_db("again.db");
+        for _ in 0..2 {
+            let (w, tx) = SqliteWriter::create(&again, &info()).unwrap();
+            tx.send(OutputBatch::Records(vec![rec(b".", EntryType::Dir, 1)]))
+                .unwrap();
+            drop(tx);
+            assert_eq!(w.finish(&end(ScanStatus::Completed)).unwrap().entries, 1);
+        }
+    }
+
+    #[test]
+    fn extensions_and_parents() {
+        assert_eq!(extension_of(b"a.TXT").as_deref(), Some("txt"));
+        assert_eq!(extension_of(b"x.tar.gz").as_deref(), Some("gz"));
+        assert_eq!(extension_of(b"file-1.\xc3\xa9").as_deref(), Some("\u{e9}"));
+        assert_eq!(extension_of(b".bashrc"), None);
+        assert_eq!(extension_of(b"trailing."), None);
+        assert_eq!(extension_of(b"noext"), None);
+        assert_eq!(extension_of(b"a.with space"), None);
+        assert_eq!(extension_of(b"a.\xff"), None);
+        assert_eq!(extension_of(b"a.0123456789abcdefX"), None);
+        assert_eq!(split_parent(b"."), (None, &b"."[..]));
+        assert_eq!(split_parent(b"a"), (Some(&b"."[..]), &b"a"[..]));
+        assert_eq!(split_parent(b"a/b/c"), (Some(&b"a/b"[..]), &b"c"[..]));
+    }
+}

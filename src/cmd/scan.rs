@@ -6,7 +6,7 @@ use nfs_walker::client::{mount, ClientOptions, NfsUrl};
 use nfs_walker::output::{self, Format, OutputBatch, TextWriter};
 use nfs_walker::record::EntryRecord;
 use nfs_walker::ring::Backend;
-use nfs_walker::sched::{self, EngineConfig, EngineReport, Progress};
+use nfs_walker::sched::{self, EngineOptions, EngineReport, Progress};
 use nfs_walker::walker::{DirTask, ExcludeSet, Mode, Task, VisitedDirs, WalkConfig};
 use std::io::{IsTerminal, Write};
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
@@ -91,20 +91,19 @@ pub struct EngineArgs {
 }
 
 impl EngineArgs {
-    pub fn engine_config(&self, client: &ClientOptions) -> Result<EngineConfig> {
+    pub fn engine_config(&self, client: &ClientOptions) -> Result<EngineOptions> {
         if self.connections == 0 || self.connections > 64 {
             bail!("--connections must be 1..=64");
         }
         if self.inflight == 0 || self.inflight > 4096 {
             bail!("--inflight must be 1..=4096");
         }
-        let mut cfg = EngineConfig {
-            connections_per_thread: self.connections,
+        let mut cfg = EngineOptions {
             backend: self.io,
             pin_threads: !self.no_pin,
             source_port: client.source_port,
             connect_timeout: client.timeout,
-            ..EngineConfig::default()
+            ..EngineOptions::default()
         };
         if let Some(t) = self.threads {
             if t == 0 || t > 16 {
@@ -112,6 +111,8 @@ impl EngineArgs {
             }
             cfg.threads = t;
         }
+        // --connections is per thread.
+        cfg.connections = cfg.threads * self.connections;
         Ok(cfg)
     }
 

@@ -5,13 +5,18 @@
 //! deques (depth-first keeps memory low on wide trees) with a global injector, and idle threads
 //! steal. The scan ends exactly when no task is outstanding anywhere: a global counter of tasks
 //! created but not finished, never a timeout.
+//!
+//! [`conns`] is the part a thread's loop shares with the bench's: the ring's connections,
+//! (re)connecting, reply reassembly and broken connections.
 
+pub mod conns;
 mod worker;
 
 use crate::client::SourcePort;
 use crate::output::{Batcher, Format, OutputBatch};
 use crate::ring::{Backend, RingConfig};
 use crate::walker::{Task, VisitedDirs, WalkConfig, WalkStats};
+use conns::{GiveUp, ReconnectPolicy};
 use crossbeam_channel::Sender;
 use crossbeam_deque::{Injector, Stealer, Worker as Deque};
 use std::net::SocketAddr;
@@ -20,32 +25,41 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use thiserror::Error;
 
-/// How the engine runs.
+/// How the threads and their connections are set up (the scan's and the bench's).
 #[derive(Debug, Clone)]
-pub struct EngineConfig {
+pub struct EngineOptions {
     pub threads: usize,
-    pub connections_per_thread: usize,
+    /// Connections in all, spread over the threads (at least one per thread).
+    pub connections: usize,
     /// `None`: io_uring where the kernel allows it, epoll otherwise.
     pub backend: Option<Backend>,
     pub pin_threads: bool,
     pub ring: RingConfig,
     pub source_port: SourcePort,
     pub connect_timeout: Duration,
-    /// Reconnect attempts for one connection before the scan gives up on the server.
+    /// Failures in a row of one connection (failed connects, lost connections) before the run
+    /// gives up on the server.
     pub reconnects_max: u32,
 }
 
-impl Default for EngineConfig {
+/// The scan's [`EngineOptions::reconnects_max`] (the bench has its own).
+pub const RECONNECTS_MAX_DEFAULT: u32 = 20;
+/// Before any connection was up, failed connects of one connection past which the scan fails
+/// with the connect error (so the first connect fails after 3 attempts).
+const FIRST_CONNECT_FAILURES_MAX: u32 = 2;
+
+impl Default for EngineOptions {
     fn default() -> Self {
-        EngineConfig {
-            threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
-            connections_per_thread: 2,
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        EngineOptions {
+            threads,
+            connections: threads * 2,
             backend: None,
             pin_threads: true,
             ring: RingConfig::default(),
             source_port: SourcePort::Auto,
             connect_timeout: Duration::from_secs(10),
-            reconnects_max: 20,
+            reconnects_max: RECONNECTS_MAX_DEFAULT,
         }
     }
 }
@@ -91,6 +105,8 @@ pub enum EngineError {
     ServerLost(String),
     #[error("cannot start thread: {0}")]
     Thread(std::io::Error),
+    #[error("no server address to connect to")]
+    NoServerAddress,
 }
 
 /// Shared state of one run.
@@ -111,7 +127,7 @@ pub(crate) struct Shared {
 /// `out` receives entry batches in `format`; `errors` receives per-path errors.
 #[allow(clippy::too_many_arguments)]
 pub fn run(
-    cfg: &EngineConfig,
+    cfg: &EngineOptions,
     walk: Arc<WalkConfig>,
     visited: Arc<VisitedDirs>,
     addrs: &[SocketAddr],
@@ -122,11 +138,21 @@ pub fn run(
     progress: Arc<Progress>,
     stop: Arc<AtomicBool>,
 ) -> Result<EngineReport, EngineError> {
+    if addrs.is_empty() {
+        return Err(EngineError::NoServerAddress);
+    }
     let threads = cfg.threads.max(1);
-    let conns = cfg.connections_per_thread.max(1);
+    let connections = cfg.connections.max(threads);
     let backend = match cfg.backend {
         Some(b) => b,
-        None => worker::probe_backend(&cfg.ring),
+        None => conns::probe_backend(&cfg.ring),
+    };
+    let policy = ReconnectPolicy {
+        source_port: cfg.source_port,
+        connect_timeout: cfg.connect_timeout,
+        failures_max: cfg.reconnects_max,
+        first_connect_failures_max: cfg.reconnects_max.min(FIRST_CONNECT_FAILURES_MAX),
+        give_up: GiveUp::WhenDue,
     };
     let deques: Vec<Deque<Task>> = (0..threads).map(|_| Deque::new_lifo()).collect();
     let shared = Arc::new(Shared {
@@ -157,12 +183,8 @@ pub fn run(
             core: (!cores.is_empty()).then(|| cores[i % cores.len()]),
             backend,
             ring: cfg.ring.clone(),
-            addrs: (0..conns)
-                .map(|j| addrs[(i * conns + j) % addrs.len()])
-                .collect(),
-            source_port: cfg.source_port,
-            connect_timeout: cfg.connect_timeout,
-            reconnects_max: cfg.reconnects_max,
+            addrs: conns::thread_addrs(addrs, connections, threads, i),
+            policy,
             walk: walk.clone(),
             visited: visited.clone(),
             shared: shared.clone(),
@@ -208,7 +230,7 @@ pub fn run(
         stats,
         backend,
         threads,
-        connections: threads * conns,
+        connections,
         reconnects,
         elapsed: shared.start.elapsed(),
         completed: !shared.stop.load(Ordering::SeqCst)

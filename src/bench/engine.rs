@@ -8,9 +8,9 @@
 use super::load::{IntervalSet, LoadConfig, LoadCounters, LoadGen, LoadMode, LoadShare};
 use super::sample::Targets;
 use super::BenchError;
-use crate::client::{connect_tcp, SourcePort};
-use crate::ring::{Backend, ConnId, Ring, RingConfig, RingEvent, SendError};
-use crate::rpc::{RecordAssembler, Reply, DEFAULT_RECORD_BYTES_MAX};
+use crate::ring::{Backend, Ring, RingConfig};
+use crate::sched::conns::{self, ConnSet, GiveUp, ReconnectPolicy};
+use crate::sched::{EngineError, EngineOptions};
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use hdrhistogram::Histogram;
 use std::collections::BTreeMap;
@@ -26,42 +26,12 @@ pub const CONNECTIONS_MAX: usize = 1024;
 /// Delay between the last thread being connected and the start, so every thread is waiting
 /// when the start time comes.
 const START_DELAY: Duration = Duration::from_millis(20);
-const RECONNECT_BACKOFF_FIRST: Duration = Duration::from_millis(50);
-const RECONNECT_BACKOFF_MAX: Duration = Duration::from_secs(2);
 /// The longest a thread sleeps in `poll` (the stop flag is checked at least this often).
 const POLL_MAX: Duration = Duration::from_millis(100);
 
-/// How the threads and connections are set up.
-#[derive(Debug, Clone)]
-pub struct EngineOptions {
-    pub threads: usize,
-    /// Connections in all, spread over the threads (at least one per thread).
-    pub connections: usize,
-    /// `None`: io_uring where the kernel allows it, epoll otherwise.
-    pub backend: Option<Backend>,
-    pub pin_threads: bool,
-    pub ring: RingConfig,
-    pub source_port: SourcePort,
-    pub connect_timeout: Duration,
-    /// Failed reconnects of one connection in a row before the bench gives up on the server.
-    pub reconnects_max: u32,
-}
-
-impl Default for EngineOptions {
-    fn default() -> Self {
-        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-        EngineOptions {
-            threads,
-            connections: threads * 2,
-            backend: None,
-            pin_threads: true,
-            ring: RingConfig::default(),
-            source_port: SourcePort::Auto,
-            connect_timeout: Duration::from_secs(10),
-            reconnects_max: 10,
-        }
-    }
-}
+/// The bench's [`EngineOptions::reconnects_max`]: failed reconnects of one connection in a
+/// row before the bench gives up on the server.
+pub const RECONNECTS_MAX_DEFAULT: u32 = 10;
 
 /// Where a reporting interval lies.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -111,12 +81,6 @@ pub struct LoadRun {
     pub warmup_end: SystemTime,
 }
 
-/// `n` split into `parts` near-equal shares; share `i`.
-pub fn share_of(n: usize, parts: usize, i: usize) -> usize {
-    let parts = parts.max(1);
-    n / parts + usize::from(i < n % parts)
-}
-
 enum ThreadMsg {
     Ready {
         error: Option<BenchError>,
@@ -160,9 +124,7 @@ struct ThreadContext {
     backend: Backend,
     ring: RingConfig,
     addrs: Vec<SocketAddr>,
-    source_port: SourcePort,
-    connect_timeout: Duration,
-    reconnects_max: u32,
+    policy: ReconnectPolicy,
     cfg: Arc<LoadConfig>,
     targets: Arc<Targets>,
     share: LoadShare,
@@ -170,14 +132,6 @@ struct ThreadContext {
     tx: Sender<ThreadMsg>,
     start_rx: Receiver<Option<Instant>>,
     recycle_rx: Receiver<IntervalSet>,
-}
-
-/// io_uring where the kernel allows it, epoll otherwise.
-fn probe_backend(cfg: &RingConfig) -> Backend {
-    match Ring::open_auto(cfg) {
-        Ok(r) => r.backend(),
-        Err(_) => Backend::Epoll,
-    }
 }
 
 /// Runs the load described by `cfg` and `mode` (totals, split over the threads) against
@@ -202,7 +156,17 @@ pub fn run_load(
         threads = threads.min(inflight.max(1));
     }
     let connections = opts.connections.clamp(threads, CONNECTIONS_MAX);
-    let backend = opts.backend.unwrap_or_else(|| probe_backend(&opts.ring));
+    let backend = opts
+        .backend
+        .unwrap_or_else(|| conns::probe_backend(&opts.ring));
+    let policy = ReconnectPolicy {
+        source_port: opts.source_port,
+        connect_timeout: opts.connect_timeout,
+        failures_max: opts.reconnects_max,
+        // Threads connect before the start, once: any failure there fails the bench.
+        first_connect_failures_max: 0,
+        give_up: GiveUp::AfterFailedConnect,
+    };
     let cores = if opts.pin_threads {
         core_affinity::get_core_ids().unwrap_or_default()
     } else {
@@ -215,25 +179,19 @@ pub fn run_load(
     let mut starts = Vec::with_capacity(threads);
     let mut recycles = Vec::with_capacity(threads);
     let mut handles = Vec::with_capacity(threads);
-    let mut next_addr = 0;
     let target_span = targets.objects.len().max(1);
     for i in 0..threads {
-        let conns = share_of(connections, threads, i);
-        let thread_addrs: Vec<SocketAddr> = (0..conns)
-            .map(|j| addrs[(next_addr + j) % addrs.len()])
-            .collect();
-        next_addr += conns;
         let share = LoadShare {
             mode: match mode {
                 LoadMode::Closed { inflight } => LoadMode::Closed {
-                    inflight: share_of(inflight, threads, i),
+                    inflight: conns::share_of(inflight, threads, i),
                 },
                 LoadMode::Open {
                     rate_per_s,
                     inflight_max,
                 } => LoadMode::Open {
                     rate_per_s: rate_per_s / threads as f64,
-                    inflight_max: share_of(inflight_max, threads, i).max(1),
+                    inflight_max: conns::share_of(inflight_max, threads, i).max(1),
                 },
             },
             first_call_after: match mode {
@@ -253,10 +211,8 @@ pub fn run_load(
             core: (!cores.is_empty()).then(|| cores[i % cores.len()]),
             backend,
             ring: opts.ring.clone(),
-            addrs: thread_addrs,
-            source_port: opts.source_port,
-            connect_timeout: opts.connect_timeout,
-            reconnects_max: opts.reconnects_max,
+            addrs: conns::thread_addrs(addrs, connections, threads, i),
+            policy,
             cfg: cfg.clone(),
             targets: targets.clone(),
             share,
@@ -277,7 +233,7 @@ pub fn run_load(
                 for h in handles {
                     let _ = h.join();
                 }
-                return Err(BenchError::Thread(e));
+                return Err(EngineError::Thread(e).into());
             }
         }
     }
@@ -303,7 +259,7 @@ pub fn run_load(
     }
     let mut run = result?;
     if panicked {
-        return Err(BenchError::ServerLost("a bench thread panicked".into()));
+        return Err(EngineError::ServerLost("a bench thread panicked".into()).into());
     }
     run.backend = backend;
     run.threads = threads;
@@ -334,12 +290,13 @@ fn coordinate(
                 }
             }
             Ok(ThreadMsg::Panicked { .. }) => {
-                return Err(BenchError::ServerLost("a bench thread panicked".into()));
+                return Err(EngineError::ServerLost("a bench thread panicked".into()).into());
             }
             Ok(_) => {}
             Err(_) => {
-                return Err(first_error
-                    .unwrap_or_else(|| BenchError::ServerLost("bench threads ended early".into())))
+                return Err(first_error.unwrap_or_else(|| {
+                    EngineError::ServerLost("bench threads ended early".into()).into()
+                }))
             }
         }
     }
@@ -422,7 +379,9 @@ fn coordinate(
                     reported[thread] = i64::MAX;
                 }
                 thread_stop.store(true, Ordering::SeqCst);
-                error.get_or_insert(BenchError::ServerLost("a bench thread panicked".into()));
+                error.get_or_insert(
+                    EngineError::ServerLost("a bench thread panicked".into()).into(),
+                );
             }
             ThreadMsg::Interval { thread, set } => {
                 reported[thread] = reported[thread].max(set.index);
@@ -495,14 +454,6 @@ fn coordinate(
     })
 }
 
-struct Conn {
-    addr: SocketAddr,
-    ring_id: Option<ConnId>,
-    assembler: RecordAssembler,
-    failures: u32,
-    next_attempt: Instant,
-}
-
 fn thread_main(ctx: ThreadContext) {
     if let Some(core) = ctx.core {
         core_affinity::set_for_current(core);
@@ -516,20 +467,6 @@ fn thread_main(ctx: ThreadContext) {
     let _ = tx.send(outcome);
 }
 
-fn connect(
-    ring: &mut Ring,
-    c: &Conn,
-    source_port: SourcePort,
-    timeout: Duration,
-) -> Result<ConnId, BenchError> {
-    let (stream, _) =
-        connect_tcp(c.addr, source_port, timeout).map_err(|source| BenchError::Connect {
-            addr: c.addr,
-            source,
-        })?;
-    Ok(ring.add_conn(stream)?)
-}
-
 /// One thread: connect, wait for the start, run the generator over the ring. Returns the
 /// `Done` message.
 fn run_thread(ctx: ThreadContext) -> ThreadMsg {
@@ -541,7 +478,7 @@ fn run_thread(ctx: ThreadContext) -> ThreadMsg {
         error,
     };
     let ops = ctx.cfg.ops.len();
-    let mut ring = match Ring::new(ctx.backend, &ctx.ring) {
+    let ring = match Ring::new(ctx.backend, &ctx.ring) {
         Ok(r) => r,
         Err(e) => {
             let _ = ctx.tx.send(ThreadMsg::Ready {
@@ -551,35 +488,12 @@ fn run_thread(ctx: ThreadContext) -> ThreadMsg {
         }
     };
     let now = Instant::now();
-    let mut conns: Vec<Conn> = ctx
-        .addrs
-        .iter()
-        .map(|&addr| Conn {
-            addr,
-            ring_id: None,
-            assembler: RecordAssembler::new(DEFAULT_RECORD_BYTES_MAX),
-            failures: 0,
-            next_attempt: now,
-        })
-        .collect();
-    // ConnId index -> connection slot.
-    let mut slot_of: Vec<usize> = Vec::new();
-    let mut connect_error = None;
-    for (slot, c) in conns.iter_mut().enumerate() {
-        match connect(&mut ring, c, ctx.source_port, ctx.connect_timeout) {
-            Ok(id) => {
-                if slot_of.len() <= id.index() {
-                    slot_of.resize(id.index() + 1, usize::MAX);
-                }
-                slot_of[id.index()] = slot;
-                c.ring_id = Some(id);
-            }
-            Err(e) => {
-                connect_error = Some(e);
-                break;
-            }
-        }
-    }
+    let mut conns = ConnSet::new(ring, &ctx.addrs, now);
+    // Every connection once, before the start: the generator hears of them once it exists.
+    let connect_error = conns
+        .connect_due(now, &ctx.policy, |_| {})
+        .err()
+        .map(BenchError::from);
     let failed = connect_error.is_some();
     let _ = ctx.tx.send(ThreadMsg::Ready {
         error: connect_error,
@@ -596,14 +510,11 @@ fn run_thread(ctx: ThreadContext) -> ThreadMsg {
         ctx.index as u32,
         start,
     );
-    for (slot, c) in conns.iter().enumerate() {
-        if c.ring_id.is_some() {
+    for slot in 0..conns.len() {
+        if conns.is_up(slot) {
             gen.on_conn_up(slot);
         }
     }
-    let mut bufs: Vec<Vec<u8>> = conns.iter().map(|_| Vec::with_capacity(64 << 10)).collect();
-    let mut broken: Vec<(usize, String)> = Vec::new();
-    let mut reconnects = 0u64;
     let mut error: Option<BenchError> = None;
 
     // Sleep until the start (the generator sends nothing before it anyway).
@@ -617,57 +528,16 @@ fn run_thread(ctx: ThreadContext) -> ThreadMsg {
             gen.stop(now);
         }
         // Reconnect what is down and due.
-        for (slot, c) in conns.iter_mut().enumerate() {
-            if c.ring_id.is_some() || now < c.next_attempt || gen.is_done(now) {
-                continue;
+        if !gen.is_done(now) {
+            if let Err(e) = conns.connect_due(now, &ctx.policy, |slot| gen.on_conn_up(slot)) {
+                error = Some(e.into());
+                break;
             }
-            match connect(&mut ring, c, ctx.source_port, ctx.connect_timeout) {
-                Ok(id) => {
-                    if slot_of.len() <= id.index() {
-                        slot_of.resize(id.index() + 1, usize::MAX);
-                    }
-                    slot_of[id.index()] = slot;
-                    c.ring_id = Some(id);
-                    reconnects += 1;
-                    gen.on_conn_up(slot);
-                }
-                Err(e) => {
-                    c.failures += 1;
-                    if c.failures > ctx.reconnects_max {
-                        error = Some(BenchError::ServerLost(format!(
-                            "{} failed {} times in a row: {e}",
-                            c.addr, c.failures
-                        )));
-                        break;
-                    }
-                    c.next_attempt = now
-                        + RECONNECT_BACKOFF_FIRST
-                            .saturating_mul(1 << c.failures.min(6))
-                            .min(RECONNECT_BACKOFF_MAX);
-                }
-            }
-        }
-        if error.is_some() {
-            break;
         }
 
         gen.on_timeout(now);
-        gen.poll_transmit(now, &mut bufs);
-        for (slot, c) in conns.iter().enumerate() {
-            let buf = &mut bufs[slot];
-            if buf.is_empty() {
-                continue;
-            }
-            let Some(id) = c.ring_id else {
-                buf.clear();
-                continue;
-            };
-            match ring.send(id, buf) {
-                Ok(()) => buf.clear(),
-                Err(SendError::Full) => {} // sent once the ring drains
-                Err(e) => broken.push((slot, e.to_string())),
-            }
-        }
+        gen.poll_transmit(now, conns.send_bufs());
+        conns.flush();
         while let Some(set) = gen.take_interval(now) {
             let _ = ctx.tx.send(ThreadMsg::Interval {
                 thread: ctx.index,
@@ -682,76 +552,16 @@ fn run_thread(ctx: ThreadContext) -> ThreadMsg {
         }
 
         let mut wake = gen.poll_timeout(now);
-        for c in &conns {
-            if c.ring_id.is_none() {
-                wake = wake.min(c.next_attempt);
-            }
+        if let Some(next) = conns.next_attempt_min() {
+            wake = wake.min(next);
         }
         let timeout = wake.saturating_duration_since(now).min(POLL_MAX);
-        let polled = ring.poll(Some(timeout), &mut |ev| match ev {
-            RingEvent::Data { conn, bytes } => {
-                let Some(&slot) = slot_of.get(conn.index()) else {
-                    return;
-                };
-                if slot == usize::MAX || broken.iter().any(|(s, _)| *s == slot) {
-                    return;
-                }
-                let c = &mut conns[slot];
-                c.assembler.push(bytes);
-                let now = Instant::now();
-                loop {
-                    match c.assembler.next_record() {
-                        Ok(Some(rec)) => match Reply::decode(rec) {
-                            Ok(reply) => {
-                                c.failures = 0;
-                                gen.on_reply(reply.xid, reply.outcome, now);
-                            }
-                            Err(e) => {
-                                broken.push((slot, format!("undecodable reply: {e}")));
-                                break;
-                            }
-                        },
-                        Ok(None) => break,
-                        Err(e) => {
-                            broken.push((slot, e.to_string()));
-                            break;
-                        }
-                    }
-                }
-            }
-            RingEvent::Closed { conn, error } => {
-                if let Some(&slot) = slot_of.get(conn.index()) {
-                    if slot != usize::MAX {
-                        slot_of[conn.index()] = usize::MAX;
-                        conns[slot].ring_id = None;
-                        let why = error.map_or("closed by the server".into(), |e| e.to_string());
-                        broken.push((slot, why));
-                    }
-                }
-            }
-            RingEvent::Writable { .. } => {}
-        });
+        let polled = conns.poll(timeout, |xid, outcome, now| gen.on_reply(xid, outcome, now));
         if let Err(e) = polled {
             error = Some(e.into());
             break;
         }
-        let now = Instant::now();
-        for (slot, why) in broken.drain(..) {
-            let c = &mut conns[slot];
-            if let Some(id) = c.ring_id.take() {
-                slot_of[id.index()] = usize::MAX;
-                ring.close(id);
-            }
-            tracing::debug!(conn = %c.addr, %why, "bench connection lost; reconnecting");
-            c.assembler.clear();
-            bufs[slot].clear();
-            c.failures += 1;
-            c.next_attempt = now
-                + RECONNECT_BACKOFF_FIRST
-                    .saturating_mul(1 << c.failures.min(6).saturating_sub(1))
-                    .min(RECONNECT_BACKOFF_MAX);
-            gen.on_conn_down(slot);
-        }
+        conns.take_broken(Instant::now(), |slot| gen.on_conn_down(slot));
     }
     let measured_end = gen.measured_end();
     let (counters, rest) = gen.finish();
@@ -761,21 +571,5 @@ fn run_thread(ctx: ThreadContext) -> ThreadMsg {
             set,
         });
     }
-    done(counters, reconnects, Some(measured_end), error)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn shares_add_up() {
-        for (n, parts) in [(10, 3), (1, 2), (256, 2), (7, 7), (0, 4)] {
-            let sum: usize = (0..parts).map(|i| share_of(n, parts, i)).sum();
-            assert_eq!(sum, n);
-            let max = (0..parts).map(|i| share_of(n, parts, i)).max().unwrap();
-            let min = (0..parts).map(|i| share_of(n, parts, i)).min().unwrap();
-            assert!(max - min <= 1);
-        }
-    }
+    done(counters, conns.reconnects(), Some(measured_end), error)
 }

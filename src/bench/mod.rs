@@ -17,14 +17,15 @@ pub mod ops;
 pub mod report;
 pub mod sample;
 
-pub use engine::{EngineOptions, IntervalSink, IntervalSpan, LoadRun, NoSink};
+pub use crate::sched::EngineOptions;
+pub use engine::{IntervalSink, IntervalSpan, LoadRun, NoSink};
 pub use load::{IntervalSet, LoadConfig, LoadMode, OpCounters};
 pub use ops::BenchOp;
 pub use report::{BenchReport, OpReport, SkippedOp, TargetCounts};
 pub use sample::{SampleError, SampleStats, Targets};
 
 use crate::client::{mount, ClientOptions, MountFlowError, Mounted, NfsUrl, UrlError};
-use std::net::SocketAddr;
+use crate::sched::EngineError;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Duration;
@@ -42,17 +43,15 @@ pub enum BenchError {
     NoOps(String),
     #[error("invalid bench settings: {0}")]
     Config(String),
-    #[error("cannot set up I/O: {0}")]
-    Ring(#[from] crate::ring::RingError),
-    #[error("cannot connect to {addr}: {source}")]
-    Connect {
-        addr: SocketAddr,
-        source: std::io::Error,
-    },
-    #[error("lost the server: {0}")]
-    ServerLost(String),
-    #[error("cannot start thread: {0}")]
-    Thread(std::io::Error),
+    /// Setting up I/O, connecting, threads, or the server lost.
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+}
+
+impl From<crate::ring::RingError> for BenchError {
+    fn from(e: crate::ring::RingError) -> Self {
+        BenchError::Engine(e.into())
+    }
 }
 
 /// Limits of the settings.
@@ -92,7 +91,10 @@ impl Default for BenchConfig {
             rpc_timeout: Duration::from_secs(30),
             maxcount: 32 << 10,
             dircount: 8 << 10,
-            engine: EngineOptions::default(),
+            engine: EngineOptions {
+                reconnects_max: engine::RECONNECTS_MAX_DEFAULT,
+                ..EngineOptions::default()
+            },
             client: ClientOptions::default(),
         }
     }

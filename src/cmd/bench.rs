@@ -123,7 +123,10 @@ impl BenchArgs {
                 inflight: self.inflight.unwrap_or(CLOSED_INFLIGHT_DEFAULT),
             },
         };
-        let mut engine = EngineOptions::default();
+        let mut engine = EngineOptions {
+            reconnects_max: bench::engine::RECONNECTS_MAX_DEFAULT,
+            ..EngineOptions::default()
+        };
         if let Some(t) = self.threads {
             if t == 0 || t > bench::engine::THREADS_MAX {
                 bail!("--threads must be 1..={}", bench::engine::THREADS_MAX);

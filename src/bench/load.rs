@@ -29,6 +29,7 @@ use crate::rpc::nfs3::{
     ACCESS3_MODIFY, ACCESS3_READ,
 };
 use crate::rpc::RpcError;
+use crate::walker::ConnBalancer;
 use crate::xdr::{XdrEncode, XdrWriter};
 use hdrhistogram::Histogram;
 use slab::Slab;
@@ -273,12 +274,6 @@ struct InflightCall {
     sent_at: Instant,
 }
 
-#[derive(Debug, Clone, Copy)]
-struct ConnState {
-    up: bool,
-    inflight: usize,
-}
-
 /// The load generator of one thread.
 pub struct LoadGen {
     cfg: Arc<LoadConfig>,
@@ -290,9 +285,7 @@ pub struct LoadGen {
     /// Set when sending stopped early (a signal); replies are awaited until `drain_deadline`.
     stopped_at: Option<Instant>,
     calls: Slab<InflightCall>,
-    conns: Vec<ConnState>,
-    conn_inflight_max: usize,
-    next_conn: usize,
+    conns: ConnBalancer,
     /// Next operation in the rotation (index into `cfg.ops`).
     next_op: usize,
     /// Next target per operation.
@@ -364,15 +357,7 @@ impl LoadGen {
             end,
             stopped_at: None,
             calls: Slab::with_capacity(inflight_max.min(4096)),
-            conns: vec![
-                ConnState {
-                    up: false,
-                    inflight: 0,
-                };
-                conns
-            ],
-            conn_inflight_max: inflight_max.div_ceil(conns).max(1),
-            next_conn: 0,
+            conns: ConnBalancer::new(conns, inflight_max.div_ceil(conns).max(1)),
             next_op: 0,
             target_cursor,
             open_started: 0,
@@ -407,19 +392,16 @@ impl LoadGen {
     }
 
     pub fn on_conn_up(&mut self, conn: usize) {
-        if let Some(c) = self.conns.get_mut(conn) {
-            c.up = true;
-        }
+        self.conns.set_up(conn);
     }
 
     /// A connection failed: its calls in flight are lost (counted, not retried: a retry would
     /// measure something else than one call's latency).
     pub fn on_conn_down(&mut self, conn: usize) {
-        let Some(c) = self.conns.get_mut(conn) else {
+        if conn >= self.conns.len() {
             return;
-        };
-        c.up = false;
-        c.inflight = 0;
+        }
+        self.conns.set_down(conn);
         let conn = conn as u16;
         let lost: Vec<usize> = self
             .calls
@@ -503,11 +485,7 @@ impl LoadGen {
     }
 
     fn has_room(&self) -> bool {
-        self.calls.len() < self.share.mode.inflight_max()
-            && self
-                .conns
-                .iter()
-                .any(|c| c.up && c.inflight < self.conn_inflight_max)
+        self.calls.len() < self.share.mode.inflight_max() && self.conns.has_room()
     }
 
     /// The earliest time at which the generator wants to be polled again, even without
@@ -546,7 +524,7 @@ impl LoadGen {
         match self.share.mode {
             LoadMode::Closed { inflight } => {
                 while self.calls.len() < inflight {
-                    let Some(conn) = self.pick_conn() else { break };
+                    let Some(conn) = self.conns.pick() else { break };
                     self.start_call(conn, now, now, &mut bufs[conn]);
                     n += 1;
                 }
@@ -557,7 +535,7 @@ impl LoadGen {
                     if due > now || due >= self.end {
                         break;
                     }
-                    let Some(conn) = self.pick_conn() else { break };
+                    let Some(conn) = self.conns.pick() else { break };
                     self.open_started += 1;
                     self.start_call(conn, due, now, &mut bufs[conn]);
                     n += 1;
@@ -565,19 +543,6 @@ impl LoadGen {
             }
         }
         n
-    }
-
-    fn pick_conn(&mut self) -> Option<usize> {
-        let n = self.conns.len();
-        for i in 0..n {
-            let c = (self.next_conn + i) % n;
-            let st = &self.conns[c];
-            if st.up && st.inflight < self.conn_inflight_max {
-                self.next_conn = (c + 1) % n;
-                return Some(c);
-            }
-        }
-        None
     }
 
     fn next_target(&mut self, op_index: usize, op: BenchOp) -> usize {
@@ -671,7 +636,7 @@ impl LoadGen {
             start_at,
             sent_at: now,
         });
-        self.conns[conn].inflight += 1;
+        self.conns.on_sent(conn);
         self.counters.phase_mut(phase)[op_index].calls += 1;
     }
 
@@ -684,9 +649,7 @@ impl LoadGen {
             return;
         }
         let call = self.calls.remove(key);
-        if let Some(c) = self.conns.get_mut(call.conn as usize) {
-            c.inflight = c.inflight.saturating_sub(1);
-        }
+        self.conns.on_done(call.conn as usize);
         self.roll_intervals(now);
         let op_index = call.op as usize;
         let latency_ns = now.saturating_duration_since(call.start_at).as_nanos() as u64;
@@ -741,9 +704,7 @@ impl LoadGen {
 
     fn give_up(&mut self, key: usize) {
         let call = self.calls.remove(key);
-        if let Some(c) = self.conns.get_mut(call.conn as usize) {
-            c.inflight = c.inflight.saturating_sub(1);
-        }
+        self.conns.on_done(call.conn as usize);
         self.counters.phase_mut(call.phase)[call.op as usize].timeouts += 1;
     }
 

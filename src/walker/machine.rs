@@ -11,6 +11,7 @@
 //! of its chain is queued (before the entries are emitted), so the server produces the next
 //! batch while this one is being written out.
 
+use super::balance::ConnBalancer;
 use super::filter::{ExcludeSet, VisitedDirs};
 use super::task::{DirTask, LookupBatch, LookupName, Task};
 use crate::record::{join_path, EntryAttrs, EntryRef, EntryType};
@@ -363,11 +364,6 @@ fn xid_key_bits(calls_max: usize) -> u32 {
     (usize::BITS - calls_max.saturating_sub(1).leading_zeros()).clamp(1, XID_KEY_BITS_MAX)
 }
 
-struct ConnState {
-    up: bool,
-    inflight: usize,
-}
-
 /// The walk state machine of one thread.
 pub struct Walker {
     cfg: Arc<WalkConfig>,
@@ -382,8 +378,7 @@ pub struct Walker {
     /// (at most a few thousand calls) keeps memory bounded by the calls in flight, where a
     /// heap of per-call deadlines would hold an entry for every call of the last timeout period.
     next_expiry_check: Option<Instant>,
-    conns: Vec<ConnState>,
-    next_conn: usize,
+    conns: ConnBalancer,
     /// Continuations held back while the lookup backlog is high.
     parked: Vec<QueuedOp>,
     lookup_backlog: usize,
@@ -403,7 +398,8 @@ impl Walker {
         conns: usize,
         xid_base: u32,
     ) -> Self {
-        let xid_key_bits = xid_key_bits(conns.saturating_mul(cfg.inflight_per_conn));
+        let inflight_per_conn = cfg.inflight_per_conn;
+        let xid_key_bits = xid_key_bits(conns.saturating_mul(inflight_per_conn));
         Walker {
             cfg,
             visited,
@@ -413,13 +409,7 @@ impl Walker {
             delayed: BinaryHeap::new(),
             delayed_ops: Slab::new(),
             next_expiry_check: None,
-            conns: (0..conns)
-                .map(|_| ConnState {
-                    up: false,
-                    inflight: 0,
-                })
-                .collect(),
-            next_conn: 0,
+            conns: ConnBalancer::new(conns, inflight_per_conn),
             parked: Vec::new(),
             lookup_backlog: 0,
             xid_seq: 0,
@@ -471,18 +461,17 @@ impl Walker {
     }
 
     fn capacity(&self) -> usize {
-        self.conns.iter().filter(|c| c.up).count() * self.cfg.inflight_per_conn
+        self.conns.up_count() * self.cfg.inflight_per_conn
     }
 
     pub fn on_conn_up(&mut self, conn: usize) {
-        self.conns[conn].up = true;
+        self.conns.set_up(conn);
     }
 
     /// A connection failed: every call on it goes back to the front of the queue (all our
     /// procedures are idempotent reads, so resending is safe).
     pub fn on_conn_down(&mut self, conn: usize) {
-        self.conns[conn].up = false;
-        self.conns[conn].inflight = 0;
+        self.conns.set_down(conn);
         let keys: Vec<usize> = self
             .calls
             .iter()
@@ -587,7 +576,7 @@ impl Walker {
             .collect();
         for key in expired {
             let call = self.calls.remove(key);
-            self.conns[call.conn].inflight -= 1;
+            self.conns.on_done(call.conn);
             self.stats.timeouts += 1;
             let msg = format!("no reply within {} ms", self.cfg.rpc_timeout.as_millis());
             self.retry_or_fail(now, call.op, call.proc_, call.attempts, msg, None, sink);
@@ -637,7 +626,7 @@ impl Walker {
             }
         }
         while !self.ready.is_empty() {
-            let Some(conn) = self.pick_conn() else { break };
+            let Some(conn) = self.conns.pick() else { break };
             let Some(q) = self.ready.pop_front() else {
                 break;
             };
@@ -658,19 +647,6 @@ impl Walker {
             n += 1;
         }
         n
-    }
-
-    fn pick_conn(&mut self) -> Option<usize> {
-        let n = self.conns.len();
-        for i in 0..n {
-            let c = (self.next_conn + i) % n;
-            let st = &self.conns[c];
-            if st.up && st.inflight < self.cfg.inflight_per_conn {
-                self.next_conn = (c + 1) % n;
-                return Some(c);
-            }
-        }
-        None
     }
 
     fn send(&mut self, q: QueuedOp, conn: usize, now: Instant, buf: &mut Vec<u8>) {
@@ -747,7 +723,7 @@ impl Walker {
             attempts: q.attempts,
             jukebox_waits: q.jukebox_waits,
         });
-        self.conns[conn].inflight += 1;
+        self.conns.on_sent(conn);
         self.stats.procs[proc_ as usize].calls += 1;
         if self.next_expiry_check.is_none() {
             self.next_expiry_check = Some(now + self.expiry_check_interval());
@@ -774,7 +750,7 @@ impl Walker {
             return;
         }
         let call = self.calls.remove(key);
-        self.conns[call.conn].inflight -= 1;
+        self.conns.on_done(call.conn);
         let rtt_us = now.saturating_duration_since(call.sent_at).as_micros() as u64;
         let _ = self.stats.procs[call.proc_ as usize]
             .latency_us

@@ -2031,6 +2031,46 @@ fn jukebox_retries_after_a_growing_delay() {
 // ---------------------------------------------------------------------------------------------
 
 #[test]
+fn a_lookup_answered_jukebox_waits_longer_each_time() {
+    // getattr mode: the LOOKUP of one name is answered JUKEBOX three times in a row.
+    let s = flat_tree(23, 5);
+    let tries = Rc::new(Cell::new(0u32));
+    let counter = tries.clone();
+    let mut h = Harness::new(s, getattr_cfg(), 1).with_fault(move |c, _| {
+        if let Sent::Lookup { name, .. } = &c.sent {
+            if name.ends_with(b"2") {
+                counter.set(counter.get() + 1);
+                if counter.get() <= 3 {
+                    return Action::Status(Nfsstat3::Jukebox);
+                }
+            }
+        }
+        Action::Answer
+    });
+    h.start_root();
+    h.run();
+    h.assert_done();
+    h.assert_no_errors();
+    h.assert_entries(&tree_entries(&h.server, false));
+    let times: Vec<Duration> = h
+        .server
+        .calls(|x| matches!(x, Sent::Lookup { name, .. } if name.ends_with(b"2")))
+        .iter()
+        .map(|c| c.at)
+        .collect();
+    assert_eq!(times.len(), 4, "three JUKEBOX answers, then the reply");
+    for (k, w) in times.windows(2).enumerate() {
+        let least = Duration::from_millis(100 << k);
+        let gap = w[1] - w[0];
+        assert!(
+            gap >= least && gap < least + Duration::from_millis(100),
+            "wait {k}: {gap:?}"
+        );
+    }
+    assert_eq!(h.walker.stats().jukebox, 3);
+}
+
+#[test]
 fn an_unanswered_call_is_resent_then_fails() {
     let mut s = Server::new(18);
     let stuck = s.dir(ROOT, "stuck");

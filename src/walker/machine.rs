@@ -789,7 +789,7 @@ impl Walker {
             }
             Err(NfsReplyError::Status(Nfsstat3::Jukebox)) => {
                 self.stats.jukebox += 1;
-                let delay = self.jukebox_delay(call.op.task());
+                let delay = self.jukebox_delay(&call.op, call.jukebox_waits);
                 let k = self.delayed_ops.insert(QueuedOp {
                     op: call.op,
                     attempts: call.attempts,
@@ -822,14 +822,18 @@ impl Walker {
         }
     }
 
-    fn jukebox_delay(&mut self, task: usize) -> Duration {
-        match self.tasks.get_mut(task) {
-            Some(TaskState::Listing(l)) => {
+    /// How long to wait after a JUKEBOX: 100 ms doubling to 2 s, over a listing's chain (its
+    /// calls share one busy directory) or over one call's own JUKEBOX answers otherwise.
+    fn jukebox_delay(&mut self, op: &Op, waits: u32) -> Duration {
+        match (op, self.tasks.get_mut(op.task())) {
+            (Op::List { .. }, Some(TaskState::Listing(l))) => {
                 let d = l.jukebox_delay;
                 l.jukebox_delay = (d * 2).min(JUKEBOX_DELAY_MAX);
                 d
             }
-            _ => JUKEBOX_DELAY_FIRST,
+            _ => JUKEBOX_DELAY_FIRST
+                .saturating_mul(1 << waits.min(5))
+                .min(JUKEBOX_DELAY_MAX),
         }
     }
 

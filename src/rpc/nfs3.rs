@@ -1137,7 +1137,7 @@ pub struct DirEntryPlus<'a> {
     pub fh: Option<FileHandle>,
 }
 
-impl<'a> DirEntryPlus<'a> {
+impl<'a> ListedEntry<'a> for DirEntryPlus<'a> {
     /// Decodes the entry that follows a `value_follows` = TRUE.
     #[inline]
     fn decode_body(r: &mut XdrReader<'a>) -> XdrResult<Self> {
@@ -1170,6 +1170,11 @@ impl<'a> DirEntryPlus<'a> {
         encode_post_op_attr(w, self.attrs.as_ref());
         encode_post_op_fh3(w, self.fh.as_ref());
     }
+
+    #[inline]
+    fn cookie(&self) -> u64 {
+        self.cookie
+    }
 }
 
 /// Bytes of an `entry3`-like prefix with its `value_follows`: what READDIRPLUS's `dircount`
@@ -1179,45 +1184,67 @@ fn dir_entry_wire_bytes(name_len: usize) -> usize {
     4 + 8 + 4 + name_len + pad_len(name_len) + 8
 }
 
-/// A decoded, validated `READDIRPLUS3resok`. The entries stay in the reply's bytes and are
-/// decoded again by [`ReaddirPlusReply::entries`], which cannot fail and does not allocate.
+/// An entry of a directory listing reply: what READDIR's `entry3` and READDIRPLUS's
+/// `entryplus3` share, so one reply type and one iterator serve both procedures.
+pub trait ListedEntry<'a>: Sized {
+    /// Decodes the entry that follows a `value_follows` = TRUE.
+    fn decode_body(r: &mut XdrReader<'a>) -> XdrResult<Self>;
+    /// Checks the entry as `decode_body` would, without building it (the validation pass).
+    fn skip_body(r: &mut XdrReader<'a>) -> XdrResult<()> {
+        Self::decode_body(r).map(drop)
+    }
+    fn encode_body(&self, w: &mut XdrWriter<'_>);
+    /// Where a listing continues after this entry.
+    fn cookie(&self) -> u64;
+}
+
+/// A decoded, validated directory listing result (`READDIR3resok`, `READDIRPLUS3resok`). The
+/// entries stay in the reply's bytes and are decoded again by [`DirListReply::entries`], which
+/// cannot fail and does not allocate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ReaddirPlusReply<'a> {
+pub struct DirListReply<'a, E> {
     pub dir_attrs: Option<Fattr3>,
     pub cookieverf: [u8; NFS3_COOKIEVERFSIZE],
     pub eof: bool,
     pub entry_count: usize,
     /// The validated entry list, from the first `value_follows` through the final FALSE.
     entries_xdr: &'a [u8],
+    entry: PhantomData<E>,
 }
 
-impl<'a> ReaddirPlusReply<'a> {
-    /// Decodes a `READDIRPLUS3res`; a non-OK status is [`NfsReplyError::Status`].
+/// A decoded `READDIRPLUS3resok`.
+pub type ReaddirPlusReply<'a> = DirListReply<'a, DirEntryPlus<'a>>;
+/// Iterator over the entries of a [`ReaddirPlusReply`].
+pub type DirEntryPlusIter<'a> = DirListIter<'a, DirEntryPlus<'a>>;
+
+impl<'a, E: ListedEntry<'a>> DirListReply<'a, E> {
+    /// Decodes the result; a non-OK status is [`NfsReplyError::Status`].
     pub fn decode(res: &'a [u8]) -> Result<Self, NfsReplyError> {
         NfsRes::<Self>::decode(res)
     }
 
-    /// Decodes either arm of a `READDIRPLUS3res`.
+    /// Decodes either arm of the result.
     pub fn decode_result(res: &'a [u8]) -> XdrResult<Result<Self, ResFail>> {
         NfsRes::<Self>::decode_result(res)
     }
 
     /// The entries, in server order.
     #[inline]
-    pub fn entries(&self) -> DirEntryPlusIter<'a> {
-        DirEntryPlusIter {
+    pub fn entries(&self) -> DirListIter<'a, E> {
+        DirListIter {
             r: XdrReader::new(self.entries_xdr),
             remaining: self.entry_count,
+            entry: PhantomData,
         }
     }
 
     /// The cookie of the last entry: where the next call continues.
     pub fn last_cookie(&self) -> Option<u64> {
-        self.entries().last().map(|e| e.cookie)
+        self.entries().last().map(|e| e.cookie())
     }
 }
 
-impl<'a> NfsResOk<'a> for ReaddirPlusReply<'a> {
+impl<'a, E: ListedEntry<'a>> NfsResOk<'a> for DirListReply<'a, E> {
     fn decode_ok(r: &mut XdrReader<'a>) -> XdrResult<Self> {
         let dir_attrs = decode_post_op_attr(r)?;
         let cookieverf = decode_cookieverf(r)?;
@@ -1225,17 +1252,18 @@ impl<'a> NfsResOk<'a> for ReaddirPlusReply<'a> {
         let list_start = r.position();
         let mut entry_count = 0usize;
         while r.option_flag()? {
-            DirEntryPlus::skip_body(r)?;
+            E::skip_body(r)?;
             entry_count += 1;
         }
         let list_len = r.position() - list_start;
         let eof = r.bool()?;
-        Ok(ReaddirPlusReply {
+        Ok(DirListReply {
             dir_attrs,
             cookieverf,
             eof,
             entry_count,
             entries_xdr: &list[..list_len],
+            entry: PhantomData,
         })
     }
 
@@ -1248,18 +1276,19 @@ impl<'a> NfsResOk<'a> for ReaddirPlusReply<'a> {
     }
 }
 
-/// Iterator over the entries of a validated [`ReaddirPlusReply`].
+/// Iterator over the entries of a validated [`DirListReply`].
 #[derive(Debug, Clone)]
-pub struct DirEntryPlusIter<'a> {
+pub struct DirListIter<'a, E> {
     r: XdrReader<'a>,
     remaining: usize,
+    entry: PhantomData<E>,
 }
 
-impl<'a> Iterator for DirEntryPlusIter<'a> {
-    type Item = DirEntryPlus<'a>;
+impl<'a, E: ListedEntry<'a>> Iterator for DirListIter<'a, E> {
+    type Item = E;
 
     #[inline]
-    fn next(&mut self) -> Option<Self::Item> {
+    fn next(&mut self) -> Option<E> {
         if self.remaining == 0 {
             return None;
         }
@@ -1269,7 +1298,7 @@ impl<'a> Iterator for DirEntryPlusIter<'a> {
         if !self.r.option_flag().ok()? {
             return None;
         }
-        DirEntryPlus::decode_body(&mut self.r).ok()
+        E::decode_body(&mut self.r).ok()
     }
 
     #[inline]
@@ -1278,7 +1307,7 @@ impl<'a> Iterator for DirEntryPlusIter<'a> {
     }
 }
 
-impl ExactSizeIterator for DirEntryPlusIter<'_> {}
+impl<'a, E: ListedEntry<'a>> ExactSizeIterator for DirListIter<'a, E> {}
 
 /// Builds a `READDIRPLUS3res` (success arm) in place, stopping before the client's limits.
 ///
@@ -1368,7 +1397,7 @@ pub struct DirEntry<'a> {
     pub cookie: u64,
 }
 
-impl<'a> DirEntry<'a> {
+impl<'a> ListedEntry<'a> for DirEntry<'a> {
     #[inline]
     fn decode_body(r: &mut XdrReader<'a>) -> XdrResult<Self> {
         Ok(DirEntry {
@@ -1382,101 +1411,17 @@ impl<'a> DirEntry<'a> {
     fn encode_body(&self, w: &mut XdrWriter<'_>) {
         w.u64(self.fileid).string(self.name).u64(self.cookie);
     }
-}
-
-/// A decoded, validated `READDIR3resok`; see [`ReaddirPlusReply`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ReaddirReply<'a> {
-    pub dir_attrs: Option<Fattr3>,
-    pub cookieverf: [u8; NFS3_COOKIEVERFSIZE],
-    pub eof: bool,
-    pub entry_count: usize,
-    entries_xdr: &'a [u8],
-}
-
-impl<'a> ReaddirReply<'a> {
-    /// Decodes a `READDIR3res`; a non-OK status is [`NfsReplyError::Status`].
-    pub fn decode(res: &'a [u8]) -> Result<Self, NfsReplyError> {
-        NfsRes::<Self>::decode(res)
-    }
-
-    /// Decodes either arm of a `READDIR3res`.
-    pub fn decode_result(res: &'a [u8]) -> XdrResult<Result<Self, ResFail>> {
-        NfsRes::<Self>::decode_result(res)
-    }
 
     #[inline]
-    pub fn entries(&self) -> DirEntryIter<'a> {
-        DirEntryIter {
-            r: XdrReader::new(self.entries_xdr),
-            remaining: self.entry_count,
-        }
-    }
-
-    pub fn last_cookie(&self) -> Option<u64> {
-        self.entries().last().map(|e| e.cookie)
+    fn cookie(&self) -> u64 {
+        self.cookie
     }
 }
 
-impl<'a> NfsResOk<'a> for ReaddirReply<'a> {
-    fn decode_ok(r: &mut XdrReader<'a>) -> XdrResult<Self> {
-        let dir_attrs = decode_post_op_attr(r)?;
-        let cookieverf = decode_cookieverf(r)?;
-        let list = r.rest();
-        let list_start = r.position();
-        let mut entry_count = 0usize;
-        while r.option_flag()? {
-            DirEntry::decode_body(r)?;
-            entry_count += 1;
-        }
-        let list_len = r.position() - list_start;
-        let eof = r.bool()?;
-        Ok(ReaddirReply {
-            dir_attrs,
-            cookieverf,
-            eof,
-            entry_count,
-            entries_xdr: &list[..list_len],
-        })
-    }
-
-    fn encode_ok(&self, w: &mut XdrWriter<'_>) {
-        encode_post_op_attr(w, self.dir_attrs.as_ref());
-        w.opaque_fixed(&self.cookieverf);
-        w.buffer().extend_from_slice(self.entries_xdr);
-        w.bool(self.eof);
-    }
-}
-
-/// Iterator over the entries of a validated [`ReaddirReply`].
-#[derive(Debug, Clone)]
-pub struct DirEntryIter<'a> {
-    r: XdrReader<'a>,
-    remaining: usize,
-}
-
-impl<'a> Iterator for DirEntryIter<'a> {
-    type Item = DirEntry<'a>;
-
-    #[inline]
-    fn next(&mut self) -> Option<Self::Item> {
-        if self.remaining == 0 {
-            return None;
-        }
-        self.remaining -= 1;
-        if !self.r.option_flag().ok()? {
-            return None;
-        }
-        DirEntry::decode_body(&mut self.r).ok()
-    }
-
-    #[inline]
-    fn size_hint(&self) -> (usize, Option<usize>) {
-        (self.remaining, Some(self.remaining))
-    }
-}
-
-impl ExactSizeIterator for DirEntryIter<'_> {}
+/// A decoded `READDIR3resok`.
+pub type ReaddirReply<'a> = DirListReply<'a, DirEntry<'a>>;
+/// Iterator over the entries of a [`ReaddirReply`].
+pub type DirEntryIter<'a> = DirListIter<'a, DirEntry<'a>>;
 
 /// Builds a `READDIR3res` (success arm) in place. `count` bounds the bytes of the whole result
 /// body from `begin` to `finish`.

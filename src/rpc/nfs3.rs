@@ -1151,17 +1151,17 @@ impl<'a> ListedEntry<'a> for DirEntryPlus<'a> {
     }
 
     /// Checks the entry that follows a `value_follows` = TRUE, as `decode_body` would, without
-    /// building it.
+    /// building it; returns its cookie.
     #[inline]
-    fn skip_body(r: &mut XdrReader<'a>) -> XdrResult<()> {
+    fn skip_body(r: &mut XdrReader<'a>) -> XdrResult<u64> {
         r.u64()?;
         r.string(ENTRY_NAME_BYTES_MAX)?;
-        r.u64()?;
+        let cookie = r.u64()?;
         skip_post_op_attr(r)?;
         if r.option_flag()? {
             r.opaque(NFS3_FHSIZE as u32)?;
         }
-        Ok(())
+        Ok(cookie)
     }
 
     #[inline]
@@ -1189,9 +1189,10 @@ fn dir_entry_wire_bytes(name_len: usize) -> usize {
 pub trait ListedEntry<'a>: Sized {
     /// Decodes the entry that follows a `value_follows` = TRUE.
     fn decode_body(r: &mut XdrReader<'a>) -> XdrResult<Self>;
-    /// Checks the entry as `decode_body` would, without building it (the validation pass).
-    fn skip_body(r: &mut XdrReader<'a>) -> XdrResult<()> {
-        Self::decode_body(r).map(drop)
+    /// Checks the entry as `decode_body` would, without building it (the validation pass);
+    /// returns its cookie.
+    fn skip_body(r: &mut XdrReader<'a>) -> XdrResult<u64> {
+        Self::decode_body(r).map(|e| e.cookie())
     }
     fn encode_body(&self, w: &mut XdrWriter<'_>);
     /// Where a listing continues after this entry.
@@ -1209,6 +1210,8 @@ pub struct DirListReply<'a, E> {
     pub entry_count: usize,
     /// The validated entry list, from the first `value_follows` through the final FALSE.
     entries_xdr: &'a [u8],
+    /// Found by the validation pass, so continuing a chain needs no second decode.
+    last_cookie: Option<u64>,
     entry: PhantomData<E>,
 }
 
@@ -1240,7 +1243,7 @@ impl<'a, E: ListedEntry<'a>> DirListReply<'a, E> {
 
     /// The cookie of the last entry: where the next call continues.
     pub fn last_cookie(&self) -> Option<u64> {
-        self.entries().last().map(|e| e.cookie())
+        self.last_cookie
     }
 }
 
@@ -1251,8 +1254,9 @@ impl<'a, E: ListedEntry<'a>> NfsResOk<'a> for DirListReply<'a, E> {
         let list = r.rest();
         let list_start = r.position();
         let mut entry_count = 0usize;
+        let mut last_cookie = None;
         while r.option_flag()? {
-            E::skip_body(r)?;
+            last_cookie = Some(E::skip_body(r)?);
             entry_count += 1;
         }
         let list_len = r.position() - list_start;
@@ -1263,6 +1267,7 @@ impl<'a, E: ListedEntry<'a>> NfsResOk<'a> for DirListReply<'a, E> {
             eof,
             entry_count,
             entries_xdr: &list[..list_len],
+            last_cookie,
             entry: PhantomData,
         })
     }

@@ -262,6 +262,22 @@ fn entry_key(name: &[u8], fileid: u64) -> u64 {
     h ^ (h >> 32)
 }
 
+/// A validated listing reply of either procedure.
+enum ListReply<'a> {
+    Plus(ReaddirPlusReply<'a>),
+    Plain(ReaddirReply<'a>),
+}
+
+impl ListReply<'_> {
+    /// What continues the chain: eof, the last entry's cookie, the reply's verifier.
+    fn chain_state(&self) -> (bool, Option<u64>, [u8; 8]) {
+        match self {
+            ListReply::Plus(r) => (r.eof, r.last_cookie(), r.cookieverf),
+            ListReply::Plain(r) => (r.eof, r.last_cookie(), r.cookieverf),
+        }
+    }
+}
+
 /// A directory being listed.
 struct Listing {
     task: DirTask,
@@ -771,7 +787,7 @@ impl Walker {
             }
         };
         let result = match &call.op {
-            Op::List { task } => self.on_list_reply(*task, call.proc_, body, now, sink),
+            Op::List { task } => self.on_list_reply(*task, call.proc_, body, sink),
             Op::Lookup { .. } | Op::Getattr { .. } | Op::Readlink { .. } => {
                 self.on_object_reply(&call.op, body, sink)
             }
@@ -1111,31 +1127,18 @@ impl Walker {
         task: usize,
         proc_: u32,
         body: &[u8],
-        now: Instant,
         sink: &mut impl WalkSink,
     ) -> Result<(), NfsReplyError> {
-        let _ = now;
         let Some(TaskState::Listing(l)) = self.tasks.get_mut(task) else {
             return Ok(());
         };
-        // Validate the whole reply first, then queue the next call of the chain at once.
-        let (eof, last_cookie, verf, dir_nlink) = if proc_ == proc3::READDIRPLUS {
-            let r = ReaddirPlusReply::decode(body)?;
-            (
-                r.eof,
-                r.last_cookie(),
-                r.cookieverf,
-                r.dir_attrs.map(|a| a.nlink),
-            )
+        // Validate the whole reply first (once), then queue the next call of the chain at once.
+        let reply = if proc_ == proc3::READDIRPLUS {
+            ListReply::Plus(ReaddirPlusReply::decode(body)?)
         } else {
-            let r = ReaddirReply::decode(body)?;
-            (
-                r.eof,
-                r.last_cookie(),
-                r.cookieverf,
-                r.dir_attrs.map(|a| a.nlink),
-            )
+            ListReply::Plain(ReaddirReply::decode(body)?)
         };
+        let (eof, last_cookie, verf) = reply.chain_state();
         // Only a reply that decoded ends a JUKEBOX streak (a JUKEBOX is an Err above, so
         // resetting earlier would keep every retry at the first delay).
         l.jukebox_delay = JUKEBOX_DELAY_FIRST;
@@ -1160,7 +1163,7 @@ impl Walker {
                     if !l.continued_from.insert(c) || c == l.cookie {
                         let path = l.task.path.clone();
                         // Emit what this reply carries, then stop: the chain would loop.
-                        self.process_entries(task, proc_, body, dir_nlink, sink);
+                        self.process_entries(task, &reply, sink);
                         self.fail_listing(
                             task,
                             PathError {
@@ -1187,7 +1190,7 @@ impl Walker {
         } else {
             l.eof = true;
         }
-        self.process_entries(task, proc_, body, dir_nlink, sink);
+        self.process_entries(task, &reply, sink);
         if eof {
             if let Some(TaskState::Listing(l)) = self.tasks.get_mut(task) {
                 // The set is only needed while the listing may still restart.
@@ -1199,15 +1202,8 @@ impl Walker {
         Ok(())
     }
 
-    /// Emits a validated reply's entries (decoding again is cheap and allocation-free).
-    fn process_entries(
-        &mut self,
-        task: usize,
-        proc_: u32,
-        body: &[u8],
-        dir_nlink: Option<u32>,
-        sink: &mut impl WalkSink,
-    ) {
+    /// Emits a validated reply's entries (iterating is cheap and allocation-free).
+    fn process_entries(&mut self, task: usize, reply: &ListReply<'_>, sink: &mut impl WalkSink) {
         let Some(TaskState::Listing(l)) = self.tasks.get_mut(task) else {
             return;
         };
@@ -1216,61 +1212,67 @@ impl Walker {
         let depth = l.task.depth + 1;
         let mut lookups: Vec<LookupName> = Vec::new();
         let mut path = std::mem::take(&mut self.scratch_path);
-        if proc_ == proc3::READDIRPLUS {
-            let Ok(reply) = ReaddirPlusReply::decode(body) else {
-                return;
-            };
-            for e in reply.entries() {
-                if !self.accept_entry(task, &dir_path, e.name, e.fileid, depth, &mut path, sink) {
-                    continue;
-                }
-                match (e.attrs, e.fh) {
-                    (Some(a), fh)
-                        if fh.is_some()
-                            || (a.ftype != FileType3::Dir
-                                && !(self.cfg.readlink
-                                    && !self.cfg.dirs_only
-                                    && a.ftype == FileType3::Lnk)) =>
+        match reply {
+            ListReply::Plus(reply) => {
+                for e in reply.entries() {
+                    if !self.accept_entry(task, &dir_path, e.name, e.fileid, depth, &mut path, sink)
                     {
-                        self.on_child(task, &path, &a, fh, depth, sink);
+                        continue;
                     }
-                    (attrs, _) => lookups.push(LookupName {
-                        name: e.name.into(),
-                        fileid: e.fileid,
-                        attrs: attrs.map(Box::new),
-                    }),
+                    match (e.attrs, e.fh) {
+                        (Some(a), fh)
+                            if fh.is_some()
+                                || (a.ftype != FileType3::Dir
+                                    && !(self.cfg.readlink
+                                        && !self.cfg.dirs_only
+                                        && a.ftype == FileType3::Lnk)) =>
+                        {
+                            self.on_child(task, &path, &a, fh, depth, sink);
+                        }
+                        (attrs, _) => lookups.push(LookupName {
+                            name: e.name.into(),
+                            fileid: e.fileid,
+                            attrs: attrs.map(Box::new),
+                        }),
+                    }
                 }
             }
-        } else {
-            let Ok(reply) = ReaddirReply::decode(body) else {
-                return;
-            };
-            // `names` mode: a directory whose link count is 2 has no subdirectories (the
-            // classic leaf optimisation), so its names need no LOOKUP.
-            let leaf = self.cfg.mode == Mode::Names && dir_nlink == Some(2);
-            for e in reply.entries() {
-                if !self.accept_entry(task, &dir_path, e.name, e.fileid, depth, &mut path, sink) {
-                    continue;
-                }
-                if leaf {
-                    let attrs = EntryAttrs::names_only(e.fileid);
-                    self.emit(&path, &attrs, depth, None, sink);
-                } else {
-                    lookups.push(LookupName {
-                        name: e.name.into(),
-                        fileid: e.fileid,
-                        attrs: None,
-                    });
+            ListReply::Plain(reply) => {
+                // `names` mode: a directory whose link count is 2 has no subdirectories (the
+                // classic leaf optimisation), so its names need no LOOKUP.
+                let leaf =
+                    self.cfg.mode == Mode::Names && reply.dir_attrs.is_some_and(|a| a.nlink == 2);
+                for e in reply.entries() {
+                    if !self.accept_entry(task, &dir_path, e.name, e.fileid, depth, &mut path, sink)
+                    {
+                        continue;
+                    }
+                    if leaf {
+                        let attrs = EntryAttrs::names_only(e.fileid);
+                        self.emit(&path, &attrs, depth, None, sink);
+                    } else {
+                        lookups.push(LookupName {
+                            name: e.name.into(),
+                            fileid: e.fileid,
+                            attrs: None,
+                        });
+                    }
                 }
             }
         }
         self.scratch_path = path;
-        for chunk in lookups.chunks(LOOKUP_BATCH_NAMES) {
+        // Moved into batches, not copied: each name was allocated once above.
+        let mut names = lookups.into_iter();
+        loop {
+            let batch: Vec<LookupName> = names.by_ref().take(LOOKUP_BATCH_NAMES).collect();
+            if batch.is_empty() {
+                break;
+            }
             sink.spawn(Task::Lookups(LookupBatch {
                 dir_fh,
                 dir_path: dir_path.clone(),
                 depth,
-                names: chunk.to_vec(),
+                names: batch,
             }));
         }
     }

@@ -3,7 +3,7 @@
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use nfs_walker::client::{mount, ClientOptions, NfsUrl};
-use nfs_walker::output::{self, Format, OutputBatch, TextWriter};
+use nfs_walker::output::{self, Batcher, Format, OutputBatch, TextWriter};
 use nfs_walker::record::EntryRecord;
 use nfs_walker::ring::Backend;
 use nfs_walker::sched::{self, EngineOptions, EngineReport, Progress};
@@ -378,18 +378,10 @@ pub fn scan_into(
         depth: 0,
         target: None,
     };
-    let mut batcher_buf = Vec::new();
-    match format {
-        Format::Ndjson => root.write_ndjson(&mut batcher_buf),
-        Format::Csv => root.write_csv(&mut batcher_buf),
-        Format::Names => batcher_buf.extend_from_slice(b".\n"),
-        Format::Records => {}
-    }
-    if format == Format::Records {
-        let _ = tx.send(OutputBatch::Records(vec![root.clone()]));
-    } else {
-        let _ = tx.send(OutputBatch::Bytes(batcher_buf));
-    }
+    // Through a batcher of its own, so it is encoded exactly as the scanning threads encode.
+    let mut root_out = Batcher::new(format, tx.clone(), None);
+    root_out.entry(&root.as_ref());
+    root_out.flush();
     let visited = Arc::new(VisitedDirs::default());
     visited.insert_dir(m.root_attrs.fsid, m.root_attrs.fileid, m.root_fh.as_bytes());
     let roots = if args.max_depth == Some(0) {

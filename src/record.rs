@@ -146,11 +146,8 @@ pub fn json_escape_into(out: &mut Vec<u8>, bytes: &[u8]) {
     // Fast path, nearly every name: valid UTF-8 with nothing to escape is copied as it is.
     if !bytes
         .iter()
-        .any(|&b| b < 0x20 || b == b'"' || b == b'\\' || b >= 0x7f)
-        || (std::str::from_utf8(bytes).is_ok()
-            && !bytes
-                .iter()
-                .any(|&b| b < 0x20 || b == b'"' || b == b'\\' || b == 0x7f))
+        .any(|&b| b < 0x20 || b == b'"' || b == b'\\' || b == 0x7f)
+        && std::str::from_utf8(bytes).is_ok()
     {
         out.extend_from_slice(bytes);
         return;

@@ -30,10 +30,17 @@ for p in nfs-ganesha nfs-ganesha-vfs rpcbind libnfs-utils sqlite3; do
     dpkg-query -W -f='${Status}\n' "$p" 2>/dev/null | grep -q 'install ok installed' || need="$need $p"
 done
 if [ -n "$need" ]; then
-    apt-get update -qq >/dev/null
+    apt_log=$LAB_RUN_DIR/apt.log
     # shellcheck disable=SC2086
-    apt-get install -y -qq --no-install-recommends $need >/dev/null
+    if ! { apt-get update -qq && apt-get install -y -qq --no-install-recommends $need; } >"$apt_log" 2>&1; then
+        tail -20 "$apt_log" >&2
+        echo "tests/run.sh: installing$need failed (log: $apt_log)" >&2
+        exit 1
+    fi
 fi
+for tool in rustfmt clippy-driver; do
+    command -v "$tool" >/dev/null || { echo "tests/run.sh: the Rust toolchain lacks $tool" >&2; exit 1; }
+done
 echo "installed: nfs-ganesha rpcbind libnfs-utils sqlite3"
 
 step "test trees in $data"

@@ -1,6 +1,7 @@
 //! Where entries go: per-thread batchers that encode records on the scanning threads, a
 //! bounded channel (backpressure), and one writer thread per output.
 
+pub mod btree;
 pub mod sqlite;
 
 use crate::record::{csv_header, EntryRecord, EntryRef};

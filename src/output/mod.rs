@@ -2,6 +2,7 @@
 //! bounded channel (backpressure), and one writer thread per output.
 
 pub mod btree;
+pub mod extsort;
 pub mod sqlite;
 
 use crate::record::{csv_header, EntryRecord, EntryRef};

@@ -313,6 +313,13 @@ fn run_sqlite(args: &ScanArgs) -> Result<i32> {
         .with_context(|| format!("writing {}", path.display()));
     let outcome = result?;
     let db = db?;
+    tracing::debug!(
+        late_rows = db.late_rows,
+        missing_parents = db.missing_parents,
+        duplicate_dirs = db.duplicate_dirs,
+        load_s = db.load_time.as_secs_f64(),
+        "database written"
+    );
     if !args.quiet {
         eprintln!(
             "  wrote {} entries, {} errors to {} ({}; indexes and totals {:.2} s: indexes {:.2} s, sync {:.2} s)",

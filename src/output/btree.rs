@@ -820,7 +820,8 @@ mod tests {
         let mut stmt = conn
             .prepare("SELECT id, a, CAST(b AS BLOB), c FROM t")
             .unwrap();
-        let read: Vec<(i64, Option<i64>, Vec<u8>, Vec<u8>)> = stmt
+        type RowTuple = (i64, Option<i64>, Vec<u8>, Vec<u8>);
+        let read: Vec<RowTuple> = stmt
             .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
             .unwrap()
             .collect::<Result<_, _>>()
@@ -862,6 +863,59 @@ mod tests {
         (0..n)
             .map(|i| b'a' + ((seed as usize + i * 7) % 26) as u8)
             .collect()
+    }
+
+    #[test]
+    fn pages_appended_without_finishing_leave_the_database_as_sqlite_wrote_it() {
+        // What a process killed during a scan leaves: pages past the end the header declares.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db");
+        let (t_root, _, _) = empty_db(&path, 512);
+        let mut file = PageFile::open(&path).unwrap();
+        let mut table = TableBuilder::new(&file, t_root);
+        let long = text(3000, 1);
+        for id in 1..2000 {
+            table
+                .push(
+                    &mut file,
+                    id,
+                    &[Value::Null, Value::Int(id), Value::Text(&long)],
+                )
+                .unwrap();
+        }
+        assert!(file.appended_pages() > 1000);
+        file.flush().unwrap();
+        drop(file);
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        let check: String = conn
+            .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(check, "ok");
+        let rows: i64 = conn
+            .query_row("SELECT count(*) FROM t", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(rows, 0);
+        // And SQLite can write it: its new pages go after the end it knows.
+        conn.execute("INSERT INTO t (a, b) VALUES (1, 'x')", [])
+            .unwrap();
+        let check: String = conn
+            .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(check, "ok");
+    }
+
+    #[test]
+    fn rowids_must_increase() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db");
+        let (t_root, _, _) = empty_db(&path, 512);
+        let mut file = PageFile::open(&path).unwrap();
+        let mut table = TableBuilder::new(&file, t_root);
+        table.push(&mut file, 5, &[Value::Null]).unwrap();
+        assert!(matches!(
+            table.push(&mut file, 5, &[Value::Null]),
+            Err(BtreeError::RowidOrder { rowid: 5, last: 5 })
+        ));
     }
 
     #[test]

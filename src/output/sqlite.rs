@@ -1,8 +1,12 @@
 //! The scan database: a writer thread that loads entry batches into SQLite.
 //!
-//! The load is tuned for speed (one transaction, no journal, no fsync, prepared statements,
-//! 64 KiB pages) and the database is made consistent at the end: indexes are built after the
-//! load, the journal is switched back on, and the final transaction is synced.
+//! SQLite (rusqlite) creates the file, its schema and the `scan` row; the writer then appends
+//! the `entries` and `errors` rows straight into b-tree pages ([`crate::output::btree`]), in
+//! rowid order, at the cost of encoding a record and copying it into a page. At the end it
+//! sorts the index keys it collected (bounded memory, spilling to a temporary file), writes
+//! the indexes and the `dirs` table the same way, and hands the file back to SQLite for the
+//! last rows and the `scan` row's totals, in one transaction with the journal on, synced.
+//! Until then the file is the valid, empty database SQLite wrote, marked `running`.
 //!
 //! Entries arrive from several threads in any order, so a child may arrive before its parent
 //! directory. The writer assigns every id itself and keeps one small record per directory,
@@ -15,6 +19,10 @@
 //! The schema is documented in `docs/database.md`; [`SCHEMA_VERSION`] is stored as
 //! `PRAGMA user_version` and changes whenever the schema does.
 
+use crate::output::btree::{
+    encode_record, BtreeError, IndexBuilder, PageFile, TableBuilder, Value,
+};
+use crate::output::extsort::ExternalSorter;
 use crate::output::{OutputBatch, CHANNEL_BATCHES_MAX};
 use crate::record::{EntryRecord, EntryType};
 use crate::walker::PathError;
@@ -39,8 +47,10 @@ pub const SQLITE_HEADER: &[u8; 16] = b"SQLite format 3\0";
 pub const EXTENSION_BYTES_MAX: usize = 16;
 /// Directories the writer tracks at most (about 100 bytes each).
 pub const DIRS_MAX: usize = 200_000_000;
-/// Page cache during the load, in KiB.
-const LOAD_CACHE_KIB: i64 = 64 << 10;
+/// Memory for sorting the parent index's keys (16 bytes a row) before runs spill to disk.
+const PARENT_KEYS_MEMORY_BYTES: usize = 64 << 20;
+/// Memory for sorting directory paths before runs spill to disk.
+const DIR_PATH_KEYS_MEMORY_BYTES: usize = 32 << 20;
 /// Page size: larger pages make fewer, larger writes and a shallower table b-tree.
 const PAGE_SIZE_BYTES: u32 = 65536;
 
@@ -116,13 +126,12 @@ const INSERT_ENTRY_SQL: &str = "INSERT INTO entries (id, parent_id, name, path, 
     target) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, \
     ?18, ?19)";
 
-const INSERT_ERROR_SQL: &str =
-    "INSERT INTO errors (path, procedure, status, message) VALUES (?1, ?2, ?3, ?4)";
-
 #[derive(Debug, Error)]
 pub enum DbError {
     #[error("database: {0}")]
     Sqlite(#[from] rusqlite::Error),
+    #[error("database: {0}")]
+    Btree(#[from] BtreeError),
     #[error("{path}: {source}")]
     Io { path: PathBuf, source: io::Error },
     #[error("{0} exists and is not an nfs-walker scan database; remove it or choose another name")]
@@ -191,11 +200,14 @@ pub struct DbSummary {
     /// Directories whose children arrived but which never did themselves; the children's
     /// `parent_id` is NULL.
     pub missing_parents: u64,
+    /// Directories that arrived after one of their children (inserted by SQLite at the end,
+    /// since their rowid was reserved earlier).
+    pub late_rows: u64,
     /// Time from the first batch to the end of the load.
     pub load_time: Duration,
-    /// Time of building the indexes.
+    /// Time of completing the tables and building the indexes.
     pub index_time: Duration,
-    /// Time of the final transaction (the `scan` row) and its sync to disk.
+    /// Time of the final transaction (late rows, the `scan` row) and its sync to disk.
     pub sync_time: Duration,
     /// Time of everything after the load: indexes, directory totals, the final sync.
     pub finish_time: Duration,
@@ -220,13 +232,11 @@ impl SqliteWriter {
             "PRAGMA page_size = {PAGE_SIZE_BYTES};
              PRAGMA journal_mode = OFF;
              PRAGMA synchronous = OFF;
-             PRAGMA locking_mode = EXCLUSIVE;
-             PRAGMA temp_store = MEMORY;
-             PRAGMA cache_size = -{LOAD_CACHE_KIB};
              PRAGMA user_version = {SCHEMA_VERSION};
              PRAGMA application_id = {APPLICATION_ID};"
         ))?;
-        conn.execute_batch(&format!("BEGIN; {SCHEMA_SQL} COMMIT;"))?;
+        // The indexes exist from the start (empty): the writer fills them at the end.
+        conn.execute_batch(&format!("BEGIN; {SCHEMA_SQL} {INDEX_SQL} COMMIT;"))?;
         conn.execute(
             "INSERT INTO scan (id, url, server, tool_version, options, started_ns, status) \
              VALUES (1, ?1, ?2, ?3, ?4, ?5, 'running')",
@@ -238,10 +248,15 @@ impl SqliteWriter {
                 unix_ns(info.started),
             ],
         )?;
+        let roots = Roots::read(&conn)?;
+        conn.close().map_err(|(_, e)| DbError::Sqlite(e))?;
+        // From here until the end of the scan, only the writer writes the file.
+        let file = PageFile::open(path)?;
         let (tx, rx) = bounded(CHANNEL_BATCHES_MAX);
+        let path = path.to_path_buf();
         let handle = std::thread::Builder::new()
             .name("nfs-walker-sqlite".into())
-            .spawn(move || load(conn, rx))
+            .spawn(move || load(path, file, roots, rx))
             .map_err(DbError::Thread)?;
         Ok((SqliteWriter { handle }, tx))
     }
@@ -390,14 +405,66 @@ struct DirAcc {
     recursive_bytes: u64,
 }
 
-/// The writer's result: the connection and what was counted.
+/// Where the writer's b-trees go: the file and the root pages SQLite gave them.
+struct Roots {
+    entries: u32,
+    entries_parent_id: u32,
+    entries_dir_path: u32,
+    dirs: u32,
+    errors: u32,
+}
+
+impl Roots {
+    fn read(conn: &Connection) -> Result<Roots, DbError> {
+        let root = |name: &str| -> Result<u32, DbError> {
+            Ok(conn.query_row(
+                "SELECT rootpage FROM sqlite_schema WHERE name = ?1",
+                [name],
+                |r| r.get(0),
+            )?)
+        };
+        Ok(Roots {
+            entries: root("entries")?,
+            entries_parent_id: root("entries_parent_id")?,
+            entries_dir_path: root("entries_dir_path")?,
+            dirs: root("dirs")?,
+            errors: root("errors")?,
+        })
+    }
+}
+
+/// A directory whose id a child reserved before it arrived: its row cannot be appended in
+/// rowid order, so SQLite inserts it at the end (with its index entries).
+struct LateRow {
+    id: i64,
+    parent_id: Option<i64>,
+    record: EntryRecord,
+}
+
+/// The writer's result: the file with the tables filled so far, and what was counted.
 struct Loader {
-    conn: Connection,
+    path: PathBuf,
     state: LoadState,
+}
+
+/// The b-trees the writer builds, and the file they go to.
+struct Tables {
+    file: PageFile,
+    roots: Roots,
+    entries: TableBuilder,
+    errors: TableBuilder,
+    /// (parent id, id) of every appended row, for the `entries_parent_id` index.
+    parent_keys: ExternalSorter<u128>,
+    /// The paths of appended directories, for the `entries_dir_path` index.
+    dir_path_keys: ExternalSorter<Vec<u8>>,
 }
 
 /// What the writer counts and tracks while loading.
 struct LoadState {
+    tables: Tables,
+    late_rows: Vec<LateRow>,
+    /// The largest id appended to the entries table.
+    last_appended: i64,
     path_keys: (RandomState, RandomState),
     dir_index: HashMap<u128, u32, BuildHasherDefault<PassThroughHasher>>,
     dirs: Vec<DirAcc>,
@@ -414,10 +481,25 @@ struct LoadState {
     load_time: Duration,
 }
 
-/// The writer thread: inserts every batch until all senders are gone. After an error it
+/// The writer thread: appends every batch until all senders are gone. After an error it
 /// keeps draining the channel so the scan is never blocked on a dead writer.
-fn load(conn: Connection, rx: Receiver<OutputBatch>) -> Result<Loader, DbError> {
+fn load(
+    path: PathBuf,
+    file: PageFile,
+    roots: Roots,
+    rx: Receiver<OutputBatch>,
+) -> Result<Loader, DbError> {
     let mut state = LoadState {
+        tables: Tables {
+            entries: TableBuilder::new(&file, roots.entries),
+            errors: TableBuilder::new(&file, roots.errors),
+            file,
+            roots,
+            parent_keys: ExternalSorter::new(PARENT_KEYS_MEMORY_BYTES),
+            dir_path_keys: ExternalSorter::new(DIR_PATH_KEYS_MEMORY_BYTES),
+        },
+        late_rows: Vec::new(),
+        last_appended: 0,
         path_keys: (RandomState::new(), RandomState::new()),
         dir_index: HashMap::default(),
         dirs: Vec::new(),
@@ -432,8 +514,8 @@ fn load(conn: Connection, rx: Receiver<OutputBatch>) -> Result<Loader, DbError> 
         duplicate_dirs: 0,
         load_time: Duration::ZERO,
     };
-    match load_batches(&conn, &mut state, &rx) {
-        Ok(()) => Ok(Loader { conn, state }),
+    match load_batches(&mut state, &rx) {
+        Ok(()) => Ok(Loader { path, state }),
         Err(e) => {
             for _ in rx {}
             Err(e)
@@ -441,36 +523,74 @@ fn load(conn: Connection, rx: Receiver<OutputBatch>) -> Result<Loader, DbError> 
     }
 }
 
-fn load_batches(
-    conn: &Connection,
-    state: &mut LoadState,
-    rx: &Receiver<OutputBatch>,
-) -> Result<(), DbError> {
-    conn.execute_batch("BEGIN")?;
-    let mut insert_entry = conn.prepare(INSERT_ENTRY_SQL)?;
-    let mut insert_error = conn.prepare(INSERT_ERROR_SQL)?;
+fn load_batches(state: &mut LoadState, rx: &Receiver<OutputBatch>) -> Result<(), DbError> {
     let mut started: Option<Instant> = None;
     for batch in rx {
         let t0 = *started.get_or_insert_with(Instant::now);
         match batch {
             OutputBatch::Records(records) => {
-                for rec in &records {
-                    state.insert_entry(&mut insert_entry, rec)?;
+                for rec in records {
+                    state.insert_entry(rec)?;
                 }
             }
             OutputBatch::Errors(errs) => {
                 for e in &errs {
-                    state.insert_error(&mut insert_error, e)?;
+                    state.insert_error(e)?;
                 }
             }
             OutputBatch::Bytes(_) => {}
         }
         state.load_time = t0.elapsed();
     }
-    drop(insert_entry);
-    drop(insert_error);
-    conn.execute_batch("COMMIT")?;
     Ok(())
+}
+
+/// TEXT where the bytes are valid UTF-8, else a BLOB of the exact bytes.
+fn text_or_blob(bytes: &[u8]) -> Value<'_> {
+    match std::str::from_utf8(bytes) {
+        Ok(_) => Value::Text(bytes),
+        Err(_) => Value::Blob(bytes),
+    }
+}
+
+/// The sort key of a directory path in `entries_dir_path`'s order (SQLite's: TEXT before
+/// BLOB, then bytewise with the shorter first, then the rowid), as bytes compared bytewise.
+/// Bytes 0 are escaped as 0 1 and the path ends with 0 0, so a prefix sorts first.
+fn dir_path_key(path: &[u8], id: i64) -> Vec<u8> {
+    let mut key = Vec::with_capacity(path.len() + 11);
+    key.push(u8::from(std::str::from_utf8(path).is_err()));
+    for &b in path {
+        key.push(b);
+        if b == 0 {
+            key.push(1);
+        }
+    }
+    key.extend_from_slice(&[0, 0]);
+    key.extend_from_slice(&id.to_be_bytes());
+    key
+}
+
+/// The index record a [`dir_path_key`] stands for.
+fn dir_path_record(key: &[u8], path: &mut Vec<u8>, record: &mut Vec<u8>) -> Option<()> {
+    let (&blob, rest) = key.split_first()?;
+    let (body, id) = rest.split_at_checked(rest.len().checked_sub(8)?)?;
+    let id = i64::from_be_bytes(id.try_into().ok()?);
+    path.clear();
+    let mut bytes = body.strip_suffix(&[0, 0])?.iter();
+    while let Some(&b) = bytes.next() {
+        path.push(b);
+        if b == 0 {
+            bytes.next()?;
+        }
+    }
+    let value = if blob == 1 {
+        Value::Blob(path)
+    } else {
+        Value::Text(path)
+    };
+    record.clear();
+    encode_record(&[value, Value::Int(id)], record);
+    Some(())
 }
 
 impl LoadState {
@@ -561,9 +681,9 @@ impl LoadState {
         Ok(id)
     }
 
-    fn insert_entry(&mut self, stmt: &mut Statement<'_>, rec: &EntryRecord) -> Result<(), DbError> {
+    fn insert_entry(&mut self, rec: EntryRecord) -> Result<(), DbError> {
         let a = &rec.attrs;
-        let (parent_path, name) = split_parent(&rec.path);
+        let (parent_path, _) = split_parent(&rec.path);
         let parent = match parent_path {
             Some(p) => self.parent_index(p, rec.depth.saturating_sub(1))?,
             None => NO_PARENT,
@@ -581,58 +701,93 @@ impl LoadState {
             p.direct_bytes = p.direct_bytes.saturating_add(a.size);
             Some(p.id)
         };
-        stmt.raw_bind_parameter(1, id)?;
-        stmt.raw_bind_parameter(2, parent_id)?;
-        match std::str::from_utf8(&rec.path) {
-            // The name of a UTF-8 path is UTF-8 too: it starts after an ASCII '/'.
-            Ok(path) => {
-                stmt.raw_bind_parameter(3, &path[path.len() - name.len()..])?;
-                stmt.raw_bind_parameter(4, path)?;
-            }
-            Err(_) => {
-                bind_bytes(stmt, 3, name)?;
-                stmt.raw_bind_parameter(4, &rec.path[..])?;
-            }
-        }
-        stmt.raw_bind_parameter(5, a.kind.as_str())?;
-        stmt.raw_bind_parameter(6, clamp_i64(a.size))?;
-        stmt.raw_bind_parameter(7, clamp_i64(a.used))?;
-        stmt.raw_bind_parameter(8, a.mode)?;
-        stmt.raw_bind_parameter(9, a.nlink)?;
-        stmt.raw_bind_parameter(10, a.uid)?;
-        stmt.raw_bind_parameter(11, a.gid)?;
-        stmt.raw_bind_parameter(12, bits_i64(a.fileid))?;
-        stmt.raw_bind_parameter(13, bits_i64(a.fsid))?;
-        stmt.raw_bind_parameter(14, a.atime_ns)?;
-        stmt.raw_bind_parameter(15, a.mtime_ns)?;
-        stmt.raw_bind_parameter(16, a.ctime_ns)?;
-        stmt.raw_bind_parameter(17, rec.depth)?;
-        if a.kind == EntryType::File {
-            stmt.raw_bind_parameter(18, extension_of(name).as_deref())?;
-        } else {
-            stmt.raw_bind_parameter(18, None::<&str>)?;
-        }
-        match &rec.target {
-            Some(t) => bind_bytes(stmt, 19, t)?,
-            None => stmt.raw_bind_parameter(19, None::<&str>)?,
-        }
-        stmt.raw_execute()?;
         self.entries += 1;
         if a.kind == EntryType::File {
             self.files += 1;
         }
         self.bytes = self.bytes.saturating_add(a.size);
         self.used = self.used.saturating_add(a.used);
+        if id < self.last_appended {
+            self.late_rows.push(LateRow {
+                id,
+                parent_id,
+                record: rec,
+            });
+            return Ok(());
+        }
+        self.append_entry(id, parent_id, &rec)
+    }
+
+    fn append_entry(
+        &mut self,
+        id: i64,
+        parent_id: Option<i64>,
+        rec: &EntryRecord,
+    ) -> Result<(), DbError> {
+        let a = &rec.attrs;
+        let (_, name) = split_parent(&rec.path);
+        // The name of a UTF-8 path is UTF-8 too: it starts after an ASCII '/'.
+        let (name, path) = match std::str::from_utf8(&rec.path) {
+            Ok(_) => (Value::Text(name), Value::Text(&rec.path)),
+            Err(_) => (text_or_blob(name), Value::Blob(&rec.path)),
+        };
+        let extension = if a.kind == EntryType::File {
+            extension_of(split_parent(&rec.path).1)
+        } else {
+            None
+        };
+        let values = [
+            // `id` is the rowid: its column holds NULL.
+            Value::Null,
+            parent_id.map_or(Value::Null, Value::Int),
+            name,
+            path,
+            Value::Text(a.kind.as_str().as_bytes()),
+            Value::Int(clamp_i64(a.size)),
+            Value::Int(clamp_i64(a.used)),
+            Value::Int(i64::from(a.mode)),
+            Value::Int(i64::from(a.nlink)),
+            Value::Int(i64::from(a.uid)),
+            Value::Int(i64::from(a.gid)),
+            Value::Int(bits_i64(a.fileid)),
+            Value::Int(bits_i64(a.fsid)),
+            Value::Int(a.atime_ns),
+            Value::Int(a.mtime_ns),
+            Value::Int(a.ctime_ns),
+            Value::Int(i64::from(rec.depth)),
+            extension
+                .as_deref()
+                .map_or(Value::Null, |e| Value::Text(e.as_bytes())),
+            rec.target.as_deref().map_or(Value::Null, text_or_blob),
+        ];
+        let t = &mut self.tables;
+        t.entries.push(&mut t.file, id, &values)?;
+        self.last_appended = id;
+        // Parent ids are positive: 0 stands for NULL, which sorts first as in SQLite.
+        let parent_key = parent_id.map_or(0, |p| p as u64);
+        t.parent_keys
+            .push((u128::from(parent_key) << 64) | u128::from(id as u64))
+            .map_err(sort_err)?;
+        if a.kind == EntryType::Dir {
+            t.dir_path_keys
+                .push(dir_path_key(&rec.path, id))
+                .map_err(sort_err)?;
+        }
         Ok(())
     }
 
-    fn insert_error(&mut self, stmt: &mut Statement<'_>, e: &PathError) -> Result<(), DbError> {
-        bind_bytes(stmt, 1, &e.path)?;
-        stmt.raw_bind_parameter(2, e.op)?;
-        stmt.raw_bind_parameter(3, e.status.map(|s| s.name()))?;
-        stmt.raw_bind_parameter(4, e.message.as_str())?;
-        stmt.raw_execute()?;
+    fn insert_error(&mut self, e: &PathError) -> Result<(), DbError> {
         self.errors += 1;
+        let values = [
+            Value::Null,
+            text_or_blob(&e.path),
+            Value::Text(e.op.as_bytes()),
+            e.status
+                .map_or(Value::Null, |s| Value::Text(s.name().as_bytes())),
+            Value::Text(e.message.as_bytes()),
+        ];
+        let t = &mut self.tables;
+        t.errors.push(&mut t.file, self.errors as i64, &values)?;
         Ok(())
     }
 
@@ -656,49 +811,112 @@ impl LoadState {
     }
 }
 
-impl Loader {
-    fn finish(mut self, end: &ScanEnd) -> Result<DbSummary, DbError> {
-        let t0 = Instant::now();
-        let st = &mut self.state;
-        st.sum_recursive();
-        let conn = &self.conn;
-        // The scan is over: index sorts may use every core.
-        let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(8));
-        conn.execute_batch(&format!("PRAGMA threads = {threads}; BEGIN;"))?;
-        conn.execute_batch(INDEX_SQL)?;
-        let index_time = t0.elapsed();
-        let mut missing_parents = 0u64;
-        {
-            let mut insert_dir = conn.prepare(
-                "INSERT INTO dirs (entry_id, direct_entries, direct_bytes, recursive_entries, \
-                 recursive_bytes) VALUES (?1, ?2, ?3, ?4, ?5)",
-            )?;
-            let mut orphan =
-                conn.prepare("UPDATE entries SET parent_id = NULL WHERE parent_id = ?1")?;
-            for d in &st.dirs {
-                if d.arrived {
-                    insert_dir.execute(rusqlite::params![
-                        d.id,
-                        clamp_i64(d.direct_entries),
-                        clamp_i64(d.direct_bytes),
-                        clamp_i64(d.recursive_entries),
-                        clamp_i64(d.recursive_bytes),
-                    ])?;
-                } else {
-                    missing_parents += 1;
-                    orphan.execute([d.id])?;
-                }
-            }
+impl Tables {
+    /// Completes the tables and indexes built here (and the `dirs` table, from `dirs`) and
+    /// makes them part of the file.
+    fn finish(self, dirs: &[DirAcc]) -> Result<(), DbError> {
+        let Tables {
+            mut file,
+            roots,
+            entries,
+            errors,
+            parent_keys,
+            dir_path_keys,
+        } = self;
+        entries.finish(&mut file)?;
+        errors.finish(&mut file)?;
+        let mut record = Vec::with_capacity(256);
+
+        let mut index = IndexBuilder::new(&file, roots.entries_parent_id);
+        for key in parent_keys.finish().map_err(sort_err)? {
+            let key = key.map_err(sort_err)?;
+            let parent = (key >> 64) as i64;
+            let parent = if parent == 0 {
+                Value::Null
+            } else {
+                Value::Int(parent)
+            };
+            record.clear();
+            encode_record(&[parent, Value::Int(key as u64 as i64)], &mut record);
+            index.push(&mut file, &record)?;
         }
-        conn.execute_batch("COMMIT")?;
+        index.finish(&mut file)?;
+
+        let mut index = IndexBuilder::new(&file, roots.entries_dir_path);
+        let mut path = Vec::new();
+        for key in dir_path_keys.finish().map_err(sort_err)? {
+            let key = key.map_err(sort_err)?;
+            dir_path_record(&key, &mut path, &mut record).ok_or_else(|| {
+                sort_err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    "a sorted directory key does not decode",
+                ))
+            })?;
+            index.push(&mut file, &record)?;
+        }
+        index.finish(&mut file)?;
+
+        // Directory ids were given in the order `dirs` holds them.
+        let mut dirs_table = TableBuilder::new(&file, roots.dirs);
+        for d in dirs.iter().filter(|d| d.arrived) {
+            dirs_table.push(
+                &mut file,
+                d.id,
+                &[
+                    Value::Null,
+                    Value::Int(clamp_i64(d.direct_entries)),
+                    Value::Int(clamp_i64(d.direct_bytes)),
+                    Value::Int(clamp_i64(d.recursive_entries)),
+                    Value::Int(clamp_i64(d.recursive_bytes)),
+                ],
+            )?;
+        }
+        dirs_table.finish(&mut file)?;
+        file.finish()?;
+        Ok(())
+    }
+}
+
+fn sort_err(e: io::Error) -> DbError {
+    DbError::Io {
+        path: PathBuf::from("(index sort)"),
+        source: e,
+    }
+}
+
+impl Loader {
+    fn finish(self, end: &ScanEnd) -> Result<DbSummary, DbError> {
+        let t0 = Instant::now();
+        let mut st = self.state;
+        st.sum_recursive();
+        st.tables.finish(&st.dirs)?;
+        let index_time = t0.elapsed();
         let t_sync = Instant::now();
-        // From here on the file is written the safe way; the final commit syncs it all.
+        let mut conn = Connection::open(&self.path)?;
+        // The file is written the safe way from here on; the commit syncs it all.
         conn.execute_batch(
             "PRAGMA journal_mode = DELETE;
              PRAGMA synchronous = FULL;",
         )?;
+        let tx = conn.transaction()?;
+        {
+            let mut insert_entry = tx.prepare(INSERT_ENTRY_SQL)?;
+            for late in &st.late_rows {
+                bind_entry(&mut insert_entry, late.id, late.parent_id, &late.record)?;
+                insert_entry.raw_execute()?;
+            }
+        }
+        let mut missing_parents = 0u64;
+        {
+            let mut orphan =
+                tx.prepare("UPDATE entries SET parent_id = NULL WHERE parent_id = ?1")?;
+            for d in st.dirs.iter().filter(|d| !d.arrived) {
+                missing_parents += 1;
+                orphan.execute([d.id])?;
+            }
+        }
         let dirs = st.dirs.iter().filter(|d| d.arrived).count() as u64;
-        conn.execute(
+        tx.execute(
             "UPDATE scan SET finished_ns = ?1, status = ?2, message = ?3, entries = ?4, \
              files = ?5, dirs = ?6, bytes = ?7, used = ?8, errors = ?9, threads = ?10, \
              connections = ?11, backend = ?12 WHERE id = 1",
@@ -717,23 +935,65 @@ impl Loader {
                 end.backend,
             ],
         )?;
-        let summary = DbSummary {
+        tx.commit()?;
+        conn.close().map_err(|(_, e)| DbError::Sqlite(e))?;
+        Ok(DbSummary {
             entries: st.entries,
             dirs,
             errors: st.errors,
             duplicate_dirs: st.duplicate_dirs,
             missing_parents,
+            late_rows: st.late_rows.len() as u64,
             load_time: st.load_time,
             index_time,
-            sync_time: Duration::ZERO,
-            finish_time: Duration::ZERO,
-        };
-        self.conn.close().map_err(|(_, e)| DbError::Sqlite(e))?;
-        Ok(DbSummary {
             sync_time: t_sync.elapsed(),
             finish_time: t0.elapsed(),
-            ..summary
         })
+    }
+}
+
+/// Binds an entry row to [`INSERT_ENTRY_SQL`] (for the rows SQLite inserts itself).
+fn bind_entry(
+    stmt: &mut Statement<'_>,
+    id: i64,
+    parent_id: Option<i64>,
+    rec: &EntryRecord,
+) -> rusqlite::Result<()> {
+    let a = &rec.attrs;
+    let (_, name) = split_parent(&rec.path);
+    stmt.raw_bind_parameter(1, id)?;
+    stmt.raw_bind_parameter(2, parent_id)?;
+    match std::str::from_utf8(&rec.path) {
+        Ok(path) => {
+            stmt.raw_bind_parameter(3, &path[path.len() - name.len()..])?;
+            stmt.raw_bind_parameter(4, path)?;
+        }
+        Err(_) => {
+            bind_bytes(stmt, 3, name)?;
+            stmt.raw_bind_parameter(4, &rec.path[..])?;
+        }
+    }
+    stmt.raw_bind_parameter(5, a.kind.as_str())?;
+    stmt.raw_bind_parameter(6, clamp_i64(a.size))?;
+    stmt.raw_bind_parameter(7, clamp_i64(a.used))?;
+    stmt.raw_bind_parameter(8, a.mode)?;
+    stmt.raw_bind_parameter(9, a.nlink)?;
+    stmt.raw_bind_parameter(10, a.uid)?;
+    stmt.raw_bind_parameter(11, a.gid)?;
+    stmt.raw_bind_parameter(12, bits_i64(a.fileid))?;
+    stmt.raw_bind_parameter(13, bits_i64(a.fsid))?;
+    stmt.raw_bind_parameter(14, a.atime_ns)?;
+    stmt.raw_bind_parameter(15, a.mtime_ns)?;
+    stmt.raw_bind_parameter(16, a.ctime_ns)?;
+    stmt.raw_bind_parameter(17, rec.depth)?;
+    if a.kind == EntryType::File {
+        stmt.raw_bind_parameter(18, extension_of(name).as_deref())?;
+    } else {
+        stmt.raw_bind_parameter(18, None::<&str>)?;
+    }
+    match &rec.target {
+        Some(t) => bind_bytes(stmt, 19, t),
+        None => stmt.raw_bind_parameter(19, None::<&str>),
     }
 }
 
@@ -808,6 +1068,15 @@ mod tests {
         let summary = w.finish(&end(status)).unwrap();
         let conn =
             Connection::open_with_flags(&path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).unwrap();
+        // Every page, cell, key order and index entry the writer built, checked by SQLite.
+        let check: Vec<String> = conn
+            .prepare("PRAGMA integrity_check")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(check, ["ok"]);
         (conn, summary)
     }
 
@@ -973,6 +1242,115 @@ mod tests {
         assert_eq!((user_version, app_id), (SCHEMA_VERSION, APPLICATION_ID));
         assert_eq!(journal, "delete");
         assert_eq!(check, "ok");
+    }
+
+    /// A tree with awkward names (bytes 0 and 0xff, a 40 KiB path that spills to overflow
+    /// pages, names that are prefixes of others), sent in shuffled batches as racing threads
+    /// would: every parent, index entry and directory total must come out right.
+    #[test]
+    fn shuffled_batches_of_an_awkward_tree() {
+        use EntryType::*;
+        let mut records = vec![rec(b".", Dir, 4096)];
+        let names: [&[u8]; 6] = [b"a", b"ab", b"a\0b", b"a\xff", b"\0", b"z.TXT"];
+        let mut dirs: Vec<Vec<u8>> = Vec::new();
+        for (i, n1) in names.iter().enumerate() {
+            let d1 = n1.to_vec();
+            records.push(rec(&d1, Dir, 4096));
+            dirs.push(d1.clone());
+            for (j, n2) in names.iter().enumerate() {
+                let mut d2 = d1.clone();
+                d2.push(b'/');
+                d2.extend_from_slice(n2);
+                records.push(rec(&d2, Dir, 4096));
+                dirs.push(d2.clone());
+                for k in 0..(40 * (i + j + 1)) {
+                    let mut f = d2.clone();
+                    f.extend_from_slice(format!("/f{k}.dat").as_bytes());
+                    records.push(rec(&f, File, (i * 1000 + j * 10 + k) as u64));
+                }
+            }
+        }
+        let mut deep = b"deep".to_vec();
+        records.push(rec(&deep, Dir, 4096));
+        dirs.push(deep.clone());
+        for level in 0..160 {
+            deep.push(b'/');
+            deep.extend(std::iter::repeat_n(b'a' + (level % 26) as u8, 250));
+            records.push(rec(&deep, Dir, 4096));
+            dirs.push(deep.clone());
+        }
+        let mut leaf = deep.clone();
+        leaf.extend_from_slice(b"/last");
+        records.push(rec(&leaf, File, 7));
+        assert!(leaf.len() > 40_000);
+        let total = records.len();
+        // Batches of 37 in tree order, then sent in a scrambled order.
+        let mut batches: Vec<Vec<EntryRecord>> = records.chunks(37).map(|c| c.to_vec()).collect();
+        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+        for i in (1..batches.len()).rev() {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            batches.swap(i, (seed % (i as u64 + 1)) as usize);
+        }
+        let (conn, summary) = write(
+            "shuffled.db",
+            batches.into_iter().map(OutputBatch::Records).collect(),
+            ScanStatus::Completed,
+        );
+        assert_eq!(summary.entries, total as u64);
+        assert_eq!(summary.missing_parents, 0);
+        assert!(
+            summary.late_rows > 0,
+            "the shuffle should make some parents late"
+        );
+        let mut stmt = conn
+            .prepare(
+                "SELECT CAST(e.path AS BLOB), CAST(p.path AS BLOB) FROM entries e \
+                 LEFT JOIN entries p ON p.id = e.parent_id",
+            )
+            .unwrap();
+        let pairs: Vec<(Vec<u8>, Option<Vec<u8>>)> = stmt
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(pairs.len(), total);
+        for (path, parent) in &pairs {
+            let want = split_parent(path).0.map(<[u8]>::to_vec);
+            assert_eq!(parent, &want, "{}", String::from_utf8_lossy(path));
+        }
+        // Each directory is found through the path index, and only it.
+        for d in &dirs {
+            let v: Value = match std::str::from_utf8(d) {
+                Ok(s) => Value::Text(s.into()),
+                Err(_) => Value::Blob(d.clone()),
+            };
+            let found: Vec<Vec<u8>> = conn
+                .prepare(
+                    "SELECT CAST(path AS BLOB) FROM entries INDEXED BY entries_dir_path \
+                     WHERE type = 'dir' AND path = ?1",
+                )
+                .unwrap()
+                .query_map([v], |r| r.get(0))
+                .unwrap()
+                .collect::<Result<_, _>>()
+                .unwrap();
+            assert_eq!(found, std::slice::from_ref(d));
+        }
+        let root_total: i64 = conn
+            .query_row(
+                "SELECT recursive_entries FROM dirs WHERE entry_id = \
+                 (SELECT id FROM entries WHERE path = '.')",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(root_total, total as i64 - 1);
+        let deepest: i64 = conn
+            .query_row("SELECT max(depth) FROM entries", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(deepest, 162);
     }
 
     #[test]

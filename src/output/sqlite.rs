@@ -31,7 +31,7 @@ use rusqlite::{Connection, Statement};
 use std::borrow::Cow;
 use std::collections::HashMap;
 use std::hash::{BuildHasher, BuildHasherDefault, Hasher, RandomState};
-use std::io::{self, Read};
+use std::io::{self, BufRead, Read, Seek, Write};
 use std::path::{Path, PathBuf};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -441,6 +441,88 @@ struct LateRow {
     record: EntryRecord,
 }
 
+/// Late rows kept in memory at most; the rest wait in a temporary file. (Few directories
+/// arrive after a child, but a limit holds whatever the tree and the threads do.)
+const LATE_ROWS_IN_MEMORY_MAX: usize = if cfg!(test) { 4 } else { 100_000 };
+
+/// The late rows, in arrival order: in memory, then in a temporary file as lines of
+/// `id parent_id record` (the record as NDJSON, which keeps exact bytes).
+#[derive(Default)]
+struct LateRows {
+    in_memory: Vec<LateRow>,
+    spill: Option<io::BufWriter<std::fs::File>>,
+    spilled: u64,
+    line: Vec<u8>,
+}
+
+impl LateRows {
+    fn len(&self) -> u64 {
+        self.in_memory.len() as u64 + self.spilled
+    }
+
+    fn push(&mut self, row: LateRow) -> Result<(), DbError> {
+        if self.in_memory.len() < LATE_ROWS_IN_MEMORY_MAX {
+            self.in_memory.push(row);
+            return Ok(());
+        }
+        let spill = match &mut self.spill {
+            Some(f) => f,
+            None => self
+                .spill
+                .insert(io::BufWriter::new(tempfile::tempfile().map_err(spill_err)?)),
+        };
+        self.line.clear();
+        self.line.extend_from_slice(row.id.to_string().as_bytes());
+        self.line.push(b' ');
+        match row.parent_id {
+            Some(p) => self.line.extend_from_slice(p.to_string().as_bytes()),
+            None => self.line.push(b'-'),
+        }
+        self.line.push(b' ');
+        row.record.write_ndjson(&mut self.line);
+        spill.write_all(&self.line).map_err(spill_err)?;
+        self.spilled += 1;
+        Ok(())
+    }
+
+    /// Calls `f` with every row, in the order they came.
+    fn for_each(self, mut f: impl FnMut(&LateRow) -> Result<(), DbError>) -> Result<(), DbError> {
+        for row in &self.in_memory {
+            f(row)?;
+        }
+        let Some(spill) = self.spill else {
+            return Ok(());
+        };
+        let mut file = spill.into_inner().map_err(|e| spill_err(e.into_error()))?;
+        file.seek(io::SeekFrom::Start(0)).map_err(spill_err)?;
+        for line in io::BufReader::new(file).lines() {
+            let line = line.map_err(spill_err)?;
+            let bad = || spill_err(io::Error::new(io::ErrorKind::InvalidData, "bad late row"));
+            let mut parts = line.splitn(3, ' ');
+            let id = parts.next().and_then(|s| s.parse().ok()).ok_or_else(bad)?;
+            let parent_id = match parts.next().ok_or_else(bad)? {
+                "-" => None,
+                p => Some(p.parse().map_err(|_| bad())?),
+            };
+            let record =
+                EntryRecord::from_json(parts.next().ok_or_else(bad)?).map_err(|_| bad())?;
+            f(&LateRow {
+                id,
+                parent_id,
+                record,
+            })?;
+        }
+        Ok(())
+    }
+}
+
+fn spill_err(e: io::Error) -> DbError {
+    DbError::Io {
+        path: PathBuf::from("(late rows)"),
+        source: e,
+    }
+}
+
 /// The writer's result: the file with the tables filled so far, and what was counted.
 struct Loader {
     path: PathBuf,
@@ -462,7 +544,7 @@ struct Tables {
 /// What the writer counts and tracks while loading.
 struct LoadState {
     tables: Tables,
-    late_rows: Vec<LateRow>,
+    late_rows: LateRows,
     /// The largest id appended to the entries table.
     last_appended: i64,
     path_keys: (RandomState, RandomState),
@@ -498,7 +580,7 @@ fn load(
             parent_keys: ExternalSorter::new(PARENT_KEYS_MEMORY_BYTES),
             dir_path_keys: ExternalSorter::new(DIR_PATH_KEYS_MEMORY_BYTES),
         },
-        late_rows: Vec::new(),
+        late_rows: LateRows::default(),
         last_appended: 0,
         path_keys: (RandomState::new(), RandomState::new()),
         dir_index: HashMap::default(),
@@ -708,12 +790,11 @@ impl LoadState {
         self.bytes = self.bytes.saturating_add(a.size);
         self.used = self.used.saturating_add(a.used);
         if id < self.last_appended {
-            self.late_rows.push(LateRow {
+            return self.late_rows.push(LateRow {
                 id,
                 parent_id,
                 record: rec,
             });
-            return Ok(());
         }
         self.append_entry(id, parent_id, &rec)
     }
@@ -899,12 +980,14 @@ impl Loader {
              PRAGMA synchronous = FULL;",
         )?;
         let tx = conn.transaction()?;
+        let late_rows = st.late_rows.len();
         {
             let mut insert_entry = tx.prepare(INSERT_ENTRY_SQL)?;
-            for late in &st.late_rows {
+            st.late_rows.for_each(|late| {
                 bind_entry(&mut insert_entry, late.id, late.parent_id, &late.record)?;
                 insert_entry.raw_execute()?;
-            }
+                Ok(())
+            })?;
         }
         let mut missing_parents = 0u64;
         {
@@ -943,7 +1026,7 @@ impl Loader {
             errors: st.errors,
             duplicate_dirs: st.duplicate_dirs,
             missing_parents,
-            late_rows: st.late_rows.len() as u64,
+            late_rows,
             load_time: st.load_time,
             index_time,
             sync_time: t_sync.elapsed(),

@@ -278,10 +278,13 @@ impl PageFile {
             .write_all_at(page, u64::from(n - 1) * self.page_size as u64)
     }
 
-    /// Writes what is pending and records the new page count in the header, so SQLite sees
-    /// the appended pages. Does not sync: the caller's next SQLite commit does.
+    /// Writes what is pending, makes it durable, and only then records the new page count in
+    /// the header, so SQLite sees the appended pages: a crash can never leave a header that
+    /// counts pages which did not reach the disk. (The header itself is synced by the
+    /// caller's next SQLite commit.)
     pub fn finish(mut self) -> Result<(), BtreeError> {
         self.flush()?;
+        self.file.sync_data()?;
         let pages = self.next_page - 1;
         let mut header = [0u8; FILE_HEADER_BYTES];
         self.file.read_exact_at(&mut header, 0)?;

@@ -207,7 +207,8 @@ pub struct DbSummary {
     pub load_time: Duration,
     /// Time of completing the tables and building the indexes.
     pub index_time: Duration,
-    /// Time of the final transaction (late rows, the `scan` row) and its sync to disk.
+    /// Time of syncing the pages written, then the final transaction (late rows, the `scan`
+    /// row) and its sync.
     pub sync_time: Duration,
     /// Time of everything after the load: indexes, directory totals, the final sync.
     pub finish_time: Duration,
@@ -893,9 +894,9 @@ impl LoadState {
 }
 
 impl Tables {
-    /// Completes the tables and indexes built here (and the `dirs` table, from `dirs`) and
-    /// makes them part of the file.
-    fn finish(self, dirs: &[DirAcc]) -> Result<(), DbError> {
+    /// Completes the tables and indexes built here (and the `dirs` table, from `dirs`); the
+    /// file's header does not count them yet.
+    fn finish(self, dirs: &[DirAcc]) -> Result<PageFile, DbError> {
         let Tables {
             mut file,
             roots,
@@ -953,8 +954,7 @@ impl Tables {
             )?;
         }
         dirs_table.finish(&mut file)?;
-        file.finish()?;
-        Ok(())
+        Ok(file)
     }
 }
 
@@ -970,9 +970,10 @@ impl Loader {
         let t0 = Instant::now();
         let mut st = self.state;
         st.sum_recursive();
-        st.tables.finish(&st.dirs)?;
+        let file = st.tables.finish(&st.dirs)?;
         let index_time = t0.elapsed();
         let t_sync = Instant::now();
+        file.finish()?;
         let mut conn = Connection::open(&self.path)?;
         // The file is written the safe way from here on; the commit syncs it all.
         conn.execute_batch(

@@ -123,9 +123,40 @@ fn serial_type(v: &Value<'_>) -> (u64, usize) {
 
 /// Appends the record (header of serial types, then the bodies) of `values` to `out`.
 pub fn encode_record(values: &[Value<'_>], out: &mut Vec<u8>) {
-    let mut types_len = 0;
-    let mut body_len = 0;
+    encode_record_with_tail(values, &[], &[], out);
+}
+
+/// Appends the serial types of `values` to `types` and their bodies to `bodies`: the tail of
+/// a record, which [`encode_record_with_tail`] completes with its first columns. (The
+/// scanning threads encode most of a row this way before the writer knows its ids.)
+pub fn encode_values(values: &[Value<'_>], types: &mut Vec<u8>, bodies: &mut Vec<u8>) {
     for v in values {
+        put_varint(types, serial_type(v).0);
+        put_body(v, bodies);
+    }
+}
+
+fn put_body(v: &Value<'_>, out: &mut Vec<u8>) {
+    match *v {
+        Value::Null => {}
+        Value::Int(i) => {
+            let (_, n) = int_serial(i);
+            out.extend_from_slice(&i.to_be_bytes()[8 - n..]);
+        }
+        Value::Text(b) | Value::Blob(b) => out.extend_from_slice(b),
+    }
+}
+
+/// Appends the record of `head` followed by a tail from [`encode_values`].
+pub fn encode_record_with_tail(
+    head: &[Value<'_>],
+    tail_types: &[u8],
+    tail_bodies: &[u8],
+    out: &mut Vec<u8>,
+) {
+    let mut types_len = tail_types.len();
+    let mut body_len = tail_bodies.len();
+    for v in head {
         let (t, n) = serial_type(v);
         types_len += varint_len(t);
         body_len += n;
@@ -137,19 +168,71 @@ pub fn encode_record(values: &[Value<'_>], out: &mut Vec<u8>) {
     }
     out.reserve(header_len + body_len);
     put_varint(out, header_len as u64);
-    for v in values {
+    for v in head {
         put_varint(out, serial_type(v).0);
     }
-    for v in values {
-        match *v {
-            Value::Null => {}
-            Value::Int(i) => {
-                let (_, n) = int_serial(i);
-                out.extend_from_slice(&i.to_be_bytes()[8 - n..]);
-            }
-            Value::Text(b) | Value::Blob(b) => out.extend_from_slice(b),
+    out.extend_from_slice(tail_types);
+    for v in head {
+        put_body(v, out);
+    }
+    out.extend_from_slice(tail_bodies);
+}
+
+/// Reads an SQLite varint from the front of `bytes`: the value and the bytes it took.
+pub fn get_varint(bytes: &[u8]) -> Option<(u64, usize)> {
+    let mut v = 0u64;
+    for (i, &b) in bytes.iter().enumerate().take(9) {
+        if i == 8 {
+            return Some(((v << 8) | u64::from(b), 9));
+        }
+        v = (v << 7) | u64::from(b & 0x7f);
+        if b & 0x80 == 0 {
+            return Some((v, i + 1));
         }
     }
+    None
+}
+
+/// The values of a record as [`encode_record`] writes them (no floats); `None` if the bytes
+/// are not such a record.
+pub fn decode_record(record: &[u8]) -> Option<Vec<Value<'_>>> {
+    let (header_len, mut at) = get_varint(record)?;
+    let header_len = usize::try_from(header_len).ok()?;
+    let header = record.get(..header_len)?;
+    let mut body = header_len;
+    let mut values = Vec::new();
+    while at < header_len {
+        let (t, n) = get_varint(&header[at..])?;
+        at += n;
+        let (value, len) = match t {
+            0 => (Value::Null, 0),
+            1..=6 => {
+                let len = [0, 1, 2, 3, 4, 6, 8][t as usize];
+                let bytes = record.get(body..body + len)?;
+                // Sign-extend the big-endian bytes.
+                let mut v = if bytes[0] & 0x80 != 0 { -1i64 } else { 0 };
+                for &b in bytes {
+                    v = (v << 8) | i64::from(b);
+                }
+                (Value::Int(v), len)
+            }
+            8 => (Value::Int(0), 0),
+            9 => (Value::Int(1), 0),
+            t if t >= 12 => {
+                let len = usize::try_from((t - 12) / 2).ok()?;
+                let bytes = record.get(body..body.checked_add(len)?)?;
+                if t % 2 == 0 {
+                    (Value::Blob(bytes), len)
+                } else {
+                    (Value::Text(bytes), len)
+                }
+            }
+            _ => return None,
+        };
+        values.push(value);
+        body += len;
+    }
+    (at == header_len && body == record.len()).then_some(values)
 }
 
 /// The database file, opened beside SQLite's own writes: appends pages after its end and
@@ -555,20 +638,34 @@ impl TableBuilder {
         rowid: i64,
         values: &[Value<'_>],
     ) -> Result<(), BtreeError> {
+        let mut record = std::mem::take(&mut self.record);
+        record.clear();
+        encode_record(values, &mut record);
+        let r = self.push_record(file, rowid, &record);
+        self.record = record;
+        r
+    }
+
+    /// Appends a row already encoded as a record; `rowid` must be larger than every earlier
+    /// one.
+    pub fn push_record(
+        &mut self,
+        file: &mut PageFile,
+        rowid: i64,
+        record: &[u8],
+    ) -> Result<(), BtreeError> {
         if let Some(last) = self.leaf_max_rowid {
             if rowid <= last {
                 return Err(BtreeError::RowidOrder { rowid, last });
             }
         }
-        self.record.clear();
-        encode_record(values, &mut self.record);
         self.cell.clear();
-        put_varint(&mut self.cell, self.record.len() as u64);
+        put_varint(&mut self.cell, record.len() as u64);
         put_varint(&mut self.cell, rowid as u64);
         let max_local = file.page_size - 35;
         place_payload(
             file,
-            &self.record,
+            record,
             max_local,
             &mut self.cell,
             &mut self.overflow_page,
@@ -949,6 +1046,58 @@ mod tests {
                 })
                 .collect();
             build_and_check(&rows, page_size);
+        }
+    }
+
+    fn value_strategy() -> impl proptest::strategy::Strategy<Value = (u8, i64, Vec<u8>)> {
+        use proptest::prelude::*;
+        (
+            0u8..4,
+            any::<i64>(),
+            proptest::collection::vec(any::<u8>(), 0..300),
+        )
+    }
+
+    fn to_value(v: &(u8, i64, Vec<u8>)) -> Value<'_> {
+        match v.0 {
+            0 => Value::Null,
+            1 => Value::Int(v.1),
+            2 => Value::Text(&v.2),
+            _ => Value::Blob(&v.2),
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn records_decode_to_what_was_encoded(
+            head in proptest::collection::vec(value_strategy(), 0..5),
+            tail in proptest::collection::vec(value_strategy(), 0..80),
+        ) {
+            let head: Vec<Value> = head.iter().map(to_value).collect();
+            let tail: Vec<Value> = tail.iter().map(to_value).collect();
+            let all: Vec<Value> = head.iter().chain(&tail).copied().collect();
+            let mut whole = Vec::new();
+            encode_record(&all, &mut whole);
+            let (mut types, mut bodies) = (Vec::new(), Vec::new());
+            encode_values(&tail, &mut types, &mut bodies);
+            let mut split = Vec::new();
+            encode_record_with_tail(&head, &types, &bodies, &mut split);
+            proptest::prop_assert_eq!(&split, &whole);
+            proptest::prop_assert_eq!(decode_record(&whole), Some(all));
+        }
+
+        #[test]
+        fn varints_decode(v in proptest::prelude::any::<u64>()) {
+            let bytes = varint_bytes(v);
+            proptest::prop_assert_eq!(get_varint(&bytes), Some((v, bytes.len())));
+            proptest::prop_assert_eq!(get_varint(&bytes[..bytes.len() - 1]), None);
+        }
+
+        #[test]
+        fn any_bytes_decode_or_refuse_without_panic(
+            bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..64),
+        ) {
+            let _ = decode_record(&bytes);
         }
     }
 

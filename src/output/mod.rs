@@ -5,7 +5,7 @@ pub mod btree;
 pub mod extsort;
 pub mod sqlite;
 
-use crate::record::{csv_header, EntryRecord, EntryRef};
+use crate::record::{csv_header, EntryRef};
 use crate::walker::PathError;
 use crossbeam_channel::{bounded, Receiver, Sender};
 use std::io::{self, Write};
@@ -18,7 +18,7 @@ pub enum Format {
     Csv,
     /// Paths only, one per line.
     Names,
-    /// Structured records for a database writer.
+    /// Rows for the scan database, encoded on the scanning threads.
     Records,
 }
 
@@ -39,7 +39,8 @@ impl std::str::FromStr for Format {
 pub enum OutputBatch {
     /// Encoded lines (NDJSON, CSV or names).
     Bytes(Vec<u8>),
-    Records(Vec<EntryRecord>),
+    /// Rows for the scan database.
+    Rows(sqlite::RowBatch),
     Errors(Vec<PathError>),
 }
 
@@ -53,7 +54,7 @@ pub const CHANNEL_BATCHES_MAX: usize = 64;
 pub struct Batcher {
     format: Format,
     bytes: Vec<u8>,
-    records: Vec<EntryRecord>,
+    rows: sqlite::RowBatch,
     errors: Vec<PathError>,
     tx: Sender<OutputBatch>,
     err_tx: Option<Sender<OutputBatch>>,
@@ -68,7 +69,11 @@ impl Batcher {
         Batcher {
             format,
             bytes: Vec::with_capacity(BATCH_BYTES + 4096),
-            records: Vec::new(),
+            rows: if format == Format::Records {
+                sqlite::RowBatch::with_capacity(BATCH_BYTES + 4096, BATCH_RECORDS)
+            } else {
+                sqlite::RowBatch::default()
+            },
             errors: Vec::new(),
             tx,
             err_tx,
@@ -86,16 +91,25 @@ impl Batcher {
                 self.bytes.push(b'\n');
             }
             Format::Records => {
-                self.records.push(e.to_owned());
-                if self.records.len() >= BATCH_RECORDS {
-                    let batch = std::mem::take(&mut self.records);
-                    let _ = self.tx.send(OutputBatch::Records(batch));
+                self.rows.push(e);
+                if self.rows.len() >= BATCH_RECORDS || self.rows.byte_len() >= BATCH_BYTES {
+                    self.flush_rows();
                 }
                 return;
             }
         }
         if self.bytes.len() >= BATCH_BYTES {
             self.flush_bytes();
+        }
+    }
+
+    fn flush_rows(&mut self) {
+        if !self.rows.is_empty() {
+            let batch = std::mem::replace(
+                &mut self.rows,
+                sqlite::RowBatch::with_capacity(BATCH_BYTES + 4096, BATCH_RECORDS),
+            );
+            let _ = self.tx.send(OutputBatch::Rows(batch));
         }
     }
 
@@ -130,10 +144,7 @@ impl Batcher {
     /// Sends everything held.
     pub fn flush(&mut self) {
         self.flush_bytes();
-        if !self.records.is_empty() {
-            let batch = std::mem::take(&mut self.records);
-            let _ = self.tx.send(OutputBatch::Records(batch));
-        }
+        self.flush_rows();
         self.flush_errors();
     }
 }

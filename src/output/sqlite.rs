@@ -20,18 +20,18 @@
 //! `PRAGMA user_version` and changes whenever the schema does.
 
 use crate::output::btree::{
-    encode_record, BtreeError, IndexBuilder, PageFile, TableBuilder, Value,
+    decode_record, encode_record, BtreeError, IndexBuilder, PageFile, TableBuilder, Value,
 };
 use crate::output::extsort::ExternalSorter;
 use crate::output::{OutputBatch, CHANNEL_BATCHES_MAX};
-use crate::record::{EntryRecord, EntryType};
+use crate::record::{EntryAttrs, EntryRef, EntryType};
 use crate::walker::PathError;
 use crossbeam_channel::{bounded, Receiver, Sender};
 use rusqlite::{Connection, Statement};
 use std::borrow::Cow;
 use std::collections::HashMap;
 use std::hash::{BuildHasher, BuildHasherDefault, Hasher, RandomState};
-use std::io::{self, BufRead, Read, Seek, Write};
+use std::io::{self, Read, Seek, Write};
 use std::path::{Path, PathBuf};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -125,6 +125,81 @@ const INSERT_ENTRY_SQL: &str = "INSERT INTO entries (id, parent_id, name, path, 
     used, mode, nlink, uid, gid, fileid, fsid, atime_ns, mtime_ns, ctime_ns, depth, extension, \
     target) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, \
     ?18, ?19)";
+
+/// Entries on their way to the database, copied by the scanning threads into one buffer per
+/// batch (no allocation per entry); the writer encodes each row's record straight from it.
+#[derive(Debug, Default)]
+pub struct RowBatch {
+    /// Per row: the path, then the symlink target if any.
+    bytes: Vec<u8>,
+    rows: Vec<RowMeta>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct RowMeta {
+    start: usize,
+    path_len: u32,
+    /// `u32::MAX` where there is no target.
+    target_len: u32,
+    depth: u32,
+    attrs: EntryAttrs,
+}
+
+const NO_TARGET: u32 = u32::MAX;
+
+impl RowBatch {
+    pub fn with_capacity(bytes: usize, rows: usize) -> Self {
+        RowBatch {
+            bytes: Vec::with_capacity(bytes),
+            rows: Vec::with_capacity(rows),
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.rows.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.rows.is_empty()
+    }
+
+    /// Bytes the batch holds.
+    pub fn byte_len(&self) -> usize {
+        self.bytes.len()
+    }
+
+    pub fn push(&mut self, e: &EntryRef<'_>) {
+        let start = self.bytes.len();
+        self.bytes.extend_from_slice(e.path);
+        let target_len = match e.target {
+            Some(t) => {
+                self.bytes.extend_from_slice(t);
+                t.len() as u32
+            }
+            None => NO_TARGET,
+        };
+        self.rows.push(RowMeta {
+            start,
+            path_len: e.path.len() as u32,
+            target_len,
+            depth: e.depth,
+            attrs: *e.attrs,
+        });
+    }
+
+    fn iter(&self) -> impl Iterator<Item = EntryRef<'_>> {
+        self.rows.iter().map(|m| {
+            let path_end = m.start + m.path_len as usize;
+            EntryRef {
+                path: &self.bytes[m.start..path_end],
+                attrs: &m.attrs,
+                depth: m.depth,
+                target: (m.target_len != NO_TARGET)
+                    .then(|| &self.bytes[path_end..path_end + m.target_len as usize]),
+            }
+        })
+    }
+}
 
 #[derive(Debug, Error)]
 pub enum DbError {
@@ -363,14 +438,6 @@ pub fn split_parent(path: &[u8]) -> (Option<&[u8]>, &[u8]) {
     }
 }
 
-/// Binds bytes as TEXT where they are valid UTF-8, else as a BLOB of the exact bytes.
-fn bind_bytes(stmt: &mut Statement<'_>, index: usize, bytes: &[u8]) -> rusqlite::Result<()> {
-    match std::str::from_utf8(bytes) {
-        Ok(s) => stmt.raw_bind_parameter(index, s),
-        Err(_) => stmt.raw_bind_parameter(index, bytes),
-    }
-}
-
 /// Keys of the directory map are already uniformly random; hashing them again is waste.
 #[derive(Default)]
 struct PassThroughHasher(u64);
@@ -438,22 +505,21 @@ impl Roots {
 /// rowid order, so SQLite inserts it at the end (with its index entries).
 struct LateRow {
     id: i64,
-    parent_id: Option<i64>,
-    record: EntryRecord,
+    /// The whole `entries` record.
+    record: Vec<u8>,
 }
 
 /// Late rows kept in memory at most; the rest wait in a temporary file. (Few directories
 /// arrive after a child, but a limit holds whatever the tree and the threads do.)
 const LATE_ROWS_IN_MEMORY_MAX: usize = if cfg!(test) { 4 } else { 100_000 };
 
-/// The late rows, in arrival order: in memory, then in a temporary file as lines of
-/// `id parent_id record` (the record as NDJSON, which keeps exact bytes).
+/// The late rows, in arrival order: in memory, then in a temporary file (each as its id, the
+/// record's length and the record).
 #[derive(Default)]
 struct LateRows {
     in_memory: Vec<LateRow>,
     spill: Option<io::BufWriter<std::fs::File>>,
     spilled: u64,
-    line: Vec<u8>,
 }
 
 impl LateRows {
@@ -461,9 +527,12 @@ impl LateRows {
         self.in_memory.len() as u64 + self.spilled
     }
 
-    fn push(&mut self, row: LateRow) -> Result<(), DbError> {
+    fn push(&mut self, id: i64, record: &[u8]) -> Result<(), DbError> {
         if self.in_memory.len() < LATE_ROWS_IN_MEMORY_MAX {
-            self.in_memory.push(row);
+            self.in_memory.push(LateRow {
+                id,
+                record: record.to_vec(),
+            });
             return Ok(());
         }
         let spill = match &mut self.spill {
@@ -472,16 +541,11 @@ impl LateRows {
                 .spill
                 .insert(io::BufWriter::new(tempfile::tempfile().map_err(spill_err)?)),
         };
-        self.line.clear();
-        self.line.extend_from_slice(row.id.to_string().as_bytes());
-        self.line.push(b' ');
-        match row.parent_id {
-            Some(p) => self.line.extend_from_slice(p.to_string().as_bytes()),
-            None => self.line.push(b'-'),
-        }
-        self.line.push(b' ');
-        row.record.write_ndjson(&mut self.line);
-        spill.write_all(&self.line).map_err(spill_err)?;
+        spill.write_all(&id.to_be_bytes()).map_err(spill_err)?;
+        spill
+            .write_all(&(record.len() as u64).to_be_bytes())
+            .map_err(spill_err)?;
+        spill.write_all(record).map_err(spill_err)?;
         self.spilled += 1;
         Ok(())
     }
@@ -496,22 +560,22 @@ impl LateRows {
         };
         let mut file = spill.into_inner().map_err(|e| spill_err(e.into_error()))?;
         file.seek(io::SeekFrom::Start(0)).map_err(spill_err)?;
-        for line in io::BufReader::new(file).lines() {
-            let line = line.map_err(spill_err)?;
-            let bad = || spill_err(io::Error::new(io::ErrorKind::InvalidData, "bad late row"));
-            let mut parts = line.splitn(3, ' ');
-            let id = parts.next().and_then(|s| s.parse().ok()).ok_or_else(bad)?;
-            let parent_id = match parts.next().ok_or_else(bad)? {
-                "-" => None,
-                p => Some(p.parse().map_err(|_| bad())?),
-            };
-            let record =
-                EntryRecord::from_json(parts.next().ok_or_else(bad)?).map_err(|_| bad())?;
-            f(&LateRow {
-                id,
-                parent_id,
-                record,
+        let mut reader = io::BufReader::new(file);
+        let mut row = LateRow {
+            id: 0,
+            record: Vec::new(),
+        };
+        for _ in 0..self.spilled {
+            let mut word = [0u8; 8];
+            reader.read_exact(&mut word).map_err(spill_err)?;
+            row.id = i64::from_be_bytes(word);
+            reader.read_exact(&mut word).map_err(spill_err)?;
+            let len = usize::try_from(u64::from_be_bytes(word)).map_err(|_| {
+                spill_err(io::Error::new(io::ErrorKind::InvalidData, "bad late row"))
             })?;
+            row.record.resize(len, 0);
+            reader.read_exact(&mut row.record).map_err(spill_err)?;
+            f(&row)?;
         }
         Ok(())
     }
@@ -548,6 +612,7 @@ struct LoadState {
     late_rows: LateRows,
     /// The largest id appended to the entries table.
     last_appended: i64,
+    record: Vec<u8>,
     path_keys: (RandomState, RandomState),
     dir_index: HashMap<u128, u32, BuildHasherDefault<PassThroughHasher>>,
     dirs: Vec<DirAcc>,
@@ -583,6 +648,7 @@ fn load(
         },
         late_rows: LateRows::default(),
         last_appended: 0,
+        record: Vec::with_capacity(512),
         path_keys: (RandomState::new(), RandomState::new()),
         dir_index: HashMap::default(),
         dirs: Vec::new(),
@@ -611,9 +677,9 @@ fn load_batches(state: &mut LoadState, rx: &Receiver<OutputBatch>) -> Result<(),
     for batch in rx {
         let t0 = *started.get_or_insert_with(Instant::now);
         match batch {
-            OutputBatch::Records(records) => {
-                for rec in records {
-                    state.insert_entry(rec)?;
+            OutputBatch::Rows(rows) => {
+                for row in rows.iter() {
+                    state.insert_entry(&row)?;
                 }
             }
             OutputBatch::Errors(errs) => {
@@ -764,15 +830,15 @@ impl LoadState {
         Ok(id)
     }
 
-    fn insert_entry(&mut self, rec: EntryRecord) -> Result<(), DbError> {
-        let a = &rec.attrs;
-        let (parent_path, _) = split_parent(&rec.path);
+    fn insert_entry(&mut self, row: &EntryRef<'_>) -> Result<(), DbError> {
+        let a = row.attrs;
+        let (parent_path, name) = split_parent(row.path);
         let parent = match parent_path {
-            Some(p) => self.parent_index(p, rec.depth.saturating_sub(1))?,
+            Some(p) => self.parent_index(p, row.depth.saturating_sub(1))?,
             None => NO_PARENT,
         };
         let id = if a.kind == EntryType::Dir {
-            self.dir_id(&rec.path, rec.depth, parent)?
+            self.dir_id(row.path, row.depth, parent)?
         } else {
             self.alloc_id()
         };
@@ -790,31 +856,13 @@ impl LoadState {
         }
         self.bytes = self.bytes.saturating_add(a.size);
         self.used = self.used.saturating_add(a.used);
-        if id < self.last_appended {
-            return self.late_rows.push(LateRow {
-                id,
-                parent_id,
-                record: rec,
-            });
-        }
-        self.append_entry(id, parent_id, &rec)
-    }
-
-    fn append_entry(
-        &mut self,
-        id: i64,
-        parent_id: Option<i64>,
-        rec: &EntryRecord,
-    ) -> Result<(), DbError> {
-        let a = &rec.attrs;
-        let (_, name) = split_parent(&rec.path);
         // The name of a UTF-8 path is UTF-8 too: it starts after an ASCII '/'.
-        let (name, path) = match std::str::from_utf8(&rec.path) {
-            Ok(_) => (Value::Text(name), Value::Text(&rec.path)),
-            Err(_) => (text_or_blob(name), Value::Blob(&rec.path)),
+        let (name_value, path_value) = match std::str::from_utf8(row.path) {
+            Ok(_) => (Value::Text(name), Value::Text(row.path)),
+            Err(_) => (text_or_blob(name), Value::Blob(row.path)),
         };
         let extension = if a.kind == EntryType::File {
-            extension_of(split_parent(&rec.path).1)
+            extension_of(name)
         } else {
             None
         };
@@ -822,8 +870,8 @@ impl LoadState {
             // `id` is the rowid: its column holds NULL.
             Value::Null,
             parent_id.map_or(Value::Null, Value::Int),
-            name,
-            path,
+            name_value,
+            path_value,
             Value::Text(a.kind.as_str().as_bytes()),
             Value::Int(clamp_i64(a.size)),
             Value::Int(clamp_i64(a.used)),
@@ -836,14 +884,19 @@ impl LoadState {
             Value::Int(a.atime_ns),
             Value::Int(a.mtime_ns),
             Value::Int(a.ctime_ns),
-            Value::Int(i64::from(rec.depth)),
+            Value::Int(i64::from(row.depth)),
             extension
                 .as_deref()
-                .map_or(Value::Null, |e| Value::Text(e.as_bytes())),
-            rec.target.as_deref().map_or(Value::Null, text_or_blob),
+                .map_or(Value::Null, |x| Value::Text(x.as_bytes())),
+            row.target.map_or(Value::Null, text_or_blob),
         ];
+        self.record.clear();
+        encode_record(&values, &mut self.record);
+        if id < self.last_appended {
+            return self.late_rows.push(id, &self.record);
+        }
         let t = &mut self.tables;
-        t.entries.push(&mut t.file, id, &values)?;
+        t.entries.push_record(&mut t.file, id, &self.record)?;
         self.last_appended = id;
         // Parent ids are positive: 0 stands for NULL, which sorts first as in SQLite.
         let parent_key = parent_id.map_or(0, |p| p as u64);
@@ -852,7 +905,7 @@ impl LoadState {
             .map_err(sort_err)?;
         if a.kind == EntryType::Dir {
             t.dir_path_keys
-                .push(dir_path_key(&rec.path, id))
+                .push(dir_path_key(row.path, id))
                 .map_err(sort_err)?;
         }
         Ok(())
@@ -985,7 +1038,16 @@ impl Loader {
         {
             let mut insert_entry = tx.prepare(INSERT_ENTRY_SQL)?;
             st.late_rows.for_each(|late| {
-                bind_entry(&mut insert_entry, late.id, late.parent_id, &late.record)?;
+                let values = decode_record(&late.record).ok_or_else(|| {
+                    spill_err(io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        "a late row does not decode",
+                    ))
+                })?;
+                insert_entry.raw_bind_parameter(1, late.id)?;
+                for (i, v) in values.iter().enumerate().skip(1) {
+                    bind_value(&mut insert_entry, i + 1, v)?;
+                }
                 insert_entry.raw_execute()?;
                 Ok(())
             })?;
@@ -1036,55 +1098,23 @@ impl Loader {
     }
 }
 
-/// Binds an entry row to [`INSERT_ENTRY_SQL`] (for the rows SQLite inserts itself).
-fn bind_entry(
-    stmt: &mut Statement<'_>,
-    id: i64,
-    parent_id: Option<i64>,
-    rec: &EntryRecord,
-) -> rusqlite::Result<()> {
-    let a = &rec.attrs;
-    let (_, name) = split_parent(&rec.path);
-    stmt.raw_bind_parameter(1, id)?;
-    stmt.raw_bind_parameter(2, parent_id)?;
-    match std::str::from_utf8(&rec.path) {
-        Ok(path) => {
-            stmt.raw_bind_parameter(3, &path[path.len() - name.len()..])?;
-            stmt.raw_bind_parameter(4, path)?;
-        }
-        Err(_) => {
-            bind_bytes(stmt, 3, name)?;
-            stmt.raw_bind_parameter(4, &rec.path[..])?;
-        }
-    }
-    stmt.raw_bind_parameter(5, a.kind.as_str())?;
-    stmt.raw_bind_parameter(6, clamp_i64(a.size))?;
-    stmt.raw_bind_parameter(7, clamp_i64(a.used))?;
-    stmt.raw_bind_parameter(8, a.mode)?;
-    stmt.raw_bind_parameter(9, a.nlink)?;
-    stmt.raw_bind_parameter(10, a.uid)?;
-    stmt.raw_bind_parameter(11, a.gid)?;
-    stmt.raw_bind_parameter(12, bits_i64(a.fileid))?;
-    stmt.raw_bind_parameter(13, bits_i64(a.fsid))?;
-    stmt.raw_bind_parameter(14, a.atime_ns)?;
-    stmt.raw_bind_parameter(15, a.mtime_ns)?;
-    stmt.raw_bind_parameter(16, a.ctime_ns)?;
-    stmt.raw_bind_parameter(17, rec.depth)?;
-    if a.kind == EntryType::File {
-        stmt.raw_bind_parameter(18, extension_of(name).as_deref())?;
-    } else {
-        stmt.raw_bind_parameter(18, None::<&str>)?;
-    }
-    match &rec.target {
-        Some(t) => bind_bytes(stmt, 19, t),
-        None => stmt.raw_bind_parameter(19, None::<&str>),
+/// Binds a value decoded from a record as SQLite stores it.
+fn bind_value(stmt: &mut Statement<'_>, index: usize, v: &Value<'_>) -> rusqlite::Result<()> {
+    match *v {
+        Value::Null => stmt.raw_bind_parameter(index, rusqlite::types::Null),
+        Value::Int(i) => stmt.raw_bind_parameter(index, i),
+        Value::Text(t) => match std::str::from_utf8(t) {
+            Ok(t) => stmt.raw_bind_parameter(index, t),
+            Err(_) => stmt.raw_bind_parameter(index, t),
+        },
+        Value::Blob(b) => stmt.raw_bind_parameter(index, b),
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::record::EntryAttrs;
+    use crate::record::EntryRecord;
     use rusqlite::types::Value;
 
     fn rec(path: &[u8], kind: EntryType, size: u64) -> EntryRecord {
@@ -1141,6 +1171,14 @@ mod tests {
         p
     }
 
+    fn rows(records: Vec<EntryRecord>) -> OutputBatch {
+        let mut batch = RowBatch::default();
+        for r in &records {
+            batch.push(&r.as_ref());
+        }
+        OutputBatch::Rows(batch)
+    }
+
     /// Writes `batches` and returns the finished database, opened read-only.
     fn write(name: &str, batches: Vec<OutputBatch>, status: ScanStatus) -> (Connection, DbSummary) {
         let path = temp_db(name);
@@ -1180,13 +1218,13 @@ mod tests {
         let (conn, summary) = write(
             "order.db",
             vec![
-                OutputBatch::Records(vec![
+                rows(vec![
                     rec(b"a/b/f1", File, 10),
                     rec(b"a/b/f2", File, 20),
                     rec(b"a/b", Dir, 4096),
                     rec(b"c", File, 1),
                 ]),
-                OutputBatch::Records(vec![rec(b"a", Dir, 4096), rec(b".", Dir, 4096)]),
+                rows(vec![rec(b"a", Dir, 4096), rec(b".", Dir, 4096)]),
             ],
             ScanStatus::Completed,
         );
@@ -1254,7 +1292,7 @@ mod tests {
         let (conn, summary) = write(
             "bytes.db",
             vec![
-                OutputBatch::Records(vec![rec(b".", Dir, 1), link, big, rec(b".hidden", File, 0)]),
+                rows(vec![rec(b".", Dir, 1), link, big, rec(b".hidden", File, 0)]),
                 OutputBatch::Errors(vec![PathError {
                     path: b"d\xff".to_vec(),
                     op: "readdirplus",
@@ -1379,7 +1417,7 @@ mod tests {
         }
         let (conn, summary) = write(
             "shuffled.db",
-            batches.into_iter().map(OutputBatch::Records).collect(),
+            batches.into_iter().map(rows).collect(),
             ScanStatus::Completed,
         );
         assert_eq!(summary.entries, total as u64);
@@ -1442,10 +1480,7 @@ mod tests {
         use EntryType::*;
         let (conn, summary) = write(
             "orphan.db",
-            vec![OutputBatch::Records(vec![
-                rec(b".", Dir, 1),
-                rec(b"gone/x", File, 5),
-            ])],
+            vec![rows(vec![rec(b".", Dir, 1), rec(b"gone/x", File, 5)])],
             ScanStatus::Completed,
         );
         assert_eq!(summary.missing_parents, 1);
@@ -1491,8 +1526,7 @@ mod tests {
         let again = temp_db("again.db");
         for _ in 0..2 {
             let (w, tx) = SqliteWriter::create(&again, &info()).unwrap();
-            tx.send(OutputBatch::Records(vec![rec(b".", EntryType::Dir, 1)]))
-                .unwrap();
+            tx.send(rows(vec![rec(b".", EntryType::Dir, 1)])).unwrap();
             drop(tx);
             assert_eq!(w.finish(&end(ScanStatus::Completed)).unwrap().entries, 1);
         }

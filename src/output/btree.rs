@@ -147,35 +147,80 @@ fn put_body(v: &Value<'_>, out: &mut Vec<u8>) {
     }
 }
 
-/// Appends the record of `head` followed by a tail from [`encode_values`].
+/// Values [`encode_record_with_tail`] handles without allocating.
+const INLINE_VALUES_MAX: usize = 32;
+
+/// Writes `v` as a varint at the start of `buf` (which has room), returning its length.
+#[inline]
+fn write_varint(buf: &mut [u8], v: u64) -> usize {
+    if v <= 0x7f {
+        buf[0] = v as u8;
+        return 1;
+    }
+    let n = varint_len(v);
+    if n == 9 {
+        buf[8] = v as u8;
+        let mut rest = v >> 8;
+        for b in buf[..8].iter_mut().rev() {
+            *b = (rest as u8 & 0x7f) | 0x80;
+            rest >>= 7;
+        }
+        return 9;
+    }
+    let mut rest = v;
+    for i in (0..n).rev() {
+        buf[i] = (rest as u8 & 0x7f) | if i == n - 1 { 0 } else { 0x80 };
+        rest >>= 7;
+    }
+    n
+}
+
+/// Appends the record of `head` followed by a tail from [`encode_values`]. (The writer's
+/// hot path: serial types are computed once and the record is written in place.)
 pub fn encode_record_with_tail(
     head: &[Value<'_>],
     tail_types: &[u8],
     tail_bodies: &[u8],
     out: &mut Vec<u8>,
 ) {
+    let mut inline = [(0u64, 0usize); INLINE_VALUES_MAX];
+    let mut heap = Vec::new();
+    let serials: &mut [(u64, usize)] = if head.len() <= INLINE_VALUES_MAX {
+        &mut inline[..head.len()]
+    } else {
+        heap.resize(head.len(), (0, 0));
+        &mut heap
+    };
     let mut types_len = tail_types.len();
     let mut body_len = tail_bodies.len();
-    for v in head {
-        let (t, n) = serial_type(v);
-        types_len += varint_len(t);
-        body_len += n;
+    for (slot, v) in serials.iter_mut().zip(head) {
+        *slot = serial_type(v);
+        types_len += varint_len(slot.0);
+        body_len += slot.1;
     }
     // The header's length counts its own varint.
     let mut header_len = types_len + 1;
     while types_len + varint_len(header_len as u64) != header_len {
         header_len = types_len + varint_len(header_len as u64);
     }
-    out.reserve(header_len + body_len);
-    put_varint(out, header_len as u64);
-    for v in head {
-        put_varint(out, serial_type(v).0);
+    let base = out.len();
+    out.resize(base + header_len + body_len, 0);
+    let buf = &mut out[base..];
+    let mut at = write_varint(buf, header_len as u64);
+    for &(t, _) in serials.iter() {
+        at += write_varint(&mut buf[at..], t);
     }
-    out.extend_from_slice(tail_types);
-    for v in head {
-        put_body(v, out);
+    buf[at..at + tail_types.len()].copy_from_slice(tail_types);
+    at += tail_types.len();
+    for (v, &(_, n)) in head.iter().zip(serials.iter()) {
+        match *v {
+            Value::Null => {}
+            Value::Int(i) => buf[at..at + n].copy_from_slice(&i.to_be_bytes()[8 - n..]),
+            Value::Text(b) | Value::Blob(b) => buf[at..at + n].copy_from_slice(b),
+        }
+        at += n;
     }
-    out.extend_from_slice(tail_bodies);
+    buf[at..].copy_from_slice(tail_bodies);
 }
 
 /// Reads an SQLite varint from the front of `bytes`: the value and the bytes it took.
@@ -663,21 +708,27 @@ impl TableBuilder {
         put_varint(&mut self.cell, record.len() as u64);
         put_varint(&mut self.cell, rowid as u64);
         let max_local = file.page_size - 35;
-        place_payload(
-            file,
-            record,
-            max_local,
-            &mut self.cell,
-            &mut self.overflow_page,
-        )?;
-        if !self.leaf.fits(self.cell.len()) {
+        // A record that stays on the page is copied once, straight into it.
+        let rest: &[u8] = if record.len() <= max_local {
+            record
+        } else {
+            place_payload(
+                file,
+                record,
+                max_local,
+                &mut self.cell,
+                &mut self.overflow_page,
+            )?;
+            &[]
+        };
+        if !self.leaf.fits(self.cell.len() + rest.len()) {
             let page_no = file.append(self.leaf.seal(0))?;
             self.leaf.reset();
             self.key.clear();
             put_varint(&mut self.key, self.leaf_max_rowid.unwrap_or(0) as u64);
             self.interior.push(file, 0, page_no, &self.key)?;
         }
-        self.leaf.push(&self.cell, &[]);
+        self.leaf.push(&self.cell, rest);
         self.leaf_max_rowid = Some(rowid);
         self.rows += 1;
         Ok(())
@@ -795,6 +846,9 @@ mod tests {
             u64::MAX,
         ] {
             assert_eq!(varint_bytes(v).len(), varint_len(v), "{v}");
+            let mut in_place = [0u8; 9];
+            let n = write_varint(&mut in_place, v);
+            assert_eq!(&in_place[..n], &varint_bytes(v)[..], "{v}");
         }
     }
 
@@ -1089,6 +1143,9 @@ mod tests {
         #[test]
         fn varints_decode(v in proptest::prelude::any::<u64>()) {
             let bytes = varint_bytes(v);
+            let mut in_place = [0u8; 9];
+            let n = write_varint(&mut in_place, v);
+            proptest::prop_assert_eq!(&in_place[..n], &bytes[..]);
             proptest::prop_assert_eq!(get_varint(&bytes), Some((v, bytes.len())));
             proptest::prop_assert_eq!(get_varint(&bytes[..bytes.len() - 1]), None);
         }

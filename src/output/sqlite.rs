@@ -142,7 +142,18 @@ struct RowMeta {
     /// `u32::MAX` where there is no target.
     target_len: u32,
     depth: u32,
+    /// Whether the path is valid UTF-8 (stored as TEXT, else as a BLOB).
+    path_is_utf8: bool,
+    /// Length of the extension after the target; `u8::MAX` where there is none.
+    extension_len: u8,
     attrs: EntryAttrs,
+}
+
+/// One row of a [`RowBatch`], with what the scanning thread worked out.
+struct RowRef<'a> {
+    entry: EntryRef<'a>,
+    path_is_utf8: bool,
+    extension: Option<&'a [u8]>,
 }
 
 const NO_TARGET: u32 = u32::MAX;
@@ -168,6 +179,8 @@ impl RowBatch {
         self.bytes.len()
     }
 
+    /// Copies an entry in, with the checks the writer would otherwise make on its one thread
+    /// (UTF-8, extension).
     pub fn push(&mut self, e: &EntryRef<'_>) {
         let start = self.bytes.len();
         self.bytes.extend_from_slice(e.path);
@@ -178,24 +191,46 @@ impl RowBatch {
             }
             None => NO_TARGET,
         };
+        let extension_len = match e.attrs.kind {
+            EntryType::File => match extension_of(split_parent(e.path).1) {
+                Some(x) => {
+                    self.bytes.extend_from_slice(x.as_bytes());
+                    x.len() as u8
+                }
+                None => u8::MAX,
+            },
+            _ => u8::MAX,
+        };
         self.rows.push(RowMeta {
             start,
             path_len: e.path.len() as u32,
             target_len,
             depth: e.depth,
+            path_is_utf8: std::str::from_utf8(e.path).is_ok(),
+            extension_len,
             attrs: *e.attrs,
         });
     }
 
-    fn iter(&self) -> impl Iterator<Item = EntryRef<'_>> {
+    fn iter(&self) -> impl Iterator<Item = RowRef<'_>> {
         self.rows.iter().map(|m| {
             let path_end = m.start + m.path_len as usize;
-            EntryRef {
-                path: &self.bytes[m.start..path_end],
-                attrs: &m.attrs,
-                depth: m.depth,
-                target: (m.target_len != NO_TARGET)
-                    .then(|| &self.bytes[path_end..path_end + m.target_len as usize]),
+            let (target, target_end) = if m.target_len == NO_TARGET {
+                (None, path_end)
+            } else {
+                let end = path_end + m.target_len as usize;
+                (Some(&self.bytes[path_end..end]), end)
+            };
+            RowRef {
+                entry: EntryRef {
+                    path: &self.bytes[m.start..path_end],
+                    attrs: &m.attrs,
+                    depth: m.depth,
+                    target,
+                },
+                path_is_utf8: m.path_is_utf8,
+                extension: (m.extension_len != u8::MAX)
+                    .then(|| &self.bytes[target_end..target_end + usize::from(m.extension_len)]),
             }
         })
     }
@@ -705,9 +740,9 @@ fn text_or_blob(bytes: &[u8]) -> Value<'_> {
 /// The sort key of a directory path in `entries_dir_path`'s order (SQLite's: TEXT before
 /// BLOB, then bytewise with the shorter first, then the rowid), as bytes compared bytewise.
 /// Bytes 0 are escaped as 0 1 and the path ends with 0 0, so a prefix sorts first.
-fn dir_path_key(path: &[u8], id: i64) -> Vec<u8> {
+fn dir_path_key(path: &[u8], path_is_utf8: bool, id: i64) -> Vec<u8> {
     let mut key = Vec::with_capacity(path.len() + 11);
-    key.push(u8::from(std::str::from_utf8(path).is_err()));
+    key.push(u8::from(!path_is_utf8));
     for &b in path {
         key.push(b);
         if b == 0 {
@@ -830,7 +865,12 @@ impl LoadState {
         Ok(id)
     }
 
-    fn insert_entry(&mut self, row: &EntryRef<'_>) -> Result<(), DbError> {
+    fn insert_entry(&mut self, row: &RowRef<'_>) -> Result<(), DbError> {
+        let RowRef {
+            entry: row,
+            path_is_utf8,
+            extension,
+        } = *row;
         let a = row.attrs;
         let (parent_path, name) = split_parent(row.path);
         let parent = match parent_path {
@@ -857,14 +897,10 @@ impl LoadState {
         self.bytes = self.bytes.saturating_add(a.size);
         self.used = self.used.saturating_add(a.used);
         // The name of a UTF-8 path is UTF-8 too: it starts after an ASCII '/'.
-        let (name_value, path_value) = match std::str::from_utf8(row.path) {
-            Ok(_) => (Value::Text(name), Value::Text(row.path)),
-            Err(_) => (text_or_blob(name), Value::Blob(row.path)),
-        };
-        let extension = if a.kind == EntryType::File {
-            extension_of(name)
+        let (name_value, path_value) = if path_is_utf8 {
+            (Value::Text(name), Value::Text(row.path))
         } else {
-            None
+            (text_or_blob(name), Value::Blob(row.path))
         };
         let values = [
             // `id` is the rowid: its column holds NULL.
@@ -885,9 +921,7 @@ impl LoadState {
             Value::Int(a.mtime_ns),
             Value::Int(a.ctime_ns),
             Value::Int(i64::from(row.depth)),
-            extension
-                .as_deref()
-                .map_or(Value::Null, |x| Value::Text(x.as_bytes())),
+            extension.map_or(Value::Null, Value::Text),
             row.target.map_or(Value::Null, text_or_blob),
         ];
         self.record.clear();
@@ -905,7 +939,7 @@ impl LoadState {
             .map_err(sort_err)?;
         if a.kind == EntryType::Dir {
             t.dir_path_keys
-                .push(dir_path_key(row.path, id))
+                .push(dir_path_key(row.path, path_is_utf8, id))
                 .map_err(sort_err)?;
         }
         Ok(())

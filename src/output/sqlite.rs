@@ -112,8 +112,8 @@ CREATE TABLE scan (
 );
 ";
 
-/// Built after the load: sorting once is much cheaper than keeping them up to date per row.
-/// Paths are indexed for directories only: an index of every path costs about three times
+/// Created empty with the schema and filled at the end of the load from sorted keys: sorting
+/// once is much cheaper than keeping them up to date per row. Paths are indexed for directories only: an index of every path costs about three times
 /// the parent index on real trees (long keys with shared prefixes, in no useful order),
 /// while directory paths plus `parent_id` find any entry with two index searches.
 const INDEX_SQL: &str = "

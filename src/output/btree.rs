@@ -643,6 +643,23 @@ impl InteriorLevels {
     }
 }
 
+/// Closes a tree: the last leaf, then each interior level; the top page goes to `root`.
+fn finish_tree(
+    file: &mut PageFile,
+    leaf: &mut PageBuilder,
+    interior: &mut InteriorLevels,
+    root: u32,
+) -> Result<(), BtreeError> {
+    let page = leaf.seal(0);
+    if interior.levels.is_empty() {
+        file.write_page(root, page)?;
+        Ok(())
+    } else {
+        let page_no = file.append(page)?;
+        interior.finish(file, 0, page_no, root)
+    }
+}
+
 /// Builds a table b-tree from rows in increasing rowid order.
 pub struct TableBuilder {
     root: u32,
@@ -736,13 +753,7 @@ impl TableBuilder {
 
     /// Writes the last pages; the top one goes to the root page.
     pub fn finish(mut self, file: &mut PageFile) -> Result<u64, BtreeError> {
-        let page = self.leaf.seal(0);
-        if self.interior.levels.is_empty() {
-            file.write_page(self.root, page)?;
-        } else {
-            let page_no = file.append(page)?;
-            self.interior.finish(file, 0, page_no, self.root)?;
-        }
+        finish_tree(file, &mut self.leaf, &mut self.interior, self.root)?;
         Ok(self.rows)
     }
 }
@@ -799,16 +810,31 @@ impl IndexBuilder {
         Ok(())
     }
 
+    /// Writes the last pages; the top one goes to the root page.
     pub fn finish(mut self, file: &mut PageFile) -> Result<u64, BtreeError> {
-        let page = self.leaf.seal(0);
-        if self.interior.levels.is_empty() {
-            file.write_page(self.root, page)?;
-        } else {
-            let page_no = file.append(page)?;
-            self.interior.finish(file, 0, page_no, self.root)?;
-        }
+        finish_tree(file, &mut self.leaf, &mut self.interior, self.root)?;
         Ok(self.entries)
     }
+}
+
+/// The first column of every row `sql` returns.
+#[cfg(test)]
+pub(crate) fn query_column<T: rusqlite::types::FromSql>(
+    conn: &rusqlite::Connection,
+    sql: &str,
+) -> Vec<T> {
+    conn.prepare(sql)
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap()
+}
+
+/// What `PRAGMA integrity_check` says of a database ("ok" alone when all is sound).
+#[cfg(test)]
+pub(crate) fn integrity_check(conn: &rusqlite::Connection) -> Vec<String> {
+    query_column(conn, "PRAGMA integrity_check")
 }
 
 #[cfg(test)]
@@ -963,14 +989,12 @@ mod tests {
         file.finish().unwrap();
 
         let conn = rusqlite::Connection::open(&path).unwrap();
-        let check: Vec<String> = conn
-            .prepare("PRAGMA integrity_check")
-            .unwrap()
-            .query_map([], |r| r.get(0))
-            .unwrap()
-            .collect::<Result<_, _>>()
-            .unwrap();
-        assert_eq!(check, ["ok"], "page size {page_size}, {} rows", rows.len());
+        assert_eq!(
+            integrity_check(&conn),
+            ["ok"],
+            "page size {page_size}, {} rows",
+            rows.len()
+        );
         let mut stmt = conn
             .prepare("SELECT id, a, CAST(b AS BLOB), c FROM t")
             .unwrap();
@@ -985,21 +1009,13 @@ mod tests {
             .map(|r| (r.id, r.a, r.b.clone(), r.c.clone()))
             .collect();
         assert_eq!(read, want);
-        let ids_by_a: Vec<i64> = conn
-            .prepare("SELECT id FROM t INDEXED BY t_a ORDER BY a, id")
-            .unwrap()
-            .query_map([], |r| r.get(0))
-            .unwrap()
-            .collect::<Result<_, _>>()
-            .unwrap();
+        let ids_by_a: Vec<i64> =
+            query_column(&conn, "SELECT id FROM t INDEXED BY t_a ORDER BY a, id");
         assert_eq!(ids_by_a, by_a.iter().map(|p| p.1).collect::<Vec<_>>());
-        let ids_by_b: Vec<i64> = conn
-            .prepare("SELECT id FROM t INDEXED BY t_b WHERE a > 0 ORDER BY b, id")
-            .unwrap()
-            .query_map([], |r| r.get(0))
-            .unwrap()
-            .collect::<Result<_, _>>()
-            .unwrap();
+        let ids_by_b: Vec<i64> = query_column(
+            &conn,
+            "SELECT id FROM t INDEXED BY t_b WHERE a > 0 ORDER BY b, id",
+        );
         assert_eq!(ids_by_b, by_b.iter().map(|p| p.1).collect::<Vec<_>>());
         // SQLite can go on writing the file: an insert splits the pages built here.
         conn.execute(
@@ -1007,10 +1023,7 @@ mod tests {
             [],
         )
         .unwrap();
-        let check: String = conn
-            .query_row("PRAGMA integrity_check", [], |r| r.get(0))
-            .unwrap();
-        assert_eq!(check, "ok");
+        assert_eq!(integrity_check(&conn), ["ok"]);
     }
 
     fn text(n: usize, seed: u64) -> Vec<u8> {
@@ -1019,14 +1032,25 @@ mod tests {
             .collect()
     }
 
-    #[test]
-    fn pages_appended_without_finishing_leave_the_database_as_sqlite_wrote_it() {
-        // What a process killed during a scan leaves: pages past the end the header declares.
+    /// An empty database with 512-byte pages, opened for appending to its table `t`.
+    fn table_t() -> (
+        tempfile::TempDir,
+        std::path::PathBuf,
+        PageFile,
+        TableBuilder,
+    ) {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("t.db");
         let (t_root, _, _) = empty_db(&path, 512);
-        let mut file = PageFile::open(&path).unwrap();
-        let mut table = TableBuilder::new(&file, t_root);
+        let file = PageFile::open(&path).unwrap();
+        let table = TableBuilder::new(&file, t_root);
+        (dir, path, file, table)
+    }
+
+    #[test]
+    fn pages_appended_without_finishing_leave_the_database_as_sqlite_wrote_it() {
+        // What a process killed during a scan leaves: pages past the end the header declares.
+        let (_dir, path, mut file, mut table) = table_t();
         let long = text(3000, 1);
         for id in 1..2000 {
             table
@@ -1041,10 +1065,7 @@ mod tests {
         file.flush().unwrap();
         drop(file);
         let conn = rusqlite::Connection::open(&path).unwrap();
-        let check: String = conn
-            .query_row("PRAGMA integrity_check", [], |r| r.get(0))
-            .unwrap();
-        assert_eq!(check, "ok");
+        assert_eq!(integrity_check(&conn), ["ok"]);
         let rows: i64 = conn
             .query_row("SELECT count(*) FROM t", [], |r| r.get(0))
             .unwrap();
@@ -1052,19 +1073,12 @@ mod tests {
         // And SQLite can write it: its new pages go after the end it knows.
         conn.execute("INSERT INTO t (a, b) VALUES (1, 'x')", [])
             .unwrap();
-        let check: String = conn
-            .query_row("PRAGMA integrity_check", [], |r| r.get(0))
-            .unwrap();
-        assert_eq!(check, "ok");
+        assert_eq!(integrity_check(&conn), ["ok"]);
     }
 
     #[test]
     fn rowids_must_increase() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("t.db");
-        let (t_root, _, _) = empty_db(&path, 512);
-        let mut file = PageFile::open(&path).unwrap();
-        let mut table = TableBuilder::new(&file, t_root);
+        let (_dir, _path, mut file, mut table) = table_t();
         table.push(&mut file, 5, &[Value::Null]).unwrap();
         assert!(matches!(
             table.push(&mut file, 5, &[Value::Null]),

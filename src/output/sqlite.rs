@@ -1225,14 +1225,7 @@ mod tests {
         let conn =
             Connection::open_with_flags(&path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).unwrap();
         // Every page, cell, key order and index entry the writer built, checked by SQLite.
-        let check: Vec<String> = conn
-            .prepare("PRAGMA integrity_check")
-            .unwrap()
-            .query_map([], |r| r.get(0))
-            .unwrap()
-            .collect::<Result<_, _>>()
-            .unwrap();
-        assert_eq!(check, ["ok"]);
+        assert_eq!(crate::output::btree::integrity_check(&conn), ["ok"]);
         (conn, summary)
     }
 
@@ -1290,13 +1283,8 @@ mod tests {
         assert_eq!(dir_row(b"a/b"), (2, 30, 2, 30));
         assert_eq!(dir_row(b"a"), (1, 4096, 3, 4126));
         assert_eq!(dir_row(b"."), (2, 4097, 5, 4097 + 4126));
-        let names: Vec<String> = conn
-            .prepare("SELECT name FROM entries ORDER BY path")
-            .unwrap()
-            .query_map([], |r| r.get(0))
-            .unwrap()
-            .collect::<Result<_, _>>()
-            .unwrap();
+        let names: Vec<String> =
+            crate::output::btree::query_column(&conn, "SELECT name FROM entries ORDER BY path");
         assert_eq!(names, [".", "a", "b", "f1", "f2", "c"]);
         // The documented lookups use the indexes.
         let plan = |sql: &str| -> String {

@@ -1,5 +1,5 @@
-//! Codec throughput: the READDIRPLUS reply decode (the scan's hot path), and a GETATTR call
-//! and reply as the smallest round trip.
+//! Codec throughput: the READDIRPLUS reply decode (the scan's hot path), a GETATTR call and
+//! reply as the smallest round trip, and the scan database's record encoding.
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use nfs_walker::rpc::msg::{encode_accepted_reply, AcceptStat, Auth, AuthSys, Reply};
@@ -166,5 +166,49 @@ fn bench_getattr(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, bench_readdirplus, bench_getattr);
+/// The scan database's per-entry cost in the writer: one `entries` record.
+fn bench_entries_record(c: &mut Criterion) {
+    use nfs_walker::output::btree::{encode_record, Value};
+    let mut g = c.benchmark_group("entries_record");
+    g.throughput(Throughput::Elements(1));
+    let path = b"projects/alpha/build/output/objects/module-0042/generated/source_file_0123.rs";
+    let name = &path[path.len() - 18..];
+    g.bench_function("encode", |b| {
+        let mut out = Vec::with_capacity(512);
+        b.iter(|| {
+            out.clear();
+            let values = [
+                Value::Null,
+                Value::Int(black_box(40_211)),
+                Value::Text(name),
+                Value::Text(path),
+                Value::Text(b"file"),
+                Value::Int(123_456),
+                Value::Int(126_976),
+                Value::Int(0o644),
+                Value::Int(1),
+                Value::Int(1000),
+                Value::Int(1000),
+                Value::Int(black_box(987_654_321)),
+                Value::Int(0x0803),
+                Value::Int(1_700_000_000_000_000_001),
+                Value::Int(1_700_000_000_000_000_002),
+                Value::Int(1_700_000_000_000_000_003),
+                Value::Int(9),
+                Value::Text(b"rs"),
+                Value::Null,
+            ];
+            encode_record(&values, &mut out);
+            black_box(out.len())
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(
+    benches,
+    bench_readdirplus,
+    bench_getattr,
+    bench_entries_record
+);
 criterion_main!(benches);

@@ -92,7 +92,11 @@ pub fn put_varint(out: &mut Vec<u8>, v: u64) {
 }
 
 /// Bytes `put_varint` takes for `v`.
+#[inline]
 pub fn varint_len(v: u64) -> usize {
+    if v <= 0x7f {
+        return 1;
+    }
     if v > 0x00ff_ffff_ffff_ffff {
         return 9;
     }
@@ -102,17 +106,27 @@ pub fn varint_len(v: u64) -> usize {
 
 /// The serial type of an integer and the bytes of its body: the smallest that holds it, as
 /// SQLite chooses (0 and 1 take no body in schema format 4).
+#[inline]
 fn int_serial(v: i64) -> (u64, usize) {
-    match v {
-        0 => (8, 0),
-        1 => (9, 0),
-        -0x80..=0x7f => (1, 1),
-        -0x8000..=0x7fff => (2, 2),
-        -0x80_0000..=0x7f_ffff => (3, 3),
-        -0x8000_0000..=0x7fff_ffff => (4, 4),
-        -0x8000_0000_0000..=0x7fff_ffff_ffff => (5, 6),
-        _ => (6, 8),
+    // Serial type and body bytes by the bytes a two's-complement value needs (1 to 8).
+    const BY_BYTES: [(u64, usize); 9] = [
+        (0, 0),
+        (1, 1),
+        (2, 2),
+        (3, 3),
+        (4, 4),
+        (5, 6),
+        (5, 6),
+        (6, 8),
+        (6, 8),
+    ];
+    if v as u64 <= 1 {
+        return (8 + v as u64, 0);
     }
+    // Bits without the redundant sign bits, plus one sign bit.
+    let magnitude = if v < 0 { !v } else { v } as u64;
+    let bits = 65 - magnitude.leading_zeros() as usize;
+    BY_BYTES[bits.div_ceil(8)]
 }
 
 fn serial_type(v: &Value<'_>) -> (u64, usize) {
@@ -207,23 +221,33 @@ pub fn encode_record_with_tail(
         header_len = types_len + varint_len(header_len as u64);
     }
     let base = out.len();
-    out.resize(base + header_len + body_len, 0);
+    // Eight bytes of slack let every integer body be one fixed-size store.
+    out.resize(base + header_len + body_len + 8, 0);
     let buf = &mut out[base..];
     let mut at = write_varint(buf, header_len as u64);
     for &(t, _) in serials.iter() {
-        at += write_varint(&mut buf[at..], t);
+        if t <= 0x7f {
+            buf[at] = t as u8;
+            at += 1;
+        } else {
+            at += write_varint(&mut buf[at..], t);
+        }
     }
     buf[at..at + tail_types.len()].copy_from_slice(tail_types);
     at += tail_types.len();
     for (v, &(_, n)) in head.iter().zip(serials.iter()) {
         match *v {
-            Value::Null => {}
-            Value::Int(i) => buf[at..at + n].copy_from_slice(&i.to_be_bytes()[8 - n..]),
+            Value::Int(i) if n > 0 => {
+                let shifted = (i as u64) << (64 - 8 * n as u32);
+                buf[at..at + 8].copy_from_slice(&shifted.to_be_bytes());
+            }
             Value::Text(b) | Value::Blob(b) => buf[at..at + n].copy_from_slice(b),
+            _ => {}
         }
         at += n;
     }
-    buf[at..].copy_from_slice(tail_bodies);
+    buf[at..at + tail_bodies.len()].copy_from_slice(tail_bodies);
+    out.truncate(out.len() - 8);
 }
 
 /// Reads an SQLite varint from the front of `bytes`: the value and the bytes it took.
@@ -899,6 +923,33 @@ mod tests {
             let mut in_place = [0u8; 9];
             let n = write_varint(&mut in_place, v);
             assert_eq!(&in_place[..n], &varint_bytes(v)[..], "{v}");
+        }
+    }
+
+    #[test]
+    fn integer_serial_types_at_every_boundary() {
+        let cases: [(i64, (u64, usize)); 18] = [
+            (0, (8, 0)),
+            (1, (9, 0)),
+            (2, (1, 1)),
+            (-1, (1, 1)),
+            (127, (1, 1)),
+            (-128, (1, 1)),
+            (128, (2, 2)),
+            (-129, (2, 2)),
+            (0x7fff, (2, 2)),
+            (0x8000, (3, 3)),
+            (-0x80_0001, (4, 4)),
+            (0x7fff_ffff, (4, 4)),
+            (0x8000_0000, (5, 6)),
+            (-0x8000_0000_0000, (5, 6)),
+            (0x7fff_ffff_ffff, (5, 6)),
+            (0x8000_0000_0000, (6, 8)),
+            (i64::MAX, (6, 8)),
+            (i64::MIN, (6, 8)),
+        ];
+        for (v, want) in cases {
+            assert_eq!(int_serial(v), want, "{v}");
         }
     }
 

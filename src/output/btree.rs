@@ -814,6 +814,8 @@ pub struct IndexBuilder {
     cell: Vec<u8>,
     separator: Vec<u8>,
     overflow_page: Vec<u8>,
+    /// Payload bytes an index cell keeps on its page before spilling.
+    max_local: usize,
     entries: u64,
 }
 
@@ -827,6 +829,7 @@ impl IndexBuilder {
             cell: Vec::with_capacity(64),
             separator: Vec::with_capacity(64),
             overflow_page: Vec::new(),
+            max_local: (file.page_size - 12) * 64 / 255 - 23,
             entries: 0,
         }
     }
@@ -836,15 +839,20 @@ impl IndexBuilder {
     pub fn push(&mut self, file: &mut PageFile, record: &[u8]) -> Result<(), BtreeError> {
         self.cell.clear();
         put_varint(&mut self.cell, record.len() as u64);
-        let max_local = (file.page_size - 12) * 64 / 255 - 23;
-        place_payload(
-            file,
-            record,
-            max_local,
-            &mut self.cell,
-            &mut self.overflow_page,
-        )?;
-        if !self.leaf.fits(self.cell.len()) {
+        // A record that stays on the page is copied once, straight into it.
+        let rest: &[u8] = if record.len() <= self.max_local {
+            record
+        } else {
+            place_payload(
+                file,
+                record,
+                self.max_local,
+                &mut self.cell,
+                &mut self.overflow_page,
+            )?;
+            &[]
+        };
+        if !self.leaf.fits(self.cell.len() + rest.len()) {
             // An index b-tree keeps each key once: the leaf's last key moves up as the
             // separator between this leaf and the next. A leaf holds at least three cells
             // (an index cell is at most a quarter page), so it is never left empty.
@@ -853,7 +861,7 @@ impl IndexBuilder {
             self.leaf.reset();
             self.interior.push(file, 0, page_no, &self.separator)?;
         }
-        self.leaf.push(&self.cell, &[]);
+        self.leaf.push(&self.cell, rest);
         self.entries += 1;
         Ok(())
     }

@@ -73,8 +73,45 @@ fn main() {
     match result {
         Ok(code) => std::process::exit(code),
         Err(e) => {
-            eprintln!("nfs-walker: error: {e:#}");
+            eprintln!("nfs-walker: error: {}", error_chain(&e));
             std::process::exit(1);
         }
+    }
+}
+
+/// The error and its causes, each said once: a cause whose text its wrapper already ends
+/// with (an error that shows its source in its own message) is not repeated.
+fn error_chain(e: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if out.ends_with(&text) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(&text);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::error_chain;
+
+    #[derive(Debug, thiserror::Error)]
+    enum Outer {
+        #[error("database: {0}")]
+        Io(#[from] std::io::Error),
+    }
+
+    #[test]
+    fn a_cause_is_said_once() {
+        let io = std::io::Error::other("disk full");
+        let e = anyhow::Error::from(Outer::from(io)).context("writing scan.db");
+        assert_eq!(error_chain(&e), "writing scan.db: database: disk full");
+        let e = anyhow::anyhow!("inner").context("outer");
+        assert_eq!(error_chain(&e), "outer: inner");
     }
 }

@@ -144,3 +144,97 @@ fn directories_deeper_than_the_limit_are_reported_not_followed() {
     );
     server.shutdown();
 }
+
+/// READDIRPLUS calls a full scan of `mixed:1000000` makes with the default reply size
+/// (measured: 40,502); a scan that stops early makes far fewer.
+const MIXED_1M_FULL_SCAN_CALLS: u64 = 40_000;
+
+#[test]
+fn a_reader_that_goes_away_stops_the_scan() {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+    let config = Config {
+        tree: "mixed:1000000".parse().unwrap(),
+        latency: Some("fixed:1ms".parse().unwrap()),
+        ..Default::default()
+    };
+    let server = Server::start(config).unwrap();
+    let mut child = Command::new(walker_bin())
+        .args(["scan", &server.url(), "-q"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    assert!(first.starts_with("{\"path\":\".\""), "{first}");
+    // The pipe closes here, as when `| head -1` exits.
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("writing entries: Broken pipe"), "{err}");
+    let calls = server.stats().get("readdirplus");
+    assert!(
+        calls < MIXED_1M_FULL_SCAN_CALLS / 4,
+        "the scan went on after its reader left: {calls} calls"
+    );
+    server.shutdown();
+}
+
+#[test]
+fn a_database_that_cannot_grow_stops_the_scan_and_stays_valid() {
+    use std::os::unix::process::CommandExt;
+    let config = Config {
+        tree: "mixed:1000000".parse().unwrap(),
+        latency: Some("fixed:1ms".parse().unwrap()),
+        ..Default::default()
+    };
+    let server = Server::start(config).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("scan.db");
+    let mut cmd = Command::new(walker_bin());
+    cmd.args(["scan", &server.url(), "-q", "-o"]).arg(&db);
+    // A file size limit of 4 MiB makes the write that passes it fail (EFBIG), as a full disk
+    // would; SIGXFSZ is ignored so the limit is an error, not a kill.
+    unsafe {
+        cmd.pre_exec(|| {
+            let limit = libc::rlimit {
+                rlim_cur: 4 << 20,
+                rlim_max: 4 << 20,
+            };
+            if libc::setrlimit(libc::RLIMIT_FSIZE, &limit) != 0
+                || libc::signal(libc::SIGXFSZ, libc::SIG_IGN) == libc::SIG_ERR
+            {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let out = cmd.output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("File too large"), "{err}");
+    assert_eq!(
+        err.matches("File too large").count(),
+        1,
+        "each cause once: {err}"
+    );
+    let calls = server.stats().get("readdirplus");
+    assert!(
+        calls < MIXED_1M_FULL_SCAN_CALLS / 4,
+        "the scan went on after its database failed: {calls} calls"
+    );
+    // The file is the valid database SQLite created, marked as never finished.
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    let check: String = conn
+        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(check, "ok");
+    let status: String = conn
+        .query_row("SELECT status FROM scan", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(status, "running");
+    server.shutdown();
+}

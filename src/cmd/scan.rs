@@ -241,8 +241,9 @@ pub fn run(args: &ScanArgs) -> Result<i32> {
             Box::new(std::fs::File::create(p).with_context(|| format!("creating {}", p.display()))?)
         }
     };
-    let (writer, tx) = TextWriter::start(format, out)?;
-    let outcome = scan_into(args, format, tx)?;
+    let stop = stop_on_signals()?;
+    let (writer, tx) = TextWriter::start(format, out, stop.clone())?;
+    let outcome = scan_into(args, format, tx, stop)?;
     writer.finish().context("writing entries")?;
     Ok(exit_code(&outcome))
 }
@@ -283,9 +284,10 @@ fn run_sqlite(args: &ScanArgs) -> Result<i32> {
         options_json: options_json(args),
         started: std::time::SystemTime::now(),
     };
-    let (writer, tx) = SqliteWriter::create(path, &info)
+    let stop = stop_on_signals()?;
+    let (writer, tx) = SqliteWriter::create(path, &info, stop.clone())
         .with_context(|| format!("creating {}", path.display()))?;
-    let result = scan_into(args, Format::Records, tx);
+    let result = scan_into(args, Format::Records, tx, stop);
     let end = match &result {
         Ok(o) => ScanEnd {
             status: if o.report.completed {
@@ -345,11 +347,12 @@ pub fn exit_code(o: &ScanOutcome) -> i32 {
     }
 }
 
-/// Mounts, runs the engine into `tx`, prints the summary.
+/// Mounts, runs the engine into `tx` until it ends or `stop` is set, prints the summary.
 pub fn scan_into(
     args: &ScanArgs,
     format: Format,
     tx: crossbeam_channel::Sender<OutputBatch>,
+    stop: Arc<AtomicBool>,
 ) -> Result<ScanOutcome> {
     let client = args.client.options();
     let url = NfsUrl::parse(&args.url)?;
@@ -360,7 +363,6 @@ pub fn scan_into(
             std::fs::File::create(p).with_context(|| format!("creating {}", p.display()))?,
         ))),
     };
-    let stop = stop_on_signals()?;
     let m = mount(&url, &client).with_context(|| format!("mounting {}", args.url))?;
     let walk = Arc::new(WalkConfig {
         mode: args.mode,

@@ -9,6 +9,8 @@ use crate::record::{csv_header, EntryRef};
 use crate::walker::PathError;
 use crossbeam_channel::{bounded, Receiver, Sender};
 use std::io::{self, Write};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::thread::JoinHandle;
 
 /// How records are written.
@@ -161,10 +163,12 @@ pub struct TextWriter {
 }
 
 impl TextWriter {
-    /// Starts the writer; returns it and the sender batchers use.
+    /// Starts the writer; returns it and the sender batchers use. Should a write fail, it
+    /// sets `stop`, so the scan ends instead of running on with nowhere to put entries.
     pub fn start(
         format: Format,
         mut out: Box<dyn Write + Send>,
+        stop: Arc<AtomicBool>,
     ) -> io::Result<(TextWriter, Sender<OutputBatch>)> {
         let (tx, rx): (Sender<OutputBatch>, Receiver<OutputBatch>) = bounded(CHANNEL_BATCHES_MAX);
         if format == Format::Csv {
@@ -174,14 +178,19 @@ impl TextWriter {
             .name("nfs-walker-writer".into())
             .spawn(move || -> io::Result<u64> {
                 let mut written = 0u64;
-                for batch in rx {
-                    if let OutputBatch::Bytes(b) = batch {
-                        out.write_all(&b)?;
-                        written += b.len() as u64;
+                let result = (|| {
+                    for batch in rx {
+                        if let OutputBatch::Bytes(b) = batch {
+                            out.write_all(&b)?;
+                            written += b.len() as u64;
+                        }
                     }
+                    out.flush()
+                })();
+                if result.is_err() {
+                    stop.store(true, Ordering::Relaxed);
                 }
-                out.flush()?;
-                Ok(written)
+                result.map(|()| written)
             })?;
         Ok((TextWriter { handle }, tx))
     }

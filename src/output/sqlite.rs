@@ -33,6 +33,8 @@ use std::collections::HashMap;
 use std::hash::{BuildHasher, BuildHasherDefault, Hasher, RandomState};
 use std::io::{self, Read, Seek, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use thiserror::Error;
@@ -333,9 +335,13 @@ impl SqliteWriter {
     /// Creates the database at `path` (replacing an earlier scan database there), writes the
     /// `scan` row as `running`, and starts the writer thread. Batchers send to the returned
     /// sender; once every sender is dropped, call [`SqliteWriter::finish`].
+    ///
+    /// Should writing fail, the writer sets `stop`, so the scan ends instead of running on
+    /// with nowhere to put entries.
     pub fn create(
         path: &Path,
         info: &ScanInfo,
+        stop: Arc<AtomicBool>,
     ) -> Result<(SqliteWriter, Sender<OutputBatch>), DbError> {
         remove_old_database(path)?;
         let conn = Connection::open(path)?;
@@ -367,7 +373,7 @@ impl SqliteWriter {
         let path = path.to_path_buf();
         let handle = std::thread::Builder::new()
             .name("nfs-walker-sqlite".into())
-            .spawn(move || load(path, file, roots, rx))
+            .spawn(move || load(path, file, roots, rx, &stop))
             .map_err(DbError::Thread)?;
         Ok((SqliteWriter { handle }, tx))
     }
@@ -671,6 +677,7 @@ fn load(
     file: PageFile,
     roots: Roots,
     rx: Receiver<OutputBatch>,
+    stop: &AtomicBool,
 ) -> Result<Loader, DbError> {
     let mut state = LoadState {
         tables: Tables {
@@ -701,6 +708,7 @@ fn load(
     match load_batches(&mut state, &rx) {
         Ok(()) => Ok(Loader { path, state }),
         Err(e) => {
+            stop.store(true, Ordering::Relaxed);
             for _ in rx {}
             Err(e)
         }
@@ -1216,7 +1224,7 @@ mod tests {
     /// Writes `batches` and returns the finished database, opened read-only.
     fn write(name: &str, batches: Vec<OutputBatch>, status: ScanStatus) -> (Connection, DbSummary) {
         let path = temp_db(name);
-        let (w, tx) = SqliteWriter::create(&path, &info()).unwrap();
+        let (w, tx) = SqliteWriter::create(&path, &info(), Arc::default()).unwrap();
         for b in batches {
             tx.send(b).unwrap();
         }
@@ -1525,7 +1533,7 @@ mod tests {
         let p = temp_db("notes.db");
         std::fs::write(&p, b"precious notes").unwrap();
         assert!(matches!(
-            SqliteWriter::create(&p, &info()),
+            SqliteWriter::create(&p, &info(), Arc::default()),
             Err(DbError::NotADatabase(_))
         ));
         assert_eq!(std::fs::read(&p).unwrap(), b"precious notes");
@@ -1535,19 +1543,19 @@ mod tests {
             .execute_batch("CREATE TABLE t (a)")
             .unwrap();
         assert!(matches!(
-            SqliteWriter::create(&other, &info()),
+            SqliteWriter::create(&other, &info(), Arc::default()),
             Err(DbError::NotADatabase(_))
         ));
         let dir = temp_db("a-directory.db");
         std::fs::create_dir_all(&dir).unwrap();
         assert!(matches!(
-            SqliteWriter::create(&dir, &info()),
+            SqliteWriter::create(&dir, &info(), Arc::default()),
             Err(DbError::NotARegularFile(_))
         ));
         // An earlier scan database is replaced.
         let again = temp_db("again.db");
         for _ in 0..2 {
-            let (w, tx) = SqliteWriter::create(&again, &info()).unwrap();
+            let (w, tx) = SqliteWriter::create(&again, &info(), Arc::default()).unwrap();
             tx.send(rows(vec![rec(b".", EntryType::Dir, 1)])).unwrap();
             drop(tx);
             assert_eq!(w.finish(&end(ScanStatus::Completed)).unwrap().entries, 1);

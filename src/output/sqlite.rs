@@ -11,9 +11,11 @@
 //! Entries arrive from several threads in any order, so a child may arrive before its parent
 //! directory. The writer assigns every id itself and keeps one small record per directory,
 //! keyed by a 128-bit keyed hash of its path: a child whose parent has not arrived yet reserves
-//! the parent's id, which the parent takes when it comes. `parent_id` is thus known at insert
-//! time, and per-directory totals (the `dirs` table) are summed as rows go by, with no pass
-//! over the table afterwards. The memory this takes is about 100 bytes per directory, the same
+//! the parent's id, which the parent takes when it comes. `parent_id` is thus known when a row
+//! is written, and per-directory totals (the `dirs` table) are summed as rows go by, with no
+//! pass over the table afterwards. A parent arriving after rows with larger ids cannot be
+//! appended in rowid order: those few rows wait (in memory, then in a temporary file) and
+//! SQLite inserts them in the final transaction. The memory this takes is about 100 bytes per directory, the same
 //! order as the scan's own set of visited directories.
 //!
 //! The schema is documented in `docs/database.md`; [`SCHEMA_VERSION`] is stored as

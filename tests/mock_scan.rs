@@ -236,5 +236,8 @@ fn a_database_that_cannot_grow_stops_the_scan_and_stays_valid() {
         .query_row("SELECT status FROM scan", [], |r| r.get(0))
         .unwrap();
     assert_eq!(status, "running");
+    let stats = run_walker(&["stats", db.to_str().unwrap()]);
+    let text = String::from_utf8_lossy(&stats.stdout);
+    assert!(text.contains("not finished"), "{text}");
     server.shutdown();
 }

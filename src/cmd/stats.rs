@@ -1060,6 +1060,14 @@ fn render_text(r: &Report) -> String {
             if let Some(msg) = &m.message {
                 let _ = writeln!(o, "  {msg}");
             }
+            if m.status == "running" {
+                // Rows are written into the file only when the scan ends.
+                let _ = writeln!(
+                    o,
+                    "  not finished: the scan is still going, or it was killed or its \
+                     database could not be written (rows are added when a scan ends)"
+                );
+            }
         }
         None => {
             let _ = writeln!(o, "{} ({}; no scan duration in NDJSON)", r.source, r.format);

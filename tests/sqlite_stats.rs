@@ -5,6 +5,8 @@
 //! The ganesha tests need NFS_WALKER_GANESHA_URL and NFS_WALKER_GANESHA_DIR (tests/run.sh
 //! sets them); without them they are skipped with a note, unless CI is set, where they fail.
 
+mod common;
+
 use serde_json::Value;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -14,13 +16,9 @@ use std::time::{Duration, Instant};
 const BIN: &str = env!("CARGO_BIN_EXE_nfs-walker");
 const NS: i64 = 1_000_000_000;
 
-fn in_ci() -> bool {
-    std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false" && v != "0")
-}
-
 /// Skips (with a note) or fails in CI when something the test needs is missing.
 fn require<T>(what: &str) -> Option<T> {
-    if in_ci() {
+    if common::in_ci() {
         panic!("{what} is required in CI");
     }
     eprintln!("note: skipping: {what} is not available");
@@ -29,21 +27,12 @@ fn require<T>(what: &str) -> Option<T> {
 
 /// (URL of export sub-directory `sub`, its local directory) on the test ganesha.
 fn ganesha(sub: &str) -> Option<(String, PathBuf)> {
-    let (Ok(url), Ok(dir)) = (
-        std::env::var("NFS_WALKER_GANESHA_URL"),
-        std::env::var("NFS_WALKER_GANESHA_DIR"),
-    ) else {
-        return require("nfs-ganesha (NFS_WALKER_GANESHA_URL, NFS_WALKER_GANESHA_DIR)");
-    };
-    let dir = Path::new(&dir).join(sub);
+    let (url, export) = common::ganesha()?;
+    let dir = export.join(sub);
     if !dir.is_dir() {
         return require(&format!("the test tree {}", dir.display()));
     }
-    let url = match url.split_once('?') {
-        Some((base, query)) => format!("{}/{sub}?{query}", base.trim_end_matches('/')),
-        None => format!("{}/{sub}", url.trim_end_matches('/')),
-    };
-    Some((url, dir))
+    Some((common::url_with_path(&url, sub), dir))
 }
 
 fn sqlite3_cli() -> Option<()> {

@@ -63,32 +63,9 @@ pub enum Value<'a> {
 
 /// Appends `v` as an SQLite varint: big-endian groups of 7 bits, the ninth byte whole.
 pub fn put_varint(out: &mut Vec<u8>, v: u64) {
-    if v <= 0x7f {
-        out.push(v as u8);
-        return;
-    }
-    if v > 0x00ff_ffff_ffff_ffff {
-        let mut bytes = [0u8; 9];
-        bytes[8] = v as u8;
-        let mut rest = v >> 8;
-        for b in bytes[..8].iter_mut().rev() {
-            *b = (rest as u8 & 0x7f) | 0x80;
-            rest >>= 7;
-        }
-        out.extend_from_slice(&bytes);
-        return;
-    }
-    let mut groups = [0u8; 8];
-    let mut n = 0;
-    let mut rest = v;
-    while rest > 0 {
-        groups[n] = rest as u8 & 0x7f;
-        rest >>= 7;
-        n += 1;
-    }
-    for i in (0..n).rev() {
-        out.push(if i == 0 { groups[i] } else { groups[i] | 0x80 });
-    }
+    let mut bytes = [0u8; 9];
+    let n = write_varint(&mut bytes, v);
+    out.extend_from_slice(&bytes[..n]);
 }
 
 /// Bytes `put_varint` takes for `v`.
@@ -101,7 +78,7 @@ pub fn varint_len(v: u64) -> usize {
         return 9;
     }
     let bits = 64 - v.leading_zeros() as usize;
-    bits.div_ceil(7).max(1)
+    bits.div_ceil(7)
 }
 
 /// The serial type of an integer and the bytes of its body: the smallest that holds it, as
@@ -138,33 +115,7 @@ fn serial_type(v: &Value<'_>) -> (u64, usize) {
     }
 }
 
-/// Appends the record (header of serial types, then the bodies) of `values` to `out`.
-pub fn encode_record(values: &[Value<'_>], out: &mut Vec<u8>) {
-    encode_record_with_tail(values, &[], &[], out);
-}
-
-/// Appends the serial types of `values` to `types` and their bodies to `bodies`: the tail of
-/// a record, which [`encode_record_with_tail`] completes with its first columns. (The
-/// scanning threads encode most of a row this way before the writer knows its ids.)
-pub fn encode_values(values: &[Value<'_>], types: &mut Vec<u8>, bodies: &mut Vec<u8>) {
-    for v in values {
-        put_varint(types, serial_type(v).0);
-        put_body(v, bodies);
-    }
-}
-
-fn put_body(v: &Value<'_>, out: &mut Vec<u8>) {
-    match *v {
-        Value::Null => {}
-        Value::Int(i) => {
-            let (_, n) = int_serial(i);
-            out.extend_from_slice(&i.to_be_bytes()[8 - n..]);
-        }
-        Value::Text(b) | Value::Blob(b) => out.extend_from_slice(b),
-    }
-}
-
-/// Values [`encode_record_with_tail`] handles without allocating.
+/// Values [`encode_record`] handles without allocating.
 const INLINE_VALUES_MAX: usize = 32;
 
 /// Writes `v` as a varint at the start of `buf` (which has room), returning its length.
@@ -192,25 +143,20 @@ fn write_varint(buf: &mut [u8], v: u64) -> usize {
     n
 }
 
-/// Appends the record of `head` followed by a tail from [`encode_values`]. (The writer's
-/// hot path: serial types are computed once and the record is written in place.)
-pub fn encode_record_with_tail(
-    head: &[Value<'_>],
-    tail_types: &[u8],
-    tail_bodies: &[u8],
-    out: &mut Vec<u8>,
-) {
+/// Appends the record (header of serial types, then the bodies) of `values` to `out`. (The
+/// writer's hot path: serial types are computed once and the record is written in place.)
+pub fn encode_record(values: &[Value<'_>], out: &mut Vec<u8>) {
     let mut inline = [(0u64, 0usize); INLINE_VALUES_MAX];
     let mut heap = Vec::new();
-    let serials: &mut [(u64, usize)] = if head.len() <= INLINE_VALUES_MAX {
-        &mut inline[..head.len()]
+    let serials: &mut [(u64, usize)] = if values.len() <= INLINE_VALUES_MAX {
+        &mut inline[..values.len()]
     } else {
-        heap.resize(head.len(), (0, 0));
+        heap.resize(values.len(), (0, 0));
         &mut heap
     };
-    let mut types_len = tail_types.len();
-    let mut body_len = tail_bodies.len();
-    for (slot, v) in serials.iter_mut().zip(head) {
+    let mut types_len = 0;
+    let mut body_len = 0;
+    for (slot, v) in serials.iter_mut().zip(values) {
         *slot = serial_type(v);
         types_len += varint_len(slot.0);
         body_len += slot.1;
@@ -233,9 +179,7 @@ pub fn encode_record_with_tail(
             at += write_varint(&mut buf[at..], t);
         }
     }
-    buf[at..at + tail_types.len()].copy_from_slice(tail_types);
-    at += tail_types.len();
-    for (v, &(_, n)) in head.iter().zip(serials.iter()) {
+    for (v, &(_, n)) in values.iter().zip(serials.iter()) {
         match *v {
             Value::Int(i) if n > 0 => {
                 let shifted = (i as u64) << (64 - 8 * n as u32);
@@ -246,7 +190,6 @@ pub fn encode_record_with_tail(
         }
         at += n;
     }
-    buf[at..at + tail_bodies.len()].copy_from_slice(tail_bodies);
     out.truncate(out.len() - 8);
 }
 
@@ -369,10 +312,6 @@ impl PageFile {
         };
         pf.skip_pending_byte_page();
         Ok(pf)
-    }
-
-    pub fn page_size(&self) -> usize {
-        self.page_size
     }
 
     /// Pages appended so far.
@@ -535,7 +474,6 @@ impl PageBuilder {
 
     /// Completes the header (with `right_child` on interior pages) and returns the page.
     fn seal(&mut self, right_child: u32) -> &[u8] {
-        let page_size = self.buf.len();
         let h = &mut self.buf[..12];
         h[0] = self.kind;
         h[1..3].copy_from_slice(&[0, 0]);
@@ -554,7 +492,6 @@ impl PageBuilder {
         // Free space is left zeroed, so nothing of an earlier page leaks into the file.
         let free_start = self.header_len() + 2 * usize::from(self.cells);
         self.buf[free_start..self.content_start].fill(0);
-        debug_assert_eq!(self.buf.len(), page_size);
         &self.buf
     }
 
@@ -581,20 +518,22 @@ fn local_payload_len(page_size: usize, payload_len: usize, max_local: usize) -> 
     }
 }
 
-/// Appends a cell's payload: the part that stays on the page goes to `cell`, the rest to a
-/// chain of overflow pages whose first page number ends the cell.
-fn place_payload(
+/// Places a cell's payload. A payload that stays whole on the page is returned, to be copied
+/// once, straight into the page after `cell`; otherwise the part that stays goes to `cell`,
+/// the rest to a chain of overflow pages whose first page number ends the cell, and nothing
+/// is returned.
+fn place_payload<'p>(
     file: &mut PageFile,
-    payload: &[u8],
+    payload: &'p [u8],
     max_local: usize,
     cell: &mut Vec<u8>,
     overflow_page: &mut Vec<u8>,
-) -> Result<(), BtreeError> {
+) -> Result<&'p [u8], BtreeError> {
     let local = local_payload_len(file.page_size, payload.len(), max_local);
-    cell.extend_from_slice(&payload[..local]);
     if local == payload.len() {
-        return Ok(());
+        return Ok(payload);
     }
+    cell.extend_from_slice(&payload[..local]);
     cell.extend_from_slice(&file.next_page.to_be_bytes());
     let per_page = file.page_size - 4;
     let mut rest = &payload[local..];
@@ -612,7 +551,7 @@ fn place_payload(
         file.append(overflow_page)?;
         rest = &rest[n..];
     }
-    Ok(())
+    Ok(&[])
 }
 
 /// The interior levels of a b-tree being built bottom-up. Level `i` takes (child page, key)
@@ -737,10 +676,6 @@ impl TableBuilder {
         }
     }
 
-    pub fn rows(&self) -> u64 {
-        self.rows
-    }
-
     /// Appends a row; `rowid` must be larger than every earlier one.
     pub fn push(
         &mut self,
@@ -773,19 +708,13 @@ impl TableBuilder {
         put_varint(&mut self.cell, record.len() as u64);
         put_varint(&mut self.cell, rowid as u64);
         let max_local = file.page_size - 35;
-        // A record that stays on the page is copied once, straight into it.
-        let rest: &[u8] = if record.len() <= max_local {
-            record
-        } else {
-            place_payload(
-                file,
-                record,
-                max_local,
-                &mut self.cell,
-                &mut self.overflow_page,
-            )?;
-            &[]
-        };
+        let rest = place_payload(
+            file,
+            record,
+            max_local,
+            &mut self.cell,
+            &mut self.overflow_page,
+        )?;
         if !self.leaf.fits(self.cell.len() + rest.len()) {
             let page_no = file.append(self.leaf.seal(0))?;
             self.leaf.reset();
@@ -839,19 +768,13 @@ impl IndexBuilder {
     pub fn push(&mut self, file: &mut PageFile, record: &[u8]) -> Result<(), BtreeError> {
         self.cell.clear();
         put_varint(&mut self.cell, record.len() as u64);
-        // A record that stays on the page is copied once, straight into it.
-        let rest: &[u8] = if record.len() <= self.max_local {
-            record
-        } else {
-            place_payload(
-                file,
-                record,
-                self.max_local,
-                &mut self.cell,
-                &mut self.overflow_page,
-            )?;
-            &[]
-        };
+        let rest = place_payload(
+            file,
+            record,
+            self.max_local,
+            &mut self.cell,
+            &mut self.overflow_page,
+        )?;
         if !self.leaf.fits(self.cell.len() + rest.len()) {
             // An index b-tree keeps each key once: the leaf's last key moves up as the
             // separator between this leaf and the next. A leaf holds at least three cells
@@ -1221,20 +1144,13 @@ mod tests {
     proptest::proptest! {
         #[test]
         fn records_decode_to_what_was_encoded(
-            head in proptest::collection::vec(value_strategy(), 0..5),
-            tail in proptest::collection::vec(value_strategy(), 0..80),
+            values in proptest::collection::vec(value_strategy(), 0..85),
         ) {
-            let head: Vec<Value> = head.iter().map(to_value).collect();
-            let tail: Vec<Value> = tail.iter().map(to_value).collect();
-            let all: Vec<Value> = head.iter().chain(&tail).copied().collect();
-            let mut whole = Vec::new();
-            encode_record(&all, &mut whole);
-            let (mut types, mut bodies) = (Vec::new(), Vec::new());
-            encode_values(&tail, &mut types, &mut bodies);
-            let mut split = Vec::new();
-            encode_record_with_tail(&head, &types, &bodies, &mut split);
-            proptest::prop_assert_eq!(&split, &whole);
-            proptest::prop_assert_eq!(decode_record(&whole), Some(all));
+            // Up to 85 values: past the 32 encoded without allocating, too.
+            let values: Vec<Value> = values.iter().map(to_value).collect();
+            let mut record = vec![0xa5];
+            encode_record(&values, &mut record);
+            proptest::prop_assert_eq!(decode_record(&record[1..]), Some(values));
         }
 
         #[test]

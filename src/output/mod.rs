@@ -20,7 +20,7 @@ pub enum Format {
     Csv,
     /// Paths only, one per line.
     Names,
-    /// Rows for the scan database, encoded on the scanning threads.
+    /// Rows for the scan database, copied into batches on the scanning threads.
     Records,
 }
 

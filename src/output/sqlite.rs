@@ -15,8 +15,8 @@
 //! is written, and per-directory totals (the `dirs` table) are summed as rows go by, with no
 //! pass over the table afterwards. A parent arriving after rows with larger ids cannot be
 //! appended in rowid order: those few rows wait (in memory, then in a temporary file) and
-//! SQLite inserts them in the final transaction. The memory this takes is about 100 bytes per directory, the same
-//! order as the scan's own set of visited directories.
+//! SQLite inserts them in the final transaction. The memory this takes is about 100 bytes per
+//! directory, the same order as the scan's own set of visited directories.
 //!
 //! The schema is documented in `docs/database.md`; [`SCHEMA_VERSION`] is stored as
 //! `PRAGMA user_version` and changes whenever the schema does.
@@ -117,9 +117,10 @@ CREATE TABLE scan (
 ";
 
 /// Created empty with the schema and filled at the end of the load from sorted keys: sorting
-/// once is much cheaper than keeping them up to date per row. Paths are indexed for directories only: an index of every path costs about three times
-/// the parent index on real trees (long keys with shared prefixes, in no useful order),
-/// while directory paths plus `parent_id` find any entry with two index searches.
+/// once is much cheaper than keeping them up to date per row. Paths are indexed for
+/// directories only: an index of every path costs about three times the parent index on real
+/// trees (long keys with shared prefixes, in no useful order), while directory paths plus
+/// `parent_id` find any entry with two index searches.
 const INDEX_SQL: &str = "
 CREATE INDEX entries_parent_id ON entries(parent_id);
 CREATE INDEX entries_dir_path ON entries(path) WHERE type = 'dir';
@@ -248,6 +249,12 @@ pub enum DbError {
     Btree(#[from] BtreeError),
     #[error("{path}: {source}")]
     Io { path: PathBuf, source: io::Error },
+    /// A temporary file of the writer's (sorting index keys, holding late rows).
+    #[error("temporary file for {what}: {source}")]
+    TempFile {
+        what: &'static str,
+        source: io::Error,
+    },
     #[error("{0} exists and is not an nfs-walker scan database; remove it or choose another name")]
     NotADatabase(PathBuf),
     #[error("{0} exists and is not a regular file")]
@@ -625,8 +632,8 @@ impl LateRows {
 }
 
 fn spill_err(e: io::Error) -> DbError {
-    DbError::Io {
-        path: PathBuf::from("(late rows)"),
+    DbError::TempFile {
+        what: "late rows",
         source: e,
     }
 }
@@ -1056,8 +1063,8 @@ impl Tables {
 }
 
 fn sort_err(e: io::Error) -> DbError {
-    DbError::Io {
-        path: PathBuf::from("(index sort)"),
+    DbError::TempFile {
+        what: "index keys",
         source: e,
     }
 }

@@ -29,7 +29,7 @@ use crate::rpc::nfs3::{
     ACCESS3_MODIFY, ACCESS3_READ,
 };
 use crate::rpc::RpcError;
-use crate::walker::ConnBalancer;
+use crate::walker::{take_calls, ConnBalancer};
 use crate::xdr::{XdrEncode, XdrWriter};
 use hdrhistogram::Histogram;
 use slab::Slab;
@@ -403,14 +403,7 @@ impl LoadGen {
         }
         self.conns.set_down(conn);
         let conn = conn as u16;
-        let lost: Vec<usize> = self
-            .calls
-            .iter()
-            .filter(|(_, c)| c.conn == conn)
-            .map(|(k, _)| k)
-            .collect();
-        for k in lost {
-            let call = self.calls.remove(k);
+        for call in take_calls(&mut self.calls, |c| c.conn == conn) {
             self.counters.phase_mut(call.phase)[call.op as usize].lost += 1;
         }
     }

@@ -11,7 +11,7 @@
 //! of its chain is queued (before the entries are emitted), so the server produces the next
 //! batch while this one is being written out.
 
-use super::balance::ConnBalancer;
+use super::balance::{take_calls, ConnBalancer};
 use super::filter::{ExcludeSet, VisitedDirs};
 use super::task::{DirTask, LookupBatch, LookupName, Task};
 use crate::record::{join_path, EntryAttrs, EntryRef, EntryType};
@@ -488,14 +488,7 @@ impl Walker {
     /// procedures are idempotent reads, so resending is safe).
     pub fn on_conn_down(&mut self, conn: usize) {
         self.conns.set_down(conn);
-        let keys: Vec<usize> = self
-            .calls
-            .iter()
-            .filter(|(_, c)| c.conn == conn)
-            .map(|(k, _)| k)
-            .collect();
-        for k in keys {
-            let call = self.calls.remove(k);
+        for call in take_calls(&mut self.calls, |c| c.conn == conn) {
             self.stats.resent_after_reconnect += 1;
             self.ready.push_front(QueuedOp {
                 op: call.op,

@@ -7,7 +7,7 @@ pub mod machine;
 pub mod seen;
 pub mod task;
 
-pub use balance::ConnBalancer;
+pub use balance::{take_calls, ConnBalancer};
 pub use filter::{ExcludeSet, VisitedDirs};
 pub use machine::{Mode, PathError, ProcStats, WalkConfig, WalkSink, WalkStats, Walker};
 pub use task::{DirTask, LookupBatch, LookupName, Task};

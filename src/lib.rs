@@ -1,8 +1,8 @@
 //! nfs-walker: scan NFSv3 namespaces as fast as the server allows, without a kernel mount.
 //!
 //! Layers, each knowing as little as it can:
-//! - [`xdr`]: XDR primitives over byte slices.
-//! - [`rpc`]: ONC-RPC record marking, call/reply headers and the PORTMAP, MOUNT and NFS codecs.
+//! - [`xdr`], [`rpc`], [`record`] (the nfs-proto crate): XDR primitives over byte slices, ONC-RPC
+//!   record marking and the PORTMAP, MOUNT and NFS codecs, the entry record.
 //! - [`ring`]: sockets and I/O backends (io_uring, epoll); moves bytes, knows no protocol.
 //! - [`sched`]: threads, pinning, work distribution and the in-flight call table.
 //! - [`walker`]: the directory walk as a state machine, filters and entry records.
@@ -11,10 +11,12 @@
 pub mod bench;
 pub mod client;
 pub mod output;
-pub mod record;
 pub mod report;
 pub mod ring;
-pub mod rpc;
 pub mod sched;
 pub mod walker;
-pub mod xdr;
+
+// The codecs and entry records live in the nfs-proto crate (mock-nfsd shares them, and nfs-walker
+// links mock-nfsd for `demo`); re-exported so `crate::rpc::...` and `nfs_walker::rpc::...` paths
+// stay as they were.
+pub use nfs_proto::{record, rpc, xdr};

@@ -16,5 +16,6 @@ pub mod report;
 pub mod ring;
 pub mod rpc;
 pub mod sched;
+pub mod stats;
 pub mod walker;
 pub mod xdr;

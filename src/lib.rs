@@ -14,6 +14,7 @@ pub mod output;
 pub mod report;
 pub mod ring;
 pub mod sched;
+pub mod stats;
 pub mod walker;
 
 // The codecs and entry records live in the nfs-proto crate (mock-nfsd shares them, and nfs-walker

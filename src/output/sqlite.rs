@@ -30,8 +30,8 @@ pub use crate::output::schema::{
 };
 use crate::output::schema::{INDEX_SQL, INSERT_ENTRY_SQL, SCHEMA_SQL};
 use crate::output::{OutputBatch, CHANNEL_BATCHES_MAX};
+use crate::path_error::PathError;
 use crate::record::{EntryAttrs, EntryRef, EntryType};
-use crate::walker::PathError;
 use crossbeam_channel::{bounded, Receiver, Sender};
 use rusqlite::{Connection, Statement};
 use std::collections::HashMap;
@@ -625,7 +625,7 @@ fn load_batches(state: &mut LoadState, rx: &Receiver<OutputBatch>) -> Result<(),
                     state.insert_error(e)?;
                 }
             }
-            OutputBatch::Bytes(_) => {}
+            OutputBatch::Bytes(_) | OutputBatch::TasksDone(_) => {}
         }
         state.load_time = t0.elapsed();
     }

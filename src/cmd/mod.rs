@@ -2,9 +2,11 @@
 
 pub mod bench;
 pub mod demo;
+pub mod docs;
 pub mod ls;
 pub mod scan;
 pub mod stats;
+pub mod version;
 
 use clap::Args;
 use nfs_walker::client::{ClientOptions, SourcePort};

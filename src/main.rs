@@ -39,6 +39,8 @@ enum Command {
     Bench(Box<cmd::bench::BenchArgs>),
     /// Summary and top-N reports of a scan database (-o scan.db) or NDJSON scan output
     Stats(Box<cmd::stats::StatsArgs>),
+    /// What changed between two scans: added, deleted, modified, renamed entries
+    Diff(Box<cmd::diff::DiffArgs>),
 }
 
 fn main() {
@@ -69,6 +71,7 @@ fn main() {
         Command::Demo(args) => cmd::demo::run(&args),
         Command::Bench(args) => cmd::bench::run(&args),
         Command::Stats(args) => cmd::stats::run(&args),
+        Command::Diff(args) => cmd::diff::run(&args),
     };
     match result {
         Ok(code) => std::process::exit(code),

@@ -2,6 +2,7 @@
 
 pub mod bench;
 pub mod demo;
+pub mod diff;
 pub mod ls;
 pub mod scan;
 pub mod stats;

@@ -52,6 +52,13 @@ pub struct ScanArgs {
     /// Read symlink targets (READLINK) into a `target` field
     #[arg(long)]
     pub readlink: bool,
+    /// When the scan completes, compare it with this earlier scan of the same URL (a database
+    /// or NDJSON) and write the changes to --changes
+    #[arg(long, value_name = "OLD", requires = "changes")]
+    pub baseline: Option<PathBuf>,
+    /// Where --baseline writes the changes, as NDJSON change records (see `diff`)
+    #[arg(long, value_name = "FILE", requires = "baseline")]
+    pub changes: Option<PathBuf>,
     #[command(flatten)]
     pub engine: EngineArgs,
     /// No progress line
@@ -231,6 +238,35 @@ pub struct ScanOutcome {
 }
 
 pub fn run(args: &ScanArgs) -> Result<i32> {
+    let (Some(baseline), Some(changes)) = (&args.baseline, &args.changes) else {
+        return run_scan(args);
+    };
+    let Some(output) = &args.output else {
+        bail!("--baseline compares with the scan's output: give it with -o FILE");
+    };
+    let code = run_scan(args)?;
+    if code == 1 {
+        eprintln!(
+            "nfs-walker: the scan did not complete; no changes written to {}",
+            changes.display()
+        );
+        return Ok(code);
+    }
+    super::diff::run(&super::diff::DiffArgs {
+        old: baseline.clone(),
+        new: output.clone(),
+        output: Some(changes.clone()),
+        format: Some(nfs_walker::diff::write::DiffFormat::Ndjson),
+        summary: false,
+        depth: 1,
+        force: false,
+        quiet: args.quiet,
+    })
+    .context("--baseline")?;
+    Ok(code)
+}
+
+fn run_scan(args: &ScanArgs) -> Result<i32> {
     let format = output_format(args)?;
     if format == Format::Records {
         return run_sqlite(args);

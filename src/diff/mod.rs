@@ -392,9 +392,11 @@ impl Groups {
                 .next()
                 .and_then(Result::err)
                 .map_or_else(|| DiffError::Sort("sort failed".into()), sort_err)),
-            Some(Ok(r)) => Ok(Some(r.key().try_into().map_err(|_| {
-                DiffError::Sort("corrupt identity key".into())
-            })?)),
+            Some(Ok(r)) => {
+                Ok(Some(r.key().try_into().map_err(|_| {
+                    DiffError::Sort("corrupt identity key".into())
+                })?))
+            }
         }
     }
 
@@ -402,9 +404,11 @@ impl Groups {
     fn take(&mut self, key: [u8; 16], out: &mut Vec<EntryRecord>) -> Result<(), DiffError> {
         out.clear();
         while self.peek_key()? == Some(key) {
-            let row = self.rows.next().and_then(Result::ok).ok_or_else(|| {
-                DiffError::Sort("sorted rows ended early".into())
-            })?;
+            let row = self
+                .rows
+                .next()
+                .and_then(Result::ok)
+                .ok_or_else(|| DiffError::Sort("sorted rows ended early".into()))?;
             if out.len() == IDENTITY_NAMES_MAX {
                 return Err(DiffError::IdentityTooCommon {
                     side: self.side,

@@ -173,7 +173,10 @@ pub fn decode_entry(b: &[u8]) -> io::Result<(EntryRecord, usize)> {
     let target = if target_len == NO_TARGET {
         None
     } else {
-        let t = b.get(end..end + target_len as usize).ok_or_else(bad)?.to_vec();
+        let t = b
+            .get(end..end + target_len as usize)
+            .ok_or_else(bad)?
+            .to_vec();
         end += target_len as usize;
         Some(t)
     };

@@ -183,7 +183,9 @@ impl ScanSource {
         }
         self.meta.root = root;
         self.meta.entries = entries;
-        let sorted = sorter.finish().map_err(|e| DiffError::Sort(e.to_string()))?;
+        let sorted = sorter
+            .finish()
+            .map_err(|e| DiffError::Sort(e.to_string()))?;
         Ok((self.meta, sorted))
     }
 }

@@ -443,3 +443,113 @@ fn diff_refuses_what_it_cannot_compare() {
         "{err}"
     );
 }
+
+/// Writes a mock tree's exact listing as NDJSON.
+fn write_listing(config: &mock_nfsd::Config, path: &Path) -> Vec<nfs_walker::record::EntryRecord> {
+    let records: Vec<_> = mock_nfsd::listing(config, false).collect();
+    let mut out = Vec::new();
+    for r in &records {
+        r.write_ndjson(&mut out);
+    }
+    fs::write(path, out).unwrap();
+    records
+}
+
+fn last(path: &str) -> &str {
+    path.rsplit('/').next().unwrap()
+}
+
+#[test]
+fn diff_of_a_mutated_mock_tree_finds_every_change_once_from_scans_and_listings() {
+    let work = tempfile::tempdir().unwrap();
+    let plain = mock_nfsd::Config {
+        tree: "mixed:30000:4".parse().unwrap(),
+        ..Default::default()
+    };
+    let mutated = mock_nfsd::Config {
+        mutate: Some("9:0.05".parse().unwrap()),
+        ..plain.clone()
+    };
+    // The exact listings (the oracle) and scans of both servers into databases.
+    let before = write_listing(&plain, &work.path().join("before.ndjson"));
+    let after = write_listing(&mutated, &work.path().join("after.ndjson"));
+    for (config, name) in [(&plain, "old.db"), (&mutated, "new.db")] {
+        let server = mock_nfsd::Server::start(config.clone()).unwrap();
+        scan(&server.url(), &work.path().join(name));
+        server.shutdown();
+    }
+    let from_listings = diff(
+        &work.path().join("before.ndjson"),
+        &work.path().join("after.ndjson"),
+        &[],
+    );
+    assert!(from_listings.status.success());
+    let from_scans = diff(
+        &work.path().join("old.db"),
+        &work.path().join("new.db"),
+        &[],
+    );
+    assert!(
+        from_scans.status.success(),
+        "{}",
+        String::from_utf8_lossy(&from_scans.stderr)
+    );
+    assert_eq!(
+        from_scans.stdout, from_listings.stdout,
+        "scans and listings agree"
+    );
+    let changes = parse_changes(&from_scans.stdout);
+
+    // Every added entry is a new file, and all of them are reported.
+    let new_files = after
+        .iter()
+        .filter(|r| last(&String::from_utf8_lossy(&r.path)).starts_with("new-file_"))
+        .count();
+    let count = |kind: &str| changes.keys().filter(|(k, _, _)| k == kind).count();
+    assert!(new_files > 100, "the mutation adds files: {new_files}");
+    assert_eq!(count("added"), new_files);
+    for (kind, path, old_path) in changes.keys() {
+        match kind.as_str() {
+            "added" => assert!(last(path).starts_with("new-file_"), "{path}"),
+            "renamed" => {
+                // The mutation renames by the last component: `mv-` put in front (or over the
+                // first bytes of a 255-byte name).
+                let old = old_path.as_deref().unwrap();
+                assert!(last(path).starts_with("mv-"), "{old} -> {path}");
+                assert_eq!(
+                    path.matches('/').count(),
+                    old.matches('/').count(),
+                    "{old} -> {path}"
+                );
+            }
+            "deleted" | "modified" => {}
+            other => panic!("unexpected {other} {path}"),
+        }
+    }
+    // Deleted: what was listed before and is gone (renamed entries are still there).
+    let (before_n, after_n) = (before.len(), after.len());
+    assert_eq!(
+        count("deleted"),
+        before_n - (after_n - new_files),
+        "every entry that vanished is reported deleted once"
+    );
+    // Modified entries changed in the mutation's ways only.
+    for ((kind, path, _), fields) in &changes {
+        if kind == "modified" {
+            assert!(
+                fields
+                    .iter()
+                    .all(|f| ["size", "used", "mtime", "ctime", "mode"].contains(&f.as_str())),
+                "{path}: {fields:?}"
+            );
+        }
+    }
+    // Each object renamed itself is reported once, and nothing below a renamed directory is
+    // reported as renamed: renames are exactly the names that got the prefix.
+    let renamed_names = after
+        .iter()
+        .filter(|r| last(&String::from_utf8_lossy(&r.path)).starts_with("mv-"))
+        .count();
+    assert!(renamed_names > 100, "{renamed_names}");
+    assert_eq!(count("renamed"), renamed_names);
+}

@@ -12,7 +12,10 @@ use cmd::ClientArgs;
     about = "Scan NFSv3 namespaces as fast as the server allows, without a kernel mount",
     long_about = "Scan NFSv3 namespaces as fast as the server allows, without a kernel mount.\n\n\
         `nfs-walker URL [OPTIONS]` is short for `nfs-walker scan URL [OPTIONS]`.\n\
-        URLs: nfs://host[:port]/path[?uid=N&gid=N&mountport=N&nfsport=N&version=3]"
+        URLs: nfs://host[:port]/path[?uid=N&gid=N&mountport=N&nfsport=N&version=3], or\n\
+        host:/export/path as mount(8) writes them.\n\n\
+        Spellings of the libnfs-based nfs-walker: -w/--workers N (= --threads), -d N\n\
+        (= --max-depth), -v/--verbose, --export PATH."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -43,24 +46,29 @@ enum Command {
     Diff(Box<cmd::diff::DiffArgs>),
 }
 
+/// `scan -v`: path errors, retries and reconnects as they happen.
+const VERBOSE_LOG: &str = "warn,nfs_walker::verbose=info,nfs_walker::sched::conns=debug";
+
 fn main() {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("NFS_WALKER_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
     // `nfs-walker URL ...` is `nfs-walker scan URL ...`, as users of the libnfs-based tool type it.
     let mut argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
     if argv
         .get(1)
         .and_then(|a| a.to_str())
-        .is_some_and(|a| a.starts_with("nfs://"))
+        .is_some_and(nfs_walker::client::NfsUrl::is_url_like)
     {
         argv.insert(1, "scan".into());
     }
     let cli = Cli::parse_from(argv);
+    let verbose = matches!(&cli.command, Command::Scan(a) if a.verbose);
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("NFS_WALKER_LOG").unwrap_or_else(|_| {
+                tracing_subscriber::EnvFilter::new(if verbose { VERBOSE_LOG } else { "warn" })
+            }),
+        )
+        .with_writer(std::io::stderr)
+        .init();
     let result = match cli.command {
         Command::Ls { url, json, client } => cmd::ls::run(&cmd::ls::LsArgs {
             url,

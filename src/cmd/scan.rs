@@ -38,7 +38,7 @@ pub struct ScanArgs {
     #[arg(long, default_value_t = 1 << 20)]
     pub maxcount: u32,
     /// Do not write entries deeper than N (the root is 0) nor list directories at depth N
-    #[arg(long)]
+    #[arg(short = 'd', long)]
     pub max_depth: Option<u32>,
     /// Skip names or relative paths matching GLOB (repeatable), e.g. --exclude .snapshot
     #[arg(long = "exclude", value_name = "GLOB")]
@@ -64,6 +64,9 @@ pub struct ScanArgs {
     /// No progress line
     #[arg(short, long)]
     pub quiet: bool,
+    /// Every path error and every retried call or reconnect on stderr as it happens
+    #[arg(short, long)]
+    pub verbose: bool,
     #[command(flatten)]
     pub client: super::ClientArgs,
 }
@@ -71,7 +74,7 @@ pub struct ScanArgs {
 #[derive(Args, Clone, Debug)]
 pub struct EngineArgs {
     /// Scanning threads, one per core by default
-    #[arg(long)]
+    #[arg(short = 'w', long, visible_alias = "workers")]
     pub threads: Option<usize>,
     /// TCP connections per thread
     #[arg(long, default_value_t = 2)]
@@ -438,7 +441,14 @@ pub fn scan_into(
             depth: 0,
         })]
     };
-    let (err_handle, err_tx) = output::start_error_writer(errors_file)?;
+    let (err_handle, err_tx) = output::start_error_writer(
+        errors_file,
+        if args.verbose {
+            0
+        } else {
+            output::STDERR_ERRORS_MAX
+        },
+    )?;
     let progress = Arc::new(Progress::default());
     let bar = ProgressLine::start(progress.clone(), !args.quiet);
     let result = sched::run(

@@ -206,10 +206,12 @@ impl TextWriter {
 /// Per-path errors printed on stderr at most; the rest are counted (and all go to `--errors`).
 pub const STDERR_ERRORS_MAX: u64 = 100;
 
-/// A writer thread for per-path errors: a readable line on stderr (up to
-/// [`STDERR_ERRORS_MAX`]), and every error as an NDJSON line to `file` where given.
+/// A writer thread for per-path errors: a readable line on stderr (up to `stderr_errors_max`,
+/// normally [`STDERR_ERRORS_MAX`]; 0 where they are logged as they happen, `scan -v`), and
+/// every error as an NDJSON line to `file` where given.
 pub fn start_error_writer(
     mut file: Option<Box<dyn Write + Send>>,
+    stderr_errors_max: u64,
 ) -> io::Result<(JoinHandle<io::Result<u64>>, Sender<OutputBatch>)> {
     let (tx, rx): (Sender<OutputBatch>, Receiver<OutputBatch>) = bounded(CHANNEL_BATCHES_MAX);
     let handle = std::thread::Builder::new()
@@ -223,14 +225,14 @@ pub fn start_error_writer(
                 };
                 for e in errs {
                     count += 1;
-                    if count <= STDERR_ERRORS_MAX {
+                    if count <= stderr_errors_max {
                         eprintln!(
                             "nfs-walker: {}: {}: {}",
                             String::from_utf8_lossy(&e.path).escape_debug(),
                             e.op,
                             e.message
                         );
-                    } else if count == STDERR_ERRORS_MAX + 1 {
+                    } else if count == stderr_errors_max + 1 && stderr_errors_max > 0 {
                         eprintln!(
                             "nfs-walker: more errors; only counted from here (see --errors FILE)"
                         );

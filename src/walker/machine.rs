@@ -607,6 +607,8 @@ impl Walker {
             // Back off before a retry: a server that timed out or sent garbage is likely
             // struggling, and hammering it again at once helps nobody.
             self.stats.retries += 1;
+            tracing::info!(target: "nfs_walker::verbose", "retry {} of {} ({message})",
+                attempts + 1, self.cfg.retries);
             let delay = RETRY_BACKOFF_FIRST
                 .saturating_mul(1 << attempts.min(6))
                 .min(RETRY_BACKOFF_MAX);
@@ -946,6 +948,8 @@ impl Walker {
 
     fn report(&mut self, err: PathError, sink: &mut impl WalkSink) {
         self.stats.errors += 1;
+        tracing::info!(target: "nfs_walker::verbose", "{}: {}: {}",
+            String::from_utf8_lossy(&err.path).escape_debug(), err.op, err.message);
         sink.error(err);
     }
 

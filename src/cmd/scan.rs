@@ -3,6 +3,7 @@
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use nfs_walker::client::{mount, ClientOptions, NfsUrl};
+use nfs_walker::output::bigdirs::{BigDirsWriter, LargestDir};
 use nfs_walker::output::{self, Batcher, Format, OutputBatch, TextWriter};
 use nfs_walker::record::EntryRecord;
 use nfs_walker::ring::Backend;
@@ -52,6 +53,10 @@ pub struct ScanArgs {
     /// Read symlink targets (READLINK) into a `target` field
     #[arg(long)]
     pub readlink: bool,
+    /// Report only the directories holding at least N entries (NDJSON: entries, path, fileid,
+    /// fsid), listing every directory with READDIR names only (no attributes fetched)
+    #[arg(long, value_name = "N")]
+    pub big_dirs: Option<u64>,
     /// When the scan completes, compare it with this earlier scan of the same URL (a database
     /// or NDJSON) and write the changes to --changes
     #[arg(long, value_name = "OLD", requires = "changes")]
@@ -183,7 +188,7 @@ pub struct ProgressLine {
 }
 
 impl ProgressLine {
-    pub fn start(progress: Arc<Progress>, enabled: bool) -> Self {
+    pub fn start(progress: Arc<Progress>, enabled: bool, largest: Option<Arc<LargestDir>>) -> Self {
         let stop = Arc::new(AtomicBool::new(false));
         if !enabled || !std::io::stderr().is_terminal() {
             return ProgressLine { stop, handle: None };
@@ -199,13 +204,22 @@ impl ProgressLine {
             while !s.load(Ordering::Relaxed) {
                 let n = progress.entries.load(Ordering::Relaxed);
                 let secs = start.elapsed().as_secs_f64().max(1e-3);
-                bar.set_message(format!(
+                let mut msg = format!(
                     "{n} entries ({:.0}/s), {} tasks queued or active, {} calls in flight, {} errors",
                     n as f64 / secs,
                     progress.outstanding.load(Ordering::Relaxed),
                     progress.inflight.load(Ordering::Relaxed),
                     progress.errors.load(Ordering::Relaxed),
-                ));
+                );
+                if let Some(l) = &largest {
+                    let path = l.path.lock().map(|p| p.clone()).unwrap_or_default();
+                    msg.push_str(&format!(
+                        "; largest directory so far: {} entries, {}",
+                        l.entries.load(Ordering::Relaxed),
+                        path.escape_debug()
+                    ));
+                }
+                bar.set_message(msg);
                 bar.tick();
                 std::thread::sleep(Duration::from_millis(200));
             }
@@ -271,6 +285,12 @@ pub fn run(args: &ScanArgs) -> Result<i32> {
 
 fn run_scan(args: &ScanArgs) -> Result<i32> {
     let format = output_format(args)?;
+    if let Some(min_entries) = args.big_dirs {
+        if format != Format::Ndjson {
+            bail!("--big-dirs writes NDJSON lines (entries, path, fileid, fsid); drop --format or the .db/.csv name");
+        }
+        return run_big_dirs(args, min_entries);
+    }
     if format == Format::Records {
         return run_sqlite(args);
     }
@@ -282,8 +302,34 @@ fn run_scan(args: &ScanArgs) -> Result<i32> {
     };
     let stop = stop_on_signals()?;
     let (writer, tx) = TextWriter::start(format, out, stop.clone())?;
-    let outcome = scan_into(args, format, tx, stop)?;
+    let outcome = scan_into(args, format, tx, stop, None)?;
     writer.finish().context("writing entries")?;
+    Ok(exit_code(&outcome))
+}
+
+/// `--big-dirs N`: every directory listed with READDIR names only; those of N entries or more
+/// written as they are found.
+fn run_big_dirs(args: &ScanArgs, min_entries: u64) -> Result<i32> {
+    let out: Box<dyn Write + Send> = match &args.output {
+        None => Box::new(std::io::stdout()),
+        Some(p) => Box::new(std::io::BufWriter::new(
+            std::fs::File::create(p).with_context(|| format!("creating {}", p.display()))?,
+        )),
+    };
+    let stop = stop_on_signals()?;
+    let largest = Arc::new(LargestDir::default());
+    let (writer, tx) = BigDirsWriter::start(min_entries, out, largest.clone(), stop.clone())?;
+    let outcome = scan_into(args, Format::DirCounts, tx, stop, Some(largest.clone()))?;
+    let totals = writer.finish().context("writing directories")?;
+    if !args.quiet {
+        eprintln!(
+            "  {} directories listed, {} with {min_entries} entries or more; the largest: {} entries, {}",
+            totals.dirs,
+            totals.big,
+            largest.entries.load(Ordering::Relaxed),
+            largest.path.lock().map(|p| p.clone()).unwrap_or_default().escape_debug()
+        );
+    }
     Ok(exit_code(&outcome))
 }
 
@@ -326,7 +372,7 @@ fn run_sqlite(args: &ScanArgs) -> Result<i32> {
     let stop = stop_on_signals()?;
     let (writer, tx) = SqliteWriter::create(path, &info, stop.clone())
         .with_context(|| format!("creating {}", path.display()))?;
-    let result = scan_into(args, Format::Records, tx, stop);
+    let result = scan_into(args, Format::Records, tx, stop, None);
     let end = match &result {
         Ok(o) => ScanEnd {
             status: if o.report.completed {
@@ -392,6 +438,7 @@ pub fn scan_into(
     format: Format,
     tx: crossbeam_channel::Sender<OutputBatch>,
     stop: Arc<AtomicBool>,
+    largest: Option<Arc<LargestDir>>,
 ) -> Result<ScanOutcome> {
     let client = args.client.options();
     let url = NfsUrl::parse(&args.url)?;
@@ -404,7 +451,12 @@ pub fn scan_into(
     };
     let m = mount(&url, &client).with_context(|| format!("mounting {}", args.url))?;
     let walk = Arc::new(WalkConfig {
-        mode: args.mode,
+        // --big-dirs counts names: READDIR alone, as `names` lists.
+        mode: if args.big_dirs.is_some() {
+            Mode::Names
+        } else {
+            args.mode
+        },
         dircount: args.dircount.clamp(512, 16 << 20),
         maxcount: args.maxcount.clamp(1024, 16 << 20),
         max_depth: args.max_depth,
@@ -450,7 +502,7 @@ pub fn scan_into(
         },
     )?;
     let progress = Arc::new(Progress::default());
-    let bar = ProgressLine::start(progress.clone(), !args.quiet);
+    let bar = ProgressLine::start(progress.clone(), !args.quiet, largest);
     let result = sched::run(
         &engine,
         walk,

@@ -1,6 +1,7 @@
 //! Where entries go: per-thread batchers that encode records on the scanning threads, a
 //! bounded channel (backpressure), and one writer thread per output.
 
+pub mod bigdirs;
 pub mod btree;
 pub mod extsort;
 pub mod sqlite;
@@ -22,6 +23,9 @@ pub enum Format {
     Names,
     /// Rows for the scan database, copied into batches on the scanning threads.
     Records,
+    /// No entries: one line per directory listed, with its entry count (`scan --big-dirs`,
+    /// see [`bigdirs`]).
+    DirCounts,
 }
 
 impl std::str::FromStr for Format {
@@ -92,6 +96,7 @@ impl Batcher {
                     .extend_from_slice(String::from_utf8_lossy(e.path).as_bytes());
                 self.bytes.push(b'\n');
             }
+            Format::DirCounts => return,
             Format::Records => {
                 self.rows.push(e);
                 if self.rows.len() >= BATCH_RECORDS || self.rows.byte_len() >= BATCH_BYTES {
@@ -102,6 +107,16 @@ impl Batcher {
         }
         if self.bytes.len() >= BATCH_BYTES {
             self.flush_bytes();
+        }
+    }
+
+    /// A directory's listing ended with `entries` names (kept in [`Format::DirCounts`] only).
+    pub fn dir_listed(&mut self, path: &[u8], dir: Option<(u64, u64)>, entries: u64) {
+        if self.format == Format::DirCounts {
+            bigdirs::write_dir_count(&mut self.bytes, path, dir, entries);
+            if self.bytes.len() >= BATCH_BYTES {
+                self.flush_bytes();
+            }
         }
     }
 

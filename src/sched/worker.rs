@@ -48,6 +48,10 @@ struct ThreadSink<'a> {
 }
 
 impl WalkSink for ThreadSink<'_> {
+    fn dir_listed(&mut self, path: &[u8], dir: Option<(u64, u64)>, entries: u64) {
+        self.batcher.dir_listed(path, dir, entries);
+    }
+
     #[inline]
     fn entry(&mut self, e: &EntryRef<'_>) {
         if self.entries == 0 {

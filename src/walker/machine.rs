@@ -160,6 +160,9 @@ pub trait WalkSink {
     /// [`Task::Lookups`] batch).
     fn task_done(&mut self, lookups: bool);
     fn error(&mut self, err: PathError);
+    /// A directory's listing reached its end with `entries` names (`scan --big-dirs`);
+    /// `dir` is its (fsid, fileid) where the reply carried its attributes.
+    fn dir_listed(&mut self, _path: &[u8], _dir: Option<(u64, u64)>, _entries: u64) {}
 }
 
 /// Per-procedure figures of one thread.
@@ -1190,6 +1193,11 @@ impl Walker {
         self.process_entries(task, &reply, sink);
         if eof {
             if let Some(TaskState::Listing(l)) = self.tasks.get_mut(task) {
+                let dir = match &reply {
+                    ListReply::Plus(r) => r.dir_attrs,
+                    ListReply::Plain(r) => r.dir_attrs,
+                };
+                sink.dir_listed(&l.task.path, dir.map(|a| (a.fsid, a.fileid)), l.seen.len());
                 // The set is only needed while the listing may still restart.
                 l.seen = EmittedSet::new(0);
                 l.continued_from = U64Set::default();

@@ -13,6 +13,7 @@
 
 pub mod bench;
 pub mod client;
+pub mod diff;
 pub mod output;
 pub mod path_error;
 pub mod report;

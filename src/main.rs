@@ -17,7 +17,10 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
     about = "Scan NFSv3 namespaces as fast as the server allows, without a kernel mount",
     long_about = "Scan NFSv3 namespaces as fast as the server allows, without a kernel mount.\n\n\
         `nfs-walker URL [OPTIONS]` is short for `nfs-walker scan URL [OPTIONS]`.\n\
-        URLs: nfs://host[:port]/path[?uid=N&gid=N&mountport=N&nfsport=N&version=3]"
+        URLs: nfs://host[:port]/path[?uid=N&gid=N&mountport=N&nfsport=N&version=3], or\n\
+        host:/export/path as mount(8) writes them.\n\n\
+        Spellings of the libnfs-based nfs-walker: -w/--workers N (= --threads), -d N\n\
+        (= --max-depth), -v/--verbose, --export PATH."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -44,6 +47,8 @@ enum Command {
     Bench(Box<cmd::bench::BenchArgs>),
     /// Summary and top-N reports of a scan database (-o scan.db) or NDJSON scan output
     Stats(Box<cmd::stats::StatsArgs>),
+    /// What changed between two scans: added, deleted, modified, renamed entries
+    Diff(Box<cmd::diff::DiffArgs>),
     /// Print the shell completion script, e.g. `nfs-walker completions bash >
     /// /etc/bash_completion.d/nfs-walker`
     Completions {
@@ -58,20 +63,16 @@ enum Command {
     },
 }
 
+/// `scan -v`: path errors, retries and reconnects as they happen.
+const VERBOSE_LOG: &str = "warn,nfs_walker::verbose=info,nfs_walker::sched::conns=debug";
+
 fn main() {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("NFS_WALKER_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
     // `nfs-walker URL ...` is `nfs-walker scan URL ...`, as users of the libnfs-based tool type it.
     let mut argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
     if argv
         .get(1)
         .and_then(|a| a.to_str())
-        .is_some_and(|a| a.starts_with("nfs://"))
+        .is_some_and(nfs_walker::client::NfsUrl::is_url_like)
     {
         argv.insert(1, "scan".into());
     }
@@ -83,6 +84,15 @@ fn main() {
         command = command.long_version(text);
     }
     let cli = Cli::from_arg_matches(&command.get_matches_from(argv)).unwrap_or_else(|e| e.exit());
+    let verbose = matches!(&cli.command, Command::Scan(a) if a.verbose);
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("NFS_WALKER_LOG").unwrap_or_else(|_| {
+                tracing_subscriber::EnvFilter::new(if verbose { VERBOSE_LOG } else { "warn" })
+            }),
+        )
+        .with_writer(std::io::stderr)
+        .init();
     let result = match cli.command {
         Command::Ls { url, json, client } => cmd::ls::run(&cmd::ls::LsArgs {
             url,
@@ -93,6 +103,7 @@ fn main() {
         Command::Demo(args) => cmd::demo::run(&args),
         Command::Bench(args) => cmd::bench::run(&args),
         Command::Stats(args) => cmd::stats::run(&args),
+        Command::Diff(args) => cmd::diff::run(&args),
         Command::Completions { shell } => {
             print_bytes(&cmd::docs::completions(Cli::command(), shell))
         }

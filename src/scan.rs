@@ -60,6 +60,8 @@ pub trait EntrySink: Send {
     fn entry(&mut self, e: &EntryRef<'_>);
     fn error(&mut self, e: PathError);
     fn object(&mut self, _o: &ObjectRef<'_>) {}
+    /// A directory's listing ended with `entries` names (`scan --big-dirs`).
+    fn dir_listed(&mut self, _path: &[u8], _dir: Option<(u64, u64)>, _entries: u64) {}
     /// Task `id` finished: every entry it produced has been handed over (see
     /// [`crate::sched::tasks`] on durability).
     fn task_finished(&mut self, _id: TaskId) {}
@@ -74,6 +76,9 @@ impl EntrySink for Batcher {
     }
     fn error(&mut self, e: PathError) {
         Batcher::error(self, e);
+    }
+    fn dir_listed(&mut self, path: &[u8], dir: Option<(u64, u64)>, entries: u64) {
+        Batcher::dir_listed(self, path, dir, entries);
     }
     fn task_finished(&mut self, id: TaskId) {
         Batcher::task_finished(self, id.0);
@@ -160,6 +165,10 @@ impl<Q: TaskQueue<Task = Task>, O: EntrySink> WalkSink for ThreadSink<'_, Q, O> 
 
     fn object(&mut self, o: &ObjectRef<'_>) {
         self.out.object(o);
+    }
+
+    fn dir_listed(&mut self, path: &[u8], dir: Option<(u64, u64)>, entries: u64) {
+        self.out.dir_listed(path, dir, entries);
     }
 }
 

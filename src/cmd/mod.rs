@@ -2,6 +2,7 @@
 
 pub mod bench;
 pub mod demo;
+pub mod diff;
 pub mod docs;
 pub mod ls;
 pub mod scan;
@@ -26,6 +27,10 @@ pub struct ClientArgs {
     /// Timeout of connection set-up and mount calls, in seconds
     #[arg(long, default_value_t = 10)]
     pub connect_timeout: u64,
+    /// The export to mount, for servers that hide their export list (MOUNT EXPORT): the URL's
+    /// path lies within it
+    #[arg(long, value_name = "PATH")]
+    pub export: Option<String>,
 }
 
 impl ClientArgs {
@@ -39,6 +44,7 @@ impl ClientArgs {
                 SourcePort::Auto
             },
             timeout: Duration::from_secs(self.connect_timeout.max(1)),
+            export: self.export.as_ref().map(|e| e.as_bytes().to_vec()),
         }
     }
 }

@@ -347,6 +347,8 @@ impl<C> CallEngine<C> {
             .saturating_mul(1 << q.attempts.retries.min(6))
             .min(RETRY_BACKOFF_MAX);
         q.attempts.retries += 1;
+        tracing::info!(target: "nfs_walker::verbose", "retry {} of {} after {delay:?}",
+            q.attempts.retries, self.policy.retries);
         q.attempts.busy_waits = 0;
         self.counters.retries += 1;
         self.delay(q, now + delay);

@@ -114,7 +114,7 @@ enum Answer {
 
 impl Service {
     pub fn new(config: &Config, port: u16) -> Self {
-        let model = TreeModel::new(config.tree);
+        let model = TreeModel::new(config.tree).mutated(config.mutate);
         let cookies = CookieCodec::new(config.cookies, model.key());
         Service {
             model,
@@ -742,7 +742,12 @@ impl Service {
                     NodeId::dir(self.model.parent(dir))
                 }
             } else {
-                self.model.entry(dir, shown - dots, &mut conn.name)
+                let node = self.model.entry(dir, shown - dots, &mut conn.name);
+                if !self.model.is_listed(node) {
+                    pos += 1;
+                    continue;
+                }
+                node
             };
             let cookie = self.cookies.cookie(dir, pos + 1);
             let fileid_attrs = self.attrs_of(child);

@@ -3,6 +3,7 @@
 
 pub mod btree;
 pub mod extsort;
+pub mod schema;
 pub mod sqlite;
 
 use crate::path_error::PathError;

@@ -21,6 +21,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+/// How often a thread adds its figures to the shared progress counters: often enough for a
+/// progress line, rarely enough that the threads do not contend for the counters' cache lines.
+const PUBLISH_PERIOD: Duration = Duration::from_millis(10);
 /// How long a thread whose listings wait for the lookup backlog (and has no call in flight to
 /// wake it) sleeps before looking again.
 const PARKED_POLL: Duration = Duration::from_millis(1);
@@ -114,6 +117,7 @@ pub struct WalkThread<O> {
     errors: u64,
     /// What was last added to the progress counters: entries, errors, calls in flight, calls.
     reported: (u64, u64, usize, u64),
+    next_publish: Instant,
 }
 
 /// The walker's sink for one event: entries and errors to the output, tasks to the queue.
@@ -240,8 +244,31 @@ impl<O: EntrySink> Protocol for WalkThread<O> {
         self.walker.poll_timeout(now)
     }
 
-    fn after_turn<Q: TaskQueue<Task = Task>>(&mut self, _now: Instant, queue: &Q) {
-        // Relaxed counters, read by the progress line.
+    fn after_turn<Q: TaskQueue<Task = Task>>(&mut self, now: Instant, queue: &Q) {
+        if now >= self.next_publish {
+            self.next_publish = now + PUBLISH_PERIOD;
+            self.publish(queue.outstanding());
+        }
+    }
+
+    fn is_idle(&self, _now: Instant) -> bool {
+        self.walker.is_idle()
+    }
+
+    fn finish(&mut self) {
+        self.out.flush();
+        self.publish(self.shared.progress.outstanding.load(Ordering::Relaxed));
+        let p = &self.shared.progress;
+        p.inflight
+            .fetch_sub(self.reported.2 as u64, Ordering::Relaxed);
+        self.reported.2 = 0;
+    }
+}
+
+impl<O: EntrySink> WalkThread<O> {
+    /// Adds what changed since the last call to the progress counters (relaxed: they are
+    /// read by the progress line only).
+    fn publish(&mut self, outstanding: usize) {
         let inflight = self.walker.inflight();
         let calls = self.walker.calls_sent();
         let now = (self.entries, self.errors, inflight, calls);
@@ -262,20 +289,8 @@ impl<O: EntrySink> Protocol for WalkThread<O> {
         }
         p.calls
             .fetch_add(calls - self.reported.3, Ordering::Relaxed);
-        p.outstanding.store(queue.outstanding(), Ordering::Relaxed);
+        p.outstanding.store(outstanding, Ordering::Relaxed);
         self.reported = now;
-    }
-
-    fn is_idle(&self, _now: Instant) -> bool {
-        self.walker.is_idle()
-    }
-
-    fn finish(&mut self) {
-        self.out.flush();
-        let p = &self.shared.progress;
-        p.inflight
-            .fetch_sub(self.reported.2 as u64, Ordering::Relaxed);
-        self.reported.2 = 0;
     }
 }
 
@@ -311,6 +326,7 @@ where
         entries: 0,
         errors: 0,
         reported: (0, 0, 0, 0),
+        next_publish: Instant::now(),
     };
     let run = sched::run(opts, addrs, source, make, stop, Some(&progress.reconnects))?;
     let mut stats = WalkStats::default();

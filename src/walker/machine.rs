@@ -13,7 +13,9 @@
 mod listing;
 mod lookups;
 
-use super::config::{Mode, WalkConfig, FIRST_MAXCOUNT_BYTES, JUKEBOX_WAITS_MAX};
+use super::config::{
+    Mode, WalkConfig, FIRST_MAXCOUNT_BYTES, JUKEBOX_WAITS_MAX, LOOKUP_BACKLOG_BATCHES_MAX,
+};
 use super::filter::VisitedDirs;
 use super::stats::WalkStats;
 use super::task::Task;
@@ -31,7 +33,6 @@ use slab::Slab;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-pub use super::config::LOOKUP_BACKLOG_BATCHES_MAX;
 
 /// An object the walk found, with the handles a sink may want (the bench's sample walk keeps
 /// them as targets); see [`WalkSink::WANTS_OBJECTS`].

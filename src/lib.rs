@@ -10,6 +10,7 @@
 
 pub mod bench;
 pub mod client;
+pub mod columnar;
 pub mod output;
 pub mod record;
 pub mod report;

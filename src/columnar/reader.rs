@@ -1,0 +1,1 @@
+//! Reading entry records back from nfs-walker's Parquet files.

@@ -16,6 +16,7 @@ pub mod record;
 pub mod report;
 pub mod ring;
 pub mod rpc;
+pub mod scanfile;
 pub mod sched;
 pub mod stats;
 pub mod walker;

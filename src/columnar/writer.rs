@@ -88,6 +88,7 @@ struct Files {
     next_part: u64,
     summary: ParquetSummary,
     columns: ColumnBuffers,
+    errors: u64,
 }
 
 /// A file being written under its temporary name.
@@ -419,6 +420,7 @@ impl Files {
             next_part: 0,
             summary: ParquetSummary::default(),
             columns: ColumnBuffers::default(),
+            errors: 0,
         })
     }
 
@@ -454,8 +456,12 @@ impl Files {
     /// Writes every batch until the senders are gone.
     fn load(mut self, rx: &Receiver<OutputBatch>) -> Result<Self, ColumnarError> {
         for batch in rx {
-            if let OutputBatch::Rows(rows) = batch {
-                self.add(&rows)?;
+            match batch {
+                OutputBatch::Rows(rows) => self.add(&rows)?,
+                // Counted for the scan's description; the errors themselves go to stderr and
+                // --errors.
+                OutputBatch::Errors(e) => self.errors += e.len() as u64,
+                OutputBatch::Bytes(_) => {}
             }
         }
         Ok(self)
@@ -558,6 +564,7 @@ impl Files {
             .insert("backend".into(), end.backend.clone().into());
         let total = self.summary.rows + self.open.as_ref().map_or(0, |f| f.rows);
         self.scan.insert("entries".into(), total.into());
+        self.scan.insert("errors".into(), self.errors.into());
         self.open_file()?;
         self.close_file()?;
         Ok(self.summary)

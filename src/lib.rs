@@ -11,6 +11,7 @@
 pub mod bench;
 pub mod client;
 pub mod columnar;
+pub mod convert;
 pub mod output;
 pub mod record;
 pub mod report;

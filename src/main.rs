@@ -39,6 +39,11 @@ enum Command {
     Bench(Box<cmd::bench::BenchArgs>),
     /// Summary and top-N reports of a scan database (-o scan.db) or NDJSON scan output
     Stats(Box<cmd::stats::StatsArgs>),
+    /// Rewrite a scan output in another format: scan database, NDJSON, CSV, Parquet (by
+    /// extension), streaming
+    Convert(Box<cmd::convert::ConvertArgs>),
+    /// One self-contained HTML file of charts and tables of a scan (database, NDJSON or Parquet)
+    Report(Box<cmd::report::ReportArgs>),
 }
 
 fn main() {
@@ -69,6 +74,8 @@ fn main() {
         Command::Demo(args) => cmd::demo::run(&args),
         Command::Bench(args) => cmd::bench::run(&args),
         Command::Stats(args) => cmd::stats::run(&args),
+        Command::Convert(args) => cmd::convert::run(&args),
+        Command::Report(args) => cmd::report::run(&args),
     };
     match result {
         Ok(code) => std::process::exit(code),

@@ -1,8 +1,10 @@
 //! The command-line subcommands.
 
 pub mod bench;
+pub mod convert;
 pub mod demo;
 pub mod ls;
+pub mod report;
 pub mod scan;
 pub mod stats;
 

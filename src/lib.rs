@@ -13,12 +13,15 @@
 
 pub mod bench;
 pub mod client;
+pub mod columnar;
+pub mod convert;
 pub mod diff;
 pub mod output;
 pub mod path_error;
 pub mod report;
 pub mod ring;
 pub mod scan;
+pub mod scanfile;
 pub mod sched;
 pub mod stats;
 pub mod walker;

@@ -61,6 +61,11 @@ enum Command {
         #[arg(long)]
         dir: Option<std::path::PathBuf>,
     },
+    /// Rewrite a scan output in another format: scan database, NDJSON, CSV, Parquet (by
+    /// extension), streaming
+    Convert(Box<cmd::convert::ConvertArgs>),
+    /// One self-contained HTML file of charts and tables of a scan (database, NDJSON or Parquet)
+    Report(Box<cmd::report::ReportArgs>),
 }
 
 /// `scan -v`: path errors, retries and reconnects as they happen.
@@ -118,6 +123,8 @@ fn main() {
                 0
             })
         }
+        Command::Convert(args) => cmd::convert::run(&args),
+        Command::Report(args) => cmd::report::run(&args),
     };
     match result {
         Ok(code) => std::process::exit(code),

@@ -1,10 +1,12 @@
 //! The command-line subcommands.
 
 pub mod bench;
+pub mod convert;
 pub mod demo;
 pub mod diff;
 pub mod docs;
 pub mod ls;
+pub mod report;
 pub mod scan;
 pub mod stats;
 pub mod version;

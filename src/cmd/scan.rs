@@ -4,6 +4,7 @@ use anyhow::{bail, Context, Result};
 use clap::Args;
 use nfs_walker::client::{mount, ClientOptions, NfsUrl};
 use nfs_walker::output::bigdirs::{BigDirsWriter, LargestDir};
+use nfs_walker::output::sqlite::{ScanEnd, ScanInfo, ScanStatus};
 use nfs_walker::output::{self, Batcher, Format, OutputBatch, TextWriter};
 use nfs_walker::record::EntryRecord;
 use nfs_walker::ring::Backend;
@@ -24,9 +25,13 @@ pub struct ScanArgs {
     /// Write entries to FILE (default: stdout); a .db/.sqlite name selects SQLite
     #[arg(short = 'o', long = "output")]
     pub output: Option<PathBuf>,
-    /// ndjson, csv, names (paths only) or sqlite
+    /// ndjson, csv, names (paths only), sqlite or parquet (-o DIR: a directory of part files;
+    /// -o FILE.parquet: one file)
     #[arg(long)]
     pub format: Option<String>,
+    /// Rows per part file of a Parquet directory (a kill loses at most the open part)
+    #[arg(long, default_value_t = nfs_walker::columnar::PART_ROWS_DEFAULT)]
+    pub part_rows: u64,
     /// Also write per-path errors to FILE as NDJSON lines
     #[arg(long)]
     pub errors: Option<PathBuf>,
@@ -289,6 +294,17 @@ pub struct ScanOutcome {
     pub errors: u64,
 }
 
+/// Whether the output is Parquet: `--format parquet`, or `-o NAME.parquet`.
+fn is_parquet(args: &ScanArgs) -> bool {
+    match &args.format {
+        Some(f) => f == "parquet",
+        None => args
+            .output
+            .as_ref()
+            .is_some_and(|p| p.extension().is_some_and(|e| e == "parquet")),
+    }
+}
+
 pub fn run(args: &ScanArgs) -> Result<i32> {
     let (Some(baseline), Some(changes)) = (&args.baseline, &args.changes) else {
         return run_scan(args);
@@ -319,6 +335,9 @@ pub fn run(args: &ScanArgs) -> Result<i32> {
 }
 
 fn run_scan(args: &ScanArgs) -> Result<i32> {
+    if is_parquet(args) {
+        return run_parquet(args);
+    }
     let format = output_format(args)?;
     if let Some(min_entries) = args.big_dirs {
         if format != Format::Ndjson {
@@ -394,42 +413,16 @@ fn options_json(args: &ScanArgs) -> String {
 /// `-o scan.db`: entries go to the SQLite writer; whatever ends the scan (completion, a
 /// signal, an error), the database is finished and records how.
 fn run_sqlite(args: &ScanArgs) -> Result<i32> {
-    use nfs_walker::output::sqlite::{ScanEnd, ScanInfo, ScanStatus, SqliteWriter};
+    use nfs_walker::output::sqlite::SqliteWriter;
     let Some(path) = &args.output else {
         bail!("SQLite output needs a file: -o FILE");
     };
-    let info = ScanInfo {
-        url: args.url.clone(),
-        server: NfsUrl::parse(&args.url)?.host,
-        options_json: options_json(args),
-        started: std::time::SystemTime::now(),
-    };
+    let info = scan_info(args)?;
     let stop = stop_on_signals()?;
     let (writer, tx) = SqliteWriter::create(path, &info, stop.clone())
         .with_context(|| format!("creating {}", path.display()))?;
     let result = scan_into(args, Format::SqliteRows, tx, stop, None);
-    let end = match &result {
-        Ok(o) => ScanEnd {
-            status: if o.report.completed {
-                ScanStatus::Completed
-            } else {
-                ScanStatus::Interrupted
-            },
-            finished: std::time::SystemTime::now(),
-            message: None,
-            threads: o.report.threads,
-            connections: o.report.connections,
-            backend: o.report.backend.to_string(),
-        },
-        Err(e) => ScanEnd {
-            status: ScanStatus::Failed,
-            finished: std::time::SystemTime::now(),
-            message: Some(format!("{e:#}")),
-            threads: 0,
-            connections: 0,
-            backend: String::new(),
-        },
-    };
+    let end = scan_end(&result);
     let db = writer
         .finish(&end)
         .with_context(|| format!("writing {}", path.display()));
@@ -452,6 +445,78 @@ fn run_sqlite(args: &ScanArgs) -> Result<i32> {
             db.finish_time.as_secs_f64(),
             db.index_time.as_secs_f64(),
             db.sync_time.as_secs_f64(),
+        );
+    }
+    Ok(exit_code(&outcome))
+}
+
+/// What a database or Parquet output records about the scan when it starts.
+fn scan_info(args: &ScanArgs) -> Result<ScanInfo> {
+    Ok(ScanInfo {
+        url: args.url.clone(),
+        server: NfsUrl::parse(&args.url)?.host,
+        options_json: options_json(args),
+        started: std::time::SystemTime::now(),
+    })
+}
+
+/// How the scan ended, as a database or Parquet output records it.
+fn scan_end(result: &Result<ScanOutcome>) -> ScanEnd {
+    match result {
+        Ok(o) => ScanEnd {
+            status: if o.report.completed {
+                ScanStatus::Completed
+            } else {
+                ScanStatus::Interrupted
+            },
+            finished: std::time::SystemTime::now(),
+            message: None,
+            threads: o.report.threads,
+            connections: o.report.connections,
+            backend: o.report.backend.to_string(),
+        },
+        Err(e) => ScanEnd {
+            status: ScanStatus::Failed,
+            finished: std::time::SystemTime::now(),
+            message: Some(format!("{e:#}")),
+            threads: 0,
+            connections: 0,
+            backend: String::new(),
+        },
+    }
+}
+
+/// `-o scan.parquet` or `-o DIR --format parquet`: the rows of the database's batches go to
+/// the Parquet writer; whatever ends the scan, the last file is closed and records how.
+fn run_parquet(args: &ScanArgs) -> Result<i32> {
+    use nfs_walker::columnar::writer::ParquetWriter;
+    use nfs_walker::columnar::ParquetTarget;
+    let Some(path) = &args.output else {
+        bail!("Parquet output needs a file or directory: -o scan.parquet or -o DIR");
+    };
+    let target = ParquetTarget::for_path(path, args.part_rows);
+    let info = scan_info(args)?;
+    let stop = stop_on_signals()?;
+    let (writer, tx) = ParquetWriter::create(&target, &info, stop.clone())
+        .with_context(|| format!("creating {}", path.display()))?;
+    // Rows batches, as for the database (errors in them are ignored by the Parquet writer;
+    // they go to stderr and --errors as for every other format).
+    let result = scan_into(args, Format::SqliteRows, tx, stop, None);
+    let end = scan_end(&result);
+    let written = writer
+        .finish(&end)
+        .with_context(|| format!("writing {}", path.display()));
+    let outcome = result?;
+    let written = written?;
+    if !args.quiet {
+        eprintln!(
+            "  wrote {} entries to {} ({} file{}, {}; {})",
+            written.rows,
+            path.display(),
+            written.files,
+            if written.files == 1 { "" } else { "s" },
+            nfs_walker::report::human_bytes(written.bytes),
+            end.status.as_str(),
         );
     }
     Ok(exit_code(&outcome))

@@ -4,16 +4,16 @@
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
-use nfs_walker::stats::db::{is_database, open_database, report_from_db};
-use nfs_walker::stats::ndjson::report_from_ndjson;
+use nfs_walker::scanfile::{detect, InputKind};
 use nfs_walker::stats::render::{render_text, report_json};
-use nfs_walker::stats::{current_ns, Wanted, NS_PER_S, TOP_N_MAX};
-use std::io::{BufReader, Write};
+use nfs_walker::stats::{report_from_input, Wanted, NS_PER_S, TOP_N_MAX};
+use std::io::Write;
 use std::path::PathBuf;
 
 #[derive(Args, Clone, Debug)]
 pub struct StatsArgs {
-    /// A scan database (scan -o scan.db) or NDJSON scan output; `-` reads NDJSON from stdin
+    /// A scan database (scan -o scan.db), NDJSON or Parquet scan output (a file or a directory
+    /// of parts); `-` reads NDJSON from stdin
     pub file: PathBuf,
     /// Files, bytes and used bytes per extension
     #[arg(long)]
@@ -77,35 +77,18 @@ pub fn run(args: &StatsArgs) -> Result<i32> {
         top: args.top,
     };
     let now_ns = args.now.map(|s| s.saturating_mul(NS_PER_S));
-    let is_stdin = args.file.as_os_str() == "-";
-    let is_db = !is_stdin && is_database(&args.file)?;
-    let report = if is_db {
+    let kind = detect(&args.file).with_context(|| format!("reading {}", args.file.display()))?;
+    if kind == InputKind::Database {
         wanted.largest_dirs |= all;
-        let conn = open_database(&args.file)?;
-        report_from_db(&conn, &args.file.display().to_string(), &wanted, now_ns)
-            .with_context(|| format!("reading {}", args.file.display()))?
-    } else {
-        if wanted.largest_dirs {
-            bail!(
-                "--largest-dirs needs a scan database (nfs-walker scan URL -o scan.db): \
-                 recursive directory totals are summed when the database is written, and \
-                 NDJSON is read as a stream"
-            );
-        }
-        let now_ns = now_ns.unwrap_or_else(current_ns);
-        if is_stdin {
-            report_from_ndjson(std::io::stdin().lock(), "-", &wanted, now_ns)?
-        } else {
-            let f = std::fs::File::open(&args.file)
-                .with_context(|| format!("opening {}", args.file.display()))?;
-            report_from_ndjson(
-                BufReader::with_capacity(1 << 20, f),
-                &args.file.display().to_string(),
-                &wanted,
-                now_ns,
-            )?
-        }
-    };
+    } else if wanted.largest_dirs {
+        bail!(
+            "--largest-dirs needs a scan database (nfs-walker scan URL -o scan.db): \
+             recursive directory totals are summed when the database is written, and \
+             NDJSON and Parquet are read as a stream"
+        );
+    }
+    let report = report_from_input(&args.file, kind, &wanted, now_ns)
+        .with_context(|| format!("reading {}", args.file.display()))?;
     if report.format == "ndjson" && report.summary.entries == 0 && report.malformed_lines > 0 {
         bail!(
             "{} is neither a scan database nor NDJSON scan output",

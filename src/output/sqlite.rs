@@ -77,10 +77,10 @@ struct RowMeta {
 }
 
 /// One row of a [`RowBatch`], with what the scanning thread worked out.
-struct RowRef<'a> {
-    entry: EntryRef<'a>,
-    path_is_utf8: bool,
-    extension: Option<&'a [u8]>,
+pub struct RowRef<'a> {
+    pub entry: EntryRef<'a>,
+    pub path_is_utf8: bool,
+    pub extension: Option<&'a [u8]>,
 }
 
 const NO_TARGET: u32 = u32::MAX;
@@ -139,7 +139,7 @@ impl RowBatch {
         });
     }
 
-    fn iter(&self) -> impl Iterator<Item = RowRef<'_>> {
+    pub fn iter(&self) -> impl Iterator<Item = RowRef<'_>> {
         self.rows.iter().map(|m| {
             let path_end = m.start + m.path_len as usize;
             let (target, target_end) = if m.target_len == NO_TARGET {

@@ -4,27 +4,10 @@
 use super::model::*;
 use super::stream::DIR_TREE_DEPTH;
 use super::StatsError;
-use crate::output::schema::{APPLICATION_ID, SCHEMA_VERSION, SQLITE_HEADER};
+use crate::output::schema::{APPLICATION_ID, SCHEMA_VERSION};
 use rusqlite::types::ValueRef;
 use rusqlite::{Connection, OpenFlags};
-use std::io::Read;
 use std::path::Path;
-
-/// True for an SQLite file, false for anything else.
-pub fn is_database(path: &Path) -> Result<bool, StatsError> {
-    let mut f = std::fs::File::open(path).map_err(StatsError::io(path))?;
-    let mut header = [0u8; 16];
-    let mut got = 0;
-    while got < header.len() {
-        match f.read(&mut header[got..]) {
-            Ok(0) => break,
-            Ok(n) => got += n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(StatsError::io(path)(e)),
-        }
-    }
-    Ok(got == header.len() && &header == SQLITE_HEADER)
-}
 
 /// Opens a scan database read-only, checking that it is one and that its schema is known.
 pub fn open_database(path: &Path) -> Result<Connection, StatsError> {

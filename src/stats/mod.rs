@@ -11,7 +11,8 @@ pub mod stream;
 
 pub use model::*;
 
-use std::path::PathBuf;
+use crate::scanfile::{for_each_entry, read_scan, InputKind, SourceScan};
+use std::path::{Path, PathBuf};
 use thiserror::Error;
 
 #[derive(Debug, Error)]
@@ -23,6 +24,8 @@ pub enum StatsError {
     },
     #[error("database: {0}")]
     Sqlite(#[from] rusqlite::Error),
+    #[error(transparent)]
+    Columnar(#[from] crate::columnar::ColumnarError),
     #[error("{0} is an SQLite database but not an nfs-walker scan database")]
     NotAScanDatabase(PathBuf),
     #[error("{path} has schema version {version}; this nfs-walker reads up to {supported}")]
@@ -37,6 +40,71 @@ impl StatsError {
     pub fn io(path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> StatsError {
         let path = path.into();
         move |source| StatsError::Io { path, source }
+    }
+}
+
+/// The report of any scan output: a database through SQL; NDJSON and Parquet as streams.
+/// `now_ns` is the reference of the age histograms (default: the scan's start where the input
+/// records it, else the current time).
+pub fn report_from_input(
+    path: &Path,
+    kind: InputKind,
+    w: &Wanted,
+    now_ns: Option<i64>,
+) -> Result<Report, StatsError> {
+    let source = path.display().to_string();
+    match kind {
+        InputKind::Database => {
+            let conn = db::open_database(path)?;
+            db::report_from_db(&conn, &source, w, now_ns)
+        }
+        InputKind::Ndjson => {
+            let now_ns = now_ns.unwrap_or_else(current_ns);
+            if path.as_os_str() == "-" {
+                ndjson::report_from_ndjson(std::io::stdin().lock(), &source, w, now_ns)
+            } else {
+                let f = std::fs::File::open(path).map_err(StatsError::io(path))?;
+                ndjson::report_from_ndjson(
+                    std::io::BufReader::with_capacity(1 << 20, f),
+                    &source,
+                    w,
+                    now_ns,
+                )
+            }
+        }
+        InputKind::Parquet => {
+            let scan = read_scan(path, kind)?;
+            let now_ns = now_ns
+                .or(scan.as_ref().map(|s| s.started_ns))
+                .unwrap_or_else(current_ns);
+            let mut r = Report {
+                source,
+                format: kind.as_str(),
+                scan: scan.map(ScanMeta::from),
+                ..Report::default()
+            };
+            let mut agg = stream::Aggregator::new(w, now_ns);
+            for_each_entry(path, kind, |e| agg.add(e))?;
+            agg.finish(&mut r);
+            Ok(r)
+        }
+    }
+}
+
+impl From<SourceScan> for ScanMeta {
+    fn from(s: SourceScan) -> Self {
+        ScanMeta {
+            url: s.url,
+            status: s.status,
+            started_ns: s.started_ns,
+            finished_ns: s.finished_ns,
+            entries: s.entries,
+            errors: s.errors,
+            message: s.message,
+            threads: s.threads,
+            connections: s.connections,
+            backend: s.backend,
+        }
     }
 }
 

@@ -3,7 +3,7 @@
 use super::model::*;
 use super::stream::Aggregator;
 use super::StatsError;
-use crate::record::EntryRecord;
+use crate::record::{EntryRecord, EntryRef};
 use std::io::BufRead;
 
 /// NDJSON lines longer than this are skipped as malformed (a path of 4096 components of 255
@@ -50,10 +50,52 @@ pub fn read_line_bounded(
     }
 }
 
-/// The report of NDJSON scan output read as a stream; lines that are not entry records are
-/// counted in `malformed_lines` (the first one is described on stderr).
-pub fn report_from_ndjson(
+/// Calls `f` with every entry record of NDJSON scan output; returns the records read and the
+/// lines that were not records (the first such line that is not valid JSON is described on
+/// stderr).
+pub fn for_each_ndjson_entry(
     mut input: impl BufRead,
+    source: &str,
+    mut f: impl FnMut(&EntryRef<'_>),
+) -> Result<(u64, u64), StatsError> {
+    let mut malformed = 0u64;
+    let mut records = 0u64;
+    let mut line = Vec::new();
+    let mut line_number = 0u64;
+    while let Some(ok) = read_line_bounded(&mut input, &mut line).map_err(StatsError::io(source))? {
+        line_number += 1;
+        if !ok {
+            malformed += 1;
+            continue;
+        }
+        let text = match std::str::from_utf8(&line) {
+            Ok(t) if !t.trim().is_empty() => t,
+            Ok(_) => continue,
+            Err(_) => {
+                malformed += 1;
+                continue;
+            }
+        };
+        match EntryRecord::from_json(text) {
+            Ok(rec) => {
+                f(&rec.as_ref());
+                records += 1;
+            }
+            Err(e) => {
+                if malformed == 0 {
+                    eprintln!("nfs-walker: {source}:{line_number}: {e}");
+                }
+                malformed += 1;
+            }
+        }
+    }
+    Ok((records, malformed))
+}
+
+/// The report of NDJSON scan output read as a stream; lines that are not entry records are
+/// counted in `malformed_lines`.
+pub fn report_from_ndjson(
+    input: impl BufRead,
     source: &str,
     w: &Wanted,
     now_ns: i64,
@@ -64,32 +106,8 @@ pub fn report_from_ndjson(
         ..Report::default()
     };
     let mut agg = Aggregator::new(w, now_ns);
-    let mut line = Vec::new();
-    let mut line_number = 0u64;
-    while let Some(ok) = read_line_bounded(&mut input, &mut line).map_err(StatsError::io(source))? {
-        line_number += 1;
-        if !ok {
-            r.malformed_lines += 1;
-            continue;
-        }
-        let text = match std::str::from_utf8(&line) {
-            Ok(t) if !t.trim().is_empty() => t,
-            Ok(_) => continue,
-            Err(_) => {
-                r.malformed_lines += 1;
-                continue;
-            }
-        };
-        match EntryRecord::from_json(text) {
-            Ok(rec) => agg.add(&rec.as_ref()),
-            Err(e) => {
-                if r.malformed_lines == 0 {
-                    eprintln!("nfs-walker: {source}:{line_number}: {e}");
-                }
-                r.malformed_lines += 1;
-            }
-        }
-    }
+    let (_, malformed) = for_each_ndjson_entry(input, source, |e| agg.add(e))?;
+    r.malformed_lines = malformed;
     agg.finish(&mut r);
     Ok(r)
 }

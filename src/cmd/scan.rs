@@ -52,6 +52,9 @@ pub struct ScanArgs {
     /// Read symlink targets (READLINK) into a `target` field
     #[arg(long)]
     pub readlink: bool,
+    /// Commit the database at least this often: a crash loses at most this much work
+    #[arg(long, default_value_t = nfs_walker::output::sqlite::CHECKPOINT_SECS_DEFAULT)]
+    pub checkpoint_secs: u64,
     #[command(flatten)]
     pub engine: EngineArgs,
     /// No progress line
@@ -216,7 +219,13 @@ impl ProgressLine {
 }
 
 /// SIGINT/SIGTERM set the flag: the scan stops issuing calls and writes what it has.
+/// SIGXFSZ is ignored: a file-size limit makes a write fail with an error the scan reports
+/// (and survives with a valid output), instead of killing the process.
 pub fn stop_on_signals() -> Result<Arc<AtomicBool>> {
+    // SAFETY: setting a signal's disposition to SIG_IGN installs no handler code.
+    unsafe {
+        libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+    }
     let stop = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         signal_hook::flag::register(sig, stop.clone()).context("installing signal handler")?;
@@ -284,8 +293,12 @@ fn run_sqlite(args: &ScanArgs) -> Result<i32> {
         options_json: options_json(args),
         started: std::time::SystemTime::now(),
     };
+    if args.checkpoint_secs == 0 || args.checkpoint_secs > 86_400 {
+        bail!("--checkpoint-secs must be 1..=86400");
+    }
     let stop = stop_on_signals()?;
-    let (writer, tx) = SqliteWriter::create(path, &info, stop.clone())
+    let checkpoint = Duration::from_secs(args.checkpoint_secs);
+    let (writer, tx) = SqliteWriter::create(path, &info, checkpoint, stop.clone())
         .with_context(|| format!("creating {}", path.display()))?;
     let result = scan_into(args, Format::Records, tx, stop);
     let end = match &result {
@@ -317,6 +330,8 @@ fn run_sqlite(args: &ScanArgs) -> Result<i32> {
     let db = db?;
     tracing::debug!(
         late_rows = db.late_rows,
+        checkpoints = db.checkpoints,
+        checkpoint_s = db.checkpoint_time.as_secs_f64(),
         missing_parents = db.missing_parents,
         duplicate_dirs = db.duplicate_dirs,
         load_s = db.load_time.as_secs_f64(),

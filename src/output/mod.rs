@@ -3,6 +3,7 @@
 
 pub mod btree;
 pub mod extsort;
+pub mod pagefile;
 pub mod sqlite;
 
 use crate::record::{csv_header, EntryRef};

@@ -1,0 +1,163 @@
+//! Rows on their way to the database: what the scanning threads copy into a batch, and the
+//! per-entry rules the writer and `stats` share (extension, parent path, TEXT or BLOB).
+
+use crate::output::btree::Value;
+use crate::record::{EntryAttrs, EntryRef, EntryType};
+use std::borrow::Cow;
+
+/// Extensions longer than this are not extensions (`a.0123456789abcdef0` is a name).
+pub const EXTENSION_BYTES_MAX: usize = 16;
+
+/// Entries on their way to the database, copied by the scanning threads into one buffer per
+/// batch (no allocation per entry); the writer encodes each row's record straight from it.
+#[derive(Debug, Default)]
+pub struct RowBatch {
+    /// Per row: the path, then the symlink target if any.
+    bytes: Vec<u8>,
+    rows: Vec<RowMeta>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct RowMeta {
+    start: usize,
+    path_len: u32,
+    /// `u32::MAX` where there is no target.
+    target_len: u32,
+    depth: u32,
+    /// Whether the path is valid UTF-8 (stored as TEXT, else as a BLOB).
+    path_is_utf8: bool,
+    /// Length of the extension after the target; `u8::MAX` where there is none.
+    extension_len: u8,
+    attrs: EntryAttrs,
+}
+
+/// One row of a [`RowBatch`], with what the scanning thread worked out.
+pub(super) struct RowRef<'a> {
+    pub(super) entry: EntryRef<'a>,
+    pub(super) path_is_utf8: bool,
+    pub(super) extension: Option<&'a [u8]>,
+}
+
+const NO_TARGET: u32 = u32::MAX;
+
+impl RowBatch {
+    pub fn with_capacity(bytes: usize, rows: usize) -> Self {
+        RowBatch {
+            bytes: Vec::with_capacity(bytes),
+            rows: Vec::with_capacity(rows),
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.rows.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.rows.is_empty()
+    }
+
+    /// Bytes the batch holds.
+    pub fn byte_len(&self) -> usize {
+        self.bytes.len()
+    }
+
+    /// Copies an entry in, with the checks the writer would otherwise make on its one thread
+    /// (UTF-8, extension).
+    pub fn push(&mut self, e: &EntryRef<'_>) {
+        let start = self.bytes.len();
+        self.bytes.extend_from_slice(e.path);
+        let target_len = match e.target {
+            Some(t) => {
+                self.bytes.extend_from_slice(t);
+                t.len() as u32
+            }
+            None => NO_TARGET,
+        };
+        let extension_len = match e.attrs.kind {
+            EntryType::File => match extension_of(split_parent(e.path).1) {
+                Some(x) => {
+                    self.bytes.extend_from_slice(x.as_bytes());
+                    x.len() as u8
+                }
+                None => u8::MAX,
+            },
+            _ => u8::MAX,
+        };
+        self.rows.push(RowMeta {
+            start,
+            path_len: e.path.len() as u32,
+            target_len,
+            depth: e.depth,
+            path_is_utf8: std::str::from_utf8(e.path).is_ok(),
+            extension_len,
+            attrs: *e.attrs,
+        });
+    }
+
+    pub(super) fn iter(&self) -> impl Iterator<Item = RowRef<'_>> {
+        self.rows.iter().map(|m| {
+            let path_end = m.start + m.path_len as usize;
+            let (target, target_end) = if m.target_len == NO_TARGET {
+                (None, path_end)
+            } else {
+                let end = path_end + m.target_len as usize;
+                (Some(&self.bytes[path_end..end]), end)
+            };
+            RowRef {
+                entry: EntryRef {
+                    path: &self.bytes[m.start..path_end],
+                    attrs: &m.attrs,
+                    depth: m.depth,
+                    target,
+                },
+                path_is_utf8: m.path_is_utf8,
+                extension: (m.extension_len != u8::MAX)
+                    .then(|| &self.bytes[target_end..target_end + usize::from(m.extension_len)]),
+            }
+        })
+    }
+}
+
+/// The extension of a file name, as the `extension` column and the by-extension report
+/// define it: the text after the last dot, where that dot is not the name's first character,
+/// lowercased; `None` where there is none, it is longer than [`EXTENSION_BYTES_MAX`], is not
+/// valid UTF-8, or holds whitespace or control characters.
+pub fn extension_of(name: &[u8]) -> Option<Cow<'_, str>> {
+    let dot = name.iter().rposition(|&b| b == b'.')?;
+    if dot == 0 {
+        return None;
+    }
+    let ext = &name[dot + 1..];
+    if ext.is_empty() || ext.len() > EXTENSION_BYTES_MAX {
+        return None;
+    }
+    let ext = std::str::from_utf8(ext).ok()?;
+    if ext.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return None;
+    }
+    if ext.chars().any(char::is_uppercase) {
+        Some(Cow::Owned(ext.to_lowercase()))
+    } else {
+        Some(Cow::Borrowed(ext))
+    }
+}
+
+/// Splits a record path into its parent's path and its name ("." is the root and has no
+/// parent; its children's paths have no prefix).
+pub fn split_parent(path: &[u8]) -> (Option<&[u8]>, &[u8]) {
+    if path == b"." {
+        return (None, path);
+    }
+    match path.iter().rposition(|&b| b == b'/') {
+        Some(i) => (Some(&path[..i]), &path[i + 1..]),
+        None => (Some(b"."), path),
+    }
+}
+
+/// TEXT where the bytes are valid UTF-8, else a BLOB of the exact bytes.
+pub(super) fn text_or_blob(bytes: &[u8]) -> Value<'_> {
+    match std::str::from_utf8(bytes) {
+        Ok(_) => Value::Text(bytes),
+        Err(_) => Value::Blob(bytes),
+    }
+}

@@ -702,7 +702,13 @@ impl IndexBuilder {
 
     /// Writes the last pages; the top one goes to the root page (at the next commit).
     pub fn finish(mut self, file: &mut PageFile) -> Result<u64, BtreeError> {
-        finish_tree(file, &mut self.leaf, &mut None, &mut self.interior, self.root)?;
+        finish_tree(
+            file,
+            &mut self.leaf,
+            &mut None,
+            &mut self.interior,
+            self.root,
+        )?;
         Ok(self.entries)
     }
 }
@@ -1059,7 +1065,14 @@ mod tests {
         let mut next_checkpoint = 1u64;
         let mut commits = 0;
         for id in 1..=20_000i64 {
-            let long = text(if id % 97 == 0 { 1500 } else { (id % 40) as usize }, id as u64);
+            let long = text(
+                if id % 97 == 0 {
+                    1500
+                } else {
+                    (id % 40) as usize
+                },
+                id as u64,
+            );
             table
                 .push(
                     &mut file,

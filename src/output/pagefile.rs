@@ -98,6 +98,12 @@ impl PageFile {
     /// SQLite's RESERVED lock (the file has one writer).
     pub fn open(path: &Path) -> Result<PageFile, PageFileError> {
         let file = File::options().read(true).write(true).open(path)?;
+        let mut journal = path.as_os_str().to_owned();
+        journal.push("-journal");
+        if std::fs::metadata(&journal).is_ok_and(|m| m.len() > 0) {
+            // SQLite must roll it back first.
+            return Err(PageFileError::Format("a rollback journal is pending"));
+        }
         let mut header = [0u8; FILE_HEADER_BYTES];
         file.read_exact_at(&mut header, 0)?;
         if &header[..16] != b"SQLite format 3\0" {
@@ -123,17 +129,27 @@ impl PageFile {
         if be32(&header, 56) != 1 {
             return Err(PageFileError::Format("text encoding is not UTF-8"));
         }
-        lock(&file, libc::F_RDLCK, SHARED_FIRST_OFFSET, SHARED_BYTES, true)?;
+        lock(
+            &file,
+            libc::F_RDLCK,
+            SHARED_FIRST_OFFSET,
+            SHARED_BYTES,
+            true,
+        )?;
         if !lock(&file, libc::F_WRLCK, RESERVED_BYTE_OFFSET, 1, false)? {
             return Err(PageFileError::Locked);
         }
         let header_pages = be32(&header, 28);
         if be32(&header, 24) != be32(&header, 92) || header_pages == 0 {
-            return Err(PageFileError::Format("the header's page count is not valid"));
+            return Err(PageFileError::Format(
+                "the header's page count is not valid",
+            ));
         }
         let file_pages = file.metadata()?.len() / page_size as u64;
         if file_pages < u64::from(header_pages) {
-            return Err(PageFileError::Format("the file is shorter than its header says"));
+            return Err(PageFileError::Format(
+                "the file is shorter than its header says",
+            ));
         }
         // Pages past the committed end are what an interrupted writer left: no committed
         // page points to them.

@@ -141,8 +141,6 @@ const INSERT_ENTRY_SQL: &str = "INSERT INTO entries (id, parent_id, name, path, 
     target) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, \
     ?18, ?19)";
 
-
-
 #[derive(Debug, Error)]
 pub enum DbError {
     #[error("database: {0}")]
@@ -264,8 +262,13 @@ impl SqliteWriter {
         checkpoint: Duration,
         stop: Arc<AtomicBool>,
     ) -> Result<(SqliteWriter, Sender<OutputBatch>), DbError> {
-        remove_old_database(path)?;
-        let conn = Connection::open(path)?;
+        check_replaceable(path)?;
+        // The new database is made beside and renamed into place once SQLite has committed
+        // its schema: a kill at any moment leaves the old file or the new one, whole.
+        let new_path = side_path(path, "-new");
+        remove_if_file(&new_path)?;
+        remove_if_file(&side_path(&new_path, "-journal"))?;
+        let conn = Connection::open(&new_path)?;
         conn.execute_batch(&format!(
             "PRAGMA page_size = {PAGE_SIZE_BYTES};
              PRAGMA journal_mode = DELETE;
@@ -288,7 +291,7 @@ impl SqliteWriter {
         )?;
         conn.execute_batch("COMMIT")?;
         let roots = Roots::read(&conn)?;
-        let final_schema = PageFile::read_schema_page(path).map_err(|source| DbError::Io {
+        let final_schema = PageFile::read_schema_page(&new_path).map_err(|source| DbError::Io {
             path: path.to_path_buf(),
             source,
         })?;
@@ -305,6 +308,7 @@ impl SqliteWriter {
         }
         conn.execute_batch("COMMIT; PRAGMA writable_schema = OFF;")?;
         conn.close().map_err(|(_, e)| DbError::Sqlite(e))?;
+        replace_database(&new_path, path)?;
         // From here until the end of the scan, only the writer writes the file.
         let file = PageFile::open(path).map_err(BtreeError::from)?;
         let (tx, rx) = bounded(CHANNEL_BATCHES_MAX);
@@ -360,19 +364,17 @@ fn load(
     }
 }
 
-/// Removes an earlier database at `path` (and its journal files); refuses anything that is
-/// not a regular file or not an nfs-walker scan database, so `-o` cannot clobber the wrong file.
-fn remove_old_database(path: &Path) -> Result<(), DbError> {
+/// Refuses to replace anything at `path` that is not a regular file or not an nfs-walker
+/// scan database, so `-o` cannot clobber the wrong file.
+fn check_replaceable(path: &Path) -> Result<(), DbError> {
     let io_err = |source| DbError::Io {
         path: path.to_path_buf(),
         source,
     };
     match std::fs::symlink_metadata(path) {
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
-        Err(e) => return Err(io_err(e)),
-        Ok(m) if !m.file_type().is_file() => {
-            return Err(DbError::NotARegularFile(path.to_path_buf()))
-        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(io_err(e)),
+        Ok(m) if !m.file_type().is_file() => Err(DbError::NotARegularFile(path.to_path_buf())),
         Ok(m) if m.len() > 0 => {
             // The file header: the magic string, and the application id at offset 68.
             let mut header = [0u8; 72];
@@ -383,18 +385,53 @@ fn remove_old_database(path: &Path) -> Result<(), DbError> {
             if &header[..16] != SQLITE_HEADER || app_id != APPLICATION_ID {
                 return Err(DbError::NotADatabase(path.to_path_buf()));
             }
+            Ok(())
         }
-        Ok(_) => {}
+        Ok(_) => Ok(()),
     }
-    std::fs::remove_file(path).map_err(io_err)?;
+}
+
+/// `path` with `suffix` appended to its name (`scan.db-journal`).
+fn side_path(path: &Path, suffix: &str) -> PathBuf {
+    let mut side = path.as_os_str().to_owned();
+    side.push(suffix);
+    PathBuf::from(side)
+}
+
+fn remove_if_file(path: &Path) -> Result<(), DbError> {
+    if std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_file()) {
+        std::fs::remove_file(path).map_err(|source| DbError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+    }
+    Ok(())
+}
+
+/// Puts the database made at `new` in the place of `path` (an earlier scan database or
+/// nothing), durably. A journal of the earlier database must not outlive it (SQLite would
+/// play it back into the new file), so it goes first: opening the old file through SQLite
+/// rolls back a hot journal of an interrupted commit, so the old file stays whole until the
+/// rename.
+fn replace_database(new: &Path, path: &Path) -> Result<(), DbError> {
+    let io_err = |source| DbError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let journal = side_path(path, "-journal");
+    if journal.exists() && path.exists() {
+        let conn = Connection::open(path)?;
+        conn.query_row("SELECT count(*) FROM sqlite_schema", [], |_| Ok(()))?;
+        conn.close().map_err(|(_, e)| DbError::Sqlite(e))?;
+    }
     for suffix in ["-journal", "-wal", "-shm"] {
-        let mut side = path.as_os_str().to_owned();
-        side.push(suffix);
-        let side = PathBuf::from(side);
-        if std::fs::symlink_metadata(&side).is_ok_and(|m| m.file_type().is_file()) {
-            std::fs::remove_file(&side).map_err(io_err)?;
-        }
+        remove_if_file(&side_path(path, suffix))?;
     }
+    std::fs::rename(new, path).map_err(io_err)?;
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty());
+    std::fs::File::open(dir.unwrap_or(Path::new(".")))
+        .and_then(|d| d.sync_all())
+        .map_err(io_err)?;
     Ok(())
 }
 
@@ -822,7 +859,8 @@ mod tests {
         // An earlier scan database is replaced.
         let again = temp_db("again.db");
         for _ in 0..2 {
-            let (w, tx) = SqliteWriter::create(&again, &info(), CHECKPOINT, Arc::default()).unwrap();
+            let (w, tx) =
+                SqliteWriter::create(&again, &info(), CHECKPOINT, Arc::default()).unwrap();
             tx.send(rows(vec![rec(b".", EntryType::Dir, 1)])).unwrap();
             drop(tx);
             assert_eq!(w.finish(&end(ScanStatus::Completed)).unwrap().entries, 1);
@@ -845,4 +883,3 @@ mod tests {
         assert_eq!(split_parent(b"a/b/c"), (Some(&b"a/b"[..]), &b"c"[..]));
     }
 }
-

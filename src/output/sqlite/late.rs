@@ -55,7 +55,10 @@ impl LateRows {
     }
 
     /// Calls `f` with every row, in the order they came.
-    pub(super) fn for_each(self, mut f: impl FnMut(&LateRow) -> Result<(), DbError>) -> Result<(), DbError> {
+    pub(super) fn for_each(
+        self,
+        mut f: impl FnMut(&LateRow) -> Result<(), DbError>,
+    ) -> Result<(), DbError> {
         for row in &self.in_memory {
             f(row)?;
         }

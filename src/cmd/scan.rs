@@ -52,9 +52,10 @@ pub struct ScanArgs {
     /// Read symlink targets (READLINK) into a `target` field
     #[arg(long)]
     pub readlink: bool,
-    /// Commit the database at least this often: a crash loses at most this much work
+    /// Commit the database at least this often (seconds): a crash loses at most this much
+    /// work
     #[arg(long, default_value_t = nfs_walker::output::sqlite::CHECKPOINT_SECS_DEFAULT)]
-    pub checkpoint_secs: u64,
+    pub checkpoint_secs: f64,
     #[command(flatten)]
     pub engine: EngineArgs,
     /// No progress line
@@ -293,11 +294,11 @@ fn run_sqlite(args: &ScanArgs) -> Result<i32> {
         options_json: options_json(args),
         started: std::time::SystemTime::now(),
     };
-    if args.checkpoint_secs == 0 || args.checkpoint_secs > 86_400 {
-        bail!("--checkpoint-secs must be 1..=86400");
+    if !(0.1..=86_400.0).contains(&args.checkpoint_secs) {
+        bail!("--checkpoint-secs must be within [0.1, 86400]");
     }
     let stop = stop_on_signals()?;
-    let checkpoint = Duration::from_secs(args.checkpoint_secs);
+    let checkpoint = Duration::from_secs_f64(args.checkpoint_secs);
     let (writer, tx) = SqliteWriter::create(path, &info, checkpoint, stop.clone())
         .with_context(|| format!("creating {}", path.display()))?;
     let result = scan_into(args, Format::Records, tx, stop);
@@ -339,11 +340,13 @@ fn run_sqlite(args: &ScanArgs) -> Result<i32> {
     );
     if !args.quiet {
         eprintln!(
-            "  wrote {} entries, {} errors to {} ({}; indexes and totals {:.2} s: indexes {:.2} s, sync {:.2} s)",
+            "  wrote {} entries, {} errors to {} ({}; {} checkpoints {:.2} s; indexes and totals {:.2} s: indexes {:.2} s, sync {:.2} s)",
             db.entries,
             db.errors,
             path.display(),
             end.status.as_str(),
+            db.checkpoints,
+            db.checkpoint_time.as_secs_f64(),
             db.finish_time.as_secs_f64(),
             db.index_time.as_secs_f64(),
             db.sync_time.as_secs_f64(),

@@ -51,7 +51,7 @@ pub const APPLICATION_ID: i32 = 0x4e46_5357;
 /// The first bytes of every SQLite 3 database file.
 pub const SQLITE_HEADER: &[u8; 16] = b"SQLite format 3\0";
 /// How often the load is committed by default: a crash loses at most this much work.
-pub const CHECKPOINT_SECS_DEFAULT: u64 = 10;
+pub const CHECKPOINT_SECS_DEFAULT: f64 = 10.0;
 /// Page size: larger pages make fewer, larger writes and a shallower table b-tree.
 const PAGE_SIZE_BYTES: u32 = 65536;
 

@@ -458,7 +458,7 @@ fn bits_i64(n: u64) -> i64 {
 mod tests {
     use super::*;
     use crate::record::{EntryAttrs, EntryRecord, EntryType};
-    use crate::walker::PathError;
+    use crate::path_error::PathError;
     use rusqlite::types::Value;
 
     fn rec(path: &[u8], kind: EntryType, size: u64) -> EntryRecord {

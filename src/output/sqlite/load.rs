@@ -14,7 +14,7 @@ use crate::output::extsort::ExternalSorter;
 use crate::output::pagefile::Committed;
 use crate::output::OutputBatch;
 use crate::record::EntryType;
-use crate::walker::PathError;
+use crate::path_error::PathError;
 use crossbeam_channel::{Receiver, RecvTimeoutError};
 use rusqlite::Connection;
 use std::io;
@@ -137,7 +137,7 @@ impl LoadState {
                         self.insert_error(e)?;
                     }
                 }
-                Some(OutputBatch::Bytes(_)) | None => {}
+                Some(OutputBatch::Bytes(_)) | Some(OutputBatch::TasksDone(_)) | None => {}
             }
             if Instant::now() >= next_checkpoint {
                 self.checkpoint()?;

@@ -2,7 +2,7 @@
 //! ACCESS3res from a server.
 
 use libfuzzer_sys::fuzz_target;
-use nfs_walker::rpc::nfs3::AccessReply;
+use nfs_proto::rpc::nfs3::AccessReply;
 
 fuzz_target!(|data: &[u8]| {
     let strict = AccessReply::decode_result(data);

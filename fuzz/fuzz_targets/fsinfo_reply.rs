@@ -2,7 +2,7 @@
 //! FSINFO3res from a server.
 
 use libfuzzer_sys::fuzz_target;
-use nfs_walker::rpc::nfs3::FsinfoReply;
+use nfs_proto::rpc::nfs3::FsinfoReply;
 
 fuzz_target!(|data: &[u8]| {
     let strict = FsinfoReply::decode_result(data);

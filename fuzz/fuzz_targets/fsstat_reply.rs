@@ -2,7 +2,7 @@
 //! FSSTAT3res from a server.
 
 use libfuzzer_sys::fuzz_target;
-use nfs_walker::rpc::nfs3::FsstatReply;
+use nfs_proto::rpc::nfs3::FsstatReply;
 
 fuzz_target!(|data: &[u8]| {
     let strict = FsstatReply::decode_result(data);

@@ -2,7 +2,7 @@
 //! GETATTR3res from a server.
 
 use libfuzzer_sys::fuzz_target;
-use nfs_walker::rpc::nfs3::GetattrReply;
+use nfs_proto::rpc::nfs3::GetattrReply;
 
 fuzz_target!(|data: &[u8]| {
     let strict = GetattrReply::decode_result(data);

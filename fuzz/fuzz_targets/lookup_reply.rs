@@ -2,7 +2,7 @@
 //! LOOKUP3res from a server.
 
 use libfuzzer_sys::fuzz_target;
-use nfs_walker::rpc::nfs3::LookupReply;
+use nfs_proto::rpc::nfs3::LookupReply;
 
 fuzz_target!(|data: &[u8]| {
     let strict = LookupReply::decode_result(data);

@@ -2,7 +2,7 @@
 //! PATHCONF3res from a server.
 
 use libfuzzer_sys::fuzz_target;
-use nfs_walker::rpc::nfs3::PathconfReply;
+use nfs_proto::rpc::nfs3::PathconfReply;
 
 fuzz_target!(|data: &[u8]| {
     let strict = PathconfReply::decode_result(data);

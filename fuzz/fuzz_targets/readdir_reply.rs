@@ -2,7 +2,7 @@
 //! READDIR3res from a server: validation must agree with iteration.
 
 use libfuzzer_sys::fuzz_target;
-use nfs_walker::rpc::nfs3::ReaddirReply;
+use nfs_proto::rpc::nfs3::ReaddirReply;
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(Ok(reply)) = ReaddirReply::decode_result(data) {

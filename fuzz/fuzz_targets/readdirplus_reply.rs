@@ -2,7 +2,7 @@
 //! READDIRPLUS3res from a server: validation must agree with iteration.
 
 use libfuzzer_sys::fuzz_target;
-use nfs_walker::rpc::nfs3::ReaddirPlusReply;
+use nfs_proto::rpc::nfs3::ReaddirPlusReply;
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(Ok(reply)) = ReaddirPlusReply::decode_result(data) {

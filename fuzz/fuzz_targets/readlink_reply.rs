@@ -2,7 +2,7 @@
 //! READLINK3res from a server.
 
 use libfuzzer_sys::fuzz_target;
-use nfs_walker::rpc::nfs3::ReadlinkReply;
+use nfs_proto::rpc::nfs3::ReadlinkReply;
 
 fuzz_target!(|data: &[u8]| {
     let strict = ReadlinkReply::decode_result(data);

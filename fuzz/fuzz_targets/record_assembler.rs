@@ -2,7 +2,7 @@
 //! Record marking from a server's byte stream, arriving in arbitrary pieces.
 
 use libfuzzer_sys::fuzz_target;
-use nfs_walker::rpc::record::RecordAssembler;
+use nfs_proto::rpc::record::RecordAssembler;
 
 fuzz_target!(|data: &[u8]| {
     // The first two bytes choose the record limit and the size of the pieces the stream

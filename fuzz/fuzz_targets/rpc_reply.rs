@@ -2,7 +2,7 @@
 //! ONC-RPC REPLY header from a server.
 
 use libfuzzer_sys::fuzz_target;
-use nfs_walker::rpc::msg::Reply;
+use nfs_proto::rpc::msg::Reply;
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(reply) = Reply::decode(data) {

@@ -28,10 +28,14 @@ mod late;
 mod load;
 mod rows;
 
+pub use crate::output::schema::{
+    extension_of, split_parent, APPLICATION_ID, EXTENSION_BYTES_MAX, SCHEMA_VERSION, SQLITE_HEADER,
+};
 pub use dirs::DIRS_MAX;
-pub use rows::{extension_of, split_parent, RowBatch, EXTENSION_BYTES_MAX};
+pub use rows::RowBatch;
 
 use crate::output::btree::{BtreeError, PageFile};
+use crate::output::schema::{INDEX_SQL, INSERT_ENTRY_SQL, SCHEMA_SQL};
 use crate::output::{OutputBatch, CHANNEL_BATCHES_MAX};
 use crossbeam_channel::{bounded, Receiver, Sender};
 use load::{LoadState, Roots};
@@ -44,84 +48,10 @@ use std::thread::JoinHandle;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use thiserror::Error;
 
-/// Stored as `PRAGMA user_version`.
-pub const SCHEMA_VERSION: i32 = 1;
-/// Stored as `PRAGMA application_id`: "NFSW".
-pub const APPLICATION_ID: i32 = 0x4e46_5357;
-/// The first bytes of every SQLite 3 database file.
-pub const SQLITE_HEADER: &[u8; 16] = b"SQLite format 3\0";
 /// How often the load is committed by default: a crash loses at most this much work.
 pub const CHECKPOINT_SECS_DEFAULT: f64 = 10.0;
 /// Page size: larger pages make fewer, larger writes and a shallower table b-tree.
 const PAGE_SIZE_BYTES: u32 = 65536;
-
-const SCHEMA_SQL: &str = "
-CREATE TABLE entries (
-    id        INTEGER PRIMARY KEY,
-    parent_id INTEGER,
-    name      TEXT NOT NULL,
-    path      TEXT NOT NULL,
-    type      TEXT NOT NULL,
-    size      INTEGER NOT NULL,
-    used      INTEGER NOT NULL,
-    mode      INTEGER NOT NULL,
-    nlink     INTEGER NOT NULL,
-    uid       INTEGER NOT NULL,
-    gid       INTEGER NOT NULL,
-    fileid    INTEGER NOT NULL,
-    fsid      INTEGER NOT NULL,
-    atime_ns  INTEGER NOT NULL,
-    mtime_ns  INTEGER NOT NULL,
-    ctime_ns  INTEGER NOT NULL,
-    depth     INTEGER NOT NULL,
-    extension TEXT,
-    target    TEXT
-);
-CREATE TABLE dirs (
-    entry_id          INTEGER PRIMARY KEY,
-    direct_entries    INTEGER NOT NULL,
-    direct_bytes      INTEGER NOT NULL,
-    recursive_entries INTEGER NOT NULL,
-    recursive_bytes   INTEGER NOT NULL
-);
-CREATE TABLE errors (
-    id        INTEGER PRIMARY KEY,
-    path      TEXT NOT NULL,
-    procedure TEXT NOT NULL,
-    status    TEXT,
-    message   TEXT NOT NULL
-);
-CREATE TABLE scan (
-    id           INTEGER PRIMARY KEY CHECK (id = 1),
-    url          TEXT NOT NULL,
-    server       TEXT NOT NULL,
-    tool_version TEXT NOT NULL,
-    options      TEXT NOT NULL,
-    started_ns   INTEGER NOT NULL,
-    finished_ns  INTEGER,
-    status       TEXT NOT NULL,
-    message      TEXT,
-    entries      INTEGER,
-    files        INTEGER,
-    dirs         INTEGER,
-    bytes        INTEGER,
-    used         INTEGER,
-    errors       INTEGER,
-    threads      INTEGER,
-    connections  INTEGER,
-    backend      TEXT
-);
-";
-
-/// Created empty with the schema and filled at the end of the load from sorted keys: sorting
-/// once is much cheaper than keeping them up to date per row. Paths are indexed for
-/// directories only: an index of every path costs about three times the parent index on real
-/// trees (long keys with shared prefixes, in no useful order), while directory paths plus
-/// `parent_id` find any entry with two index searches.
-const INDEX_SQL: &str = "
-CREATE INDEX entries_parent_id ON entries(parent_id);
-CREATE INDEX entries_dir_path ON entries(path) WHERE type = 'dir';
-";
 
 /// The indexes as declared during the load: empty by definition, so a checkpoint's rows
 /// need no index entries. (Changed through `writable_schema`, which keeps their root pages.)
@@ -135,11 +65,6 @@ const LOADING_INDEX_SQL: [(&str, &str); 2] = [
         "CREATE INDEX entries_dir_path ON entries(path) WHERE 0",
     ),
 ];
-
-const INSERT_ENTRY_SQL: &str = "INSERT INTO entries (id, parent_id, name, path, type, size, \
-    used, mode, nlink, uid, gid, fileid, fsid, atime_ns, mtime_ns, ctime_ns, depth, extension, \
-    target) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, \
-    ?18, ?19)";
 
 #[derive(Debug, Error)]
 pub enum DbError {
@@ -457,8 +382,8 @@ fn bits_i64(n: u64) -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::record::{EntryAttrs, EntryRecord, EntryType};
     use crate::path_error::PathError;
+    use crate::record::{EntryAttrs, EntryRecord, EntryType};
     use rusqlite::types::Value;
 
     fn rec(path: &[u8], kind: EntryType, size: u64) -> EntryRecord {

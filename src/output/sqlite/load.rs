@@ -5,16 +5,17 @@
 use super::dirs::{DirMap, NO_PARENT};
 use super::keys::{dir_path_key, dir_path_record, parent_key, parent_record};
 use super::late::LateRows;
-use super::rows::{split_parent, text_or_blob, RowRef};
+use super::rows::{text_or_blob, RowRef};
 use super::{bits_i64, clamp_i64, DbError};
 use crate::output::btree::{
     encode_record, BtreeError, IndexBuilder, PageFile, TableBuilder, Value,
 };
 use crate::output::extsort::ExternalSorter;
 use crate::output::pagefile::Committed;
+use crate::output::schema::split_parent;
 use crate::output::OutputBatch;
-use crate::record::EntryType;
 use crate::path_error::PathError;
+use crate::record::EntryType;
 use crossbeam_channel::{Receiver, RecvTimeoutError};
 use rusqlite::Connection;
 use std::io;

@@ -2,11 +2,8 @@
 //! per-entry rules the writer and `stats` share (extension, parent path, TEXT or BLOB).
 
 use crate::output::btree::Value;
+use crate::output::schema::{extension_of, split_parent};
 use crate::record::{EntryAttrs, EntryRef, EntryType};
-use std::borrow::Cow;
-
-/// Extensions longer than this are not extensions (`a.0123456789abcdef0` is a name).
-pub const EXTENSION_BYTES_MAX: usize = 16;
 
 /// Entries on their way to the database, copied by the scanning threads into one buffer per
 /// batch (no allocation per entry); the writer encodes each row's record straight from it.
@@ -115,42 +112,6 @@ impl RowBatch {
                     .then(|| &self.bytes[target_end..target_end + usize::from(m.extension_len)]),
             }
         })
-    }
-}
-
-/// The extension of a file name, as the `extension` column and the by-extension report
-/// define it: the text after the last dot, where that dot is not the name's first character,
-/// lowercased; `None` where there is none, it is longer than [`EXTENSION_BYTES_MAX`], is not
-/// valid UTF-8, or holds whitespace or control characters.
-pub fn extension_of(name: &[u8]) -> Option<Cow<'_, str>> {
-    let dot = name.iter().rposition(|&b| b == b'.')?;
-    if dot == 0 {
-        return None;
-    }
-    let ext = &name[dot + 1..];
-    if ext.is_empty() || ext.len() > EXTENSION_BYTES_MAX {
-        return None;
-    }
-    let ext = std::str::from_utf8(ext).ok()?;
-    if ext.chars().any(|c| c.is_whitespace() || c.is_control()) {
-        return None;
-    }
-    if ext.chars().any(char::is_uppercase) {
-        Some(Cow::Owned(ext.to_lowercase()))
-    } else {
-        Some(Cow::Borrowed(ext))
-    }
-}
-
-/// Splits a record path into its parent's path and its name ("." is the root and has no
-/// parent; its children's paths have no prefix).
-pub fn split_parent(path: &[u8]) -> (Option<&[u8]>, &[u8]) {
-    if path == b"." {
-        return (None, path);
-    }
-    match path.iter().rposition(|&b| b == b'/') {
-        Some(i) => (Some(&path[..i]), &path[i + 1..]),
-        None => (Some(b"."), path),
     }
 }
 

@@ -10,13 +10,13 @@
 //!     [--maxcount 1048576] [--port PORT (use a running server instead)]
 //! ```
 
-use nfs_walker::rpc::mount::{MntArgs, MntReply, MOUNT_PROGRAM, MOUNT_V3};
-use nfs_walker::rpc::msg::{encode_call_header, Auth, AuthSys, CallHeader, Reply};
-use nfs_walker::rpc::nfs3::{
+use nfs_proto::rpc::mount::{MntArgs, MntReply, MOUNT_PROGRAM, MOUNT_V3};
+use nfs_proto::rpc::msg::{encode_call_header, Auth, AuthSys, CallHeader, Reply};
+use nfs_proto::rpc::nfs3::{
     proc3, FileHandle, GetattrArgs, ReaddirPlusArgs, ReaddirPlusReply, NFS_PROGRAM, NFS_V3,
 };
-use nfs_walker::rpc::record::{begin_record, end_record, RecordAssembler};
-use nfs_walker::xdr::{XdrEncode, XdrWriter};
+use nfs_proto::rpc::record::{begin_record, end_record, RecordAssembler};
+use nfs_proto::xdr::{XdrEncode, XdrWriter};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};

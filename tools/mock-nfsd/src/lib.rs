@@ -32,7 +32,7 @@ pub use server::{Server, ServerHandle};
 pub use stats::StatsSnapshot;
 pub use tree::{Tree, TreeModel};
 
-use nfs_walker::record::EntryRecord;
+use nfs_proto::record::EntryRecord;
 use std::net::SocketAddr;
 
 /// Everything that shapes a server.

@@ -1,8 +1,8 @@
 //! The exact listing a correct client sees (`--print-listing`): the oracle for tests.
 
 use crate::tree::{NodeId, TreeModel};
-use nfs_walker::record::{join_path, EntryRecord};
-use nfs_walker::rpc::nfs3::FileType3;
+use nfs_proto::record::{join_path, EntryRecord};
+use nfs_proto::rpc::nfs3::FileType3;
 
 /// Depth-first walk of a tree yielding one [`EntryRecord`] per object, root first (path ".",
 /// depth 0). Attributes go through `Fattr3::to_entry_attrs`, as the client's do.

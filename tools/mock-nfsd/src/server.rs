@@ -10,7 +10,7 @@
 use crate::service::{ConnState, ReplyPlan, Service};
 use crate::stats::StatsSnapshot;
 use crate::Config;
-use nfs_walker::rpc::record::RecordAssembler;
+use nfs_proto::rpc::record::RecordAssembler;
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
 use std::io::{self, Read, Write};

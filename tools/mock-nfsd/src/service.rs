@@ -9,14 +9,14 @@ use crate::rng::{hash3, Rng};
 use crate::stats::Stats;
 use crate::tree::{NodeId, TreeModel};
 use crate::Config;
-use nfs_walker::rpc::mount::{
+use nfs_proto::rpc::mount::{
     self, ExportEntry, ExportList, MntArgs, MntReply, Mountstat3, MOUNT_PROGRAM, MOUNT_V3,
 };
-use nfs_walker::rpc::msg::{
+use nfs_proto::rpc::msg::{
     encode_accepted_reply, encode_denied_reply, AcceptStat, AuthStat, ReceivedCall, RejectReason,
     AUTH_NONE, AUTH_SYS, RPC_VERSION,
 };
-use nfs_walker::rpc::nfs3::{
+use nfs_proto::rpc::nfs3::{
     self, encode_modifying_proc_fail, encode_post_op_attr, is_modifying_proc, proc3, AccessArgs,
     AccessOk, DirEntry, DirEntryPlus, Fattr3, FileHandle, FileType3, FsinfoOk, FsstatOk,
     GetattrArgs, LookupArgs, LookupOk, NfsRes, NfsTime3, Nfsstat3, PathconfOk, ReaddirArgs,
@@ -24,9 +24,9 @@ use nfs_walker::rpc::nfs3::{
     ACCESS3_LOOKUP, ACCESS3_READ, FSF3_CANSETTIME, FSF3_HOMOGENEOUS, FSF3_LINK, FSF3_SYMLINK,
     NFS_PROGRAM, NFS_V3,
 };
-use nfs_walker::rpc::portmap::{Mapping, IPPROTO_TCP, PMAPPROC_GETPORT, PMAP_PROGRAM, PMAP_V2};
-use nfs_walker::rpc::record::{begin_record, end_record};
-use nfs_walker::xdr::{XdrDecode, XdrEncode, XdrReader, XdrWriter};
+use nfs_proto::rpc::portmap::{Mapping, IPPROTO_TCP, PMAPPROC_GETPORT, PMAP_PROGRAM, PMAP_V2};
+use nfs_proto::rpc::record::{begin_record, end_record};
+use nfs_proto::xdr::{XdrDecode, XdrEncode, XdrReader, XdrWriter};
 use std::time::Duration;
 
 /// Largest READ, READDIR and READDIRPLUS reply body we send (also FSINFO's rtmax).
@@ -588,7 +588,7 @@ impl Service {
         encode_post_op_attr(&mut w, Some(&attrs));
         w.u32(len as u32).bool(eof).u32(len as u32);
         let buf = w.buffer();
-        buf.resize(buf.len() + len + nfs_walker::xdr::pad_len(len), 0);
+        buf.resize(buf.len() + len + nfs_proto::xdr::pad_len(len), 0);
     }
 
     fn fs_info(&self, proc_: u32, fh: &FileHandle, out: &mut Vec<u8>) {

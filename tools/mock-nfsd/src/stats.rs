@@ -1,8 +1,8 @@
 //! Per-procedure call counters, shared by all connections.
 
-use nfs_walker::rpc::mount::{self, MOUNT_PROGRAM};
-use nfs_walker::rpc::nfs3::{self, NFS_PROGRAM};
-use nfs_walker::rpc::portmap::PMAP_PROGRAM;
+use nfs_proto::rpc::mount::{self, MOUNT_PROGRAM};
+use nfs_proto::rpc::nfs3::{self, NFS_PROGRAM};
+use nfs_proto::rpc::portmap::PMAP_PROGRAM;
 use std::io::{self, Write};
 use std::sync::atomic::{AtomicU64, Ordering};
 

@@ -12,7 +12,7 @@
 //! name, regenerates the name there and compares: O(1), no index.
 
 use crate::rng::{hash3, mix64, Rng};
-use nfs_walker::rpc::nfs3::{Fattr3, FileType3, NfsTime3, SpecData3};
+use nfs_proto::rpc::nfs3::{Fattr3, FileType3, NfsTime3, SpecData3};
 use std::fmt;
 use std::str::FromStr;
 use thiserror::Error;

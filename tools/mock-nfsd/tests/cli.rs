@@ -1,6 +1,6 @@
 //! The mock-nfsd binary: first line, --print-listing, --stats on SIGTERM, argument errors.
 
-use nfs_walker::record::EntryRecord;
+use nfs_proto::record::EntryRecord;
 use std::io::{BufRead, BufReader, Read};
 use std::process::{Command, Stdio};
 

@@ -4,7 +4,7 @@ mod common;
 
 use common::{config, start, Conn, Listing, EXPORT};
 use mock_nfsd::{Config, CookieMode};
-use nfs_walker::rpc::nfs3::{FileHandle, Nfsstat3};
+use nfs_proto::rpc::nfs3::{FileHandle, Nfsstat3};
 use std::collections::HashSet;
 
 /// How a listing is requested.
@@ -143,7 +143,7 @@ fn mixed_tree_directories_list_completely_with_small_replies() {
     let mut stack = vec![(root, Vec::new())];
     while let Some((dir, path)) = stack.pop() {
         let (names, _) = list_all_plus_entries(&mut conn, dir, req, |name, fh, is_dir| {
-            let p = nfs_walker::record::join_path(if path.is_empty() { b"." } else { &path }, name);
+            let p = nfs_proto::record::join_path(if path.is_empty() { b"." } else { &path }, name);
             if is_dir {
                 stack.push((fh, p.clone()));
             }
@@ -176,7 +176,7 @@ fn list_all_plus_entries(
                 continue;
             }
             let attrs = e.attrs.expect("READDIRPLUS attributes");
-            let is_dir = attrs.ftype == nfs_walker::rpc::nfs3::FileType3::Dir;
+            let is_dir = attrs.ftype == nfs_proto::rpc::nfs3::FileType3::Dir;
             f(&e.name, e.fh.expect("READDIRPLUS handle"), is_dir);
         }
         if l.eof {

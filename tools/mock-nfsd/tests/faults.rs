@@ -5,8 +5,8 @@ mod common;
 use common::{accepted, config, start, status_of, xid_of, Conn, EXPORT};
 use mock_nfsd::service::HOSTILE_NAMES;
 use mock_nfsd::{Config, ServerHandle};
-use nfs_walker::rpc::nfs3::{proc3, FileHandle, GetattrArgs, Nfsstat3};
-use nfs_walker::rpc::record::RecordAssembler;
+use nfs_proto::rpc::nfs3::{proc3, FileHandle, GetattrArgs, Nfsstat3};
+use nfs_proto::rpc::record::RecordAssembler;
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
@@ -25,7 +25,7 @@ fn with_faults(tree: &str, faults: &str) -> (ServerHandle, Conn, FileHandle) {
 
 fn getattr_bytes(conn: &mut Conn, fh: FileHandle) -> (u32, Vec<u8>) {
     conn.encode_call(
-        nfs_walker::rpc::nfs3::NFS_PROGRAM,
+        nfs_proto::rpc::nfs3::NFS_PROGRAM,
         3,
         proc3::GETATTR,
         &GetattrArgs { fh },

@@ -5,7 +5,7 @@
 mod common;
 
 use common::{config, start};
-use nfs_walker::record::{EntryRecord, EntryType};
+use nfs_proto::record::{EntryRecord, EntryType};
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};

@@ -5,18 +5,16 @@ mod common;
 
 use common::{accepted, config, start, status_of, xid_of, Conn, EXPORT};
 use mock_nfsd::{Config, LatencyDist};
-use nfs_walker::record::{join_path, EntryRecord};
-use nfs_walker::rpc::mount::{
-    ExportList, MntArgs, MntReply, MountError, Mountstat3, MOUNT_PROGRAM,
-};
-use nfs_walker::rpc::msg::RpcError;
-use nfs_walker::rpc::nfs3::{
+use nfs_proto::record::{join_path, EntryRecord};
+use nfs_proto::rpc::mount::{ExportList, MntArgs, MntReply, MountError, Mountstat3, MOUNT_PROGRAM};
+use nfs_proto::rpc::msg::RpcError;
+use nfs_proto::rpc::nfs3::{
     proc3, AccessArgs, AccessReply, FileType3, FsinfoReply, FsstatReply, GetattrArgs, GetattrReply,
     LookupArgs, LookupReply, NfsReplyError, Nfsstat3, PathconfReply, ReadlinkReply, ACCESS3_DELETE,
     ACCESS3_LOOKUP, ACCESS3_MODIFY, ACCESS3_READ, NFS_PROGRAM,
 };
-use nfs_walker::rpc::portmap::{GetportReply, Mapping, IPPROTO_TCP, IPPROTO_UDP, PMAP_PROGRAM};
-use nfs_walker::xdr::{XdrDecode, XdrEncode, XdrWriter};
+use nfs_proto::rpc::portmap::{GetportReply, Mapping, IPPROTO_TCP, IPPROTO_UDP, PMAP_PROGRAM};
+use nfs_proto::xdr::{XdrDecode, XdrEncode, XdrWriter};
 use std::time::{Duration, Instant};
 
 struct Raw(Vec<u8>);
@@ -76,7 +74,7 @@ fn mount_exports_mounts_and_refuses_unknown_paths() {
     );
     // A subdirectory of the export mounts too, like Linux.
     let first_dir = mock_nfsd::listing(&config("mixed:500"), false)
-        .find(|r| r.attrs.kind == nfs_walker::record::EntryType::Dir && r.depth == 1)
+        .find(|r| r.attrs.kind == nfs_proto::record::EntryType::Dir && r.depth == 1)
         .unwrap();
     let path = [b"/export/".as_slice(), &first_dir.path].concat();
     let sub = conn.mount(&path);
@@ -135,7 +133,7 @@ fn rpc_errors_use_the_proper_accept_and_reject_status() {
         Err(RpcError::RpcMismatch { low: 2, high: 2 })
     );
     // Handles that are not ours.
-    let fh = nfs_walker::rpc::nfs3::FileHandle::from_bytes(&[1, 2, 3]).unwrap();
+    let fh = nfs_proto::rpc::nfs3::FileHandle::from_bytes(&[1, 2, 3]).unwrap();
     let res = conn.nfs(proc3::GETATTR, &GetattrArgs { fh });
     assert_eq!(
         GetattrReply::decode(&res),
@@ -143,7 +141,7 @@ fn rpc_errors_use_the_proper_accept_and_reject_status() {
     );
     let mut stale = root.as_bytes().to_vec();
     stale[0] ^= 1;
-    let fh = nfs_walker::rpc::nfs3::FileHandle::from_bytes(&stale).unwrap();
+    let fh = nfs_proto::rpc::nfs3::FileHandle::from_bytes(&stale).unwrap();
     let res = conn.nfs(proc3::GETATTR, &GetattrArgs { fh });
     assert_eq!(
         GetattrReply::decode(&res),
@@ -238,7 +236,7 @@ fn read_procedures_answer_from_the_tree() {
     );
     let file = listing
         .iter()
-        .find(|r| r.depth == 1 && r.attrs.kind == nfs_walker::record::EntryType::File)
+        .find(|r| r.depth == 1 && r.attrs.kind == nfs_proto::record::EntryType::File)
         .unwrap();
     let file_fh = lookup_status(&mut conn, root, &file.path).unwrap();
     assert_eq!(

@@ -2,14 +2,14 @@
 #![allow(dead_code)]
 
 use mock_nfsd::{Config, Server, ServerHandle};
-use nfs_walker::rpc::mount::{MntArgs, MntReply, MOUNT_PROGRAM, MOUNT_V3};
-use nfs_walker::rpc::msg::{encode_call_header, Auth, AuthSys, CallHeader, Reply, RpcError};
-use nfs_walker::rpc::nfs3::{
+use nfs_proto::rpc::mount::{MntArgs, MntReply, MOUNT_PROGRAM, MOUNT_V3};
+use nfs_proto::rpc::msg::{encode_call_header, Auth, AuthSys, CallHeader, Reply, RpcError};
+use nfs_proto::rpc::nfs3::{
     proc3, FileHandle, Nfsstat3, ReaddirArgs, ReaddirPlusArgs, ReaddirPlusReply, ReaddirReply,
     NFS_PROGRAM, NFS_V3,
 };
-use nfs_walker::rpc::record::{begin_record, end_record, RecordAssembler};
-use nfs_walker::xdr::{XdrEncode, XdrWriter};
+use nfs_proto::rpc::record::{begin_record, end_record, RecordAssembler};
+use nfs_proto::xdr::{XdrEncode, XdrWriter};
 use std::io::{self, Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;
@@ -240,7 +240,7 @@ pub struct ListedEntry {
     pub name: Vec<u8>,
     pub cookie: u64,
     pub fileid: u64,
-    pub attrs: Option<nfs_walker::rpc::nfs3::Fattr3>,
+    pub attrs: Option<nfs_proto::rpc::nfs3::Fattr3>,
     pub fh: Option<FileHandle>,
 }
 

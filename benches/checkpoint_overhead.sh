@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # What checkpointing the scan database costs: the same scan into `-o scan.db` with checkpoints
 # never (--checkpoint-secs 86400), at the default (10 s), every 1 s and every 0.25 s, alternated;
-# median wall time of each, the checkpoints made, and the slowdown against "never".
+# median wall time of each, the checkpoints made, the time the writer spent in them (and its share
+# of the wall time: the cost itself, which the noise of a shared machine does not hide), and the
+# wall-time difference against "never".
 #
 #   benches/checkpoint_overhead.sh [RUNS]        (default 5 runs of each)
 #
@@ -59,10 +61,10 @@ median() {  # FILE COLUMN
     sort -n -k"$2" "$1" | awk -v c="$2" '{ v[NR] = $c } END { print v[int((NR + 1) / 2)] }'
 }
 base=$(median "$tmp/86400" 1)
-printf '%-26s %10s %12s %14s %10s\n' "median of $runs runs" "wall s" "checkpoints" "in them s" "vs never"
+printf '%-26s %10s %12s %12s %12s %10s\n' "median of $runs runs" "wall s" "checkpoints" "in them s" "of wall" "vs never"
 for c in $intervals; do
     w=$(median "$tmp/$c" 1); n=$(median "$tmp/$c" 2); s=$(median "$tmp/$c" 3)
     label="--checkpoint-secs $c"; [ "$c" = 86400 ] && label="never (86400)"
-    printf '%-26s %10.3f %12s %14.3f %+9.1f%%\n' "$label" "$w" "$n" "$s" \
-        "$(echo "($w / $base - 1) * 100" | bc -l)"
+    printf '%-26s %10.3f %12s %12.3f %11.1f%% %+9.1f%%\n' "$label" "$w" "$n" "$s" \
+        "$(echo "$s / $w * 100" | bc -l)" "$(echo "($w / $base - 1) * 100" | bc -l)"
 done

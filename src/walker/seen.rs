@@ -3,6 +3,8 @@
 //! directly; it is about twice as fast as a general-purpose set for this one job, which runs
 //! once per listed entry.
 
+use super::disk_keys::DiskSet;
+
 #[derive(Debug, Default, Clone)]
 pub struct HashSet64 {
     /// 0 marks an empty slot; the key 0 itself is tracked by `has_zero`.
@@ -111,196 +113,37 @@ mod tests {
 /// restarted listing (NFS3ERR_BAD_COOKIE) or a server repeating itself never writes one twice.
 ///
 /// Memory is bounded: the first `memory_keys_max` keys live in a [`HashSet64`] (16 bytes per
-/// key at most); beyond that, keys are appended to an unlinked temporary file (8 bytes per key
-/// on disk, a small buffer in memory). When a listing restarts, the spilled keys are sorted on
-/// disk ([`SortedKeys`]: runs of [`SORT_RUN_KEYS`] keys merged into a second temporary file)
-/// and looked up there through a sparse index (8 bytes per [`SORTED_BLOCK_KEYS`] keys) and one
-/// 4 KiB read per lookup, so a restart past millions of entries never loads them all. The
-/// trade-off: past the in-memory part, an entry a server sends twice *without* a restart (a
-/// misbehaving server; a directory changing under the scan) is not caught; cookie cycles still
-/// are, by the listing itself.
+/// key at most); beyond that, keys go to disk in sorted runs of [`SPILL_BATCH_KEYS`]
+/// ([`DiskSet`]: 8 bytes per key on disk; in memory one batch and a sparse index of 1/512 of
+/// the keys). The spilled keys are looked up only when a listing restarts, a block read per
+/// lookup, so a restart past millions of entries never loads them all. The trade-off: past the
+/// in-memory part, an entry a server sends twice *without* a restart (a misbehaving server; a
+/// directory changing under the scan) is not caught; cookie cycles still are, by the listing
+/// itself.
 #[derive(Debug)]
 pub struct EmittedSet {
     memory: HashSet64,
     memory_keys_max: usize,
-    spill: Option<std::io::BufWriter<std::fs::File>>,
+    /// Keys past the memory bound, waiting to be written as a run.
+    pending: Vec<u64>,
+    disk: DiskSet<u64>,
     spilled: u64,
-    /// Spilled keys sorted at the last restart.
-    restart_keys: Option<SortedKeys>,
+    /// Whether a restart happened: from then on, spilled keys are looked up too.
+    restarted: bool,
 }
 
-/// Keys sorted in memory at a time when spilled keys are sorted for a restart (8 MiB).
-pub const SORT_RUN_KEYS: usize = 1 << 20;
-/// Keys per block of the sorted file: one 4 KiB read per lookup; the sparse index holds one
-/// key per block (1/512 of the keys).
-pub const SORTED_BLOCK_KEYS: usize = 512;
-
-/// Keys sorted in a temporary file, with the first key of every block in memory.
-#[derive(Debug)]
-pub struct SortedKeys {
-    file: std::fs::File,
-    len: u64,
-    block_first: Vec<u64>,
-    block: Vec<u8>,
-}
-
-impl SortedKeys {
-    /// Sorts the keys of `spill` (little-endian u64s): runs sorted in memory, then merged
-    /// with duplicates dropped.
-    fn sort(spill: &mut std::fs::File) -> std::io::Result<SortedKeys> {
-        use std::io::{BufReader, BufWriter, Read, Seek, SeekFrom, Write};
-        spill.seek(SeekFrom::Start(0))?;
-        let mut runs_file = BufWriter::new(tempfile::tempfile()?);
-        let mut runs: Vec<(u64, u64)> = Vec::new(); // (first key index, keys)
-        let mut reader = BufReader::with_capacity(64 << 10, &mut *spill);
-        let mut run: Vec<u64> = Vec::new();
-        let mut written = 0u64;
-        let mut word = [0u8; 8];
-        let mut flush_run =
-            |run: &mut Vec<u64>, runs_file: &mut BufWriter<std::fs::File>| -> std::io::Result<()> {
-                if run.is_empty() {
-                    return Ok(());
-                }
-                run.sort_unstable();
-                run.dedup();
-                for k in run.iter() {
-                    runs_file.write_all(&k.to_le_bytes())?;
-                }
-                runs.push((written, run.len() as u64));
-                written += run.len() as u64;
-                run.clear();
-                Ok(())
-            };
-        loop {
-            match reader.read_exact(&mut word) {
-                Ok(()) => run.push(u64::from_le_bytes(word)),
-                Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => break,
-                Err(e) => return Err(e),
-            }
-            if run.len() >= SORT_RUN_KEYS {
-                flush_run(&mut run, &mut runs_file)?;
-            }
-        }
-        flush_run(&mut run, &mut runs_file)?;
-        drop(reader);
-        spill.seek(SeekFrom::End(0))?;
-        let runs_file = runs_file.into_inner().map_err(|e| e.into_error())?;
-        // Merge: one buffered reader per run over its own handle of the runs file.
-        let mut readers = Vec::with_capacity(runs.len());
-        let mut heap = std::collections::BinaryHeap::new();
-        for (i, &(start, len)) in runs.iter().enumerate() {
-            let mut f = runs_file.try_clone()?;
-            // try_clone shares the offset: each reader seeks before every refill instead.
-            f.seek(SeekFrom::Start(start * 8))?;
-            readers.push(RunReader {
-                file: f,
-                next: start,
-                left: len,
-                buf: Vec::new(),
-                at: 0,
-            });
-            if let Some(k) = readers[i].next_key()? {
-                heap.push(std::cmp::Reverse((k, i)));
-            }
-        }
-        let mut out = BufWriter::new(tempfile::tempfile()?);
-        let mut block_first = Vec::new();
-        let mut len = 0u64;
-        let mut last = None;
-        while let Some(std::cmp::Reverse((k, i))) = heap.pop() {
-            if last != Some(k) {
-                if len % SORTED_BLOCK_KEYS as u64 == 0 {
-                    block_first.push(k);
-                }
-                out.write_all(&k.to_le_bytes())?;
-                len += 1;
-                last = Some(k);
-            }
-            if let Some(n) = readers[i].next_key()? {
-                heap.push(std::cmp::Reverse((n, i)));
-            }
-        }
-        let file = out.into_inner().map_err(|e| e.into_error())?;
-        Ok(SortedKeys {
-            file,
-            len,
-            block_first,
-            block: Vec::with_capacity(SORTED_BLOCK_KEYS * 8),
-        })
-    }
-
-    /// Whether `key` is among the sorted keys.
-    fn contains(&mut self, key: u64) -> bool {
-        use std::os::unix::fs::FileExt;
-        let b = match self.block_first.binary_search(&key) {
-            Ok(_) => return true,
-            Err(0) => return false,
-            Err(i) => i - 1,
-        };
-        let start = (b * SORTED_BLOCK_KEYS) as u64;
-        let n = (self.len - start).min(SORTED_BLOCK_KEYS as u64) as usize;
-        self.block.resize(n * 8, 0);
-        if self.file.read_exact_at(&mut self.block, start * 8).is_err() {
-            // Unreadable: treat as written, so nothing is ever written twice.
-            return true;
-        }
-        let at = |i: usize| {
-            let c = &self.block[i * 8..i * 8 + 8];
-            u64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]])
-        };
-        let (mut lo, mut hi) = (0usize, n);
-        while lo < hi {
-            let mid = (lo + hi) / 2;
-            match at(mid).cmp(&key) {
-                std::cmp::Ordering::Equal => return true,
-                std::cmp::Ordering::Less => lo = mid + 1,
-                std::cmp::Ordering::Greater => hi = mid,
-            }
-        }
-        false
-    }
-}
-
-/// One sorted run being merged: reads its part of the runs file in 64 KiB pieces.
-struct RunReader {
-    file: std::fs::File,
-    /// Index (in keys) of the next key to read from the file.
-    next: u64,
-    left: u64,
-    buf: Vec<u8>,
-    at: usize,
-}
-
-impl RunReader {
-    fn next_key(&mut self) -> std::io::Result<Option<u64>> {
-        use std::os::unix::fs::FileExt;
-        if self.at == self.buf.len() {
-            if self.left == 0 {
-                return Ok(None);
-            }
-            let n = self.left.min(8192);
-            self.buf.resize(n as usize * 8, 0);
-            self.file.read_exact_at(&mut self.buf, self.next * 8)?;
-            self.next += n;
-            self.left -= n;
-            self.at = 0;
-        }
-        let c = &self.buf[self.at..self.at + 8];
-        self.at += 8;
-        Ok(Some(u64::from_le_bytes([
-            c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7],
-        ])))
-    }
-}
+/// Keys past the in-memory bound written to disk at a time (512 KiB).
+pub const SPILL_BATCH_KEYS: usize = 1 << 16;
 
 impl EmittedSet {
     pub fn new(memory_keys_max: usize) -> Self {
         EmittedSet {
             memory: HashSet64::new(),
             memory_keys_max,
-            spill: None,
+            pending: Vec::new(),
+            disk: DiskSet::default(),
             spilled: 0,
-            restart_keys: None,
+            restarted: false,
         }
     }
 
@@ -316,63 +159,43 @@ impl EmittedSet {
     /// Records `key`; false if it was recorded before.
     #[inline]
     pub fn insert(&mut self, key: u64) -> bool {
-        if self.memory.contains(key) || self.restart_keys.as_mut().is_some_and(|s| s.contains(key))
-        {
+        if self.memory.contains(key) || (self.restarted && self.spilled_contains(key)) {
             return false;
         }
         if self.memory.len() < self.memory_keys_max {
             return self.memory.insert(key);
         }
-        self.spill_key(key);
+        self.pending.push(key);
+        self.spilled += 1;
+        if self.pending.len() >= SPILL_BATCH_KEYS {
+            self.write_pending();
+        }
         true
     }
 
-    fn spill_key(&mut self, key: u64) {
-        use std::io::Write;
-        if self.spill.is_none() {
-            if let Ok(f) = tempfile::tempfile() {
-                self.spill = Some(std::io::BufWriter::with_capacity(64 << 10, f));
-            }
+    fn spilled_contains(&mut self, key: u64) -> bool {
+        if self.pending.contains(&key) {
+            return true;
         }
-        let ok = self
-            .spill
-            .as_mut()
-            .is_some_and(|w| w.write_all(&key.to_le_bytes()).is_ok());
-        if ok {
-            self.spilled += 1;
-        } else {
-            // No temporary file: the key stays in memory, past the bound, rather than lost.
-            self.memory.insert(key);
+        // An unreadable run counts as holding the key: nothing is ever written twice.
+        self.disk.contains(key).unwrap_or(true)
+    }
+
+    fn write_pending(&mut self) {
+        if let Err(e) = self.disk.add(&mut self.pending) {
+            // No temporary file: the keys stay in memory, past the bound, rather than lost.
+            tracing::warn!(error = %e, "spilling listing keys failed; keeping them in memory");
+            for k in self.pending.drain(..) {
+                self.memory.insert(k);
+            }
         }
     }
 
     /// A listing restarts: every key recorded so far must be found by [`EmittedSet::insert`],
-    /// so the spilled ones are sorted on disk for lookups (see the type's description). Should
-    /// that fail, the keys are read into memory as a last resort.
+    /// so from now on the spilled ones are looked up on disk.
     pub fn prepare_restart(&mut self) {
-        use std::io::Write;
-        use std::io::{Read, Seek, SeekFrom};
-        self.restart_keys = None;
-        let Some(w) = self.spill.as_mut() else {
-            return;
-        };
-        let sorted = w.flush().and_then(|()| SortedKeys::sort(w.get_mut()));
-        match sorted {
-            Ok(sorted) => self.restart_keys = Some(sorted),
-            Err(e) => {
-                tracing::warn!(error = %e, "sorting spilled listing keys failed; reading them into memory");
-                let f = w.get_mut();
-                let mut bytes = Vec::new();
-                if f.seek(SeekFrom::Start(0)).is_ok() && f.read_to_end(&mut bytes).is_ok() {
-                    for c in bytes.chunks_exact(8) {
-                        self.memory.insert(u64::from_le_bytes([
-                            c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7],
-                        ]));
-                    }
-                }
-                let _ = f.seek(SeekFrom::End(0));
-            }
-        }
+        self.write_pending();
+        self.restarted = true;
     }
 }
 
@@ -408,17 +231,13 @@ mod emitted_tests {
     fn a_restart_past_millions_of_spilled_keys_reads_them_from_disk() {
         let mut set = EmittedSet::new(1000);
         let key = |i: u64| i.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-        let n = (SORT_RUN_KEYS as u64) * 2 + 12_345;
+        let n = (SPILL_BATCH_KEYS as u64) * 20 + 12_345;
         for i in 0..n {
             assert!(set.insert(key(i)));
         }
         set.prepare_restart();
-        let sorted = set.restart_keys.as_ref().expect("sorted on disk");
-        assert_eq!(sorted.len, n - 1000);
-        assert_eq!(
-            sorted.block_first.len(),
-            (n - 1000).div_ceil(SORTED_BLOCK_KEYS as u64) as usize
-        );
+        assert_eq!(set.disk.len(), n - 1000);
+        assert!(set.disk.runs_and_index_keys().1 < (n as usize) / 400);
         assert_eq!(set.memory_len(), 1000);
         for i in (0..n).step_by(97) {
             assert!(!set.insert(key(i)), "key {i} was written before");

@@ -144,7 +144,10 @@ impl<K: DiskKey> RunWriter<K> {
     }
 
     fn push(&mut self, k: K) -> io::Result<()> {
-        if self.len % SortedRun::<K>::keys_per_block() as u64 == 0 {
+        if self
+            .len
+            .is_multiple_of(SortedRun::<K>::keys_per_block() as u64)
+        {
             self.block_first.push(k);
         }
         self.bytes.clear();

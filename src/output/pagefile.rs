@@ -289,12 +289,16 @@ impl PageFile {
             }
         }
         let journal_path = self.journal_path();
-        write_journal(
+        if let Err(e) = write_journal(
             &journal_path,
             &originals,
             self.committed_pages,
             self.page_size,
-        )?;
+        ) {
+            // Nothing was overwritten yet: a partial journal protects nothing.
+            let _ = std::fs::remove_file(&journal_path);
+            return Err(e.into());
+        }
         // The exclusive lock: no reader may see the pages change under it.
         if !self.lock_exclusive(wait)? {
             std::fs::remove_file(&journal_path)?;

@@ -181,7 +181,12 @@ pub fn convert(
     };
     let (entries, skipped) = match to {
         OutputKind::Database => {
-            let (writer, tx) = SqliteWriter::create(output, &info, stop.clone())?;
+            let (writer, tx) = SqliteWriter::create(
+                output,
+                &info,
+                Duration::from_secs_f64(crate::output::sqlite::CHECKPOINT_SECS_DEFAULT),
+                stop.clone(),
+            )?;
             let counts = feed(Format::SqliteRows, tx);
             let written = writer.finish(&end);
             let counts = counts?;

@@ -226,7 +226,7 @@ fn a_database_that_cannot_grow_stops_the_scan_and_stays_valid() {
         calls < MIXED_1M_FULL_SCAN_CALLS / 4,
         "the scan went on after its database failed: {calls} calls"
     );
-    // The file is the valid database SQLite created, marked as never finished.
+    // The file is valid: the last commit, marked failed with the cause.
     let conn = rusqlite::Connection::open(&db).unwrap();
     let check: String = conn
         .query_row("PRAGMA integrity_check", [], |r| r.get(0))
@@ -235,9 +235,9 @@ fn a_database_that_cannot_grow_stops_the_scan_and_stays_valid() {
     let status: String = conn
         .query_row("SELECT status FROM scan", [], |r| r.get(0))
         .unwrap();
-    assert_eq!(status, "running");
+    assert_eq!(status, "failed");
     let stats = run_walker(&["stats", db.to_str().unwrap()]);
     let text = String::from_utf8_lossy(&stats.stdout);
-    assert!(text.contains("not finished"), "{text}");
+    assert!(text.contains("File too large"), "{text}");
     server.shutdown();
 }

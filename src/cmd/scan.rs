@@ -70,6 +70,10 @@ pub struct ScanArgs {
     /// Where --baseline writes the changes, as NDJSON change records (see `diff`)
     #[arg(long, value_name = "FILE", requires = "baseline")]
     pub changes: Option<PathBuf>,
+    /// Commit the database at least this often (seconds): a crash loses at most this much
+    /// work
+    #[arg(long, default_value_t = nfs_walker::output::sqlite::CHECKPOINT_SECS_DEFAULT)]
+    pub checkpoint_secs: f64,
     #[command(flatten)]
     pub engine: EngineArgs,
     /// No progress line
@@ -280,7 +284,13 @@ impl ProgressLine {
 }
 
 /// SIGINT/SIGTERM set the flag: the scan stops issuing calls and writes what it has.
+/// SIGXFSZ is ignored: a file-size limit makes a write fail with an error the scan reports
+/// (and survives with a valid output), instead of killing the process.
 pub fn stop_on_signals() -> Result<Arc<AtomicBool>> {
+    // SAFETY: setting a signal's disposition to SIG_IGN installs no handler code.
+    unsafe {
+        libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+    }
     let stop = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         signal_hook::flag::register(sig, stop.clone()).context("installing signal handler")?;
@@ -418,8 +428,12 @@ fn run_sqlite(args: &ScanArgs) -> Result<i32> {
         bail!("SQLite output needs a file: -o FILE");
     };
     let info = scan_info(args)?;
+    if !(0.1..=86_400.0).contains(&args.checkpoint_secs) {
+        bail!("--checkpoint-secs must be within [0.1, 86400]");
+    }
     let stop = stop_on_signals()?;
-    let (writer, tx) = SqliteWriter::create(path, &info, stop.clone())
+    let checkpoint = Duration::from_secs_f64(args.checkpoint_secs);
+    let (writer, tx) = SqliteWriter::create(path, &info, checkpoint, stop.clone())
         .with_context(|| format!("creating {}", path.display()))?;
     let result = scan_into(args, Format::SqliteRows, tx, stop, None);
     let end = scan_end(&result);
@@ -430,6 +444,8 @@ fn run_sqlite(args: &ScanArgs) -> Result<i32> {
     let db = db?;
     tracing::debug!(
         late_rows = db.late_rows,
+        checkpoints = db.checkpoints,
+        checkpoint_s = db.checkpoint_time.as_secs_f64(),
         missing_parents = db.missing_parents,
         duplicate_dirs = db.duplicate_dirs,
         load_s = db.load_time.as_secs_f64(),
@@ -437,11 +453,13 @@ fn run_sqlite(args: &ScanArgs) -> Result<i32> {
     );
     if !args.quiet {
         eprintln!(
-            "  wrote {} entries, {} errors to {} ({}; indexes and totals {:.2} s: indexes {:.2} s, sync {:.2} s)",
+            "  wrote {} entries, {} errors to {} ({}; {} checkpoints {:.2} s; indexes and totals {:.2} s: indexes {:.2} s, sync {:.2} s)",
             db.entries,
             db.errors,
             path.display(),
             end.status.as_str(),
+            db.checkpoints,
+            db.checkpoint_time.as_secs_f64(),
             db.finish_time.as_secs_f64(),
             db.index_time.as_secs_f64(),
             db.sync_time.as_secs_f64(),

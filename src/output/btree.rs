@@ -9,30 +9,21 @@
 //! file, and interior pages are built level by level as their children complete.
 //!
 //! The file is created, its schema written and finally updated by SQLite itself (rusqlite);
-//! this module only fills the b-trees whose (empty) root pages SQLite created, and then
-//! records the new page count in the file header. Everything follows the documented file
-//! format (<https://www.sqlite.org/fileformat2.html>); `PRAGMA integrity_check` in the tests
-//! checks every page, key order, cell and index entry of what is built here.
+//! this module only fills the b-trees whose (empty) root pages SQLite created. Everything
+//! follows the documented file format (<https://www.sqlite.org/fileformat2.html>);
+//! `PRAGMA integrity_check` in the tests checks every page, key order, cell and index entry of
+//! what is built here.
 //!
-//! The connection must be closed while pages are written: SQLite knows nothing of them until
-//! [`PageFile::finish`] has updated the header. Should the process die before that, the file
-//! is still the valid (empty) database SQLite wrote; the appended pages lie past its end.
+//! A tree being built can be shown to SQLite at any time ([`TableBuilder::checkpoint`]): the
+//! pages not yet full (one leaf and one page per interior level, the right edge of the tree)
+//! are written as they are, the top one to the root page, and [`PageFile::commit`] makes
+//! them part of the database. Full pages are never written again; the right-edge pages keep
+//! the page numbers a checkpoint gave them, and their later contents (fuller, then sealed)
+//! replace them only at the next commit, through the rollback journal. So the file never
+//! holds a page no committed tree points to, and no committed page changes outside a commit.
 
-use std::fs::File;
-use std::io;
-use std::os::unix::fs::FileExt;
-use std::path::Path;
+pub use crate::output::pagefile::{PageFile, PageFileError};
 use thiserror::Error;
-
-/// Bytes of the file header on page 1.
-const FILE_HEADER_BYTES: usize = 100;
-/// SQLite never uses the page holding this byte offset (its lock bytes live there).
-const PENDING_BYTE_OFFSET: u64 = 0x4000_0000;
-/// Pages appended are written in chunks of about this size.
-const WRITE_CHUNK_BYTES: usize = 1 << 20;
-/// Each time this much has been written, the kernel is asked to start writing it back, so the
-/// final sync waits only for the last part rather than for the whole database.
-const WRITEBACK_CHUNK_BYTES: u64 = 32 << 20;
 
 const LEAF_TABLE: u8 = 0x0d;
 const INTERIOR_TABLE: u8 = 0x05;
@@ -41,12 +32,8 @@ const INTERIOR_INDEX: u8 = 0x02;
 
 #[derive(Debug, Error)]
 pub enum BtreeError {
-    #[error("{0}")]
-    Io(#[from] io::Error),
-    #[error("not an SQLite database this writer can extend: {0}")]
-    Format(&'static str),
-    #[error("the database would pass 2^32 - 1 pages")]
-    TooManyPages,
+    #[error(transparent)]
+    File(#[from] PageFileError),
     #[error("rowids must increase: {rowid} after {last}")]
     RowidOrder { rowid: i64, last: i64 },
 }
@@ -250,170 +237,6 @@ pub fn decode_record(record: &[u8]) -> Option<Vec<Value<'_>>> {
     (at == header_len && body == record.len()).then_some(values)
 }
 
-/// The database file, opened beside SQLite's own writes: appends pages after its end and
-/// writes the root pages SQLite allocated.
-pub struct PageFile {
-    file: File,
-    page_size: usize,
-    /// Pages in the file as SQLite wrote it; appended pages follow.
-    first_appended: u32,
-    /// The number the next appended page gets.
-    next_page: u32,
-    /// Appended pages not yet written, starting with page `chunk_first`.
-    chunk: Vec<u8>,
-    chunk_first: u32,
-    /// File offset from which writeback has not been started.
-    writeback_from: u64,
-}
-
-impl PageFile {
-    /// Opens an SQLite database that no connection is writing, for appending.
-    pub fn open(path: &Path) -> Result<PageFile, BtreeError> {
-        let file = File::options().read(true).write(true).open(path)?;
-        let mut header = [0u8; FILE_HEADER_BYTES];
-        file.read_exact_at(&mut header, 0)?;
-        if &header[..16] != b"SQLite format 3\0" {
-            return Err(BtreeError::Format("no SQLite header"));
-        }
-        let page_size = match u16::from_be_bytes([header[16], header[17]]) {
-            1 => 65536,
-            n if n >= 512 && n.is_power_of_two() => n as usize,
-            _ => return Err(BtreeError::Format("bad page size")),
-        };
-        if header[20] != 0 {
-            return Err(BtreeError::Format("pages have reserved bytes"));
-        }
-        if header[18] != 1 || header[19] != 1 {
-            return Err(BtreeError::Format("not in rollback-journal mode"));
-        }
-        let freelist_pages = u32::from_be_bytes([header[36], header[37], header[38], header[39]]);
-        if freelist_pages != 0 {
-            return Err(BtreeError::Format("has free pages"));
-        }
-        if u32::from_be_bytes([header[52], header[53], header[54], header[55]]) != 0 {
-            return Err(BtreeError::Format("auto-vacuum is on"));
-        }
-        if u32::from_be_bytes([header[56], header[57], header[58], header[59]]) != 1 {
-            return Err(BtreeError::Format("text encoding is not UTF-8"));
-        }
-        let file_pages = file.metadata()?.len() / page_size as u64;
-        let header_pages = u32::from_be_bytes([header[28], header[29], header[30], header[31]]);
-        if u64::from(header_pages) != file_pages {
-            return Err(BtreeError::Format("page count and file size disagree"));
-        }
-        let mut pf = PageFile {
-            file,
-            page_size,
-            first_appended: header_pages + 1,
-            next_page: header_pages + 1,
-            chunk: Vec::with_capacity(WRITE_CHUNK_BYTES + page_size),
-            chunk_first: header_pages + 1,
-            writeback_from: u64::from(header_pages) * page_size as u64,
-        };
-        pf.skip_pending_byte_page();
-        Ok(pf)
-    }
-
-    /// Pages appended so far.
-    pub fn appended_pages(&self) -> u64 {
-        u64::from(self.next_page - self.first_appended)
-    }
-
-    fn pending_byte_page(&self) -> u32 {
-        (PENDING_BYTE_OFFSET / self.page_size as u64) as u32 + 1
-    }
-
-    /// The page holding the lock bytes is never used: appending skips it (writing zeros, so
-    /// the file stays contiguous).
-    fn skip_pending_byte_page(&mut self) {
-        if self.next_page == self.pending_byte_page() {
-            self.chunk.resize(self.chunk.len() + self.page_size, 0);
-            self.next_page += 1;
-        }
-    }
-
-    /// The number the page appended after the next one will get (for overflow chains).
-    fn page_after_next(&self) -> u32 {
-        let n = self.next_page + 1;
-        if n == self.pending_byte_page() {
-            n + 1
-        } else {
-            n
-        }
-    }
-
-    /// Appends one page; returns its number.
-    fn append(&mut self, page: &[u8]) -> Result<u32, BtreeError> {
-        debug_assert_eq!(page.len(), self.page_size);
-        let n = self.next_page;
-        if n == u32::MAX {
-            return Err(BtreeError::TooManyPages);
-        }
-        self.chunk.extend_from_slice(page);
-        self.next_page += 1;
-        self.skip_pending_byte_page();
-        if self.chunk.len() >= WRITE_CHUNK_BYTES {
-            self.flush()?;
-        }
-        Ok(n)
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        if !self.chunk.is_empty() {
-            let offset = u64::from(self.chunk_first - 1) * self.page_size as u64;
-            self.file.write_all_at(&self.chunk, offset)?;
-            let end = offset + self.chunk.len() as u64;
-            self.chunk.clear();
-            if end - self.writeback_from >= WRITEBACK_CHUNK_BYTES {
-                start_writeback(&self.file, self.writeback_from, end - self.writeback_from);
-                self.writeback_from = end;
-            }
-        }
-        self.chunk_first = self.next_page;
-        Ok(())
-    }
-
-    /// Writes a page SQLite allocated (a root page).
-    fn write_page(&mut self, n: u32, page: &[u8]) -> io::Result<()> {
-        debug_assert!(n > 1 && n < self.first_appended);
-        self.file
-            .write_all_at(page, u64::from(n - 1) * self.page_size as u64)
-    }
-
-    /// Writes what is pending, makes it durable, and only then records the new page count in
-    /// the header, so SQLite sees the appended pages: a crash can never leave a header that
-    /// counts pages which did not reach the disk. (The header itself is synced by the
-    /// caller's next SQLite commit.)
-    pub fn finish(mut self) -> Result<(), BtreeError> {
-        self.flush()?;
-        self.file.sync_data()?;
-        let pages = self.next_page - 1;
-        let mut header = [0u8; FILE_HEADER_BYTES];
-        self.file.read_exact_at(&mut header, 0)?;
-        // A new change counter, and the page count declared valid for it.
-        let counter =
-            u32::from_be_bytes([header[24], header[25], header[26], header[27]]).wrapping_add(1);
-        header[24..28].copy_from_slice(&counter.to_be_bytes());
-        header[28..32].copy_from_slice(&pages.to_be_bytes());
-        header[92..96].copy_from_slice(&counter.to_be_bytes());
-        self.file.write_all_at(&header, 0)?;
-        Ok(())
-    }
-}
-
-/// Asks the kernel to start writing `len` bytes at `offset` back to disk, without waiting.
-/// Only a hint: where it fails, the final sync does all the work.
-fn start_writeback(file: &File, offset: u64, len: u64) {
-    use std::os::fd::AsRawFd;
-    let (Ok(offset), Ok(len)) = (i64::try_from(offset), i64::try_from(len)) else {
-        return;
-    };
-    // SAFETY: the descriptor is open for the call's duration; the call reads no memory of ours.
-    unsafe {
-        libc::sync_file_range(file.as_raw_fd(), offset, len, libc::SYNC_FILE_RANGE_WRITE);
-    }
-}
-
 /// One b-tree page being filled: header at the start, cell pointers after it, cell contents
 /// from the end of the page backwards.
 struct PageBuilder {
@@ -554,6 +377,42 @@ fn place_payload<'p>(
     Ok(&[])
 }
 
+/// Writes a sealed page: at the number a checkpoint gave it (the committed tree points
+/// there, so it changes at the next commit) or as a new page.
+fn place_sealed(
+    file: &mut PageFile,
+    reserved: &mut Option<u32>,
+    page: &[u8],
+) -> Result<u32, BtreeError> {
+    match reserved.take() {
+        Some(n) => {
+            file.rewrite_page(n, page);
+            Ok(n)
+        }
+        None => Ok(file.append(page)?),
+    }
+}
+
+/// Writes a right-edge page as a checkpoint shows it, keeping its page number for the
+/// contents it will have later.
+fn place_snapshot(
+    file: &mut PageFile,
+    reserved: &mut Option<u32>,
+    page: &[u8],
+) -> Result<u32, BtreeError> {
+    match *reserved {
+        Some(n) => {
+            file.rewrite_page(n, page);
+            Ok(n)
+        }
+        None => {
+            let n = file.append(page)?;
+            *reserved = Some(n);
+            Ok(n)
+        }
+    }
+}
+
 /// The interior levels of a b-tree being built bottom-up. Level `i` takes (child page, key)
 /// pairs in key order; when a page is full its last pair's child becomes the page's right
 /// child and its key moves up to level `i + 1` with the page as the child.
@@ -563,6 +422,8 @@ fn place_payload<'p>(
 struct InteriorLevels {
     kind: u8,
     levels: Vec<PageBuilder>,
+    /// Per level, the page number a checkpoint gave the page being filled.
+    reserved: Vec<Option<u32>>,
     scratch: Vec<u8>,
     /// Popped keys moving up; one per level at most at any time.
     carry: Vec<u8>,
@@ -573,6 +434,7 @@ impl InteriorLevels {
         InteriorLevels {
             kind,
             levels: Vec::new(),
+            reserved: Vec::new(),
             scratch: Vec::new(),
             carry: Vec::new(),
         }
@@ -588,6 +450,7 @@ impl InteriorLevels {
         let page_size = file.page_size;
         if self.levels.len() == level {
             self.levels.push(PageBuilder::new(page_size, self.kind));
+            self.reserved.push(None);
         }
         if self.levels[level].fits(4 + key.len()) {
             self.levels[level].push(&child.to_be_bytes(), key);
@@ -597,7 +460,11 @@ impl InteriorLevels {
         let mut popped = std::mem::take(&mut self.scratch);
         self.levels[level].pop(&mut popped);
         let right = u32::from_be_bytes([popped[0], popped[1], popped[2], popped[3]]);
-        let page_no = file.append(self.levels[level].seal(right))?;
+        let page_no = place_sealed(
+            file,
+            &mut self.reserved[level],
+            self.levels[level].seal(right),
+        )?;
         self.levels[level].reset();
         self.levels[level].push(&child.to_be_bytes(), key);
         let mut up = std::mem::take(&mut self.carry);
@@ -621,12 +488,29 @@ impl InteriorLevels {
         let top = level + 1 == self.levels.len();
         let page = self.levels[level].seal(last_child);
         if top {
-            file.write_page(root, page)?;
+            file.rewrite_page(root, page);
             Ok(())
         } else {
-            let page_no = file.append(page)?;
+            let page_no = place_sealed(file, &mut self.reserved[level], page)?;
             self.finish(file, level + 1, page_no, root)
         }
+    }
+
+    /// Shows every level as it is: `child` is the right child of level 0's page; the top
+    /// page goes to `root`, the others keep (or get) page numbers of their own.
+    fn checkpoint(
+        &mut self,
+        file: &mut PageFile,
+        mut child: u32,
+        root: u32,
+    ) -> Result<(), BtreeError> {
+        let top = self.levels.len() - 1;
+        for level in 0..top {
+            let page = self.levels[level].seal(child);
+            child = place_snapshot(file, &mut self.reserved[level], page)?;
+        }
+        file.rewrite_page(root, self.levels[top].seal(child));
+        Ok(())
     }
 }
 
@@ -634,15 +518,16 @@ impl InteriorLevels {
 fn finish_tree(
     file: &mut PageFile,
     leaf: &mut PageBuilder,
+    leaf_reserved: &mut Option<u32>,
     interior: &mut InteriorLevels,
     root: u32,
 ) -> Result<(), BtreeError> {
     let page = leaf.seal(0);
     if interior.levels.is_empty() {
-        file.write_page(root, page)?;
+        file.rewrite_page(root, page);
         Ok(())
     } else {
-        let page_no = file.append(page)?;
+        let page_no = place_sealed(file, leaf_reserved, page)?;
         interior.finish(file, 0, page_no, root)
     }
 }
@@ -651,6 +536,8 @@ fn finish_tree(
 pub struct TableBuilder {
     root: u32,
     leaf: PageBuilder,
+    /// The page number a checkpoint gave the leaf being filled.
+    leaf_reserved: Option<u32>,
     leaf_max_rowid: Option<i64>,
     interior: InteriorLevels,
     record: Vec<u8>,
@@ -666,6 +553,7 @@ impl TableBuilder {
         TableBuilder {
             root,
             leaf: PageBuilder::new(file.page_size, LEAF_TABLE),
+            leaf_reserved: None,
             leaf_max_rowid: None,
             interior: InteriorLevels::new(INTERIOR_TABLE),
             record: Vec::with_capacity(256),
@@ -716,7 +604,7 @@ impl TableBuilder {
             &mut self.overflow_page,
         )?;
         if !self.leaf.fits(self.cell.len() + rest.len()) {
-            let page_no = file.append(self.leaf.seal(0))?;
+            let page_no = place_sealed(file, &mut self.leaf_reserved, self.leaf.seal(0))?;
             self.leaf.reset();
             self.key.clear();
             put_varint(&mut self.key, self.leaf_max_rowid.unwrap_or(0) as u64);
@@ -728,10 +616,33 @@ impl TableBuilder {
         Ok(())
     }
 
-    /// Writes the last pages; the top one goes to the root page.
+    /// Writes the last pages; the top one goes to the root page (at the next commit).
     pub fn finish(mut self, file: &mut PageFile) -> Result<u64, BtreeError> {
-        finish_tree(file, &mut self.leaf, &mut self.interior, self.root)?;
+        finish_tree(
+            file,
+            &mut self.leaf,
+            &mut self.leaf_reserved,
+            &mut self.interior,
+            self.root,
+        )?;
         Ok(self.rows)
+    }
+
+    /// Writes the tree as it is, so that the next commit shows every row pushed so far;
+    /// rows can be pushed on afterwards.
+    pub fn checkpoint(&mut self, file: &mut PageFile) -> Result<(), BtreeError> {
+        let page = self.leaf.seal(0);
+        if self.interior.levels.is_empty() {
+            file.rewrite_page(self.root, page);
+            return Ok(());
+        }
+        let leaf = place_snapshot(file, &mut self.leaf_reserved, page)?;
+        self.interior.checkpoint(file, leaf, self.root)
+    }
+
+    /// Rows pushed so far.
+    pub fn rows(&self) -> u64 {
+        self.rows
     }
 }
 
@@ -789,9 +700,15 @@ impl IndexBuilder {
         Ok(())
     }
 
-    /// Writes the last pages; the top one goes to the root page.
+    /// Writes the last pages; the top one goes to the root page (at the next commit).
     pub fn finish(mut self, file: &mut PageFile) -> Result<u64, BtreeError> {
-        finish_tree(file, &mut self.leaf, &mut self.interior, self.root)?;
+        finish_tree(
+            file,
+            &mut self.leaf,
+            &mut None,
+            &mut self.interior,
+            self.root,
+        )?;
         Ok(self.entries)
     }
 }
@@ -819,6 +736,7 @@ pub(crate) fn integrity_check(conn: &rusqlite::Connection) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::path::Path;
 
     fn varint_bytes(v: u64) -> Vec<u8> {
         let mut out = Vec::new();
@@ -992,7 +910,8 @@ mod tests {
             index.push(&mut file, &rec).unwrap();
         }
         index.finish(&mut file).unwrap();
-        file.finish().unwrap();
+        file.commit(true).unwrap();
+        drop(file);
 
         let conn = rusqlite::Connection::open(&path).unwrap();
         assert_eq!(
@@ -1121,6 +1040,80 @@ mod tests {
                 .collect();
             build_and_check(&rows, page_size);
         }
+    }
+
+    /// Checkpoints at irregular moments of a load that grows a tree four levels deep (small
+    /// pages, overflow chains): after every commit SQLite finds the database sound, with
+    /// exactly the rows pushed so far; after the finish, all of them; and no page of the file
+    /// is left unused.
+    #[test]
+    fn every_checkpoint_is_a_sound_database_with_the_rows_so_far() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db");
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        conn.execute_batch(
+            "PRAGMA page_size = 512; PRAGMA journal_mode = DELETE;
+             CREATE TABLE t (id INTEGER PRIMARY KEY, a INTEGER, b TEXT);",
+        )
+        .unwrap();
+        let root: u32 = conn
+            .query_row("SELECT rootpage FROM sqlite_schema", [], |r| r.get(0))
+            .unwrap();
+        drop(conn);
+        let mut file = PageFile::open(&path).unwrap();
+        let mut table = TableBuilder::new(&file, root);
+        let mut next_checkpoint = 1u64;
+        let mut commits = 0;
+        for id in 1..=20_000i64 {
+            let long = text(
+                if id % 97 == 0 {
+                    1500
+                } else {
+                    (id % 40) as usize
+                },
+                id as u64,
+            );
+            table
+                .push(
+                    &mut file,
+                    id,
+                    &[Value::Null, Value::Int(id), Value::Text(&long)],
+                )
+                .unwrap();
+            if id as u64 == next_checkpoint {
+                next_checkpoint += 1 + (id as u64 * 7) % 1500;
+                table.checkpoint(&mut file).unwrap();
+                assert_eq!(
+                    file.commit(true).unwrap(),
+                    crate::output::pagefile::Committed::Yes
+                );
+                commits += 1;
+                let conn = rusqlite::Connection::open_with_flags(
+                    &path,
+                    rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+                )
+                .unwrap();
+                assert_eq!(integrity_check(&conn), ["ok"], "after row {id}");
+                let (count, max): (i64, i64) = conn
+                    .query_row("SELECT count(*), max(id) FROM t", [], |r| {
+                        Ok((r.get(0)?, r.get(1)?))
+                    })
+                    .unwrap();
+                assert_eq!((count, max), (id, id));
+            }
+        }
+        assert!(commits > 20);
+        assert!(table.interior.levels.len() >= 2, "a tree three levels deep");
+        table.finish(&mut file).unwrap();
+        file.commit(true).unwrap();
+        drop(file);
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        assert_eq!(integrity_check(&conn), ["ok"]);
+        let count: i64 = conn
+            .query_row("SELECT count(*) FROM t", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(count, 20_000);
+        assert!(!path.with_file_name("t.db-journal").exists());
     }
 
     fn value_strategy() -> impl proptest::strategy::Strategy<Value = (u8, i64, Vec<u8>)> {

@@ -4,6 +4,7 @@
 pub mod bigdirs;
 pub mod btree;
 pub mod extsort;
+pub mod pagefile;
 pub mod schema;
 pub mod sqlite;
 

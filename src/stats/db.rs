@@ -11,6 +11,15 @@ use std::path::Path;
 
 /// Opens a scan database read-only, checking that it is one and that its schema is known.
 pub fn open_database(path: &Path) -> Result<Connection, StatsError> {
+    // A scan killed during a commit leaves a hot journal, which only a connection that may
+    // write can roll back; a read-only one would refuse the file.
+    let mut journal = path.as_os_str().to_owned();
+    journal.push("-journal");
+    if Path::new(&journal).exists() {
+        if let Ok(conn) = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_WRITE) {
+            let _ = conn.query_row("SELECT count(*) FROM sqlite_schema", [], |_| Ok(()));
+        }
+    }
     let conn = Connection::open_with_flags(
         path,
         OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,

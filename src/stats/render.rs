@@ -124,11 +124,11 @@ pub fn render_text(r: &Report) -> String {
                 let _ = writeln!(o, "  {msg}");
             }
             if m.status == "running" {
-                // Rows are written into the file only when the scan ends.
+                // A running scan commits its rows at checkpoints.
                 let _ = writeln!(
                     o,
-                    "  not finished: the scan is still going, or it was killed or its \
-                     database could not be written (rows are added when a scan ends)"
+                    "  not finished: the scan is still going, or it was killed (the rows are \
+                     those of its last checkpoint; directory totals and indexes come at the end)"
                 );
             }
         }

@@ -3,6 +3,8 @@
 //! directly; it is about twice as fast as a general-purpose set for this one job, which runs
 //! once per listed entry.
 
+use super::disk_keys::DiskSet;
+
 #[derive(Debug, Default, Clone)]
 pub struct HashSet64 {
     /// 0 marks an empty slot; the key 0 itself is tracked by `has_zero`.
@@ -111,38 +113,43 @@ mod tests {
 /// restarted listing (NFS3ERR_BAD_COOKIE) or a server repeating itself never writes one twice.
 ///
 /// Memory is bounded: the first `memory_keys_max` keys live in a [`HashSet64`] (16 bytes per
-/// key at most); beyond that, keys are appended to an unlinked temporary file (8 bytes per key
-/// on disk, a small buffer in memory). The spilled keys are read back, sorted, only when a
-/// listing restarts. The trade-off: past the in-memory part, an entry a server sends twice
-/// *without* a restart (a misbehaving server; a directory changing under the scan) is not
-/// caught; cookie cycles still are, by the listing itself.
+/// key at most); beyond that, keys go to disk in sorted runs of [`SPILL_BATCH_KEYS`]
+/// ([`DiskSet`]: 8 bytes per key on disk; in memory one batch and a sparse index of 1/512 of
+/// the keys). The spilled keys are looked up only when a listing restarts, a block read per
+/// lookup, so a restart past millions of entries never loads them all. The trade-off: past the
+/// in-memory part, an entry a server sends twice *without* a restart (a misbehaving server; a
+/// directory changing under the scan) is not caught; cookie cycles still are, by the listing
+/// itself.
 #[derive(Debug)]
 pub struct EmittedSet {
     memory: HashSet64,
     memory_keys_max: usize,
-    spill: Option<std::io::BufWriter<std::fs::File>>,
+    /// Keys past the memory bound, waiting to be written as a run.
+    pending: Vec<u64>,
+    disk: DiskSet<u64>,
     spilled: u64,
-    /// Spilled keys loaded at the last restart, sorted.
-    restart_keys: Vec<u64>,
-    /// Keys that could not be spilled (temporary file unavailable) stay in memory here.
-    overflow: Vec<u64>,
+    /// Whether a restart happened: from then on, spilled keys are looked up too.
+    restarted: bool,
 }
+
+/// Keys past the in-memory bound written to disk at a time (512 KiB).
+pub const SPILL_BATCH_KEYS: usize = 1 << 16;
 
 impl EmittedSet {
     pub fn new(memory_keys_max: usize) -> Self {
         EmittedSet {
             memory: HashSet64::new(),
             memory_keys_max,
-            spill: None,
+            pending: Vec::new(),
+            disk: DiskSet::default(),
             spilled: 0,
-            restart_keys: Vec::new(),
-            overflow: Vec::new(),
+            restarted: false,
         }
     }
 
     /// Keys recorded: the entries a listing handed out.
     pub fn len(&self) -> u64 {
-        self.memory.len() as u64 + self.spilled + self.overflow.len() as u64
+        self.memory.len() as u64 + self.spilled
     }
 
     pub fn is_empty(&self) -> bool {
@@ -161,62 +168,44 @@ impl EmittedSet {
     /// Records `key`; false if it was recorded before.
     #[inline]
     pub fn insert(&mut self, key: u64) -> bool {
-        if self.memory.contains(key)
-            || (!self.restart_keys.is_empty() && self.restart_keys.binary_search(&key).is_ok())
-        {
+        if self.memory.contains(key) || (self.restarted && self.spilled_contains(key)) {
             return false;
         }
         if self.memory.len() < self.memory_keys_max {
             return self.memory.insert(key);
         }
-        self.spill_key(key);
+        self.pending.push(key);
+        self.spilled += 1;
+        if self.pending.len() >= SPILL_BATCH_KEYS {
+            self.write_pending();
+        }
         true
     }
 
-    fn spill_key(&mut self, key: u64) {
-        use std::io::Write;
-        if self.spill.is_none() {
-            match tempfile::tempfile() {
-                Ok(f) => self.spill = Some(std::io::BufWriter::with_capacity(64 << 10, f)),
-                Err(_) => {
-                    self.overflow.push(key);
-                    return;
-                }
-            }
+    fn spilled_contains(&mut self, key: u64) -> bool {
+        if self.pending.contains(&key) {
+            return true;
         }
-        let ok = self
-            .spill
-            .as_mut()
-            .is_some_and(|w| w.write_all(&key.to_le_bytes()).is_ok());
-        if ok {
-            self.spilled += 1;
-        } else {
-            self.overflow.push(key);
+        // An unreadable run counts as holding the key: nothing is ever written twice.
+        self.disk.contains(key).unwrap_or(true)
+    }
+
+    fn write_pending(&mut self) {
+        if let Err(e) = self.disk.add(&mut self.pending) {
+            // No temporary file: the keys stay in memory, past the bound, rather than lost.
+            tracing::warn!(error = %e, "spilling listing keys failed; keeping them in memory");
+            self.spilled -= self.pending.len() as u64;
+            for k in self.pending.drain(..) {
+                self.memory.insert(k);
+            }
         }
     }
 
     /// A listing restarts: every key recorded so far must be found by [`EmittedSet::insert`],
-    /// so the spilled ones are read back (sorted) for binary search.
+    /// so from now on the spilled ones are looked up on disk.
     pub fn prepare_restart(&mut self) {
-        use std::io::{Read, Seek, SeekFrom, Write};
-        let mut keys = self.overflow.clone();
-        if let Some(w) = self.spill.as_mut() {
-            let mut bytes = Vec::new();
-            let read = w.flush().is_ok()
-                && w.get_mut().seek(SeekFrom::Start(0)).is_ok()
-                && w.get_mut().read_to_end(&mut bytes).is_ok()
-                && w.get_mut().seek(SeekFrom::End(0)).is_ok();
-            if read {
-                keys.extend(
-                    bytes.chunks_exact(8).map(|c| {
-                        u64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]])
-                    }),
-                );
-            }
-        }
-        keys.sort_unstable();
-        keys.dedup();
-        self.restart_keys = keys;
+        self.write_pending();
+        self.restarted = true;
     }
 }
 
@@ -244,5 +233,27 @@ mod emitted_tests {
         set.prepare_restart();
         assert!(!set.insert(2050 * 7919));
         assert!(!set.insert(5 * 7919));
+    }
+
+    /// Past several sort runs and many blocks, every spilled key is found after a restart,
+    /// and no other key is, while memory holds only the bounded part and the sparse index.
+    #[test]
+    fn a_restart_past_millions_of_spilled_keys_reads_them_from_disk() {
+        let mut set = EmittedSet::new(1000);
+        let key = |i: u64| i.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+        let n = (SPILL_BATCH_KEYS as u64) * 20 + 12_345;
+        for i in 0..n {
+            assert!(set.insert(key(i)));
+        }
+        set.prepare_restart();
+        assert_eq!(set.disk.len(), n - 1000);
+        assert!(set.disk.runs_and_index_keys().1 < (n as usize) / 400);
+        assert_eq!(set.memory_len(), 1000);
+        for i in (0..n).step_by(97) {
+            assert!(!set.insert(key(i)), "key {i} was written before");
+        }
+        for i in 0..5000 {
+            assert!(set.insert(key(n + i) & !1), "a new key");
+        }
     }
 }

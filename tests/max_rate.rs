@@ -37,7 +37,10 @@ fn max_rate_holds_every_second_on_the_server_side() {
         if let Some(status) = child.try_wait().unwrap() {
             break status;
         }
-        assert!(start.elapsed() < Duration::from_secs(60), "the scan did not end");
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "the scan did not end"
+        );
     };
     let out = child.wait_with_output().unwrap();
     assert!(status.success(), "{}", String::from_utf8_lossy(&out.stderr));
@@ -59,6 +62,9 @@ fn max_rate_holds_every_second_on_the_server_side() {
     }
     // The whole run: no faster than the cap allows (one millisecond's burst at most).
     let elapsed = start.elapsed().as_secs_f64();
-    assert!(total as f64 <= RATE * elapsed + 100.0, "{total} calls in {elapsed:.1} s");
+    assert!(
+        total as f64 <= RATE * elapsed + 100.0,
+        "{total} calls in {elapsed:.1} s"
+    );
     server.shutdown();
 }

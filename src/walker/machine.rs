@@ -33,7 +33,6 @@ use slab::Slab;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-
 /// An object the walk found, with the handles a sink may want (the bench's sample walk keeps
 /// them as targets); see [`WalkSink::WANTS_OBJECTS`].
 #[derive(Debug, Clone, Copy)]

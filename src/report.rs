@@ -146,13 +146,18 @@ mod tests {
 
     #[test]
     fn sizes_and_durations_read_well() {
-        assert_eq!(human_bytes(0), "0 B");
-        assert_eq!(human_bytes(1023), "1023 B");
-        assert_eq!(human_bytes(1536), "1.5 KiB");
-        assert_eq!(human_bytes(1 << 40), "1.0 TiB");
-        assert_eq!(human_us(999), "999 µs");
-        assert_eq!(human_us(1500), "1.50 ms");
-        assert_eq!(human_us(2_500_000), "2.50 s");
+        let bytes = [
+            (0, "0 B"),
+            (1023, "1023 B"),
+            (1536, "1.5 KiB"),
+            (1 << 40, "1.0 TiB"),
+        ];
+        for (n, shown) in bytes {
+            assert_eq!(human_bytes(n), shown);
+        }
+        for (us, shown) in [(999, "999 µs"), (1500, "1.50 ms"), (2_500_000, "2.50 s")] {
+            assert_eq!(human_us(us), shown);
+        }
     }
 
     #[test]

@@ -450,13 +450,22 @@ mod tests {
 
     #[test]
     fn durations_and_rates_read_well() {
-        assert_eq!(format_ns(850), "850 ns");
-        assert_eq!(format_ns(45_100), "45.1 µs");
-        assert_eq!(format_ns(1_500_000), "1.50 ms");
-        assert_eq!(format_ns(2_500_000_000), "2.50 s");
-        assert_eq!(format_rate(412_345.0), "412.3k");
-        assert_eq!(format_rate(999.0), "999");
-        assert_eq!(format_rate(2_500_000.0), "2.50M");
+        let durations = [
+            (850, "850 ns"),
+            (45_100, "45.1 µs"),
+            (1_500_000, "1.50 ms"),
+            (2_500_000_000, "2.50 s"),
+        ];
+        for (ns, shown) in durations {
+            assert_eq!(format_ns(ns), shown);
+        }
+        for (rate, shown) in [
+            (412_345.0, "412.3k"),
+            (999.0, "999"),
+            (2_500_000.0, "2.50M"),
+        ] {
+            assert_eq!(format_rate(rate), shown);
+        }
     }
 
     #[test]

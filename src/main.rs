@@ -1,6 +1,9 @@
 //! nfs-walker: scan NFSv3 namespaces as fast as the server allows, without a kernel mount.
 
 mod cmd;
+// Exported only in the musl build; compiled for tests everywhere on x86-64 so `cargo test` checks it.
+#[cfg(all(target_arch = "x86_64", any(target_env = "musl", test)))]
+mod musl_mem;
 
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use cmd::ClientArgs;

@@ -25,7 +25,10 @@ fn big_dirs(url: &str, n: u64, extra: &[&str]) -> BTreeMap<String, (u64, u64)> {
     for line in String::from_utf8(out.stdout).unwrap().lines() {
         let v: Value = serde_json::from_str(line).unwrap();
         let path = v["path"].as_str().unwrap().to_string();
-        let entry = (v["entries"].as_u64().unwrap(), v["fileid"].as_u64().unwrap());
+        let entry = (
+            v["entries"].as_u64().unwrap(),
+            v["fileid"].as_u64().unwrap(),
+        );
         assert!(got.insert(path, entry).is_none(), "reported twice: {line}");
     }
     got
@@ -89,7 +92,11 @@ fn local_counts(root: &Path) -> BTreeMap<String, u64> {
                 stack.push(e.path());
             }
         }
-        let rel = dir.strip_prefix(root).unwrap().to_string_lossy().into_owned();
+        let rel = dir
+            .strip_prefix(root)
+            .unwrap()
+            .to_string_lossy()
+            .into_owned();
         out.insert(if rel.is_empty() { ".".into() } else { rel }, n);
     }
     out
@@ -100,11 +107,17 @@ fn ganesha_flat_and_wide_report_exactly_the_directories_at_or_above_n() {
     let Some((url, dir)) = ganesha() else {
         return;
     };
-    for (tree, thresholds) in [("flat", &[100_000u64, 100_001][..]), ("wide", &[1, 500, 501][..])] {
+    for (tree, thresholds) in [
+        ("flat", &[100_000u64, 100_001][..]),
+        ("wide", &[1, 500, 501][..]),
+    ] {
         let counts = local_counts(&dir.join(tree));
         for &n in thresholds {
-            let expected: BTreeMap<String, u64> =
-                counts.iter().filter(|(_, &c)| c >= n).map(|(p, &c)| (p.clone(), c)).collect();
+            let expected: BTreeMap<String, u64> = counts
+                .iter()
+                .filter(|(_, &c)| c >= n)
+                .map(|(p, &c)| (p.clone(), c))
+                .collect();
             let got: BTreeMap<String, u64> = big_dirs(&url_with_path(&url, tree), n, &[])
                 .into_iter()
                 .map(|(p, (c, _))| (p, c))
@@ -115,5 +128,8 @@ fn ganesha_flat_and_wide_report_exactly_the_directories_at_or_above_n() {
     // The fileid is the directory's own.
     use std::os::unix::fs::MetadataExt;
     let flat = big_dirs(&url_with_path(&url, "flat"), 1, &[]);
-    assert_eq!(flat["."].1, std::fs::metadata(dir.join("flat")).unwrap().ino());
+    assert_eq!(
+        flat["."].1,
+        std::fs::metadata(dir.join("flat")).unwrap().ino()
+    );
 }

@@ -111,8 +111,7 @@ impl BigDirsWriter {
                                 continue;
                             };
                             totals.dirs += 1;
-                            if count > largest.entries.load(Ordering::Relaxed) || totals.dirs == 1
-                            {
+                            if count > largest.entries.load(Ordering::Relaxed) || totals.dirs == 1 {
                                 largest.offer(count, line);
                             }
                             if count >= min_entries {

@@ -141,7 +141,7 @@ impl EmittedSet {
     }
 
     /// Keys recorded: the entries a listing handed out.
-    pub fn len(&self) -> u64 {
+    pub fn recorded(&self) -> u64 {
         self.memory.len() as u64 + self.spilled + self.overflow.len() as u64
     }
 

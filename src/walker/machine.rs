@@ -1197,7 +1197,11 @@ impl Walker {
                     ListReply::Plus(r) => r.dir_attrs,
                     ListReply::Plain(r) => r.dir_attrs,
                 };
-                sink.dir_listed(&l.task.path, dir.map(|a| (a.fsid, a.fileid)), l.seen.recorded());
+                sink.dir_listed(
+                    &l.task.path,
+                    dir.map(|a| (a.fsid, a.fileid)),
+                    l.seen.recorded(),
+                );
                 // The set is only needed while the listing may still restart.
                 l.seen = EmittedSet::new(0);
                 l.continued_from = U64Set::default();

@@ -553,3 +553,69 @@ fn diff_of_a_mutated_mock_tree_finds_every_change_once_from_scans_and_listings()
     assert!(renamed_names > 100, "{renamed_names}");
     assert_eq!(count("renamed"), renamed_names);
 }
+
+/// One NDJSON entry record.
+fn rec(path: &str, kind: &str, fileid: u64, ctime_ns: i64, nlink: u32) -> String {
+    format!(
+        "{{\"path\":\"{path}\",\"type\":\"{kind}\",\"size\":1,\"used\":4096,\"mode\":420,\
+         \"nlink\":{nlink},\"uid\":0,\"gid\":0,\"fileid\":{fileid},\"fsid\":1,\"atime_ns\":0,\
+         \"mtime_ns\":5,\"ctime_ns\":{ctime_ns},\"depth\":{}}}\n",
+        path.matches('/').count() + usize::from(path != ".")
+    )
+}
+
+#[test]
+fn fileid_reuse_and_hard_links_follow_the_documented_rules() {
+    let work = tempfile::tempdir().unwrap();
+    let (a, b) = (work.path().join("a.ndjson"), work.path().join("b.ndjson"));
+    let root = rec(".", "dir", 1, 10, 4);
+    let old = [
+        root.clone(),
+        rec("d", "dir", 2, 10, 2),
+        rec("e", "dir", 3, 10, 2),
+        // Hard-linked pair, both names moved from d to e.
+        rec("d/h1", "file", 10, 10, 2),
+        rec("d/h2", "file", 10, 10, 2),
+        // A fileid reused by a new file whose ctime is earlier: another object.
+        rec("old.txt", "file", 20, 1000, 1),
+        // A fileid reused by a directory.
+        rec("f", "file", 30, 10, 1),
+        // Two names, one removed.
+        rec("l1", "file", 40, 10, 2),
+        rec("l2", "file", 40, 10, 2),
+    ]
+    .concat();
+    let new = [
+        root,
+        rec("d", "dir", 2, 10, 2),
+        rec("e", "dir", 3, 10, 2),
+        rec("e/h1", "file", 10, 10, 2),
+        rec("e/h2", "file", 10, 10, 2),
+        rec("new.txt", "file", 20, 500, 1),
+        rec("g", "dir", 30, 20, 2),
+        rec("l1", "file", 40, 20, 1),
+    ]
+    .concat();
+    fs::write(&a, old).unwrap();
+    fs::write(&b, new).unwrap();
+    let o = diff(&a, &b, &[]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let got: Vec<(String, String, Option<String>)> = parse_changes(&o.stdout).into_keys().collect();
+    let k =
+        |c: &str, p: &str, o: Option<&str>| (c.to_string(), p.to_string(), o.map(str::to_string));
+    let mut want = vec![
+        // Hard links moved as a pair, by name.
+        k("renamed", "e/h1", Some("d/h1")),
+        k("renamed", "e/h2", Some("d/h2")),
+        k("deleted", "old.txt", None),
+        k("added", "new.txt", None),
+        k("deleted", "f", None),
+        k("added", "g", None),
+        k("modified", "l1", None),
+        k("deleted", "l2", None),
+    ];
+    want.sort();
+    let mut got = got;
+    got.sort();
+    assert_eq!(got, want);
+}

@@ -103,16 +103,18 @@ fn verbose_prints_every_error_and_retry_as_it_happens() {
 
 #[test]
 fn mount_style_urls_scan_what_nfs_urls_do() {
-    let Some((url, _dir)) = ganesha() else {
+    // host:/export/path has no ports: the portmapper on 111 is asked, as mount(8) does, and
+    // the same for nfs://host/export/path without ports. Both must name the same server and
+    // tree (whichever NFS server the portmapper knows; tests/run.sh starts nfs-ganesha).
+    if ganesha().is_none() {
         return;
-    };
-    // host:/export/path has no ports: the portmapper on 111 is asked, as mount(8) does.
-    let (by_url, _, _) = scan(&["scan", &url_with_path(&url, "flat10k")]);
-    let (by_spec, _, err) = scan(&["scan", "127.0.0.1:/export/flat10k"]);
+    }
+    let (by_url, _, _) = scan(&["scan", "nfs://127.0.0.1/export", "-d", "1"]);
+    let (by_spec, _, err) = scan(&["scan", "127.0.0.1:/export", "-d", "1"]);
+    assert!(by_url.len() > 1, "{err}");
     assert_eq!(by_spec, by_url, "{err}");
-    assert_eq!(by_url.len(), 10_001);
-    let (shortcut, _, _) = scan(&["127.0.0.1:/export/flat10k", "-d", "0"]);
-    assert_eq!(shortcut.len(), 1);
+    let (shortcut, _, _) = scan(&["127.0.0.1:/export", "-d", "1"]);
+    assert_eq!(shortcut, by_url);
 }
 
 #[test]

@@ -122,7 +122,10 @@ pub fn run(args: &DiffArgs) -> Result<i32> {
                 .parent()
                 .filter(|d| !d.as_os_str().is_empty())
                 .unwrap_or(Path::new("."));
-            let mut tmp = tempfile::NamedTempFile::new_in(dir)
+            // Readable as any other output (a temporary file is created 0600).
+            let mut tmp = tempfile::Builder::new()
+                .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o644))
+                .tempfile_in(dir)
                 .with_context(|| format!("creating a temporary file in {}", dir.display()))?;
             let report = diff_into(
                 &args.old,

@@ -429,7 +429,8 @@ impl Groups {
 fn is_reused(old: &EntryRecord, new: &EntryRecord) -> bool {
     let (o, n) = (&old.attrs, &new.attrs);
     let known = o.kind != EntryType::Unknown && n.kind != EntryType::Unknown;
-    (known && o.kind != n.kind) || n.ctime_ns < o.ctime_ns
+    // `--mode names` records carry no attributes to tell by.
+    known && (o.kind != n.kind || n.ctime_ns < o.ctime_ns)
 }
 
 fn last_component(path: &[u8]) -> &[u8] {

@@ -11,8 +11,18 @@ use std::mem;
 /// still sort the same way every time).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KeyedRow {
+    /// The key's first 16 bytes (zero-padded), big-endian: most comparisons end here, without
+    /// reaching into the heap.
+    head: u128,
     bytes: Vec<u8>,
     key_len: u32,
+}
+
+fn head_of(key: &[u8]) -> u128 {
+    let mut h = [0u8; 16];
+    let n = key.len().min(16);
+    h[..n].copy_from_slice(&key[..n]);
+    u128::from_be_bytes(h)
 }
 
 impl KeyedRow {
@@ -21,6 +31,7 @@ impl KeyedRow {
         let mut bytes = Vec::with_capacity(key.len() + payload_capacity);
         bytes.extend_from_slice(key);
         KeyedRow {
+            head: head_of(key),
             bytes,
             key_len: key.len() as u32,
         }
@@ -42,8 +53,11 @@ impl KeyedRow {
 
 impl Ord for KeyedRow {
     fn cmp(&self, other: &Self) -> Ordering {
-        self.key()
-            .cmp(other.key())
+        // Heads in the same order as the keys, or equal (zero padding may tie a short key
+        // with a longer one): then the keys decide.
+        self.head
+            .cmp(&other.head)
+            .then_with(|| self.key().cmp(other.key()))
             .then_with(|| self.payload().cmp(other.payload()))
     }
 }
@@ -73,7 +87,15 @@ impl SortKey for KeyedRow {
         if key_len as usize > bytes.len() {
             return None;
         }
-        Some((KeyedRow { bytes, key_len }, 8 + len))
+        let head = head_of(&bytes[..key_len as usize]);
+        Some((
+            KeyedRow {
+                head,
+                bytes,
+                key_len,
+            },
+            8 + len,
+        ))
     }
 
     fn check_writable(&self) -> io::Result<()> {
@@ -255,6 +277,24 @@ mod tests {
             paths,
             vec![&b"a"[..], b"a/x", b"a/x/y", b"a-b", b"a.c", b"b"]
         );
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn keyed_rows_order_as_their_key_then_payload(
+            a in proptest::collection::vec(0u8..4, 0..20),
+            b in proptest::collection::vec(0u8..4, 0..20),
+            pa in proptest::collection::vec(0u8..3, 0..3),
+            pb in proptest::collection::vec(0u8..3, 0..3),
+        ) {
+            let row = |k: &[u8], p: &[u8]| {
+                let mut r = KeyedRow::with_key(k, p.len());
+                r.payload_mut().extend_from_slice(p);
+                r
+            };
+            let (x, y) = (row(&a, &pa), row(&b, &pb));
+            proptest::prop_assert_eq!(x.cmp(&y), (&a, &pa).cmp(&(&b, &pb)));
+        }
     }
 
     #[test]

@@ -11,6 +11,7 @@
 pub mod bench;
 pub mod client;
 pub mod output;
+pub mod queue;
 pub mod report;
 pub mod ring;
 pub mod sched;

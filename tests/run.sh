@@ -3,8 +3,9 @@
 #
 #   tests/run.sh            (as root on Debian 12; CI runs exactly this)
 #
-# 1. installs nfs-ganesha, rpcbind (with rpcinfo), libnfs-utils (nfs-ls), sqlite3 and python3
-#    (for make-tree.py) from Debian's packages;
+# 1. installs nfs-ganesha, rpcbind (with rpcinfo), libnfs-utils (nfs-ls), sqlite3, python3
+#    (for make-tree.py) and redis-server (the queue tests start their own, on a free port) from
+#    Debian's packages;
 # 2. builds reproducible trees with tests/fixtures/make-tree.py and serves them with nfs-ganesha
 #    on 127.0.0.1 (tests/fixtures/ganesha.sh);
 # 3. runs cargo fmt --check, cargo clippy -D warnings and cargo test for the whole workspace,
@@ -27,7 +28,7 @@ fi
 step "packages"
 export DEBIAN_FRONTEND=noninteractive
 need=""
-for p in nfs-ganesha nfs-ganesha-vfs rpcbind libnfs-utils sqlite3 python3; do
+for p in nfs-ganesha nfs-ganesha-vfs rpcbind libnfs-utils sqlite3 python3 redis-server; do
     dpkg-query -W -f='${Status}\n' "$p" 2>/dev/null | grep -q 'install ok installed' || need="$need $p"
 done
 if [ -n "$need" ]; then
@@ -42,7 +43,7 @@ fi
 for tool in rustfmt clippy-driver; do
     command -v "$tool" >/dev/null || { echo "tests/run.sh: the Rust toolchain lacks $tool" >&2; exit 1; }
 done
-echo "installed: nfs-ganesha rpcbind libnfs-utils sqlite3 python3"
+echo "installed: nfs-ganesha rpcbind libnfs-utils sqlite3 python3 redis-server"
 # Tests that need nfs-ganesha, nfs-ls or sqlite3 fail rather than skip when CI is set: here
 # everything they need was just installed, so a skip could only hide a broken setup.
 export CI=${CI:-true}

@@ -37,6 +37,9 @@ enum Command {
     Demo(cmd::demo::DemoArgs),
     /// Measure per-operation throughput and latency percentiles of a server
     Bench(Box<cmd::bench::BenchArgs>),
+    /// Multi-host scans: where a shared queue stands
+    #[command(subcommand)]
+    Queue(cmd::queue::QueueCommand),
     /// Summary and top-N reports of a scan database (-o scan.db) or NDJSON scan output
     Stats(Box<cmd::stats::StatsArgs>),
 }
@@ -69,6 +72,7 @@ fn main() {
         Command::Demo(args) => cmd::demo::run(&args),
         Command::Bench(args) => cmd::bench::run(&args),
         Command::Stats(args) => cmd::stats::run(&args),
+        Command::Queue(c) => cmd::queue::run(&c),
     };
     match result {
         Ok(code) => std::process::exit(code),

@@ -110,6 +110,7 @@ fn host(
             .expect("join the queue");
     let mut durable = Vec::new();
     let mut pending = Vec::new();
+    let mut finished_ids = Vec::new();
     let mut listed = 0;
     let mut last_checkpoint = Instant::now();
     let completed = loop {
@@ -137,6 +138,7 @@ fn host(
                 .collect::<Vec<_>>();
             let n = (children.len() + files.len()) as u64;
             source.finished(t.id, children, n);
+            finished_ids.push(t.id);
             listed += 1;
             if die_after == Some(listed) {
                 // Dead: nothing more is made durable or acknowledged.
@@ -150,9 +152,8 @@ fn host(
             }
         }
         if source.wants_checkpoint() || last_checkpoint.elapsed() >= Duration::from_millis(20) {
-            let seq = source.finished_seq();
             durable.append(&mut pending);
-            source.durable_through(seq);
+            source.durable(&std::mem::take(&mut finished_ids));
             last_checkpoint = Instant::now();
         }
     };

@@ -6,7 +6,8 @@ use nfs_walker::client::{mount, ClientOptions, NfsUrl};
 use nfs_walker::output::{self, Batcher, Format, OutputBatch, TextWriter};
 use nfs_walker::record::EntryRecord;
 use nfs_walker::ring::Backend;
-use nfs_walker::sched::{self, EngineOptions, EngineReport, Progress};
+use nfs_walker::scan::{self, Progress, ScanReport, WalkSetup};
+use nfs_walker::sched::{EngineOptions, LocalDeques, RateLimiter};
 use nfs_walker::walker::{DirTask, ExcludeSet, Mode, Task, VisitedDirs, WalkConfig};
 use std::io::{IsTerminal, Write};
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
@@ -54,6 +55,8 @@ pub struct ScanArgs {
     pub readlink: bool,
     #[command(flatten)]
     pub engine: EngineArgs,
+    #[command(flatten)]
+    pub queue: super::queue::QueueScanArgs,
     /// No progress line
     #[arg(short, long)]
     pub quiet: bool,
@@ -88,6 +91,9 @@ pub struct EngineArgs {
     /// nodes of a scale-out filer); default: every address the URL's host resolves to
     #[arg(long = "addr", value_name = "ADDR")]
     pub addrs: Vec<String>,
+    /// Calls per second at most, over all threads (spaced evenly): for busy production servers
+    #[arg(long, value_name = "OPS")]
+    pub max_rate: Option<f64>,
 }
 
 impl EngineArgs {
@@ -114,6 +120,17 @@ impl EngineArgs {
         // --connections is per thread.
         cfg.connections = cfg.threads * self.connections;
         Ok(cfg)
+    }
+
+    /// `--max-rate` as the limiter every thread shares.
+    pub fn rate_limit(&self) -> Result<Option<Arc<RateLimiter>>> {
+        match self.max_rate {
+            None => Ok(None),
+            Some(r) if r >= 1.0 && r <= nfs_walker::sched::rate::RATE_PER_S_MAX => {
+                Ok(Some(Arc::new(RateLimiter::new(r))))
+            }
+            Some(_) => bail!("--max-rate must be at least 1 call per second"),
+        }
     }
 
     /// The addresses to connect to: `--addr` values (with the NFS port where none is given),
@@ -160,7 +177,7 @@ pub fn output_format(args: &ScanArgs) -> Result<Format> {
         .and_then(|e| e.to_str())
         .unwrap_or("");
     Ok(match ext {
-        "db" | "sqlite" | "sqlite3" => Format::Records,
+        "db" | "sqlite" | "sqlite3" => Format::SqliteRows,
         "csv" => Format::Csv,
         _ => Format::Ndjson,
     })
@@ -173,7 +190,8 @@ pub struct ProgressLine {
 }
 
 impl ProgressLine {
-    pub fn start(progress: Arc<Progress>, enabled: bool) -> Self {
+    /// `max_rate`: the `--max-rate` cap, shown beside the current call rate.
+    pub fn start(progress: Arc<Progress>, max_rate: Option<f64>, enabled: bool) -> Self {
         let stop = Arc::new(AtomicBool::new(false));
         if !enabled || !std::io::stderr().is_terminal() {
             return ProgressLine { stop, handle: None };
@@ -186,11 +204,24 @@ impl ProgressLine {
                     .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
             );
             let start = std::time::Instant::now();
+            let mut last = (start, 0u64);
+            let mut rate_shown = String::new();
             while !s.load(Ordering::Relaxed) {
                 let n = progress.entries.load(Ordering::Relaxed);
                 let secs = start.elapsed().as_secs_f64().max(1e-3);
+                if let Some(cap) = max_rate {
+                    // The call rate over the last second or so, against the cap.
+                    let now = std::time::Instant::now();
+                    let dt = now.duration_since(last.0).as_secs_f64();
+                    if dt >= 1.0 || rate_shown.is_empty() {
+                        let calls = progress.calls.load(Ordering::Relaxed);
+                        let rate = (calls - last.1) as f64 / dt.max(1e-3);
+                        rate_shown = format!(", {rate:.0} calls/s of {cap:.0} max");
+                        last = (now, calls);
+                    }
+                }
                 bar.set_message(format!(
-                    "{n} entries ({:.0}/s), {} tasks queued or active, {} calls in flight, {} errors",
+                    "{n} entries ({:.0}/s), {} tasks queued or active, {} calls in flight, {} errors{rate_shown}",
                     n as f64 / secs,
                     progress.outstanding.load(Ordering::Relaxed),
                     progress.inflight.load(Ordering::Relaxed),
@@ -226,13 +257,16 @@ pub fn stop_on_signals() -> Result<Arc<AtomicBool>> {
 
 /// The outcome of a scan, for the caller's exit code and summary.
 pub struct ScanOutcome {
-    pub report: EngineReport,
+    pub report: ScanReport,
     pub errors: u64,
 }
 
 pub fn run(args: &ScanArgs) -> Result<i32> {
+    if let Some(q) = &args.queue.queue {
+        return super::queue::run_scan(args, q);
+    }
     let format = output_format(args)?;
-    if format == Format::Records {
+    if format == Format::SqliteRows {
         return run_sqlite(args);
     }
     let out: Box<dyn Write + Send> = match &args.output {
@@ -243,7 +277,7 @@ pub fn run(args: &ScanArgs) -> Result<i32> {
     };
     let stop = stop_on_signals()?;
     let (writer, tx) = TextWriter::start(format, out, stop.clone())?;
-    let outcome = scan_into(args, format, tx, stop)?;
+    let outcome = scan_into(args, format, tx, stop, None)?;
     writer.finish().context("writing entries")?;
     Ok(exit_code(&outcome))
 }
@@ -287,7 +321,7 @@ fn run_sqlite(args: &ScanArgs) -> Result<i32> {
     let stop = stop_on_signals()?;
     let (writer, tx) = SqliteWriter::create(path, &info, stop.clone())
         .with_context(|| format!("creating {}", path.display()))?;
-    let result = scan_into(args, Format::Records, tx, stop);
+    let result = scan_into(args, Format::SqliteRows, tx, stop, None);
     let end = match &result {
         Ok(o) => ScanEnd {
             status: if o.report.completed {
@@ -348,11 +382,13 @@ pub fn exit_code(o: &ScanOutcome) -> i32 {
 }
 
 /// Mounts, runs the engine into `tx` until it ends or `stop` is set, prints the summary.
+/// With `queue`, the tasks come from (and go to) the shared queue instead of local deques.
 pub fn scan_into(
     args: &ScanArgs,
     format: Format,
     tx: crossbeam_channel::Sender<OutputBatch>,
     stop: Arc<AtomicBool>,
+    queue: Option<&super::queue::QueueSetup>,
 ) -> Result<ScanOutcome> {
     let client = args.client.options();
     let url = NfsUrl::parse(&args.url)?;
@@ -400,30 +436,75 @@ pub fn scan_into(
             fh: m.root_fh,
             path: b".".to_vec(),
             depth: 0,
+            fsid: m.root_attrs.fsid,
         })]
+    };
+    let setup = WalkSetup {
+        walk,
+        visited,
+        rate: args.engine.rate_limit()?,
     };
     let (err_handle, err_tx) = output::start_error_writer(errors_file)?;
     let progress = Arc::new(Progress::default());
-    let bar = ProgressLine::start(progress.clone(), !args.quiet);
-    let result = sched::run(
-        &engine,
-        walk,
-        visited,
-        &args.engine.server_addrs(&m.nfs_addrs)?,
-        roots,
-        format,
-        tx,
-        err_tx,
-        progress,
-        stop,
-    );
+    let addrs = args.engine.server_addrs(&m.nfs_addrs)?;
+    let mut queue_done = None;
+    let bar;
+    // Each thread encodes its entries in a batcher of its own; the senders go when the scan
+    // ends, which closes the writers' channels.
+    let result = if let Some(q) = queue {
+        let Some(Task::Dir(root_task)) = roots.first() else {
+            bail!("a queue scan needs a root directory");
+        };
+        let tasks = q.start(args, root_task)?;
+        bar = ProgressLine::start(progress.clone(), args.engine.max_rate, !args.quiet);
+        let written = tasks.source().written_counter();
+        let r = scan::run(
+            &engine,
+            &setup,
+            &addrs,
+            tasks.as_ref(),
+            move |_| {
+                super::queue::QueueSink::new(
+                    Batcher::new(format, tx.clone(), Some(err_tx.clone())).track_tasks(),
+                    written.clone(),
+                )
+            },
+            &progress,
+            &stop,
+        )
+        .map(|(report, batchers)| {
+            drop(batchers);
+            report
+        });
+        queue_done = Some(tasks);
+        r
+    } else {
+        let source = LocalDeques::new(roots);
+        bar = ProgressLine::start(progress.clone(), args.engine.max_rate, !args.quiet);
+        scan::run(
+            &engine,
+            &setup,
+            &addrs,
+            &source,
+            move |_| Batcher::new(format, tx.clone(), Some(err_tx.clone())),
+            &progress,
+            &stop,
+        )
+        .map(|(report, batchers)| {
+            drop(batchers);
+            report
+        })
+    };
     bar.finish();
     let errors = err_handle
         .join()
         .map_err(|_| anyhow::anyhow!("error writer panicked"))?
         .context("writing errors")?;
-    let report = result.context("scan failed")?;
+    let mut report = result.context("scan failed")?;
     m.unmount();
     eprint!("{}", nfs_walker::report::scan_summary(&report, 1));
+    if let (Some(q), Some(tasks)) = (queue, queue_done) {
+        report.completed &= q.finish(&tasks, args.quiet)?;
+    }
     Ok(ScanOutcome { report, errors })
 }

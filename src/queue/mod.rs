@@ -24,6 +24,7 @@
 
 pub mod redis;
 pub mod source;
+pub mod tasks;
 
 use std::fmt;
 use thiserror::Error;

@@ -108,7 +108,10 @@ pub struct ConsumerStats {
     /// Milliseconds since the consumer last read or touched a task.
     pub idle_ms: u64,
     pub tasks_done: u64,
+    /// Entries of the tasks this consumer recorded first.
     pub entries: u64,
+    /// Entries this consumer wrote to its output (duplicates of taken-over tasks included).
+    pub written: u64,
 }
 
 /// A task claimed from the stream.
@@ -439,6 +442,16 @@ impl RedisQueue {
         lost.iter().map(|b| TaskId::parse(b)).collect()
     }
 
+    /// Publishes how many entries this host wrote (for `queue status`).
+    pub fn report_written(&mut self, entries: u64) -> Result<(), QueueError> {
+        ::redis::cmd("HSET")
+            .arg(&self.keys.stats)
+            .arg(format!("written:{}", self.consumer))
+            .arg(entries)
+            .query::<()>(&mut self.conn)
+            .map_err(|e| self.err(e))
+    }
+
     /// Tasks found and not yet acknowledged, anywhere (the termination test).
     pub fn outstanding(&mut self) -> Result<u64, QueueError> {
         ::redis::cmd("XLEN")
@@ -504,6 +517,7 @@ impl RedisQueue {
                     idle_ms: num("idle"),
                     tasks_done: counter(&format!("done:{name}")),
                     entries: counter(&format!("entries:{name}")),
+                    written: counter(&format!("written:{name}")),
                     name,
                 };
                 pending += c.pending;

@@ -2,9 +2,8 @@
 //! scanning threads take tasks from, so they never wait on Redis per directory.
 //!
 //! The scanning side calls [`QueueSource::take`] for work and [`QueueSource::finished`] with
-//! each listed task's children; the output's checkpoint calls [`QueueSource::finished_seq`]
-//! before it makes the output durable and [`QueueSource::durable_through`] after, and only then
-//! are those tasks acknowledged. The queue thread batches everything: claims of up to
+//! each listed task's children; the output's checkpoint calls [`QueueSource::durable`] with the
+//! tasks whose entries it has made durable, and only then are those tasks acknowledged. The queue thread batches everything: claims of up to
 //! [`QueueOptions::batch`] tasks (XREADGROUP, then XAUTOCLAIM of stopped hosts' tasks), one
 //! pipelined round trip for all tasks finished since the last one, one script for all
 //! acknowledgements.
@@ -16,7 +15,7 @@
 use super::redis::{is_connection_error, ClaimedTask, Joined, RedisQueue, ScanIdentity};
 use super::{decide, LocalWork, Next, QueueError, QueueUrl, TaskId, TaskRecord};
 use std::collections::{HashSet, VecDeque};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -76,7 +75,6 @@ pub struct HostShare {
 }
 
 struct Finished {
-    seq: u64,
     id: TaskId,
     children: Vec<TaskRecord>,
     entries: u64,
@@ -87,10 +85,10 @@ struct Inner {
     ready: VecDeque<ClaimedTask>,
     running: HashSet<TaskId>,
     finishing: Vec<Finished>,
-    /// Recorded in Redis, waiting for durability: (finish sequence, id).
-    awaiting: Vec<(u64, TaskId)>,
-    next_seq: u64,
-    durable_seq: u64,
+    /// Recorded in Redis, waiting for durability.
+    awaiting: HashSet<TaskId>,
+    /// Reported durable by the output (possibly before they were recorded).
+    durable: HashSet<TaskId>,
     wants_checkpoint: bool,
     state: Option<SourceState>,
     share: HostShare,
@@ -110,13 +108,16 @@ impl Inner {
         let mut ids: Vec<TaskId> = self.ready.iter().map(|t| t.id).collect();
         ids.extend(self.running.iter().copied());
         ids.extend(self.finishing.iter().map(|f| f.id));
-        ids.extend(self.awaiting.iter().map(|a| a.1));
+        ids.extend(self.awaiting.iter().copied());
         ids
     }
 }
 
 struct Shared {
     inner: Mutex<Inner>,
+    /// Entries this host wrote (duplicates of taken-over tasks included), published to Redis
+    /// for `queue status`.
+    written: Arc<AtomicU64>,
     /// Wakes the queue thread (work finished, durability, stop).
     wake: Condvar,
     /// Wakes scanning threads waiting for tasks.
@@ -152,6 +153,7 @@ impl QueueSource {
         let joined = q.join(scan, root)?;
         let shared = Arc::new(Shared {
             inner: Mutex::new(Inner::default()),
+            written: Arc::new(AtomicU64::new(0)),
             wake: Condvar::new(),
             work: Condvar::new(),
             stop: AtomicBool::new(false),
@@ -200,15 +202,11 @@ impl QueueSource {
     }
 
     /// A task was listed: its child directories and how many entries it wrote. Its
-    /// entries must already be on their way to the output, so that a checkpoint started after
-    /// this call covers them.
+    /// entries must already be on their way to the output.
     pub fn finished(&self, id: TaskId, children: Vec<TaskRecord>, entries: u64) {
         let mut g = self.shared.lock();
         g.running.remove(&id);
-        g.next_seq += 1;
-        let seq = g.next_seq;
         g.finishing.push(Finished {
-            seq,
             id,
             children,
             entries,
@@ -217,16 +215,10 @@ impl QueueSource {
         self.shared.wake.notify_one();
     }
 
-    /// The sequence number of the last finished task: a checkpoint reads it before it makes
-    /// the output durable, and passes it to [`QueueSource::durable_through`] after.
-    pub fn finished_seq(&self) -> u64 {
-        self.shared.lock().next_seq
-    }
-
-    /// Every task finished up to `seq` has its entries durably in the output: acknowledge.
-    pub fn durable_through(&self, seq: u64) {
+    /// These finished tasks have their entries durably in the output: acknowledge them.
+    pub fn durable(&self, ids: &[TaskId]) {
         let mut g = self.shared.lock();
-        g.durable_seq = g.durable_seq.max(seq);
+        g.durable.extend(ids.iter().copied());
         g.wants_checkpoint = false;
         drop(g);
         self.shared.wake.notify_one();
@@ -236,6 +228,11 @@ impl QueueSource {
     /// the scan cannot end until they are acknowledged, so checkpoint now.
     pub fn wants_checkpoint(&self) -> bool {
         self.shared.lock().wants_checkpoint
+    }
+
+    /// The counter of entries written that the scanning side adds to.
+    pub fn written_counter(&self) -> Arc<AtomicU64> {
+        self.shared.written.clone()
     }
 
     pub fn state(&self) -> SourceState {
@@ -429,8 +426,9 @@ impl QueueThread {
                         if o == super::FinishOutcome::Added {
                             g.share.entries += f.entries;
                         }
-                        g.awaiting.push((f.seq, f.id));
+                        g.awaiting.insert(f.id);
                     } else {
+                        g.durable.remove(&f.id);
                         g.share.tasks_lost += 1;
                     }
                 }
@@ -451,28 +449,33 @@ impl QueueThread {
             let g = self.shared.lock();
             g.awaiting
                 .iter()
-                .filter(|(seq, _)| *seq <= g.durable_seq)
-                .map(|a| a.1)
+                .filter(|id| g.durable.contains(id))
+                .copied()
                 .collect()
         };
         if ids.is_empty() {
             return Ok(false);
         }
         let n = self.q.ack(&ids)?;
-        let acked: HashSet<TaskId> = ids.into_iter().collect();
         let mut g = self.shared.lock();
-        g.awaiting.retain(|a| !acked.contains(&a.1));
+        for id in &ids {
+            g.awaiting.remove(id);
+            g.durable.remove(id);
+        }
         g.share.tasks_done += n;
         Ok(true)
     }
 
-    /// A few times per claim interval, tells Redis this host still works on what it holds.
+    /// A few times per claim interval (and at least every second, for `queue status`), tells
+    /// Redis this host still works on what it holds and how many entries it wrote.
     fn touch_held(&mut self) -> Result<(), QueueError> {
-        if self.last_touch.elapsed() < self.opts.claim_idle / 4 {
+        if self.last_touch.elapsed() < (self.opts.claim_idle / 4).min(Duration::from_secs(1)) {
             return Ok(());
         }
         let ids = self.shared.lock().held_ids();
         let lost: HashSet<TaskId> = self.q.touch(&ids)?.into_iter().collect();
+        self.q
+            .report_written(self.shared.written.load(Ordering::Relaxed))?;
         self.last_touch = Instant::now();
         if !lost.is_empty() {
             // Buffered tasks that were taken over are dropped unlisted; the others run on and

@@ -37,6 +37,8 @@ enum Command {
     Demo(cmd::demo::DemoArgs),
     /// Measure per-operation throughput and latency percentiles of a server
     Bench(Box<cmd::bench::BenchArgs>),
+    /// The parts of a multi-host scan (NDJSON or databases) as one output, each path once
+    Merge(cmd::merge::MergeArgs),
     /// Multi-host scans: where a shared queue stands
     #[command(subcommand)]
     Queue(cmd::queue::QueueCommand),
@@ -73,6 +75,7 @@ fn main() {
         Command::Bench(args) => cmd::bench::run(&args),
         Command::Stats(args) => cmd::stats::run(&args),
         Command::Queue(c) => cmd::queue::run(&c),
+        Command::Merge(args) => cmd::merge::run(&args),
     };
     match result {
         Ok(code) => std::process::exit(code),

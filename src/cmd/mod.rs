@@ -3,6 +3,7 @@
 pub mod bench;
 pub mod demo;
 pub mod ls;
+pub mod merge;
 pub mod queue;
 pub mod scan;
 pub mod stats;

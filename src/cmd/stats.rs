@@ -35,6 +35,8 @@ const DAY_NS: i64 = 86_400 * NS_PER_S;
 pub struct StatsArgs {
     /// A scan database (scan -o scan.db) or NDJSON scan output; `-` reads NDJSON from stdin
     pub file: PathBuf,
+    /// More parts of a multi-host scan: the report is of them all, merged (see `merge`)
+    pub more: Vec<PathBuf>,
     /// Files, bytes and used bytes per extension
     #[arg(long)]
     pub by_extension: bool,
@@ -213,6 +215,9 @@ struct Report {
 }
 
 pub fn run(args: &StatsArgs) -> Result<i32> {
+    if !args.more.is_empty() {
+        return super::merge::stats_of_parts(args);
+    }
     if args.top == 0 || args.top > TOP_N_MAX {
         bail!("-n must be 1..={TOP_N_MAX}");
     }

@@ -3,6 +3,7 @@
 
 pub mod btree;
 pub mod extsort;
+pub mod merge;
 pub mod sqlite;
 pub mod synced;
 

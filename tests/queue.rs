@@ -105,9 +105,14 @@ fn host(
         batch: 16,
         verbose: true,
     };
-    let source =
-        QueueSource::start(url, consumer, &identity("nfs://server/export"), &root(), opts)
-            .expect("join the queue");
+    let source = QueueSource::start(
+        url,
+        consumer,
+        &identity("nfs://server/export"),
+        &root(),
+        opts,
+    )
+    .expect("join the queue");
     let mut durable = Vec::new();
     let mut pending = Vec::new();
     let mut finished_ids = Vec::new();
@@ -250,12 +255,21 @@ fn a_redis_restart_mid_scan_loses_nothing() {
         .map(|name| {
             let url = url.clone();
             std::thread::spawn(move || {
-                host(&url, name, Duration::from_millis(3), None, Duration::from_secs(60))
+                host(
+                    &url,
+                    name,
+                    Duration::from_millis(3),
+                    None,
+                    Duration::from_secs(60),
+                )
             })
         })
         .collect();
     std::thread::sleep(Duration::from_millis(400));
-    let before: u64 = redis.cli(&["XLEN", "nfs-walker:{restart}:tasks"]).parse().unwrap();
+    let before: u64 = redis
+        .cli(&["XLEN", "nfs-walker:{restart}:tasks"])
+        .parse()
+        .unwrap();
     assert!(before > 0, "the scan ended before the restart");
     redis.stop();
     std::thread::sleep(Duration::from_millis(1500));
@@ -286,7 +300,10 @@ fn wrong_password_and_another_scans_queue_are_refused_in_one_line() {
     .err()
     .expect("a wrong password is refused")
     .to_string();
-    assert!(e.contains("refused the password") && !e.contains('\n'), "{e}");
+    assert!(
+        e.contains("refused the password") && !e.contains('\n'),
+        "{e}"
+    );
     assert!(!e.contains("wrong-pw"), "{e}");
     // No password at all.
     let none = QueueUrl::parse(&redis.url_without_password("q"), None).unwrap();

@@ -77,7 +77,10 @@ fn hosts_killed_restarted_and_late_merge_to_the_exact_listing() {
         h.kill().unwrap();
         h.wait().unwrap();
     }
-    let b_killed_lines = std::fs::read(part("b")).unwrap().split(|&x| x == b'\n').count();
+    let b_killed_lines = std::fs::read(part("b"))
+        .unwrap()
+        .split(|&x| x == b'\n')
+        .count();
     assert!(b_killed_lines > 1, "b wrote nothing before it was killed");
     std::thread::sleep(Duration::from_millis(300));
     // d joins late; b comes back with the same command (its earlier part is kept aside).
@@ -147,7 +150,10 @@ fn a_redis_restart_mid_scan_loses_nothing() {
         .map(|n| dir.path().join(format!("part-{n}.ndjson")))
         .collect();
     let queue = redis.url("restart");
-    let hosts: Vec<Child> = parts.iter().map(|p| host(&server.url(), &queue, p)).collect();
+    let hosts: Vec<Child> = parts
+        .iter()
+        .map(|p| host(&server.url(), &queue, p))
+        .collect();
     std::thread::sleep(Duration::from_millis(500));
     redis.stop();
     std::thread::sleep(Duration::from_millis(1500));

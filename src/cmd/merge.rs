@@ -32,10 +32,8 @@ fn scan_info_of_parts(parts: &[PathBuf]) -> Result<Option<ScanInfo>> {
         if !is_database(p)? {
             continue;
         }
-        let conn = rusqlite::Connection::open_with_flags(
-            p,
-            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
-        )?;
+        let conn =
+            rusqlite::Connection::open_with_flags(p, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)?;
         let row = conn.query_row(
             "SELECT url, server, options, started_ns FROM scan WHERE id = 1",
             [],

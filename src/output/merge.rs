@@ -161,8 +161,9 @@ fn read_database(
         path: path.to_path_buf(),
         source,
     };
-    let conn = rusqlite::Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
-        .map_err(sql_err)?;
+    let conn =
+        rusqlite::Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .map_err(sql_err)?;
     let mut stmt = conn
         .prepare(
             "SELECT path, type, size, used, mode, nlink, uid, gid, fileid, fsid, atime_ns, \
@@ -233,7 +234,8 @@ pub fn merge(parts: &[PathBuf], out: MergeOutput<'_>) -> Result<MergeSummary, Me
         MergeOutput::Batches(format, tx) => {
             let mut batcher = Batcher::new(format, tx, None);
             Box::new(move |line: &[u8]| {
-                let text = std::str::from_utf8(&line[..line.len() - 1]).map_err(io::Error::other)?;
+                let text =
+                    std::str::from_utf8(&line[..line.len() - 1]).map_err(io::Error::other)?;
                 let rec = EntryRecord::from_json(text).map_err(io::Error::other)?;
                 batcher.entry(&rec.as_ref());
                 Ok(())
@@ -289,10 +291,9 @@ mod tests {
             .map(|k| {
                 let p = key_path(k);
                 let rank = u32::from_be_bytes(k[p.len() + 9..p.len() + 13].try_into().unwrap());
-                let r = EntryRecord::from_json(
-                    std::str::from_utf8(key_line(k)).unwrap().trim_end(),
-                )
-                .unwrap();
+                let r =
+                    EntryRecord::from_json(std::str::from_utf8(key_line(k)).unwrap().trim_end())
+                        .unwrap();
                 (p, r.attrs.ctime_ns, rank)
             })
             .collect();
@@ -322,7 +323,11 @@ mod tests {
             p
         };
         let a = write("a.ndjson", &[rec(".", 1), rec("x", 1), rec("x/1", 1)], b"");
-        let b = write("b.ndjson", &[rec(".", 1), rec("x/1", 2), rec("y", 1)], b"{\"path\":\"y/tor");
+        let b = write(
+            "b.ndjson",
+            &[rec(".", 1), rec("x/1", 2), rec("y", 1)],
+            b"{\"path\":\"y/tor",
+        );
         let mut out = Vec::new();
         let s = merge(&[a, b], MergeOutput::Ndjson(&mut out)).unwrap();
         assert_eq!(
@@ -338,7 +343,10 @@ mod tests {
         for r in [rec(".", 1), rec("x", 1), rec("x/1", 2), rec("y", 1)] {
             r.write_ndjson(&mut expected);
         }
-        assert_eq!(String::from_utf8(out).unwrap(), String::from_utf8(expected).unwrap());
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            String::from_utf8(expected).unwrap()
+        );
         // A malformed line that is not the last is an error.
         let c = write("c.ndjson", &[], b"{oops}\n");
         let e = merge(&[c], MergeOutput::Ndjson(&mut Vec::new())).unwrap_err();

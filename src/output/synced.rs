@@ -47,7 +47,10 @@ impl SyncedTextWriter {
                 let mut done: Vec<u64> = Vec::new();
                 let mut last = Instant::now();
                 let result = (|| {
-                    let sync = |out: &mut BufWriter<File>, done: &mut Vec<u64>, l: &mut dyn FnMut(&[u64])| -> io::Result<()> {
+                    let sync = |out: &mut BufWriter<File>,
+                                done: &mut Vec<u64>,
+                                l: &mut dyn FnMut(&[u64])|
+                     -> io::Result<()> {
                         out.flush()?;
                         out.get_ref().sync_data()?;
                         if !done.is_empty() {

@@ -111,7 +111,9 @@ impl QueueUrl {
             url: redact(url),
             why,
         };
-        let rest = url.strip_prefix("redis://").ok_or_else(|| bad("not redis://"))?;
+        let rest = url
+            .strip_prefix("redis://")
+            .ok_or_else(|| bad("not redis://"))?;
         let (authority, path) = rest.split_once('/').ok_or_else(|| bad("no queue name"))?;
         let (userinfo, hostport) = match authority.rsplit_once('@') {
             Some((u, h)) => (Some(u), h),
@@ -282,7 +284,9 @@ impl TaskRecord {
             return Err(QueueError::BadTask("too short"));
         }
         if b[0] != TASK_TAG_V1 {
-            return Err(QueueError::BadTask("unknown layout (another nfs-walker version?)"));
+            return Err(QueueError::BadTask(
+                "unknown layout (another nfs-walker version?)",
+            ));
         }
         let depth = u32::from_le_bytes(b[1..5].try_into().expect("4 bytes"));
         let fsid = u64::from_le_bytes(b[5..13].try_into().expect("8 bytes"));
@@ -387,10 +391,18 @@ mod tests {
         assert_eq!(u.username, None);
         assert!(!format!("{u} {u:?}").contains("s3cret"));
         let u = QueueUrl::parse("redis://q/x", Some("envpw".into())).unwrap();
-        assert_eq!((u.port, u.db, u.password.as_deref()), (6379, 0, Some("envpw")));
+        assert_eq!(
+            (u.port, u.db, u.password.as_deref()),
+            (6379, 0, Some("envpw"))
+        );
         let u = QueueUrl::parse("redis://bob:pw@[::1]:7000/x", Some("envpw".into())).unwrap();
         assert_eq!(
-            (u.host.as_str(), u.port, u.username.as_deref(), u.password.as_deref()),
+            (
+                u.host.as_str(),
+                u.port,
+                u.username.as_deref(),
+                u.password.as_deref()
+            ),
             ("::1", 7000, Some("bob"), Some("pw"))
         );
         assert_eq!(u.addr(), "[::1]:7000");
@@ -445,9 +457,15 @@ mod tests {
         // Another host's pending task counts: it may still add children.
         assert_eq!(decide(idle, 1), Next::Claim);
         for busy in [
-            LocalWork { buffered: 1, ..idle },
+            LocalWork {
+                buffered: 1,
+                ..idle
+            },
             LocalWork { running: 1, ..idle },
-            LocalWork { finishing: 1, ..idle },
+            LocalWork {
+                finishing: 1,
+                ..idle
+            },
         ] {
             // Whatever the stream says (its length may lag this host's own adds).
             assert_eq!(decide(busy, 0), Next::Work);

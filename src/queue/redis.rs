@@ -21,20 +21,43 @@ redis.call('HSET', KEYS[3], 'tasks_found', 1, 'tasks_done', 0, 'entries', 0)
 return 1
 ";
 
-/// Records a listed task: adds its children, only while the task is pending to the caller and
-/// only once per task (the `listed` marker). Returns 1 (added), 0 (added before), -1 (not
-/// the caller's: taken over or acknowledged).
-/// KEYS: stream, listed, stats. ARGV: group, consumer, task id, entries, children...
+/// Records listed tasks: adds each one's children, only while the task is pending to the
+/// caller and only once per task (the `listed` marker). Returns, per task, 1 (added), 0 (added
+/// before) or -1 (not the caller's: taken over or acknowledged). One call records many tasks:
+/// the script's fixed cost is paid once per batch, not per directory.
+/// KEYS: stream, listed, stats. ARGV: group, consumer, then per task: id, entries, number of
+/// children, children...
 pub const FINISH_SCRIPT: &str = r"
-local p = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[3], ARGV[3], 1)
-if #p == 0 or p[1][2] ~= ARGV[2] then return -1 end
-if redis.call('HSETNX', KEYS[2], ARGV[3], ARGV[2]) == 0 then return 0 end
-for i = 5, #ARGV do redis.call('XADD', KEYS[1], '*', 't', ARGV[i]) end
-redis.call('HINCRBY', KEYS[3], 'tasks_found', #ARGV - 4)
-redis.call('HINCRBY', KEYS[3], 'entries', ARGV[4])
-redis.call('HINCRBY', KEYS[3], 'entries:' .. ARGV[2], ARGV[4])
-return 1
+local out = {}
+local found, entries = 0, 0
+local i = 3
+while i <= #ARGV do
+  local id, n, k = ARGV[i], tonumber(ARGV[i + 1]), tonumber(ARGV[i + 2])
+  local r = 1
+  local p = redis.call('XPENDING', KEYS[1], ARGV[1], id, id, 1)
+  if #p == 0 or p[1][2] ~= ARGV[2] then
+    r = -1
+  elseif redis.call('HSETNX', KEYS[2], id, ARGV[2]) == 0 then
+    r = 0
+  else
+    for j = i + 3, i + 2 + k do redis.call('XADD', KEYS[1], '*', 't', ARGV[j]) end
+    found = found + k
+    entries = entries + n
+  end
+  out[#out + 1] = r
+  i = i + 3 + k
+end
+if found > 0 then redis.call('HINCRBY', KEYS[3], 'tasks_found', found) end
+if entries > 0 then
+  redis.call('HINCRBY', KEYS[3], 'entries', entries)
+  redis.call('HINCRBY', KEYS[3], 'entries:' .. ARGV[2], entries)
+end
+return out
 ";
+
+/// Tasks recorded per script call at most (a call runs atomically: Redis serves no one else
+/// meanwhile, so calls stay short).
+const FINISH_TASKS_PER_CALL: usize = 128;
 
 /// Acknowledges durable tasks: XACK, XDEL and the marker, together. Counts only the tasks this
 /// call acknowledged, so a retried call counts nothing twice. Returns that count.
@@ -312,7 +335,10 @@ impl RedisQueue {
         let streams = match reply {
             Value::Nil => return Ok(Vec::new()),
             Value::Array(s) => s,
-            Value::Map(m) => m.into_iter().map(|(k, v)| Value::Array(vec![k, v])).collect(),
+            Value::Map(m) => m
+                .into_iter()
+                .map(|(k, v)| Value::Array(vec![k, v]))
+                .collect(),
             _ => return Err(QueueError::BadReply("XREADGROUP")),
         };
         let mut out = Vec::new();
@@ -377,7 +403,7 @@ impl RedisQueue {
             return Ok(Vec::new());
         }
         let mut pipe = ::redis::pipe();
-        for (id, children, entries) in done {
+        for chunk in done.chunks(FINISH_TASKS_PER_CALL) {
             let c = pipe
                 .cmd("EVALSHA")
                 .arg(&self.sha_finish)
@@ -386,22 +412,28 @@ impl RedisQueue {
                 .arg(&self.keys.listed)
                 .arg(&self.keys.stats)
                 .arg(GROUP)
-                .arg(&self.consumer)
-                .arg(id.to_string())
-                .arg(*entries);
-            for child in children {
-                c.arg(child.encode());
+                .arg(&self.consumer);
+            for (id, children, entries) in chunk {
+                c.arg(id.to_string()).arg(*entries).arg(children.len());
+                for child in children {
+                    c.arg(child.encode());
+                }
             }
         }
-        let replies: Vec<i64> = pipe.query(&mut self.conn).map_err(|e| self.err(e))?;
-        Ok(replies
+        let replies: Vec<Vec<i64>> = pipe.query(&mut self.conn).map_err(|e| self.err(e))?;
+        let outcomes: Vec<FinishOutcome> = replies
             .into_iter()
+            .flatten()
             .map(|r| match r {
                 1 => FinishOutcome::Added,
                 0 => FinishOutcome::AlreadyListed,
                 _ => FinishOutcome::NotMine,
             })
-            .collect())
+            .collect();
+        if outcomes.len() != done.len() {
+            return Err(QueueError::BadReply("the finish script"));
+        }
+        Ok(outcomes)
     }
 
     /// Acknowledges (and deletes) tasks whose entries are durable in this host's output.

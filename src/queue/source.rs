@@ -14,7 +14,7 @@
 
 use super::redis::{is_connection_error, ClaimedTask, Joined, RedisQueue, ScanIdentity};
 use super::{decide, LocalWork, Next, QueueError, QueueUrl, TaskId, TaskRecord};
-use std::collections::{HashSet, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
@@ -26,7 +26,7 @@ pub const CLAIM_IDLE_DEFAULT: Duration = Duration::from_secs(60);
 /// enough that a host does not hoard work others could do (a buffer is at most two batches).
 pub const BATCH_DEFAULT: usize = 64;
 /// Longest pause between polls of an idle host, and between reconnect attempts.
-const POLL_PAUSE_MAX: Duration = Duration::from_millis(200);
+const POLL_PAUSE_MAX: Duration = Duration::from_millis(50);
 const RECONNECT_PAUSE_MAX: Duration = Duration::from_secs(2);
 /// While Redis is unreachable, the message is repeated this often.
 const OUTAGE_REPORT_EVERY: Duration = Duration::from_secs(10);
@@ -89,6 +89,9 @@ struct Inner {
     awaiting: HashSet<TaskId>,
     /// Reported durable by the output (possibly before they were recorded).
     durable: HashSet<TaskId>,
+    /// When each held task was claimed or last touched: only tasks held for a while need
+    /// touching (most are acknowledged long before they could look idle).
+    touched: HashMap<TaskId, Instant>,
     wants_checkpoint: bool,
     state: Option<SourceState>,
     share: HostShare,
@@ -429,6 +432,7 @@ impl QueueThread {
                         g.awaiting.insert(f.id);
                     } else {
                         g.durable.remove(&f.id);
+                        g.touched.remove(&f.id);
                         g.share.tasks_lost += 1;
                     }
                 }
@@ -461,6 +465,7 @@ impl QueueThread {
         for id in &ids {
             g.awaiting.remove(id);
             g.durable.remove(id);
+            g.touched.remove(id);
         }
         g.share.tasks_done += n;
         Ok(true)
@@ -472,8 +477,26 @@ impl QueueThread {
         if self.last_touch.elapsed() < (self.opts.claim_idle / 4).min(Duration::from_secs(1)) {
             return Ok(());
         }
-        let ids = self.shared.lock().held_ids();
+        let stale = self.opts.claim_idle / 2;
+        let ids: Vec<TaskId> = {
+            let g = self.shared.lock();
+            g.held_ids()
+                .into_iter()
+                .filter(|id| g.touched.get(id).map_or(true, |t| t.elapsed() >= stale))
+                .collect()
+        };
         let lost: HashSet<TaskId> = self.q.touch(&ids)?.into_iter().collect();
+        {
+            let now = Instant::now();
+            let mut g = self.shared.lock();
+            for id in &ids {
+                if lost.contains(id) {
+                    g.touched.remove(id);
+                } else {
+                    g.touched.insert(*id, now);
+                }
+            }
+        }
         self.q
             .report_written(self.shared.written.load(Ordering::Relaxed))?;
         self.last_touch = Instant::now();
@@ -514,11 +537,9 @@ impl QueueThread {
         if got.is_empty() && self.own_pending_from.is_none() {
             // XAUTOCLAIM walks the whole pending list; while others are busy it finds nothing,
             // so it runs at most a few times per claim interval.
-            let due = self
-                .last_autoclaim
-                .map_or(true, |t| {
-                    t.elapsed() >= (self.opts.claim_idle / 8).max(Duration::from_millis(50))
-                });
+            let due = self.last_autoclaim.map_or(true, |t| {
+                t.elapsed() >= (self.opts.claim_idle / 8).max(Duration::from_millis(50))
+            });
             if due {
                 let (claimed, next) =
                     self.q
@@ -540,7 +561,11 @@ impl QueueThread {
         if got.is_empty() {
             return Ok(false);
         }
+        let now = Instant::now();
         let mut g = self.shared.lock();
+        for t in &got {
+            g.touched.insert(t.id, now);
+        }
         g.ready.extend(got);
         drop(g);
         self.shared.work.notify_all();

@@ -114,7 +114,9 @@ impl TaskSource for RedisTasks {
     type Queue<'a> = RedisTaskQueue<'a>;
 
     fn queues(&self, threads: usize) -> Vec<RedisTaskQueue<'_>> {
-        (0..threads).map(|_| RedisTaskQueue { tasks: self }).collect()
+        (0..threads)
+            .map(|_| RedisTaskQueue { tasks: self })
+            .collect()
     }
 
     fn wants_durability(&self) -> bool {

@@ -208,6 +208,9 @@ fn read_database(
     Ok(())
 }
 
+/// Writes one merged NDJSON line (newline included) to the output.
+type EmitLine<'a> = Box<dyn FnMut(&[u8]) -> io::Result<()> + 'a>;
+
 /// Where merged entries go.
 pub enum MergeOutput<'a> {
     /// NDJSON lines, as `scan` writes them.
@@ -229,7 +232,7 @@ pub fn merge(parts: &[PathBuf], out: MergeOutput<'_>) -> Result<MergeSummary, Me
     }
     let sorted = sorter.finish().map_err(MergeError::Sort)?;
     let mut last: Option<Vec<u8>> = None;
-    let mut emit: Box<dyn FnMut(&[u8]) -> io::Result<()> + '_> = match out {
+    let mut emit: EmitLine<'_> = match out {
         MergeOutput::Ndjson(w) => Box::new(move |line: &[u8]| w.write_all(line)),
         MergeOutput::Batches(format, tx) => {
             let mut batcher = Batcher::new(format, tx, None);
@@ -278,7 +281,7 @@ mod tests {
     #[test]
     fn keys_order_parents_first_and_newest_copy_first() {
         let mut line = Vec::new();
-        let mut keys = vec![
+        let mut keys = [
             sort_key(&rec("a b", 1), 0, &mut line),
             sort_key(&rec("a/b", 1), 0, &mut line),
             sort_key(&rec("a", -5), 0, &mut line),

@@ -336,8 +336,7 @@ impl QueueThread {
         let mut pause = Duration::from_millis(100);
         let mut error = first.to_string();
         while !self.shared.stop.load(Ordering::SeqCst) {
-            if self.opts.verbose && last_report.map_or(true, |t| t.elapsed() >= OUTAGE_REPORT_EVERY)
-            {
+            if self.opts.verbose && last_report.is_none_or(|t| t.elapsed() >= OUTAGE_REPORT_EVERY) {
                 let held = self.shared.lock().local().held();
                 eprintln!(
                     "nfs-walker: queue: {error}; retrying (for {:.0} s now), holding {held} tasks",
@@ -482,7 +481,7 @@ impl QueueThread {
             let g = self.shared.lock();
             g.held_ids()
                 .into_iter()
-                .filter(|id| g.touched.get(id).map_or(true, |t| t.elapsed() >= stale))
+                .filter(|id| g.touched.get(id).is_none_or(|t| t.elapsed() >= stale))
                 .collect()
         };
         let lost: HashSet<TaskId> = self.q.touch(&ids)?.into_iter().collect();
@@ -537,7 +536,7 @@ impl QueueThread {
         if got.is_empty() && self.own_pending_from.is_none() {
             // XAUTOCLAIM walks the whole pending list; while others are busy it finds nothing,
             // so it runs at most a few times per claim interval.
-            let due = self.last_autoclaim.map_or(true, |t| {
+            let due = self.last_autoclaim.is_none_or(|t| {
                 t.elapsed() >= (self.opts.claim_idle / 8).max(Duration::from_millis(50))
             });
             if due {

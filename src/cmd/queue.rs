@@ -251,7 +251,7 @@ pub fn run_scan(args: &ScanArgs, queue_url: &str) -> Result<i32> {
         setup.slot.clone(),
         stop.clone(),
     )?;
-    let outcome = super::scan::scan_into(args, format, tx, stop, Some(&setup));
+    let outcome = super::scan::scan_into(args, format, tx, stop, None, Some(&setup));
     let written = writer.finish().context("writing entries");
     let outcome = outcome?;
     written?;

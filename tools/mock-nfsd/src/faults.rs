@@ -38,6 +38,10 @@ pub enum Fault {
     Fragment { every: u64 },
     /// Add entries with hostile names to a READDIR/READDIRPLUS reply with probability `p`.
     Names { p: f64 },
+    /// A listing that never ends: after `after` entries of a directory (one that has at least
+    /// that many), the listing starts over from its first entry under fresh cookies, never
+    /// saying eof. The failure that made a 1M-entry directory read as 1.7M+ entries.
+    Replay { after: u64 },
 }
 
 /// The parsed `--faults` list.
@@ -68,7 +72,9 @@ from a generator seeded by --seed and the connection number.
   hugerecord:every=N    send a record header claiming 2 GiB (0xffffffff), then close
   fragment:every=N      send the reply as many small record fragments
   names:p=P             add entries with hostile names to a READDIR/READDIRPLUS reply
-                        ('/', NUL, '.', '..', invalid UTF-8, 4096 bytes); real entries are kept";
+                        ('/', NUL, '.', '..', invalid UTF-8, 4096 bytes); real entries are kept
+  replay:after=N        in a directory of at least N entries, after N entries the listing starts
+                        over from its first entry under fresh cookies and never says eof";
 
 impl FromStr for FaultSpec {
     type Err = FaultSpecError;
@@ -98,6 +104,7 @@ fn parse_fault(item: &str) -> Result<Fault, FaultSpecError> {
     let mut every = None;
     let mut ms = None;
     let mut p = None;
+    let mut after = None;
     for part in parts {
         let (k, v) = part
             .split_once('=')
@@ -130,6 +137,15 @@ fn parse_fault(item: &str) -> Result<Fault, FaultSpecError> {
                 }
                 p = Some(x);
             }
+            "after" => {
+                let n: u64 = v
+                    .parse()
+                    .map_err(|_| err(format!("after=`{v}` is not a positive integer")))?;
+                if n == 0 {
+                    return Err(err("after must be at least 1".into()));
+                }
+                after = Some(n);
+            }
             other => return Err(err(format!("unknown parameter `{other}`"))),
         }
     }
@@ -159,6 +175,9 @@ fn parse_fault(item: &str) -> Result<Fault, FaultSpecError> {
             every: need_every()?,
         },
         "names" => Fault::Names { p: need_p()? },
+        "replay" => Fault::Replay {
+            after: after.ok_or_else(|| err("replay needs after=N".into()))?,
+        },
         other => return Err(err(format!("unknown fault kind `{other}`"))),
     };
     let uses_every = matches!(
@@ -171,6 +190,10 @@ fn parse_fault(item: &str) -> Result<Fault, FaultSpecError> {
             | Fault::Fragment { .. }
     );
     if (p.is_some() && uses_every) || (every.is_some() && !uses_every) {
+        return Err(err(format!("parameter does not apply to {kind}")));
+    }
+    let replay = matches!(fault, Fault::Replay { .. });
+    if (after.is_some() && !replay) || (replay && (p.is_some() || every.is_some())) {
         return Err(err(format!("parameter does not apply to {kind}")));
     }
     if ms.is_some() && !matches!(fault, Fault::Stall { .. }) {
@@ -196,6 +219,7 @@ impl fmt::Display for FaultSpec {
                 Fault::HugeRecord { every } => write!(f, "hugerecord:every={every}")?,
                 Fault::Fragment { every } => write!(f, "fragment:every={every}")?,
                 Fault::Names { p } => write!(f, "names:p={p}")?,
+                Fault::Replay { after } => write!(f, "replay:after={after}")?,
             }
         }
         Ok(())
@@ -205,6 +229,17 @@ impl fmt::Display for FaultSpec {
 impl FaultSpec {
     pub fn is_empty(&self) -> bool {
         self.faults.is_empty()
+    }
+
+    /// `replay:after=N`'s N, the smallest where several are given.
+    pub fn replay_after(&self) -> Option<u64> {
+        self.faults
+            .iter()
+            .filter_map(|f| match f {
+                Fault::Replay { after } => Some(*after),
+                _ => None,
+            })
+            .min()
     }
 }
 
@@ -259,6 +294,8 @@ impl ConnFaults {
                 Fault::HugeRecord { every } => out.hugerecord |= n % every == 0,
                 Fault::Fragment { every } => out.fragment |= n % every == 0,
                 Fault::Names { p } => out.names |= self.rng.chance(p),
+                // A property of listings, not of calls (see `FaultSpec::replay_after`).
+                Fault::Replay { .. } => {}
             }
         }
         out
@@ -273,10 +310,11 @@ mod tests {
     fn parses_every_kind() {
         let spec: FaultSpec = "reset:every=100, stall:every=7:ms=250,jukebox:p=0.01,drop:p=0.5,\
                                badcookie:p=1,xid:every=3,truncate:every=9,hugerecord:every=11,\
-                               fragment:every=2,names:p=0.25"
+                               fragment:every=2,names:p=0.25,replay:after=1000"
             .parse()
             .unwrap();
-        assert_eq!(spec.faults.len(), 10);
+        assert_eq!(spec.faults.len(), 11);
+        assert_eq!(spec.replay_after(), Some(1000));
         assert_eq!(spec.faults[1], Fault::Stall { every: 7, ms: 250 });
         let again: FaultSpec = spec.to_string().parse().unwrap();
         assert_eq!(again, spec);
@@ -297,6 +335,10 @@ mod tests {
             "explode:p=1",
             "names:p=0.1:ms=3",
             "xid:every",
+            "replay",
+            "replay:after=0",
+            "replay:after=5:p=0.5",
+            "reset:every=3:after=2",
         ] {
             assert!(bad.parse::<FaultSpec>().is_err(), "{bad}");
         }

@@ -18,6 +18,7 @@ pub mod cookies;
 pub mod faults;
 pub mod latency;
 pub mod listing;
+pub mod mutate;
 pub mod rng;
 pub mod server;
 pub mod service;
@@ -28,6 +29,7 @@ pub use cookies::CookieMode;
 pub use faults::{Fault, FaultSpec};
 pub use latency::LatencyDist;
 pub use listing::Listing;
+pub use mutate::Mutation;
 pub use server::{Server, ServerHandle};
 pub use stats::StatsSnapshot;
 pub use tree::{Tree, TreeModel};
@@ -51,6 +53,8 @@ pub struct Config {
     pub faults: FaultSpec,
     /// Seeds fault and latency draws.
     pub seed: u64,
+    /// Serve the tree's changed variant (`--mutate SEED:FRACTION`).
+    pub mutate: Option<Mutation>,
 }
 
 impl Default for Config {
@@ -64,6 +68,7 @@ impl Default for Config {
             latency: None,
             faults: FaultSpec::default(),
             seed: 0,
+            mutate: None,
         }
     }
 }
@@ -71,5 +76,5 @@ impl Default for Config {
 /// The exact listing of `config`'s tree as a correct client records it: the root as "."
 /// (depth 0), then every entry, depth-first. With `readlink`, symlinks carry their targets.
 pub fn listing(config: &Config, readlink: bool) -> impl Iterator<Item = EntryRecord> {
-    Listing::new(TreeModel::new(config.tree), readlink)
+    Listing::new(TreeModel::new(config.tree).mutated(config.mutate), readlink)
 }

@@ -321,6 +321,12 @@ impl QueueThread {
                 }
             }
         }
+        // Stopped (a signal, or the end): what is finished and durable by now is recorded and
+        // acknowledged, so no other host lists it again. Best effort: whatever fails here stays
+        // pending and is taken over.
+        if !matches!(self.shared.lock().state, Some(SourceState::Failed(_))) {
+            let _ = self.record_finished().and_then(|_| self.ack_durable());
+        }
         self.shared.work.notify_all();
     }
 

@@ -18,6 +18,7 @@ pub mod convert;
 pub mod diff;
 pub mod output;
 pub mod path_error;
+pub mod queue;
 pub mod report;
 pub mod ring;
 pub mod scan;

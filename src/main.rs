@@ -48,6 +48,11 @@ enum Command {
     Demo(cmd::demo::DemoArgs),
     /// Measure per-operation throughput and latency percentiles of a server
     Bench(Box<cmd::bench::BenchArgs>),
+    /// The parts of a multi-host scan (NDJSON or databases) as one output, each path once
+    Merge(cmd::merge::MergeArgs),
+    /// Multi-host scans: where a shared queue stands
+    #[command(subcommand)]
+    Queue(cmd::queue::QueueCommand),
     /// Summary and top-N reports of a scan database (-o scan.db) or NDJSON scan output
     Stats(Box<cmd::stats::StatsArgs>),
     /// What changed between two scans: added, deleted, modified, renamed entries
@@ -111,6 +116,8 @@ fn main() {
         Command::Demo(args) => cmd::demo::run(&args),
         Command::Bench(args) => cmd::bench::run(&args),
         Command::Stats(args) => cmd::stats::run(&args),
+        Command::Queue(c) => cmd::queue::run(&c),
+        Command::Merge(args) => cmd::merge::run(&args),
         Command::Diff(args) => cmd::diff::run(&args),
         Command::Completions { shell } => {
             print_bytes(&cmd::docs::completions(Cli::command(), shell))

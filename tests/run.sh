@@ -4,9 +4,10 @@
 #   tests/run.sh            (as root on Debian 12; CI runs exactly this)
 #
 # 1. installs nfs-ganesha, rpcbind (with rpcinfo), libnfs-utils (nfs-ls), sqlite3, python3
-#    (for make-tree.py), python3-venv and chromium (the HTML report's test) from Debian's
-#    packages, and duckdb and pyarrow from PyPI into a virtual environment (the Parquet
-#    tests read the scan's Parquet with them);
+#    (for make-tree.py), python3-venv and chromium (the HTML report's test) and redis-server
+#    (the queue tests start their own, on a free port) from Debian's packages, and duckdb and
+#    pyarrow from PyPI into a virtual environment (the Parquet tests read the scan's Parquet
+#    with them);
 # 2. builds reproducible trees with tests/fixtures/make-tree.py and serves them with nfs-ganesha
 #    on 127.0.0.1 (tests/fixtures/ganesha.sh);
 # 3. runs cargo fmt --check, cargo clippy -D warnings and cargo test for the whole workspace,
@@ -32,7 +33,7 @@ fi
 step "packages"
 export DEBIAN_FRONTEND=noninteractive
 need=""
-for p in nfs-ganesha nfs-ganesha-vfs rpcbind libnfs-utils sqlite3 python3 musl-tools file python3-venv chromium; do
+for p in nfs-ganesha nfs-ganesha-vfs rpcbind libnfs-utils sqlite3 python3 musl-tools file python3-venv chromium redis-server; do
     dpkg-query -W -f='${Status}\n' "$p" 2>/dev/null | grep -q 'install ok installed' || need="$need $p"
 done
 if [ -n "$need" ]; then
@@ -49,7 +50,7 @@ for tool in rustfmt clippy-driver; do
 done
 rustup target list --installed | grep -qx x86_64-unknown-linux-musl ||
     rustup target add x86_64-unknown-linux-musl
-echo "installed: nfs-ganesha rpcbind libnfs-utils sqlite3 python3 musl-tools file python3-venv chromium, rust target x86_64-unknown-linux-musl"
+echo "installed: nfs-ganesha rpcbind libnfs-utils sqlite3 python3 musl-tools file python3-venv chromium redis-server, rust target x86_64-unknown-linux-musl"
 # DuckDB and pyarrow read the Parquet output in tests/columnar.rs.
 venv=${NFS_WALKER_VENV:-/tmp/nfs-walker-venv}
 if ! "$venv/bin/python" -c 'import duckdb, pyarrow' 2>/dev/null; then

@@ -6,6 +6,8 @@ pub mod demo;
 pub mod diff;
 pub mod docs;
 pub mod ls;
+pub mod merge;
+pub mod queue;
 pub mod report;
 pub mod scan;
 pub mod stats;

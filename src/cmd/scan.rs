@@ -76,6 +76,8 @@ pub struct ScanArgs {
     pub checkpoint_secs: f64,
     #[command(flatten)]
     pub engine: EngineArgs,
+    #[command(flatten)]
+    pub queue: super::queue::QueueScanArgs,
     /// No progress line
     #[arg(short, long)]
     pub quiet: bool,
@@ -345,6 +347,9 @@ pub fn run(args: &ScanArgs) -> Result<i32> {
 }
 
 fn run_scan(args: &ScanArgs) -> Result<i32> {
+    if let Some(q) = &args.queue.queue {
+        return super::queue::run_scan(args, q);
+    }
     if is_parquet(args) {
         return run_parquet(args);
     }
@@ -366,7 +371,7 @@ fn run_scan(args: &ScanArgs) -> Result<i32> {
     };
     let stop = stop_on_signals()?;
     let (writer, tx) = TextWriter::start(format, out, stop.clone())?;
-    let outcome = scan_into(args, format, tx, stop, None)?;
+    let outcome = scan_into(args, format, tx, stop, None, None)?;
     writer.finish().context("writing entries")?;
     Ok(exit_code(&outcome))
 }
@@ -383,7 +388,14 @@ fn run_big_dirs(args: &ScanArgs, min_entries: u64) -> Result<i32> {
     let stop = stop_on_signals()?;
     let largest = Arc::new(LargestDir::default());
     let (writer, tx) = BigDirsWriter::start(min_entries, out, largest.clone(), stop.clone())?;
-    let outcome = scan_into(args, Format::DirCounts, tx, stop, Some(largest.clone()))?;
+    let outcome = scan_into(
+        args,
+        Format::DirCounts,
+        tx,
+        stop,
+        Some(largest.clone()),
+        None,
+    )?;
     let totals = writer.finish().context("writing directories")?;
     if !args.quiet {
         eprintln!(
@@ -435,7 +447,7 @@ fn run_sqlite(args: &ScanArgs) -> Result<i32> {
     let checkpoint = Duration::from_secs_f64(args.checkpoint_secs);
     let (writer, tx) = SqliteWriter::create(path, &info, checkpoint, stop.clone())
         .with_context(|| format!("creating {}", path.display()))?;
-    let result = scan_into(args, Format::SqliteRows, tx, stop, None);
+    let result = scan_into(args, Format::SqliteRows, tx, stop, None, None);
     let end = scan_end(&result);
     let db = writer
         .finish(&end)
@@ -519,7 +531,7 @@ fn run_parquet(args: &ScanArgs) -> Result<i32> {
         .with_context(|| format!("creating {}", path.display()))?;
     // Rows batches, as for the database (errors in them are ignored by the Parquet writer;
     // they go to stderr and --errors as for every other format).
-    let result = scan_into(args, Format::SqliteRows, tx, stop, None);
+    let result = scan_into(args, Format::SqliteRows, tx, stop, None, None);
     let end = scan_end(&result);
     let written = writer
         .finish(&end)
@@ -551,12 +563,14 @@ pub fn exit_code(o: &ScanOutcome) -> i32 {
 }
 
 /// Mounts, runs the engine into `tx` until it ends or `stop` is set, prints the summary.
+/// With `queue`, the tasks come from (and go to) the shared queue instead of local deques.
 pub fn scan_into(
     args: &ScanArgs,
     format: Format,
     tx: crossbeam_channel::Sender<OutputBatch>,
     stop: Arc<AtomicBool>,
     largest: Option<Arc<LargestDir>>,
+    queue: Option<&super::queue::QueueSetup>,
 ) -> Result<ScanOutcome> {
     let client = args.client.options();
     let url = NfsUrl::parse(&args.url)?;
@@ -617,7 +631,6 @@ pub fn scan_into(
         visited,
         rate: args.engine.rate_limit()?,
     };
-    let source = LocalDeques::new(roots);
     let (err_handle, err_tx) = output::start_error_writer(
         errors_file,
         if args.verbose {
@@ -627,29 +640,65 @@ pub fn scan_into(
         },
     )?;
     let progress = Arc::new(Progress::default());
-    let bar = ProgressLine::start(progress.clone(), args.engine.max_rate, !args.quiet, largest);
+    let addrs = args.engine.server_addrs(&m.nfs_addrs)?;
+    let mut queue_done = None;
+    let bar;
     // Each thread encodes its entries in a batcher of its own; the senders go when the scan
     // ends, which closes the writers' channels.
-    let result = scan::run(
-        &engine,
-        &setup,
-        &args.engine.server_addrs(&m.nfs_addrs)?,
-        &source,
-        move |_| Batcher::new(format, tx.clone(), Some(err_tx.clone())),
-        &progress,
-        &stop,
-    )
-    .map(|(report, batchers)| {
-        drop(batchers);
-        report
-    });
+    let result = if let Some(q) = queue {
+        let Some(Task::Dir(root_task)) = roots.first() else {
+            bail!("a queue scan needs a root directory");
+        };
+        let tasks = q.start(args, root_task)?;
+        bar = ProgressLine::start(progress.clone(), args.engine.max_rate, !args.quiet, largest);
+        let written = tasks.source().written_counter();
+        let r = scan::run(
+            &engine,
+            &setup,
+            &addrs,
+            tasks.as_ref(),
+            move |_| {
+                super::queue::QueueSink::new(
+                    Batcher::new(format, tx.clone(), Some(err_tx.clone())).track_tasks(),
+                    written.clone(),
+                )
+            },
+            &progress,
+            &stop,
+        )
+        .map(|(report, batchers)| {
+            drop(batchers);
+            report
+        });
+        queue_done = Some(tasks);
+        r
+    } else {
+        let source = LocalDeques::new(roots);
+        bar = ProgressLine::start(progress.clone(), args.engine.max_rate, !args.quiet, largest);
+        scan::run(
+            &engine,
+            &setup,
+            &addrs,
+            &source,
+            move |_| Batcher::new(format, tx.clone(), Some(err_tx.clone())),
+            &progress,
+            &stop,
+        )
+        .map(|(report, batchers)| {
+            drop(batchers);
+            report
+        })
+    };
     bar.finish();
     let errors = err_handle
         .join()
         .map_err(|_| anyhow::anyhow!("error writer panicked"))?
         .context("writing errors")?;
-    let report = result.context("scan failed")?;
+    let mut report = result.context("scan failed")?;
     m.unmount();
     eprint!("{}", nfs_walker::report::scan_summary(&report, 1));
+    if let (Some(q), Some(tasks)) = (queue, queue_done) {
+        report.completed &= q.finish(&tasks, args.quiet)?;
+    }
     Ok(ScanOutcome { report, errors })
 }

@@ -15,6 +15,8 @@ pub struct StatsArgs {
     /// A scan database (scan -o scan.db), NDJSON or Parquet scan output (a file or a directory
     /// of parts); `-` reads NDJSON from stdin
     pub file: PathBuf,
+    /// More parts of a multi-host scan: the report is of them all, merged (see `merge`)
+    pub more: Vec<PathBuf>,
     /// Files, bytes and used bytes per extension
     #[arg(long)]
     pub by_extension: bool,
@@ -58,6 +60,9 @@ pub struct StatsArgs {
 }
 
 pub fn run(args: &StatsArgs) -> Result<i32> {
+    if !args.more.is_empty() {
+        return super::merge::stats_of_parts(args);
+    }
     if args.top == 0 || args.top > TOP_N_MAX {
         bail!("-n must be 1..={TOP_N_MAX}");
     }

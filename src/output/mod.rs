@@ -4,9 +4,11 @@
 pub mod bigdirs;
 pub mod btree;
 pub mod extsort;
+pub mod merge;
 pub mod pagefile;
 pub mod schema;
 pub mod sqlite;
+pub mod synced;
 
 use crate::path_error::PathError;
 use crate::record::{csv_header, EntryRef};

@@ -2,6 +2,8 @@
 //! an exported directory), running the binary, and locating the test servers.
 #![allow(dead_code)]
 
+pub mod redis;
+
 use nfs_walker::record::{EntryAttrs, EntryRecord, EntryType};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

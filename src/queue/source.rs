@@ -1,0 +1,589 @@
+//! A host's side of a shared queue: a thread that talks to Redis and a local buffer the
+//! scanning threads take tasks from, so they never wait on Redis per directory.
+//!
+//! The scanning side calls [`QueueSource::take`] for work and [`QueueSource::finished`] with
+//! each listed task's children; the output's checkpoint calls [`QueueSource::durable`] with the
+//! tasks whose entries it has made durable, and only then are those tasks acknowledged. The queue thread batches everything: claims of up to
+//! [`QueueOptions::batch`] tasks (XREADGROUP, then XAUTOCLAIM of stopped hosts' tasks), one
+//! pipelined round trip for all tasks finished since the last one, one script for all
+//! acknowledgements.
+//!
+//! When Redis cannot be reached, the thread keeps everything it holds (tasks buffered, being
+//! listed, finished but not yet recorded, recorded but not yet acknowledged), says so on stderr,
+//! and retries with a growing pause until Redis answers again; the scripts are safe to repeat.
+
+use super::redis::{is_connection_error, ClaimedTask, Joined, RedisQueue, ScanIdentity};
+use super::{decide, LocalWork, Next, QueueError, QueueUrl, TaskId, TaskRecord};
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+/// The default of `--claim-idle`.
+pub const CLAIM_IDLE_DEFAULT: Duration = Duration::from_secs(60);
+/// Tasks claimed per round trip: enough that Redis is asked once per many directories, few
+/// enough that a host does not hoard work others could do (a buffer is at most two batches).
+pub const BATCH_DEFAULT: usize = 64;
+/// Longest pause between polls of an idle host, and between reconnect attempts.
+const POLL_PAUSE_MAX: Duration = Duration::from_millis(50);
+const RECONNECT_PAUSE_MAX: Duration = Duration::from_secs(2);
+/// While Redis is unreachable, the message is repeated this often.
+const OUTAGE_REPORT_EVERY: Duration = Duration::from_secs(10);
+
+#[derive(Debug, Clone)]
+pub struct QueueOptions {
+    /// Tasks pending longer than this on a consumer are taken over.
+    pub claim_idle: Duration,
+    pub batch: usize,
+    /// Print progress and outage messages on stderr.
+    pub verbose: bool,
+}
+
+impl Default for QueueOptions {
+    fn default() -> Self {
+        QueueOptions {
+            claim_idle: CLAIM_IDLE_DEFAULT,
+            batch: BATCH_DEFAULT,
+            verbose: true,
+        }
+    }
+}
+
+/// Where the queue stands, as the scanning side sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SourceState {
+    Working,
+    /// Nothing queued or pending anywhere: the scan is complete.
+    Done,
+    /// The queue cannot go on (refused, vanished, malformed); the message says why.
+    Failed(String),
+}
+
+/// This host's share of the scan.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct HostShare {
+    /// Tasks acknowledged by this host.
+    pub tasks_done: u64,
+    /// Entries of the tasks this host recorded first.
+    pub entries: u64,
+    /// Tasks taken over from stopped hosts.
+    pub tasks_claimed_over: u64,
+    /// Tasks this host listed but another host took over first (their entries are duplicates
+    /// that `merge` removes).
+    pub tasks_lost: u64,
+}
+
+struct Finished {
+    id: TaskId,
+    children: Vec<TaskRecord>,
+    entries: u64,
+}
+
+#[derive(Default)]
+struct Inner {
+    ready: VecDeque<ClaimedTask>,
+    running: HashSet<TaskId>,
+    finishing: Vec<Finished>,
+    /// Recorded in Redis, waiting for durability.
+    awaiting: HashSet<TaskId>,
+    /// Reported durable by the output (possibly before they were recorded).
+    durable: HashSet<TaskId>,
+    /// When each held task was claimed or last touched: only tasks held for a while need
+    /// touching (most are acknowledged long before they could look idle).
+    touched: HashMap<TaskId, Instant>,
+    wants_checkpoint: bool,
+    state: Option<SourceState>,
+    share: HostShare,
+}
+
+impl Inner {
+    fn local(&self) -> LocalWork {
+        LocalWork {
+            buffered: self.ready.len(),
+            running: self.running.len(),
+            finishing: self.finishing.len(),
+            awaiting_durable: self.awaiting.len(),
+        }
+    }
+
+    fn held_ids(&self) -> Vec<TaskId> {
+        let mut ids: Vec<TaskId> = self.ready.iter().map(|t| t.id).collect();
+        ids.extend(self.running.iter().copied());
+        ids.extend(self.finishing.iter().map(|f| f.id));
+        ids.extend(self.awaiting.iter().copied());
+        ids
+    }
+}
+
+struct Shared {
+    inner: Mutex<Inner>,
+    /// Entries this host wrote (duplicates of taken-over tasks included), published to Redis
+    /// for `queue status`.
+    written: Arc<AtomicU64>,
+    /// Wakes the queue thread (work finished, durability, stop).
+    wake: Condvar,
+    /// Wakes scanning threads waiting for tasks.
+    work: Condvar,
+    stop: AtomicBool,
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// A host's connection to a shared queue (see the module documentation).
+pub struct QueueSource {
+    shared: Arc<Shared>,
+    thread: Option<JoinHandle<()>>,
+    joined: Joined,
+}
+
+impl QueueSource {
+    /// Connects, creates or joins the queue (refusing one of another scan) and starts the
+    /// queue thread. Errors here are the user's to fix (address, password, another scan's
+    /// queue), so they are not retried.
+    pub fn start(
+        url: &QueueUrl,
+        consumer: &str,
+        scan: &ScanIdentity,
+        root: &TaskRecord,
+        opts: QueueOptions,
+    ) -> Result<QueueSource, QueueError> {
+        let mut q = RedisQueue::connect(url, consumer)?;
+        let joined = q.join(scan, root)?;
+        let shared = Arc::new(Shared {
+            inner: Mutex::new(Inner::default()),
+            written: Arc::new(AtomicU64::new(0)),
+            wake: Condvar::new(),
+            work: Condvar::new(),
+            stop: AtomicBool::new(false),
+        });
+        let s = shared.clone();
+        let thread = std::thread::Builder::new()
+            .name("nfs-walker-queue".into())
+            .spawn(move || QueueThread::new(q, s, opts).run())
+            .map_err(|_| QueueError::BadReply("cannot start the queue thread"))?;
+        Ok(QueueSource {
+            shared,
+            thread: Some(thread),
+            joined,
+        })
+    }
+
+    pub fn joined(&self) -> Joined {
+        self.joined
+    }
+
+    /// A task to list, from the local buffer; None if the buffer is empty right now.
+    pub fn take(&self) -> Option<ClaimedTask> {
+        let mut g = self.shared.lock();
+        let t = g.ready.pop_front()?;
+        g.running.insert(t.id);
+        if g.ready.is_empty() {
+            self.shared.wake.notify_one();
+        }
+        Some(t)
+    }
+
+    /// Waits up to `timeout` for a task (or for the end).
+    pub fn take_wait(&self, timeout: Duration) -> Option<ClaimedTask> {
+        let mut g = self.shared.lock();
+        if g.ready.is_empty() && g.state.is_none() {
+            g = self
+                .shared
+                .work
+                .wait_timeout(g, timeout)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+        let t = g.ready.pop_front()?;
+        g.running.insert(t.id);
+        Some(t)
+    }
+
+    /// A task was listed: its child directories and how many entries it wrote. Its
+    /// entries must already be on their way to the output.
+    pub fn finished(&self, id: TaskId, children: Vec<TaskRecord>, entries: u64) {
+        let mut g = self.shared.lock();
+        g.running.remove(&id);
+        g.finishing.push(Finished {
+            id,
+            children,
+            entries,
+        });
+        drop(g);
+        self.shared.wake.notify_one();
+    }
+
+    /// These finished tasks have their entries durably in the output: acknowledge them.
+    pub fn durable(&self, ids: &[TaskId]) {
+        let mut g = self.shared.lock();
+        g.durable.extend(ids.iter().copied());
+        g.wants_checkpoint = false;
+        drop(g);
+        self.shared.wake.notify_one();
+    }
+
+    /// True when this host has nothing left to list but finished tasks wait for durability:
+    /// the scan cannot end until they are acknowledged, so checkpoint now.
+    pub fn wants_checkpoint(&self) -> bool {
+        self.shared.lock().wants_checkpoint
+    }
+
+    /// The counter of entries written that the scanning side adds to.
+    pub fn written_counter(&self) -> Arc<AtomicU64> {
+        self.shared.written.clone()
+    }
+
+    pub fn state(&self) -> SourceState {
+        self.shared
+            .lock()
+            .state
+            .clone()
+            .unwrap_or(SourceState::Working)
+    }
+
+    pub fn local_work(&self) -> LocalWork {
+        self.shared.lock().local()
+    }
+
+    pub fn share(&self) -> HostShare {
+        self.shared.lock().share
+    }
+
+    /// Stops the queue thread, leaving every task not yet acknowledged pending in Redis (a
+    /// host restarted with the same consumer name takes them back; others take them over
+    /// after `--claim-idle`). Returns this host's share.
+    pub fn stop(mut self) -> HostShare {
+        self.shutdown();
+        self.share()
+    }
+
+    fn shutdown(&mut self) {
+        self.shared.stop.store(true, Ordering::SeqCst);
+        self.shared.wake.notify_all();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for QueueSource {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+struct QueueThread {
+    q: RedisQueue,
+    shared: Arc<Shared>,
+    opts: QueueOptions,
+    /// Paging through this consumer's own pending tasks (from an earlier run) first.
+    own_pending_from: Option<String>,
+    autoclaim_cursor: String,
+    last_touch: Instant,
+    last_autoclaim: Option<Instant>,
+}
+
+impl QueueThread {
+    fn new(q: RedisQueue, shared: Arc<Shared>, opts: QueueOptions) -> Self {
+        QueueThread {
+            q,
+            shared,
+            opts,
+            own_pending_from: Some("0".into()),
+            autoclaim_cursor: "0-0".into(),
+            last_touch: Instant::now(),
+            last_autoclaim: None,
+        }
+    }
+
+    fn run(mut self) {
+        let mut pause = Duration::from_millis(1);
+        while !self.shared.stop.load(Ordering::SeqCst) {
+            match self.round() {
+                Ok(true) => pause = Duration::from_millis(1),
+                Ok(false) => {
+                    let g = self.shared.lock();
+                    if matches!(g.state, Some(SourceState::Done)) {
+                        break;
+                    }
+                    let _ = self.shared.wake.wait_timeout(g, pause);
+                    pause = (pause * 2).min(POLL_PAUSE_MAX);
+                }
+                Err(e) if is_connection_error(&e) => self.reconnect(&e),
+                Err(e) => {
+                    self.fail(e.to_string());
+                    break;
+                }
+            }
+        }
+        // Stopped (a signal, or the end): what is finished and durable by now is recorded and
+        // acknowledged, so no other host lists it again. Best effort: whatever fails here stays
+        // pending and is taken over.
+        if !matches!(self.shared.lock().state, Some(SourceState::Failed(_))) {
+            let _ = self.record_finished().and_then(|_| self.ack_durable());
+        }
+        self.shared.work.notify_all();
+    }
+
+    fn fail(&self, message: String) {
+        self.shared.lock().state = Some(SourceState::Failed(message));
+        self.shared.work.notify_all();
+    }
+
+    /// Waits until Redis answers again; everything held stays held.
+    fn reconnect(&mut self, first: &QueueError) {
+        let since = Instant::now();
+        let mut last_report: Option<Instant> = None;
+        let mut pause = Duration::from_millis(100);
+        let mut error = first.to_string();
+        while !self.shared.stop.load(Ordering::SeqCst) {
+            if self.opts.verbose && last_report.is_none_or(|t| t.elapsed() >= OUTAGE_REPORT_EVERY) {
+                let held = self.shared.lock().local().held();
+                eprintln!(
+                    "nfs-walker: queue: {error}; retrying (for {:.0} s now), holding {held} tasks",
+                    since.elapsed().as_secs_f64()
+                );
+                last_report = Some(Instant::now());
+            }
+            std::thread::sleep(pause);
+            pause = (pause * 2).min(RECONNECT_PAUSE_MAX);
+            let url = self.q.url().clone();
+            let consumer = self.q.consumer().to_string();
+            match RedisQueue::connect(&url, &consumer) {
+                Ok(q) => {
+                    self.q = q;
+                    // Redis answers LOADING while it replays its AOF: probe before going on.
+                    match self.q.outstanding() {
+                        Ok(_) => {
+                            if self.opts.verbose {
+                                eprintln!(
+                                    "nfs-walker: queue: Redis at {} is back after {:.1} s",
+                                    url.addr(),
+                                    since.elapsed().as_secs_f64()
+                                );
+                            }
+                            return;
+                        }
+                        Err(e) if is_connection_error(&e) => error = e.to_string(),
+                        Err(e) => {
+                            self.fail(e.to_string());
+                            self.shared.stop.store(true, Ordering::SeqCst);
+                            return;
+                        }
+                    }
+                }
+                Err(e) if is_connection_error(&e) => error = e.to_string(),
+                Err(e) => {
+                    self.fail(e.to_string());
+                    self.shared.stop.store(true, Ordering::SeqCst);
+                    return;
+                }
+            }
+        }
+    }
+
+    /// One round of queue work; true if anything moved.
+    fn round(&mut self) -> Result<bool, QueueError> {
+        let mut moved = self.record_finished()?;
+        moved |= self.ack_durable()?;
+        self.touch_held()?;
+        moved |= self.refill()?;
+        let held_nothing_to_list = {
+            let l = self.shared.lock().local();
+            l.buffered + l.running + l.finishing == 0
+        };
+        if held_nothing_to_list {
+            let len = self.q.outstanding()?;
+            let mut g = self.shared.lock();
+            // Re-read: a scanning thread may have finished a task meanwhile.
+            let now = g.local();
+            match decide(now, len) {
+                Next::Done => {
+                    g.state = Some(SourceState::Done);
+                    drop(g);
+                    self.shared.work.notify_all();
+                    return Ok(false);
+                }
+                Next::Checkpoint => g.wants_checkpoint = true,
+                Next::Claim | Next::Work => {}
+            }
+        }
+        Ok(moved)
+    }
+
+    /// Records every task finished since the last round, in one pipelined round trip.
+    fn record_finished(&mut self) -> Result<bool, QueueError> {
+        let batch = std::mem::take(&mut self.shared.lock().finishing);
+        if batch.is_empty() {
+            return Ok(false);
+        }
+        let args: Vec<(TaskId, Vec<TaskRecord>, u64)> = batch
+            .iter()
+            .map(|f| (f.id, f.children.clone(), f.entries))
+            .collect();
+        match self.q.finish(&args) {
+            Ok(outcomes) => {
+                let mut g = self.shared.lock();
+                for (f, o) in batch.iter().zip(outcomes) {
+                    if o.may_ack() {
+                        if o == super::FinishOutcome::Added {
+                            g.share.entries += f.entries;
+                        }
+                        g.awaiting.insert(f.id);
+                    } else {
+                        g.durable.remove(&f.id);
+                        g.touched.remove(&f.id);
+                        g.share.tasks_lost += 1;
+                    }
+                }
+                Ok(true)
+            }
+            Err(e) => {
+                // Put them back in front, in order: the script is safe to run again.
+                let mut g = self.shared.lock();
+                let newer = std::mem::replace(&mut g.finishing, batch);
+                g.finishing.extend(newer);
+                Err(e)
+            }
+        }
+    }
+
+    fn ack_durable(&mut self) -> Result<bool, QueueError> {
+        let ids: Vec<TaskId> = {
+            let g = self.shared.lock();
+            g.awaiting
+                .iter()
+                .filter(|id| g.durable.contains(id))
+                .copied()
+                .collect()
+        };
+        if ids.is_empty() {
+            return Ok(false);
+        }
+        let n = self.q.ack(&ids)?;
+        let mut g = self.shared.lock();
+        for id in &ids {
+            g.awaiting.remove(id);
+            g.durable.remove(id);
+            g.touched.remove(id);
+        }
+        g.share.tasks_done += n;
+        Ok(true)
+    }
+
+    /// A few times per claim interval (and at least every second, for `queue status`), tells
+    /// Redis this host still works on what it holds and how many entries it wrote.
+    fn touch_held(&mut self) -> Result<(), QueueError> {
+        if self.last_touch.elapsed() < (self.opts.claim_idle / 4).min(Duration::from_secs(1)) {
+            return Ok(());
+        }
+        let stale = self.opts.claim_idle / 2;
+        let ids: Vec<TaskId> = {
+            let g = self.shared.lock();
+            g.held_ids()
+                .into_iter()
+                .filter(|id| g.touched.get(id).is_none_or(|t| t.elapsed() >= stale))
+                .collect()
+        };
+        let lost: HashSet<TaskId> = self.q.touch(&ids)?.into_iter().collect();
+        {
+            let now = Instant::now();
+            let mut g = self.shared.lock();
+            for id in &ids {
+                if lost.contains(id) {
+                    g.touched.remove(id);
+                } else {
+                    g.touched.insert(*id, now);
+                }
+            }
+        }
+        self.q
+            .report_written(self.shared.written.load(Ordering::Relaxed))?;
+        self.last_touch = Instant::now();
+        if !lost.is_empty() {
+            // Buffered tasks that were taken over are dropped unlisted; the others run on and
+            // their finish is refused by Redis.
+            let mut g = self.shared.lock();
+            let before = g.ready.len();
+            g.ready.retain(|t| !lost.contains(&t.id));
+            g.share.tasks_lost += (before - g.ready.len()) as u64;
+        }
+        Ok(())
+    }
+
+    /// Tops the local buffer up to two batches: this consumer's own pending tasks first (a
+    /// restart), then new tasks, then tasks of stopped hosts.
+    fn refill(&mut self) -> Result<bool, QueueError> {
+        let (buffered, held): (usize, HashSet<TaskId>) = {
+            let g = self.shared.lock();
+            if g.ready.len() >= self.opts.batch {
+                return Ok(false);
+            }
+            (g.ready.len(), g.held_ids().into_iter().collect())
+        };
+        let want = 2 * self.opts.batch - buffered;
+        let mut got = Vec::new();
+        if let Some(from) = self.own_pending_from.clone() {
+            let mine = self.q.read(want, &from)?;
+            match mine.last() {
+                Some(last) => self.own_pending_from = Some(last.id.to_string()),
+                None => self.own_pending_from = None,
+            }
+            got = mine;
+        }
+        if got.is_empty() && self.own_pending_from.is_none() {
+            got = self.q.read(want, ">")?;
+        }
+        if got.is_empty() && self.own_pending_from.is_none() {
+            // XAUTOCLAIM walks the whole pending list; while others are busy it finds nothing,
+            // so it runs at most a few times per claim interval.
+            let due = self.last_autoclaim.is_none_or(|t| {
+                t.elapsed() >= (self.opts.claim_idle / 8).max(Duration::from_millis(50))
+            });
+            if due {
+                let (claimed, next) =
+                    self.q
+                        .autoclaim(self.opts.claim_idle, &self.autoclaim_cursor, want)?;
+                self.autoclaim_cursor = next;
+                if self.autoclaim_cursor == "0-0" {
+                    self.last_autoclaim = Some(Instant::now());
+                }
+                let mut g = self.shared.lock();
+                g.share.tasks_claimed_over +=
+                    claimed.iter().filter(|t| !held.contains(&t.id)).count() as u64;
+                drop(g);
+                got = claimed;
+            }
+        }
+        // A task this host holds already (its own, idle because a checkpoint is slow) is not
+        // listed twice.
+        got.retain(|t| !held.contains(&t.id));
+        if got.is_empty() {
+            return Ok(false);
+        }
+        let now = Instant::now();
+        let mut g = self.shared.lock();
+        for t in &got {
+            g.touched.insert(t.id, now);
+        }
+        g.ready.extend(got);
+        drop(g);
+        self.shared.work.notify_all();
+        Ok(true)
+    }
+}
+
+/// A consumer name for `output` on this host (see [`super::redis::consumer_name`]).
+pub fn local_consumer_name(output: &std::path::Path) -> String {
+    use std::os::unix::ffi::OsStrExt;
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_else(|_| "localhost".into());
+    let abs = std::path::absolute(output).unwrap_or_else(|_| output.to_path_buf());
+    super::redis::consumer_name(&host, abs.as_os_str().as_bytes())
+}

@@ -1,0 +1,339 @@
+//! The shared queue against a real redis-server: several hosts (threads, each with its own
+//! queue connection and its own "output") walk a synthetic tree through one queue; hosts die
+//! and rejoin, Redis restarts; the union of what the hosts made durable must be exactly the
+//! tree. The walk is simulated here so that these tests pin down the queue itself; the scan
+//! tests run real processes against mock-nfsd.
+
+mod common;
+
+use common::redis::RedisServer;
+use nfs_walker::queue::redis::{RedisQueue, ScanIdentity};
+use nfs_walker::queue::source::{HostShare, QueueOptions, QueueSource, SourceState};
+use nfs_walker::queue::{QueueUrl, TaskRecord};
+use std::collections::{BTreeSet, HashMap};
+use std::time::{Duration, Instant};
+
+/// A deterministic tree: the number of subdirectories and files of a directory follows from
+/// a hash of its path.
+fn hash(p: &[u8]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for &b in p {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    h
+}
+
+const DEPTH_MAX: u32 = 5;
+
+fn listing(path: &[u8], depth: u32) -> (Vec<Vec<u8>>, Vec<Vec<u8>>) {
+    let h = hash(path);
+    let subdirs = if depth == 0 {
+        8
+    } else if depth < DEPTH_MAX {
+        (h % 5) as usize
+    } else {
+        0
+    };
+    let files = ((h >> 8) % 12) as usize;
+    let join = |name: String| -> Vec<u8> {
+        if path == b"." {
+            name.into_bytes()
+        } else {
+            let mut p = path.to_vec();
+            p.push(b'/');
+            p.extend_from_slice(name.as_bytes());
+            p
+        }
+    };
+    (
+        (0..subdirs).map(|i| join(format!("d{i}"))).collect(),
+        (0..files).map(|i| join(format!("f{i}"))).collect(),
+    )
+}
+
+fn expected_tree() -> BTreeSet<Vec<u8>> {
+    let mut all = BTreeSet::new();
+    let mut stack = vec![(b".".to_vec(), 0u32)];
+    all.insert(b".".to_vec());
+    while let Some((p, d)) = stack.pop() {
+        let (dirs, files) = listing(&p, d);
+        all.extend(files);
+        for c in dirs {
+            all.insert(c.clone());
+            stack.push((c, d + 1));
+        }
+    }
+    all
+}
+
+fn root() -> TaskRecord {
+    TaskRecord {
+        handle: vec![1; 8],
+        path: b".".to_vec(),
+        depth: 0,
+        fsid: 1,
+    }
+}
+
+fn identity(url: &str) -> ScanIdentity {
+    ScanIdentity {
+        url: url.to_string(),
+        options: r#"{"mode":"plus"}"#.to_string(),
+    }
+}
+
+/// What one host made durable, and how it ended.
+struct HostRun {
+    durable: Vec<Vec<u8>>,
+    share: HostShare,
+    completed: bool,
+}
+
+/// One host: takes tasks, "lists" them (with `latency`), checkpoints every 20 ms or when the
+/// source asks; with `die_after`, stops dead after that many listings (what it had not made
+/// durable is lost, as with SIGKILL).
+fn host(
+    url: &QueueUrl,
+    consumer: &str,
+    latency: Duration,
+    die_after: Option<usize>,
+    claim_idle: Duration,
+) -> HostRun {
+    let opts = QueueOptions {
+        claim_idle,
+        batch: 16,
+        verbose: true,
+    };
+    let source = QueueSource::start(
+        url,
+        consumer,
+        &identity("nfs://server/export"),
+        &root(),
+        opts,
+    )
+    .expect("join the queue");
+    let mut durable = Vec::new();
+    let mut pending = Vec::new();
+    let mut finished_ids = Vec::new();
+    let mut listed = 0;
+    let mut last_checkpoint = Instant::now();
+    let completed = loop {
+        match source.state() {
+            SourceState::Done => break true,
+            SourceState::Failed(m) => panic!("queue failed: {m}"),
+            SourceState::Working => {}
+        }
+        if let Some(t) = source.take_wait(Duration::from_millis(5)) {
+            let (dirs, files) = listing(&t.task.path, t.task.depth);
+            std::thread::sleep(latency);
+            if t.task.depth == 0 {
+                pending.push(t.task.path.clone());
+            }
+            pending.extend(dirs.iter().cloned());
+            pending.extend(files.iter().cloned());
+            let children = dirs
+                .into_iter()
+                .map(|p| TaskRecord {
+                    handle: hash(&p).to_le_bytes().to_vec(),
+                    path: p,
+                    depth: t.task.depth + 1,
+                    fsid: 1,
+                })
+                .collect::<Vec<_>>();
+            let n = (children.len() + files.len()) as u64;
+            source.finished(t.id, children, n);
+            finished_ids.push(t.id);
+            listed += 1;
+            if die_after == Some(listed) {
+                // Dead: nothing more is made durable or acknowledged.
+                let share = source.share();
+                drop(source);
+                return HostRun {
+                    durable,
+                    share,
+                    completed: false,
+                };
+            }
+        }
+        if source.wants_checkpoint() || last_checkpoint.elapsed() >= Duration::from_millis(20) {
+            durable.append(&mut pending);
+            source.durable(&std::mem::take(&mut finished_ids));
+            last_checkpoint = Instant::now();
+        }
+    };
+    durable.append(&mut pending);
+    HostRun {
+        durable,
+        share: source.stop(),
+        completed,
+    }
+}
+
+/// Every path of the tree, each once after removing the copies a takeover duplicates.
+fn assert_exact(runs: &[HostRun], expected: &BTreeSet<Vec<u8>>) {
+    let mut counts: HashMap<&[u8], usize> = HashMap::new();
+    for r in runs {
+        for p in &r.durable {
+            *counts.entry(p).or_default() += 1;
+        }
+    }
+    let got: BTreeSet<Vec<u8>> = counts.keys().map(|p| p.to_vec()).collect();
+    let missing: Vec<_> = expected.difference(&got).take(5).collect();
+    let extra: Vec<_> = got.difference(expected).take(5).collect();
+    assert!(
+        missing.is_empty() && extra.is_empty(),
+        "missing {missing:?}, extra {extra:?}"
+    );
+}
+
+#[test]
+fn hosts_die_rejoin_and_join_late_and_the_union_is_exact() {
+    let Some(redis) = RedisServer::start(None, false) else {
+        return;
+    };
+    let url = QueueUrl::parse(&redis.url("mixed"), None).unwrap();
+    let expected = expected_tree();
+    let claim_idle = Duration::from_millis(600);
+    let latency = Duration::from_millis(1);
+    // A, B, C start together; B dies after 40 listings and comes back a second later with
+    // the same consumer name; C dies after 60 and never comes back (A, B and D take over its
+    // tasks after claim_idle); D joins late.
+    let threads: Vec<_> = [
+        ("host-a", None, Duration::ZERO),
+        ("host-b", Some(40), Duration::ZERO),
+        ("host-c", Some(60), Duration::ZERO),
+        ("host-d", None, Duration::from_millis(300)),
+        ("host-b", None, Duration::from_millis(1000)),
+    ]
+    .into_iter()
+    .map(|(name, die, delay)| {
+        let url = url.clone();
+        std::thread::spawn(move || {
+            std::thread::sleep(delay);
+            host(&url, name, latency, die, claim_idle)
+        })
+    })
+    .collect();
+    let runs: Vec<HostRun> = threads.into_iter().map(|t| t.join().unwrap()).collect();
+    assert_exact(&runs, &expected);
+    // Every survivor saw the end; the dead did not.
+    let completed: Vec<bool> = runs.iter().map(|r| r.completed).collect();
+    assert_eq!(completed, [true, false, false, true, true]);
+    // C's tasks were taken over by the others.
+    let taken_over: u64 = runs.iter().map(|r| r.share.tasks_claimed_over).sum();
+    assert!(taken_over > 0, "no task was taken over");
+    // The stream is empty and every task found was acknowledged exactly once.
+    let mut q = RedisQueue::connect(&url, "observer").unwrap();
+    let stats = q.stats().unwrap();
+    assert_eq!(stats.outstanding, 0);
+    assert_eq!(stats.pending, 0);
+    let dirs = expected
+        .iter()
+        .filter(|p| p.as_slice() == b"." || p.rsplit(|&b| b == b'/').next().unwrap()[0] == b'd')
+        .count() as u64;
+    assert_eq!(stats.tasks_found, dirs);
+    assert_eq!(stats.tasks_done, dirs);
+    let shares: u64 = runs.iter().map(|r| r.share.tasks_done).sum();
+    assert_eq!(shares, dirs);
+    // Entries are counted once per task, by the host that recorded it first.
+    assert_eq!(stats.entries, expected.len() as u64 - 1);
+    // A host joining the finished scan ends at once.
+    let late = host(&url, "host-e", latency, None, claim_idle);
+    assert!(late.completed && late.durable.is_empty());
+}
+
+#[test]
+fn a_redis_restart_mid_scan_loses_nothing() {
+    let Some(mut redis) = RedisServer::start(None, true) else {
+        return;
+    };
+    let url = QueueUrl::parse(&redis.url("restart"), None).unwrap();
+    let expected = expected_tree();
+    let hosts: Vec<_> = ["r1", "r2"]
+        .into_iter()
+        .map(|name| {
+            let url = url.clone();
+            std::thread::spawn(move || {
+                host(
+                    &url,
+                    name,
+                    Duration::from_millis(3),
+                    None,
+                    Duration::from_secs(60),
+                )
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(400));
+    let before: u64 = redis
+        .cli(&["XLEN", "nfs-walker:{restart}:tasks"])
+        .parse()
+        .unwrap();
+    assert!(before > 0, "the scan ended before the restart");
+    redis.stop();
+    std::thread::sleep(Duration::from_millis(1500));
+    redis.restart();
+    let runs: Vec<HostRun> = hosts.into_iter().map(|t| t.join().unwrap()).collect();
+    assert!(runs.iter().all(|r| r.completed));
+    assert_exact(&runs, &expected);
+    assert_eq!(redis.cli(&["XLEN", "nfs-walker:{restart}:tasks"]), "0");
+}
+
+#[test]
+fn wrong_password_and_another_scans_queue_are_refused_in_one_line() {
+    let Some(redis) = RedisServer::start(Some("right-pw"), false) else {
+        return;
+    };
+    let wrong = QueueUrl::parse(
+        &format!("redis://:wrong-pw@127.0.0.1:{}/0/q", redis.port),
+        None,
+    )
+    .unwrap();
+    let e = QueueSource::start(
+        &wrong,
+        "h",
+        &identity("nfs://a/x"),
+        &root(),
+        QueueOptions::default(),
+    )
+    .err()
+    .expect("a wrong password is refused")
+    .to_string();
+    assert!(
+        e.contains("refused the password") && !e.contains('\n'),
+        "{e}"
+    );
+    assert!(!e.contains("wrong-pw"), "{e}");
+    // No password at all.
+    let none = QueueUrl::parse(&redis.url_without_password("q"), None).unwrap();
+    let e = RedisQueue::connect(&none, "h").err().unwrap().to_string();
+    assert!(e.contains("refused the password"), "{e}");
+    // The password from the environment's value.
+    let env = QueueUrl::parse(&redis.url_without_password("q"), Some("right-pw".into())).unwrap();
+    let first = QueueSource::start(
+        &env,
+        "h",
+        &identity("nfs://a/x"),
+        &root(),
+        QueueOptions::default(),
+    )
+    .expect("the right password");
+    for other in [
+        identity("nfs://b/x"),
+        ScanIdentity {
+            url: "nfs://a/x".into(),
+            options: r#"{"mode":"names"}"#.into(),
+        },
+    ] {
+        let e = QueueSource::start(&env, "h2", &other, &root(), QueueOptions::default())
+            .err()
+            .expect("another scan's queue is refused")
+            .to_string();
+        assert!(
+            e.contains("belongs to another scan") && !e.contains('\n'),
+            "{e}"
+        );
+    }
+    drop(first);
+}

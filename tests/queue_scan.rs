@@ -1,0 +1,227 @@
+//! Multi-host scans as users run them: several `nfs-walker scan --queue` processes against
+//! mock-nfsd and a private redis-server; one is SIGKILLed, restarted, another joins late, Redis
+//! restarts; `nfs-walker merge` of the parts must equal mock-nfsd's exact listing.
+
+mod common;
+
+use common::redis::RedisServer;
+use common::*;
+use mock_nfsd::{Config, Server};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::Duration;
+
+fn mixed_with_latency() -> Config {
+    Config {
+        tree: "mixed:200000".parse().unwrap(),
+        latency: Some("fixed:5ms".parse().unwrap()),
+        ..Default::default()
+    }
+}
+
+/// One host: a scan process writing `part` through `queue`, slowed down (one thread, few calls
+/// in flight) so that the test can act while it runs.
+fn host(url: &str, queue: &str, part: &Path) -> Child {
+    Command::new(walker_bin())
+        .args(["scan", url, "--queue", queue, "-o"])
+        .arg(part)
+        .args(["--threads", "1", "--inflight", "4"])
+        .args(["--claim-idle", "1s", "--checkpoint-secs", "0.2"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start a scan")
+}
+
+fn wait(child: Child, what: &str) -> Output {
+    let out = child.wait_with_output().expect("wait for a scan");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{what}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+fn merge_parts(parts: &[PathBuf], out: &Path) -> String {
+    let o = Command::new(walker_bin())
+        .arg("merge")
+        .args(parts)
+        .arg("-o")
+        .arg(out)
+        .output()
+        .expect("run merge");
+    let err = String::from_utf8_lossy(&o.stderr).into_owned();
+    assert_eq!(o.status.code(), Some(0), "merge: {err}");
+    err
+}
+
+#[test]
+fn hosts_killed_restarted_and_late_merge_to_the_exact_listing() {
+    let Some(redis) = RedisServer::start(None, false) else {
+        return;
+    };
+    let config = mixed_with_latency();
+    let server = Server::start(config.clone()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let part = |n: &str| dir.path().join(format!("part-{n}.ndjson"));
+    let queue = redis.url("mixed");
+    let a = host(&server.url(), &queue, &part("a"));
+    let mut b = host(&server.url(), &queue, &part("b"));
+    let mut c = host(&server.url(), &queue, &part("c"));
+    std::thread::sleep(Duration::from_millis(600));
+    // b and c die mid-scan, holding tasks; their parts may end in a torn line. c never comes
+    // back: its tasks are taken over by the others after --claim-idle.
+    for h in [&mut b, &mut c] {
+        h.kill().unwrap();
+        h.wait().unwrap();
+    }
+    let b_killed_lines = std::fs::read(part("b"))
+        .unwrap()
+        .split(|&x| x == b'\n')
+        .count();
+    assert!(b_killed_lines > 1, "b wrote nothing before it was killed");
+    std::thread::sleep(Duration::from_millis(300));
+    // d joins late; b comes back with the same command (its earlier part is kept aside).
+    let d = host(&server.url(), &queue, &part("d"));
+    std::thread::sleep(Duration::from_millis(300));
+    let b2 = host(&server.url(), &queue, &part("b"));
+    let mut taken_over = 0;
+    for (h, name) in [(a, "a"), (d, "d"), (b2, "b restarted")] {
+        let err = String::from_utf8_lossy(&wait(h, name).stderr).into_owned();
+        assert!(err.contains("the scan is complete"), "{name}: {err}");
+        taken_over += err
+            .split(" taken over from stopped hosts")
+            .next()
+            .and_then(|s| s.rsplit('(').next())
+            .and_then(|n| n.trim().parse::<u64>().ok())
+            .unwrap_or(0);
+    }
+    assert!(taken_over > 0, "no host took over the killed host's tasks");
+    let mut parts: Vec<PathBuf> = ["a", "b", "c", "d"].iter().map(|n| part(n)).collect();
+    let aside = dir.path().join("part-b.1.ndjson");
+    assert!(aside.exists(), "the killed run's part was not kept aside");
+    parts.push(aside);
+    let merged = dir.path().join("scan.ndjson");
+    let summary = merge_parts(&parts, &merged);
+    assert!(summary.contains("duplicate copies dropped"), "{summary}");
+    assert_exact_ndjson(
+        &std::fs::read(&merged).unwrap(),
+        mock_nfsd::listing(&config, false),
+        "merged parts",
+    );
+    // The queue is empty and says so.
+    let status = Command::new(walker_bin())
+        .args(["queue", "status", &queue, "--json", "--interval", "0.1"])
+        .output()
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
+    assert_eq!(v["state"], "complete");
+    assert_eq!(v["queued"], 0);
+    assert_eq!(v["pending"], 0);
+    assert_eq!(v["tasks_found"], v["tasks_done"]);
+    // The same parts as a database: one row per entry, parents resolved.
+    let db = dir.path().join("scan.db");
+    merge_parts(&parts, &db);
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    let (rows, orphans): (i64, i64) = conn
+        .query_row(
+            "SELECT count(*), sum(parent_id IS NULL AND path <> '.') FROM entries",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert_eq!(rows as usize, mock_nfsd::listing(&config, false).count());
+    assert_eq!(orphans, 0);
+    server.shutdown();
+}
+
+#[test]
+fn a_redis_restart_mid_scan_loses_nothing() {
+    let Some(mut redis) = RedisServer::start(None, true) else {
+        return;
+    };
+    let config = mixed_with_latency();
+    let server = Server::start(config.clone()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let parts: Vec<PathBuf> = ["a", "b"]
+        .iter()
+        .map(|n| dir.path().join(format!("part-{n}.ndjson")))
+        .collect();
+    let queue = redis.url("restart");
+    let hosts: Vec<Child> = parts
+        .iter()
+        .map(|p| host(&server.url(), &queue, p))
+        .collect();
+    std::thread::sleep(Duration::from_millis(500));
+    redis.stop();
+    std::thread::sleep(Duration::from_millis(1500));
+    redis.restart();
+    let mut said_so = false;
+    for (i, h) in hosts.into_iter().enumerate() {
+        let out = wait(h, &format!("host {i}"));
+        said_so |= String::from_utf8_lossy(&out.stderr).contains("retrying");
+    }
+    assert!(said_so, "no host said it was waiting for Redis");
+    let merged = dir.path().join("scan.ndjson");
+    merge_parts(&parts, &merged);
+    assert_exact_ndjson(
+        &std::fs::read(&merged).unwrap(),
+        mock_nfsd::listing(&config, false),
+        "merged parts after a Redis restart",
+    );
+    server.shutdown();
+}
+
+#[test]
+fn a_wrong_password_and_another_scans_queue_are_refused_in_one_line() {
+    let Some(redis) = RedisServer::start(Some("pw-right"), false) else {
+        return;
+    };
+    let small = Config {
+        tree: "mixed:2000".parse().unwrap(),
+        ..Default::default()
+    };
+    let one = Server::start(small.clone()).unwrap();
+    let other = Server::start(small).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let scan = |url: &str, queue: &str, part: &str, env_pw: Option<&str>| {
+        let mut c = Command::new(walker_bin());
+        c.args(["scan", url, "--queue", queue, "-q", "-o"])
+            .arg(dir.path().join(part));
+        c.env_remove("NFS_WALKER_REDIS_PASSWORD");
+        if let Some(p) = env_pw {
+            c.env("NFS_WALKER_REDIS_PASSWORD", p);
+        }
+        c.output().unwrap()
+    };
+    let one_line_refusal = |o: &Output, what: &str| {
+        let err = String::from_utf8_lossy(&o.stderr).into_owned();
+        assert_eq!(o.status.code(), Some(1), "{err}");
+        assert_eq!(err.lines().count(), 1, "one line: {err}");
+        assert!(err.contains(what), "{err}");
+        assert!(!err.contains("pw-"), "a password shows: {err}");
+    };
+    let wrong = format!("redis://:pw-wrong@127.0.0.1:{}/0/q", redis.port);
+    one_line_refusal(
+        &scan(&one.url(), &wrong, "w.ndjson", None),
+        "refused the password",
+    );
+    // The password from the environment works, and the scan completes.
+    let queue = redis.url_without_password("q");
+    let ok = scan(&one.url(), &queue, "one.ndjson", Some("pw-right"));
+    assert_eq!(
+        ok.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    // Another server's scan cannot use that queue.
+    one_line_refusal(
+        &scan(&other.url(), &queue, "other.ndjson", Some("pw-right")),
+        "belongs to another scan",
+    );
+    one.shutdown();
+    other.shutdown();
+}

@@ -65,7 +65,7 @@ fn grouped(n: u64) -> String {
     let s = n.to_string();
     let mut o = String::new();
     for (i, c) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i) % 3 == 0 {
+        if i > 0 && (s.len() - i).is_multiple_of(3) {
             o.push(',');
         }
         o.push(c);
@@ -384,9 +384,9 @@ pub fn render_html(r: &Report) -> String {
     group_sections(&mut o, r);
     largest_sections(&mut o, r);
     errors_section(&mut o, r);
-    let _ = write!(
+    let _ = writeln!(
         o,
-        "</main><footer>nfs-walker {} &middot; ages relative to {}</footer></body></html>\n",
+        "</main><footer>nfs-walker {} &middot; ages relative to {}</footer></body></html>",
         env!("CARGO_PKG_VERSION"),
         time_ns(r.age_reference_ns)
     );

@@ -168,9 +168,14 @@ impl RowGroup {
     }
 }
 
-/// One batch's values, column by column (reused from batch to batch).
+/// One batch's values, column by column (reused from batch to batch). Byte strings are first
+/// copied into one arena per batch and then handed to the column writers as slices of it: one
+/// allocation per batch instead of one per value.
 #[derive(Default)]
 struct ColumnBuffers {
+    arena: Vec<u8>,
+    /// (column, start, end) of each byte string in `arena`, in push order.
+    spans: Vec<(u8, u32, u32)>,
     path: Vec<ByteArray>,
     path_bytes: Vec<ByteArray>,
     path_bytes_def: Vec<i16>,
@@ -200,30 +205,19 @@ fn type_value(t: EntryType) -> ByteArray {
     ByteArray::from(Bytes::from_static(t.as_str().as_bytes()))
 }
 
-/// Text as UTF-8 plus, where it is not valid UTF-8, its exact bytes.
-fn push_text(
-    bytes: &[u8],
-    is_utf8: bool,
-    text: &mut Vec<ByteArray>,
-    exact: &mut Vec<ByteArray>,
-    exact_def: &mut Vec<i16>,
-) {
-    if is_utf8 {
-        text.push(ByteArray::from(bytes));
-        exact_def.push(0);
-    } else {
-        text.push(ByteArray::from(
-            String::from_utf8_lossy(bytes).into_owned().into_bytes(),
-        ));
-        exact.push(ByteArray::from(bytes));
-        exact_def.push(1);
-    }
-}
+/// Byte-string columns, as `spans` name them.
+const SPAN_PATH: u8 = 0;
+const SPAN_PATH_BYTES: u8 = 1;
+const SPAN_EXTENSION: u8 = 2;
+const SPAN_TARGET: u8 = 3;
+const SPAN_TARGET_BYTES: u8 = 4;
 
 impl ColumnBuffers {
     fn clear(&mut self) {
         macro_rules! clear_all { ($($f:ident),*) => { $( self.$f.clear(); )* } }
         clear_all!(
+            arena,
+            spans,
             path,
             path_bytes,
             path_bytes_def,
@@ -249,15 +243,45 @@ impl ColumnBuffers {
         );
     }
 
+    /// Copies a byte string into the arena for column `column`.
+    fn span(&mut self, column: u8, bytes: &[u8]) {
+        let start = self.arena.len() as u32;
+        self.arena.extend_from_slice(bytes);
+        self.spans.push((column, start, self.arena.len() as u32));
+    }
+
+    /// Text as UTF-8 plus, where it is not valid UTF-8, its exact bytes.
+    fn text(&mut self, bytes: &[u8], is_utf8: bool, text: u8, exact: u8) -> i16 {
+        if is_utf8 {
+            self.span(text, bytes);
+            0
+        } else {
+            self.span(text, String::from_utf8_lossy(bytes).as_bytes());
+            self.span(exact, bytes);
+            1
+        }
+    }
+
+    /// Turns the arena's spans into the byte-string columns' values.
+    fn seal(&mut self) {
+        let arena = Bytes::from(std::mem::take(&mut self.arena));
+        for &(column, start, end) in &self.spans {
+            let v = ByteArray::from(arena.slice(start as usize..end as usize));
+            match column {
+                SPAN_PATH => self.path.push(v),
+                SPAN_PATH_BYTES => self.path_bytes.push(v),
+                SPAN_EXTENSION => self.extension.push(v),
+                SPAN_TARGET => self.target.push(v),
+                _ => self.target_bytes.push(v),
+            }
+        }
+        self.spans.clear();
+    }
+
     fn push(&mut self, e: &EntryRef<'_>, path_is_utf8: bool, extension: Option<&[u8]>) {
         let a = e.attrs;
-        push_text(
-            e.path,
-            path_is_utf8,
-            &mut self.path,
-            &mut self.path_bytes,
-            &mut self.path_bytes_def,
-        );
+        let def = self.text(e.path, path_is_utf8, SPAN_PATH, SPAN_PATH_BYTES);
+        self.path_bytes_def.push(def);
         self.kind.push(type_value(a.kind));
         // Unsigned values keep their bits in the signed physical type; the logical type
         // (INTEGER(64, false)) tells readers to read them back unsigned.
@@ -275,7 +299,7 @@ impl ColumnBuffers {
         self.depth.push(e.depth as i32);
         match extension {
             Some(x) => {
-                self.extension.push(ByteArray::from(x));
+                self.span(SPAN_EXTENSION, x);
                 self.extension_def.push(1);
             }
             None => self.extension_def.push(0),
@@ -283,13 +307,13 @@ impl ColumnBuffers {
         match e.target {
             Some(t) => {
                 self.target_def.push(1);
-                push_text(
+                let def = self.text(
                     t,
                     std::str::from_utf8(t).is_ok(),
-                    &mut self.target,
-                    &mut self.target_bytes,
-                    &mut self.target_bytes_def,
+                    SPAN_TARGET,
+                    SPAN_TARGET_BYTES,
                 );
+                self.target_bytes_def.push(def);
             }
             None => {
                 self.target_def.push(0);
@@ -472,6 +496,7 @@ impl Files {
         for r in rows.iter() {
             self.columns.push(&r.entry, r.path_is_utf8, r.extension);
         }
+        self.columns.seal();
         let n = rows.len();
         let schema_descr = SchemaDescriptor::new(self.schema.clone());
         let props = self.props.clone();

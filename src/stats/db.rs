@@ -307,8 +307,8 @@ pub fn report_from_db(
 }
 
 /// The first [`DIR_TREE_DEPTH`] levels of directories below the root, each directory's
-/// [`DIR_TREE_CHILDREN`] largest subdirectories, found through the `parent_id` index (one
-/// query per directory shown: at most 8 + 64 + 512).
+/// largest subdirectories ([`DIR_TREE_CHILDREN`] per level), found through the `parent_id`
+/// index (one query per directory listed: at most 1 + 8 + 32).
 fn dir_tree_from_db(conn: &Connection) -> Result<DirTree, StatsError> {
     let root: Option<i64> = conn
         .query_row(
@@ -328,7 +328,6 @@ fn dir_tree_from_db(conn: &Connection) -> Result<DirTree, StatsError> {
     )?;
     // Depth first: one list of children per level, the next to show last.
     let mut pending: Vec<Vec<(i64, DirRow)>> = Vec::new();
-    let limit = DIR_TREE_CHILDREN as i64;
     fn children(
         stmt: &mut rusqlite::Statement<'_>,
         id: i64,
@@ -348,7 +347,7 @@ fn dir_tree_from_db(conn: &Connection) -> Result<DirTree, StatsError> {
         }
         Ok(out)
     }
-    let mut first = children(&mut stmt, root, limit)?;
+    let mut first = children(&mut stmt, root, DIR_TREE_CHILDREN[0] as i64)?;
     first.reverse();
     pending.push(first);
     while let Some(level) = pending.last_mut() {
@@ -359,7 +358,7 @@ fn dir_tree_from_db(conn: &Connection) -> Result<DirTree, StatsError> {
         let depth = pending.len() as u32;
         tree.rows.push(row);
         if depth < DIR_TREE_DEPTH {
-            let mut kids = children(&mut stmt, id, limit)?;
+            let mut kids = children(&mut stmt, id, DIR_TREE_CHILDREN[depth as usize] as i64)?;
             kids.reverse();
             pending.push(kids);
         }

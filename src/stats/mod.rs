@@ -4,6 +4,7 @@
 //! every view of a scan shows the same figures.
 
 pub mod db;
+pub mod html;
 pub mod model;
 pub mod ndjson;
 pub mod render;

@@ -100,11 +100,12 @@ pub struct Bucket {
     pub bytes: u64,
 }
 
-/// Subdirectories per directory in the capacity chart.
-pub const DIR_TREE_CHILDREN: usize = 8;
+/// Subdirectories shown per directory in the capacity chart, by level below the root: enough
+/// to see where the bytes are, few enough to read (at most 8 + 32 + 64 rows).
+pub const DIR_TREE_CHILDREN: [usize; 3] = [8, 4, 2];
 
 /// Capacity by directory: the first levels below the root, each directory followed by its
-/// [`DIR_TREE_CHILDREN`] largest subdirectories (by recursive bytes), depth first.
+/// largest subdirectories (by recursive bytes; [`DIR_TREE_CHILDREN`] per level), depth first.
 #[derive(Debug, Clone, Default)]
 pub struct DirTree {
     pub rows: Vec<DirRow>,

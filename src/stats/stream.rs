@@ -384,7 +384,7 @@ impl Aggregator {
                 })
                 .collect();
             r.dir_tree = Some(DirTree {
-                rows: select_dir_tree(rows, DIR_TREE_CHILDREN),
+                rows: select_dir_tree(rows),
                 incomplete: self.dirs_dropped > 0,
             });
         }
@@ -392,20 +392,26 @@ impl Aggregator {
 }
 
 /// Orders directories as the capacity chart shows them: each directory followed by its
-/// `children` largest subdirectories (by recursive bytes, then path), depth first.
-fn select_dir_tree(rows: Vec<DirRow>, children: usize) -> Vec<DirRow> {
+/// largest subdirectories (by recursive bytes, then path; [`DIR_TREE_CHILDREN`] per level),
+/// depth first.
+fn select_dir_tree(rows: Vec<DirRow>) -> Vec<DirRow> {
     let mut by_parent: HashMap<Vec<u8>, Vec<DirRow>> = HashMap::new();
     for row in rows {
         let parent = split_parent(&row.path).0.unwrap_or(b".").to_vec();
         by_parent.entry(parent).or_default().push(row);
     }
-    for list in by_parent.values_mut() {
+    for (parent, list) in by_parent.iter_mut() {
         list.sort_by(|a, b| {
             b.recursive_bytes
                 .cmp(&a.recursive_bytes)
                 .then_with(|| a.path.cmp(&b.path))
         });
-        list.truncate(children);
+        let level = if parent.as_slice() == b"." {
+            0
+        } else {
+            parent.iter().filter(|&&b| b == b'/').count() + 1
+        };
+        list.truncate(DIR_TREE_CHILDREN.get(level).copied().unwrap_or(0));
     }
     let mut out = Vec::new();
     let mut stack: Vec<DirRow> = by_parent.remove(b".".as_slice()).unwrap_or_default();

@@ -38,6 +38,11 @@ pub enum Fault {
     Fragment { every: u64 },
     /// Add entries with hostile names to a READDIR/READDIRPLUS reply with probability `p`.
     Names { p: f64 },
+    /// Answer NFS4ERR_DELAY (NFS3ERR_JUKEBOX over v3) with probability `p`.
+    Delay { p: f64 },
+    /// On every N-th NFSv4.1 call, destroy the call's session and answer NFS4ERR_BADSESSION
+    /// (the client must create a new session and resend).
+    BadSession { every: u64 },
 }
 
 /// The parsed `--faults` list.
@@ -68,7 +73,9 @@ from a generator seeded by --seed and the connection number.
   hugerecord:every=N    send a record header claiming 2 GiB (0xffffffff), then close
   fragment:every=N      send the reply as many small record fragments
   names:p=P             add entries with hostile names to a READDIR/READDIRPLUS reply
-                        ('/', NUL, '.', '..', invalid UTF-8, 4096 bytes); real entries are kept";
+                        ('/', NUL, '.', '..', invalid UTF-8, 4096 bytes); real entries are kept
+  delay:p=P             answer NFS4ERR_DELAY (NFSv4; NFS3ERR_JUKEBOX over v3)
+  badsession:every=N    NFSv4.1: destroy the session of every N-th call, answer NFS4ERR_BADSESSION";
 
 impl FromStr for FaultSpec {
     type Err = FaultSpecError;
@@ -159,6 +166,10 @@ fn parse_fault(item: &str) -> Result<Fault, FaultSpecError> {
             every: need_every()?,
         },
         "names" => Fault::Names { p: need_p()? },
+        "delay" => Fault::Delay { p: need_p()? },
+        "badsession" => Fault::BadSession {
+            every: need_every()?,
+        },
         other => return Err(err(format!("unknown fault kind `{other}`"))),
     };
     let uses_every = matches!(
@@ -169,6 +180,7 @@ fn parse_fault(item: &str) -> Result<Fault, FaultSpecError> {
             | Fault::Truncate { .. }
             | Fault::HugeRecord { .. }
             | Fault::Fragment { .. }
+            | Fault::BadSession { .. }
     );
     if (p.is_some() && uses_every) || (every.is_some() && !uses_every) {
         return Err(err(format!("parameter does not apply to {kind}")));
@@ -196,6 +208,8 @@ impl fmt::Display for FaultSpec {
                 Fault::HugeRecord { every } => write!(f, "hugerecord:every={every}")?,
                 Fault::Fragment { every } => write!(f, "fragment:every={every}")?,
                 Fault::Names { p } => write!(f, "names:p={p}")?,
+                Fault::Delay { p } => write!(f, "delay:p={p}")?,
+                Fault::BadSession { every } => write!(f, "badsession:every={every}")?,
             }
         }
         Ok(())
@@ -221,6 +235,7 @@ pub struct CallFaults {
     pub hugerecord: bool,
     pub fragment: bool,
     pub names: bool,
+    pub badsession: bool,
 }
 
 /// The fault state of one connection.
@@ -259,6 +274,9 @@ impl ConnFaults {
                 Fault::HugeRecord { every } => out.hugerecord |= n % every == 0,
                 Fault::Fragment { every } => out.fragment |= n % every == 0,
                 Fault::Names { p } => out.names |= self.rng.chance(p),
+                // One meaning, "server busy", in both protocols.
+                Fault::Delay { p } => out.jukebox |= self.rng.chance(p),
+                Fault::BadSession { every } => out.badsession |= n % every == 0,
             }
         }
         out
@@ -273,10 +291,10 @@ mod tests {
     fn parses_every_kind() {
         let spec: FaultSpec = "reset:every=100, stall:every=7:ms=250,jukebox:p=0.01,drop:p=0.5,\
                                badcookie:p=1,xid:every=3,truncate:every=9,hugerecord:every=11,\
-                               fragment:every=2,names:p=0.25"
+                               fragment:every=2,names:p=0.25,delay:p=0.1,badsession:every=5"
             .parse()
             .unwrap();
-        assert_eq!(spec.faults.len(), 10);
+        assert_eq!(spec.faults.len(), 12);
         assert_eq!(spec.faults[1], Fault::Stall { every: 7, ms: 250 });
         let again: FaultSpec = spec.to_string().parse().unwrap();
         assert_eq!(again, spec);
@@ -297,6 +315,8 @@ mod tests {
             "explode:p=1",
             "names:p=0.1:ms=3",
             "xid:every",
+            "badsession:p=0.1",
+            "delay:every=3",
         ] {
             assert!(bad.parse::<FaultSpec>().is_err(), "{bad}");
         }

@@ -18,6 +18,7 @@ pub mod cookies;
 pub mod faults;
 pub mod latency;
 pub mod listing;
+pub mod nfs4;
 pub mod rng;
 pub mod server;
 pub mod service;

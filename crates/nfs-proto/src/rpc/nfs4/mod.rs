@@ -1074,6 +1074,12 @@ impl CompoundReplyEncoder {
         XdrWriter::new(buf).bool(false).bool(eof);
     }
 
+    /// Fails the whole COMPOUND before any operation ran (MINOR_VERS_MISMATCH): no results.
+    pub fn fail_before_ops(&mut self, status: Nfsstat4) {
+        debug_assert!(self.count == 0);
+        self.status = status;
+    }
+
     /// The status of the last failed result, if any.
     pub fn status(&self) -> Nfsstat4 {
         self.status

@@ -12,7 +12,7 @@ use cmd::ClientArgs;
     about = "Scan NFSv3 namespaces as fast as the server allows, without a kernel mount",
     long_about = "Scan NFSv3 namespaces as fast as the server allows, without a kernel mount.\n\n\
         `nfs-walker URL [OPTIONS]` is short for `nfs-walker scan URL [OPTIONS]`.\n\
-        URLs: nfs://host[:port]/path[?uid=N&gid=N&mountport=N&nfsport=N&version=3]"
+        URLs: nfs://host[:port]/path[?uid=N&gid=N&mountport=N&nfsport=N&version=3|4]"
 )]
 struct Cli {
     #[command(subcommand)]

@@ -27,6 +27,17 @@ pub struct ClientOptions {
     pub gid: Option<u32>,
     pub source_port: SourcePort,
     pub timeout: Duration,
+    /// NFS version when the URL names none (`--nfs-version`): 3 or 4.
+    pub nfs_version: Option<u32>,
+    /// `--idmap FILE`: NFSv4 owner names to numeric ids.
+    pub idmap: Option<std::path::PathBuf>,
+}
+
+impl ClientOptions {
+    /// The NFS version to speak for `url`: the URL's `version=`, else `--nfs-version`, else 3.
+    pub fn version_for(&self, url: &NfsUrl) -> u32 {
+        url.version.or(self.nfs_version).unwrap_or(3)
+    }
 }
 
 impl Default for ClientOptions {
@@ -36,6 +47,8 @@ impl Default for ClientOptions {
             gid: None,
             source_port: SourcePort::Auto,
             timeout: Duration::from_secs(10),
+            nfs_version: None,
+            idmap: None,
         }
     }
 }

@@ -3,6 +3,7 @@
 pub mod bench;
 pub mod demo;
 pub mod ls;
+pub mod ls4;
 pub mod scan;
 pub mod stats;
 
@@ -24,6 +25,13 @@ pub struct ClientArgs {
     /// Timeout of connection set-up and mount calls, in seconds
     #[arg(long, default_value_t = 10)]
     pub connect_timeout: u64,
+    /// NFS version when the URL has no version=: 3, or 4 (NFSv4.1, port 2049, no MOUNT)
+    #[arg(long, value_parser = clap::builder::PossibleValuesParser::new(["3", "4"]))]
+    pub nfs_version: Option<String>,
+    /// NFSv4 owner names to numeric ids: lines `NAME ID` (`#` comments); numeric owners need
+    /// no map, unmapped names become 65534 (nobody)
+    #[arg(long, value_name = "FILE")]
+    pub idmap: Option<std::path::PathBuf>,
 }
 
 impl ClientArgs {
@@ -37,6 +45,8 @@ impl ClientArgs {
                 SourcePort::Auto
             },
             timeout: Duration::from_secs(self.connect_timeout.max(1)),
+            nfs_version: self.nfs_version.as_deref().and_then(|v| v.parse().ok()),
+            idmap: self.idmap.clone(),
         }
     }
 }

@@ -6,7 +6,7 @@
 //! every later one unreadable: the decoder rejects masks holding such bits instead of guessing.
 
 use super::status::Nfsstat4;
-use crate::record::EntryType;
+use crate::record::{EntryAttrs, EntryType};
 use crate::xdr::{XdrError, XdrReader, XdrResult, XdrWriter};
 
 /// Attribute numbers (RFC 8881 section 5.6 and 5.7).
@@ -579,6 +579,32 @@ impl<'a> Fattr4<'a> {
         }
         let vals_len = (w.len() - len_at - 4) as u32;
         w.buffer()[len_at..len_at + 4].copy_from_slice(&vals_len.to_be_bytes());
+    }
+
+    /// The attributes as the entry record carries them, with the owner and group already
+    /// turned into ids by the caller (see [`Owner`]). Mode keeps its 12 permission bits.
+    pub fn to_entry_attrs(&self, uid: u32, gid: u32) -> EntryAttrs {
+        EntryAttrs {
+            kind: self.ftype.to_entry_type(),
+            size: self.size,
+            used: self.space_used,
+            mode: self.mode & 0o7777,
+            nlink: self.numlinks,
+            uid,
+            gid,
+            fileid: self.fileid,
+            fsid: self.fsid.folded(),
+            atime_ns: self.time_access.to_ns(),
+            mtime_ns: self.time_modify.to_ns(),
+            ctime_ns: self.time_metadata.to_ns(),
+        }
+    }
+
+    /// Whether this object is a referral: the server names other locations for it (RFC 8881
+    /// section 11.5.6), so its contents are not here.
+    pub fn is_referral(&self) -> bool {
+        self.rdattr_error == Some(Nfsstat4::Moved)
+            || (self.mask.has(fattr4::FS_LOCATIONS) && !self.fs_locations.is_empty())
     }
 
     /// Builds a value for `fs_locations` from bytes encoded by [`FsLocations::encode_one`].

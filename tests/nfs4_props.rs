@@ -12,8 +12,11 @@ fn nfs_time() -> impl Strategy<Value = NfsTime4> {
         .prop_map(|(seconds, nseconds)| NfsTime4 { seconds, nseconds })
 }
 
+/// The raw material of one `Fattr4`: mask, 64-bit and 32-bit values, times, strings.
+type Fattr4Parts = (u64, Vec<u64>, Vec<u32>, [NfsTime4; 3], Vec<Vec<u8>>);
+
 /// Attributes with a random subset of the record's mask, borrowing from `strings`.
-fn fattr4_parts() -> impl Strategy<Value = (u64, Vec<u64>, Vec<u32>, [NfsTime4; 3], Vec<Vec<u8>>)> {
+fn fattr4_parts() -> impl Strategy<Value = Fattr4Parts> {
     (
         any::<u64>(),
         vec(any::<u64>(), 6),
@@ -23,9 +26,7 @@ fn fattr4_parts() -> impl Strategy<Value = (u64, Vec<u64>, Vec<u32>, [NfsTime4; 
     )
 }
 
-fn build<'a>(
-    (mask, w64, w32, times, strings): &'a (u64, Vec<u64>, Vec<u32>, [NfsTime4; 3], Vec<Vec<u8>>),
-) -> Fattr4<'a> {
+fn build<'a>((mask, w64, w32, times, strings): &'a Fattr4Parts) -> Fattr4<'a> {
     let types = [
         FileType4::Reg,
         FileType4::Dir,

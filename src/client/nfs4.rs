@@ -12,13 +12,13 @@ use super::idmap::{IdMap, IdMapError};
 use super::mount::ClientOptions;
 use super::transport::{CallError, RpcClient};
 use super::url::{NfsUrl, UrlError};
+use crate::rpc::nfs3::NFS_PROGRAM;
 use crate::rpc::nfs4::{
-    op4, AttrMask, ArgOp, ChannelAttrs, CompoundReply, CreateSessionArgs, ExchangeIdArgs, Fattr4,
-    FileType4, ImplId, Nfs4ReplyError, Nfsstat4, NfsTime4, ReaddirArgs4, Recovery, ResOk,
+    op4, ArgOp, AttrMask, ChannelAttrs, CompoundReply, CreateSessionArgs, ExchangeIdArgs, Fattr4,
+    FileType4, ImplId, Nfs4ReplyError, NfsTime4, Nfsstat4, ReaddirArgs4, Recovery, ResOk,
     SequenceArgs, SessionId, EXCHGID4_FLAG_USE_NON_PNFS, MINOR_VERSION_1, NFSPROC4_COMPOUND,
     NFS_V4,
 };
-use crate::rpc::nfs3::NFS_PROGRAM;
 use crate::rpc::{Auth, AuthSys};
 use crate::xdr::{XdrEncode, XdrError};
 use std::net::SocketAddr;
@@ -206,10 +206,31 @@ impl Nfs4Client {
         Ok(body.to_vec())
     }
 
+    /// [`Nfs4Client::raw`], resent while the server answers DELAY or GRACE (session set-up has
+    /// no SEQUENCE, so it is retried here rather than in [`Nfs4Client::compound`]).
+    fn raw_patient(&mut self, ops: &[ArgOp<'_>]) -> Result<Vec<u8>, Nfs4ClientError> {
+        let mut backoff = DELAY_BACKOFF_FIRST;
+        for _ in 0..COMPOUND_RETRIES_MAX {
+            let bytes = self.raw(ops)?;
+            let status = CompoundReply::decode(&bytes)
+                .map_err(|e| self.reply_err(e))?
+                .status;
+            if !status.is_transient() {
+                return Ok(bytes);
+            }
+            std::thread::sleep(backoff);
+            backoff = (backoff * 2).min(DELAY_BACKOFF_MAX);
+        }
+        Err(Nfs4ClientError::Retries {
+            addr: self.rpc.addr(),
+            what: Nfsstat4::Delay,
+        })
+    }
+
     /// EXCHANGE_ID and CREATE_SESSION, taking every slot granted.
     fn establish(&mut self) -> Result<(), Nfs4ClientError> {
         let owner = self.owner.clone();
-        let bytes = self.raw(&[ArgOp::ExchangeId(ExchangeIdArgs {
+        let bytes = self.raw_patient(&[ArgOp::ExchangeId(ExchangeIdArgs {
             verifier: self.verifier,
             ownerid: &owner,
             flags: EXCHGID4_FLAG_USE_NON_PNFS,
@@ -242,7 +263,7 @@ impl Nfs4Client {
             maxresponsesize: 4096,
             ..Default::default()
         };
-        let bytes = self.raw(&[ArgOp::CreateSession(CreateSessionArgs {
+        let bytes = self.raw_patient(&[ArgOp::CreateSession(CreateSessionArgs {
             clientid: x.clientid,
             sequence: self.create_seq,
             flags: 0,
@@ -394,7 +415,10 @@ impl Nfs4Client {
         Object4 {
             fh,
             ftype: a.ftype,
-            attrs: a.to_entry_attrs(self.idmap.resolve(a.owner), self.idmap.resolve(a.owner_group)),
+            attrs: a.to_entry_attrs(
+                self.idmap.resolve(a.owner),
+                self.idmap.resolve(a.owner_group),
+            ),
             owner: a.owner.to_vec(),
             owner_group: a.owner_group.to_vec(),
             mounted_on_fileid: a.mounted_on_fileid,
@@ -410,7 +434,12 @@ impl Nfs4Client {
         cookieverf: [u8; 8],
         maxcount: u32,
     ) -> Result<Vec<u8>, Nfs4ClientError> {
-        let maxcount = maxcount.min(self.session.max_response_bytes.saturating_sub(512).max(4096));
+        let maxcount = maxcount.min(
+            self.session
+                .max_response_bytes
+                .saturating_sub(512)
+                .max(4096),
+        );
         self.compound(&[
             ArgOp::PutFh(fh),
             ArgOp::Readdir(ReaddirArgs4 {

@@ -44,7 +44,10 @@ pub fn run(args: &LsArgs, url: &NfsUrl) -> Result<i32> {
         for e in list.entries() {
             let name = String::from_utf8_lossy(e.name);
             if e.name.is_empty() || e.name.contains(&b'/') || e.name.contains(&0) {
-                eprintln!("nfs-walker: {}: invalid name from the server", name.escape_debug());
+                eprintln!(
+                    "nfs-walker: {}: invalid name from the server",
+                    name.escape_debug()
+                );
                 failed += 1;
                 continue;
             }

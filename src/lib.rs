@@ -20,6 +20,7 @@ pub mod ring;
 pub mod scan;
 pub mod sched;
 pub mod stats;
+pub mod walk4;
 pub mod walker;
 
 // The codecs and entry records live in the nfs-proto crate (mock-nfsd shares them, and nfs-walker

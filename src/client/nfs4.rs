@@ -90,11 +90,15 @@ pub struct Session4 {
 /// A blocking NFSv4.1 client on one connection, one call at a time on slot 0.
 pub struct Nfs4Client {
     rpc: RpcClient,
+    /// The encoded AUTH_SYS credential every call carries.
+    pub cred_xdr: Vec<u8>,
+    /// Every address of the host, with the NFS port.
+    pub addrs: Vec<SocketAddr>,
     pub session: Session4,
     /// The client owner: the same for every session of this process, so a re-created session
     /// finds the same client ID.
-    owner: Vec<u8>,
-    verifier: [u8; 8],
+    pub owner: Vec<u8>,
+    pub verifier: [u8; 8],
     create_seq: u32,
     slot_seq: u32,
     pub idmap: IdMap,
@@ -137,8 +141,9 @@ impl Nfs4Client {
             sys.gids = vec![g];
         }
         let cred_xdr = Auth::Sys(sys).to_xdr();
-        let addr = url.resolve(url.nfs_port.unwrap_or(NFS4_PORT))?[0];
-        let rpc = RpcClient::connect(addr, cred_xdr, opts.source_port, opts.timeout)
+        let addrs = url.resolve(url.nfs_port.unwrap_or(NFS4_PORT))?;
+        let addr = addrs[0];
+        let rpc = RpcClient::connect(addr, cred_xdr.clone(), opts.source_port, opts.timeout)
             .map_err(|source| Nfs4ClientError::Call { addr, source })?;
         let idmap = match &opts.idmap {
             Some(p) => IdMap::load(p)?,
@@ -146,6 +151,8 @@ impl Nfs4Client {
         };
         let mut c = Nfs4Client {
             rpc,
+            cred_xdr,
+            addrs,
             session: Session4 {
                 clientid: 0,
                 sessionid: SessionId::default(),

@@ -2,13 +2,18 @@
 
 mod cmd;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use cmd::ClientArgs;
+
+/// musl's malloc serialises threads on one lock; see Cargo.toml and README "Static build".
+#[cfg(all(target_env = "musl", feature = "mimalloc"))]
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[derive(Parser)]
 #[command(
     name = "nfs-walker",
-    version,
+    version = cmd::version::SHORT,
     about = "Scan NFSv3 namespaces as fast as the server allows, without a kernel mount",
     long_about = "Scan NFSv3 namespaces as fast as the server allows, without a kernel mount.\n\n\
         `nfs-walker URL [OPTIONS]` is short for `nfs-walker scan URL [OPTIONS]`.\n\
@@ -32,13 +37,25 @@ enum Command {
     },
     /// Walk the whole namespace below URL and write every entry as it arrives
     Scan(Box<cmd::scan::ScanArgs>),
-    /// Start mock-nfsd with a synthetic tree on loopback and scan it: the tool at work, with
-    /// nothing else installed
+    /// Run the built-in mock-nfsd with a synthetic tree on loopback and scan it: the tool at
+    /// work, with nothing else installed
     Demo(cmd::demo::DemoArgs),
     /// Measure per-operation throughput and latency percentiles of a server
     Bench(Box<cmd::bench::BenchArgs>),
     /// Summary and top-N reports of a scan database (-o scan.db) or NDJSON scan output
     Stats(Box<cmd::stats::StatsArgs>),
+    /// Print the shell completion script, e.g. `nfs-walker completions bash >
+    /// /etc/bash_completion.d/nfs-walker`
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff), or write one page per subcommand into --dir
+    Manpage {
+        /// Write nfs-walker.1 and nfs-walker-SUBCOMMAND.1 here instead of printing nfs-walker.1
+        #[arg(long)]
+        dir: Option<std::path::PathBuf>,
+    },
 }
 
 fn main() {
@@ -58,7 +75,14 @@ fn main() {
     {
         argv.insert(1, "scan".into());
     }
-    let cli = Cli::parse_from(argv);
+    let mut command = Cli::command();
+    if argv.iter().any(|a| a == "--version") {
+        // Probes the kernel's I/O backends, so only when asked. clap keeps `&'static str`
+        // (without its "string" feature); the text lives until the process prints it and exits.
+        let text: &'static str = Box::leak(cmd::version::long().into_boxed_str());
+        command = command.long_version(text);
+    }
+    let cli = Cli::from_arg_matches(&command.get_matches_from(argv)).unwrap_or_else(|e| e.exit());
     let result = match cli.command {
         Command::Ls { url, json, client } => cmd::ls::run(&cmd::ls::LsArgs {
             url,
@@ -69,6 +93,20 @@ fn main() {
         Command::Demo(args) => cmd::demo::run(&args),
         Command::Bench(args) => cmd::bench::run(&args),
         Command::Stats(args) => cmd::stats::run(&args),
+        Command::Completions { shell } => {
+            print_bytes(&cmd::docs::completions(Cli::command(), shell))
+        }
+        Command::Manpage { dir: None } => {
+            cmd::docs::manpage(Cli::command()).and_then(|page| print_bytes(&page))
+        }
+        Command::Manpage { dir: Some(dir) } => {
+            cmd::docs::write_manpages(Cli::command(), &dir).map(|pages| {
+                for page in pages {
+                    println!("{}", page.display());
+                }
+                0
+            })
+        }
     };
     match result {
         Ok(code) => std::process::exit(code),
@@ -77,6 +115,13 @@ fn main() {
             std::process::exit(1);
         }
     }
+}
+
+fn print_bytes(bytes: &[u8]) -> anyhow::Result<i32> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    out.write_all(bytes).and_then(|()| out.flush())?;
+    Ok(0)
 }
 
 /// The error and its causes, each said once: a cause whose text its wrapper already ends

@@ -51,6 +51,23 @@ pub fn human_us(us: u64) -> String {
     }
 }
 
+/// Adds the counter fields named of `$from` into `$into` (merging per-thread figures).
+#[macro_export]
+macro_rules! add_counters {
+    ($into:expr, $from:expr; $($field:ident),+ $(,)?) => {
+        $( $into.$field += $from.$field; )+
+    };
+}
+
+/// "what n" for each counter that is not zero, for a summary's notes line.
+pub fn nonzero_notes(counters: &[(&str, u64)]) -> Vec<String> {
+    counters
+        .iter()
+        .filter(|(_, n)| *n > 0)
+        .map(|(what, n)| format!("{what} {n}"))
+        .collect()
+}
+
 /// The summary of a scan, several lines, ending with a newline.
 pub fn scan_summary(r: &ScanReport, root_entries: u64) -> String {
     let s = &r.stats;
@@ -105,8 +122,7 @@ pub fn scan_summary(r: &ScanReport, root_entries: u64) -> String {
             human_us(h.max()),
         );
     }
-    let mut notes = Vec::new();
-    for (what, n) in [
+    let notes = nonzero_notes(&[
         ("path errors", s.errors),
         ("retries", s.retries),
         ("timeouts", s.timeouts),
@@ -117,11 +133,7 @@ pub fn scan_summary(r: &ScanReport, root_entries: u64) -> String {
         ("replies with unknown xid", s.unknown_xids),
         ("duplicate entries skipped", s.duplicates_skipped),
         ("invalid names skipped", s.hostile_names),
-    ] {
-        if n > 0 {
-            notes.push(format!("{what} {n}"));
-        }
-    }
+    ]);
     if !notes.is_empty() {
         let _ = writeln!(o, "  {}", notes.join(", "));
     }

@@ -254,20 +254,19 @@ impl<Q: TaskQueue<Task = Task>, O: EntrySink> WalkSink for ThreadSink<'_, Q, O> 
 }
 
 impl<O: EntrySink, W: WalkMachine> WalkThread<O, W> {
-    fn sink<'a, Q: TaskQueue<Task = Task>>(
-        out: &'a mut O,
+    /// The walker and, for one event, its sink over this thread's output and `queue`.
+    fn parts<'a, Q: TaskQueue<Task = Task>>(
+        &'a mut self,
         queue: &'a mut Q,
-        shared: &'a WalkShared,
-        entries: &'a mut u64,
-        errors: &'a mut u64,
-    ) -> ThreadSink<'a, Q, O> {
-        ThreadSink {
+    ) -> (&'a mut W, ThreadSink<'a, Q, O>) {
+        let sink = ThreadSink {
             queue,
-            out,
-            shared,
-            entries,
-            errors,
-        }
+            out: &mut self.out,
+            shared: &self.shared,
+            entries: &mut self.entries,
+            errors: &mut self.errors,
+        };
+        (&mut self.walker, sink)
     }
 }
 
@@ -287,14 +286,8 @@ impl<O: EntrySink, W: WalkMachine> Protocol for WalkThread<O, W> {
     }
 
     fn add_task<Q: TaskQueue<Task = Task>>(&mut self, id: TaskId, task: Task, queue: &mut Q) {
-        let mut sink = Self::sink(
-            &mut self.out,
-            queue,
-            &self.shared,
-            &mut self.entries,
-            &mut self.errors,
-        );
-        self.walker.add_task(id, task, &mut sink);
+        let (walker, mut sink) = self.parts(queue);
+        walker.add_task(id, task, &mut sink);
     }
 
     #[inline]
@@ -305,25 +298,13 @@ impl<O: EntrySink, W: WalkMachine> Protocol for WalkThread<O, W> {
         now: Instant,
         queue: &mut Q,
     ) {
-        let mut sink = Self::sink(
-            &mut self.out,
-            queue,
-            &self.shared,
-            &mut self.entries,
-            &mut self.errors,
-        );
-        self.walker.on_reply(xid, outcome, now, &mut sink);
+        let (walker, mut sink) = self.parts(queue);
+        walker.on_reply(xid, outcome, now, &mut sink);
     }
 
     fn on_timeout<Q: TaskQueue<Task = Task>>(&mut self, now: Instant, queue: &mut Q) {
-        let mut sink = Self::sink(
-            &mut self.out,
-            queue,
-            &self.shared,
-            &mut self.entries,
-            &mut self.errors,
-        );
-        self.walker.on_timeout(now, &mut sink);
+        let (walker, mut sink) = self.parts(queue);
+        walker.on_timeout(now, &mut sink);
     }
 
     fn poll_transmit(&mut self, now: Instant, bufs: &mut [Vec<u8>]) -> usize {

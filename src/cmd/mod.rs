@@ -2,10 +2,12 @@
 
 pub mod bench;
 pub mod demo;
+pub mod docs;
 pub mod ls;
 pub mod ls4;
 pub mod scan;
 pub mod stats;
+pub mod version;
 
 use clap::Args;
 use nfs_walker::client::{ClientOptions, SourcePort};

@@ -124,7 +124,7 @@ impl EngineArgs {
     pub fn rate_limit(&self) -> Result<Option<Arc<RateLimiter>>> {
         match self.max_rate {
             None => Ok(None),
-            Some(r) if r >= 1.0 && r <= nfs_walker::sched::rate::RATE_PER_S_MAX => {
+            Some(r) if (1.0..=nfs_walker::sched::rate::RATE_PER_S_MAX).contains(&r) => {
                 Ok(Some(Arc::new(RateLimiter::new(r))))
             }
             Some(_) => bail!("--max-rate must be at least 1 call per second"),

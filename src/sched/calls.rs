@@ -119,17 +119,6 @@ pub struct CallCounters {
     pub unknown_xids: u64,
 }
 
-impl CallCounters {
-    pub fn merge(&mut self, o: &CallCounters) {
-        self.sent += o.sent;
-        self.retries += o.retries;
-        self.timeouts += o.timeouts;
-        self.busy_waits += o.busy_waits;
-        self.resent_after_reconnect += o.resent_after_reconnect;
-        self.unknown_xids += o.unknown_xids;
-    }
-}
-
 /// How XIDs are made on one thread.
 #[derive(Debug, Clone, Copy)]
 struct XidLayout {

@@ -43,6 +43,10 @@ pub enum Fault {
     /// On every N-th NFSv4.1 call, destroy the call's session and answer NFS4ERR_BADSESSION
     /// (the client must create a new session and resend).
     BadSession { every: u64 },
+    /// A listing that never ends: after `after` entries of a directory (one that has at least
+    /// that many), the listing starts over from its first entry under fresh cookies, never
+    /// saying eof. The failure that made a 1M-entry directory read as 1.7M+ entries.
+    Replay { after: u64 },
 }
 
 /// The parsed `--faults` list.
@@ -75,7 +79,9 @@ from a generator seeded by --seed and the connection number.
   names:p=P             add entries with hostile names to a READDIR/READDIRPLUS reply
                         ('/', NUL, '.', '..', invalid UTF-8, 4096 bytes); real entries are kept
   delay:p=P             answer NFS4ERR_DELAY (NFSv4; NFS3ERR_JUKEBOX over v3)
-  badsession:every=N    NFSv4.1: destroy the session of every N-th call, answer NFS4ERR_BADSESSION";
+  badsession:every=N    NFSv4.1: destroy the session of every N-th call, answer NFS4ERR_BADSESSION
+  replay:after=N        in a directory of at least N entries, after N entries the listing starts
+                        over from its first entry under fresh cookies and never says eof";
 
 impl FromStr for FaultSpec {
     type Err = FaultSpecError;
@@ -105,6 +111,7 @@ fn parse_fault(item: &str) -> Result<Fault, FaultSpecError> {
     let mut every = None;
     let mut ms = None;
     let mut p = None;
+    let mut after = None;
     for part in parts {
         let (k, v) = part
             .split_once('=')
@@ -136,6 +143,15 @@ fn parse_fault(item: &str) -> Result<Fault, FaultSpecError> {
                     return Err(err("p must be between 0 and 1".into()));
                 }
                 p = Some(x);
+            }
+            "after" => {
+                let n: u64 = v
+                    .parse()
+                    .map_err(|_| err(format!("after=`{v}` is not a positive integer")))?;
+                if n == 0 {
+                    return Err(err("after must be at least 1".into()));
+                }
+                after = Some(n);
             }
             other => return Err(err(format!("unknown parameter `{other}`"))),
         }
@@ -170,6 +186,9 @@ fn parse_fault(item: &str) -> Result<Fault, FaultSpecError> {
         "badsession" => Fault::BadSession {
             every: need_every()?,
         },
+        "replay" => Fault::Replay {
+            after: after.ok_or_else(|| err("replay needs after=N".into()))?,
+        },
         other => return Err(err(format!("unknown fault kind `{other}`"))),
     };
     let uses_every = matches!(
@@ -183,6 +202,10 @@ fn parse_fault(item: &str) -> Result<Fault, FaultSpecError> {
             | Fault::BadSession { .. }
     );
     if (p.is_some() && uses_every) || (every.is_some() && !uses_every) {
+        return Err(err(format!("parameter does not apply to {kind}")));
+    }
+    let replay = matches!(fault, Fault::Replay { .. });
+    if (after.is_some() && !replay) || (replay && (p.is_some() || every.is_some())) {
         return Err(err(format!("parameter does not apply to {kind}")));
     }
     if ms.is_some() && !matches!(fault, Fault::Stall { .. }) {
@@ -210,6 +233,7 @@ impl fmt::Display for FaultSpec {
                 Fault::Names { p } => write!(f, "names:p={p}")?,
                 Fault::Delay { p } => write!(f, "delay:p={p}")?,
                 Fault::BadSession { every } => write!(f, "badsession:every={every}")?,
+                Fault::Replay { after } => write!(f, "replay:after={after}")?,
             }
         }
         Ok(())
@@ -219,6 +243,17 @@ impl fmt::Display for FaultSpec {
 impl FaultSpec {
     pub fn is_empty(&self) -> bool {
         self.faults.is_empty()
+    }
+
+    /// `replay:after=N`'s N, the smallest where several are given.
+    pub fn replay_after(&self) -> Option<u64> {
+        self.faults
+            .iter()
+            .filter_map(|f| match f {
+                Fault::Replay { after } => Some(*after),
+                _ => None,
+            })
+            .min()
     }
 }
 
@@ -277,6 +312,8 @@ impl ConnFaults {
                 // One meaning, "server busy", in both protocols.
                 Fault::Delay { p } => out.jukebox |= self.rng.chance(p),
                 Fault::BadSession { every } => out.badsession |= n % every == 0,
+                // A property of listings, not of calls (see `FaultSpec::replay_after`).
+                Fault::Replay { .. } => {}
             }
         }
         out
@@ -291,10 +328,12 @@ mod tests {
     fn parses_every_kind() {
         let spec: FaultSpec = "reset:every=100, stall:every=7:ms=250,jukebox:p=0.01,drop:p=0.5,\
                                badcookie:p=1,xid:every=3,truncate:every=9,hugerecord:every=11,\
-                               fragment:every=2,names:p=0.25,delay:p=0.1,badsession:every=5"
+                               fragment:every=2,names:p=0.25,replay:after=1000,delay:p=0.1,\
+                               badsession:every=5"
             .parse()
             .unwrap();
-        assert_eq!(spec.faults.len(), 12);
+        assert_eq!(spec.faults.len(), 13);
+        assert_eq!(spec.replay_after(), Some(1000));
         assert_eq!(spec.faults[1], Fault::Stall { every: 7, ms: 250 });
         let again: FaultSpec = spec.to_string().parse().unwrap();
         assert_eq!(again, spec);
@@ -317,6 +356,10 @@ mod tests {
             "xid:every",
             "badsession:p=0.1",
             "delay:every=3",
+            "replay",
+            "replay:after=0",
+            "replay:after=5:p=0.5",
+            "reset:every=3:after=2",
         ] {
             assert!(bad.parse::<FaultSpec>().is_err(), "{bad}");
         }

@@ -192,3 +192,78 @@ fn ls_over_v4_matches_find_and_stat_on_ganesha() {
     }
     let _ = std::fs::remove_file(idmap);
 }
+
+fn scan_v4(url: &str, extra: &[&str]) -> (Vec<u8>, String, Option<i32>) {
+    let mut args = vec!["scan", url, "-q"];
+    args.extend_from_slice(extra);
+    let out = run_walker(&args);
+    (
+        out.stdout,
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+        out.status.code(),
+    )
+}
+
+#[test]
+fn scan_over_v4_is_exact_on_mock_trees_on_both_backends() {
+    let config = Config {
+        tree: "mixed:30000:5".parse().unwrap(),
+        ..Default::default()
+    };
+    let server = Server::start(config.clone()).unwrap();
+    for io in ["uring", "epoll"] {
+        let (out, err, code) = scan_v4(&v4_url(server.port(), ""), &["--io", io]);
+        assert_eq!(code, Some(0), "{err}");
+        assert_exact_ndjson(&out, mock_nfsd::listing(&config, false), "v4 scan of mixed");
+    }
+    let stats = server.stats();
+    assert!(stats.get("v4_readdir") > 100);
+    assert_eq!(stats.get("readdirplus"), 0, "no v3 call in a v4 scan");
+}
+
+#[test]
+fn scan_over_v4_is_exact_through_session_loss_delay_storms_and_resets() {
+    let config = Config {
+        tree: "flat:100000".parse().unwrap(),
+        faults: "delay:p=0.05,badsession:every=25,reset:every=300,drop:p=0.002"
+            .parse()
+            .unwrap(),
+        ..Default::default()
+    };
+    let server = Server::start(config.clone()).unwrap();
+    let (out, err, code) = scan_v4(
+        &v4_url(server.port(), ""),
+        &["--timeout", "1", "--maxcount", "8192"],
+    );
+    assert_eq!(code, Some(0), "{err}");
+    assert_exact_ndjson(
+        &out,
+        mock_nfsd::listing(&config, false),
+        "v4 scan with faults",
+    );
+    let stats = server.stats();
+    assert!(
+        stats.get("v4_create_session") > 4,
+        "sessions were lost and re-created: {stats:?}"
+    );
+}
+
+#[test]
+fn scan_over_v4_matches_find_on_ganesha() {
+    let Some((url, dir)) = ganesha() else { return };
+    let idmap = local_idmap();
+    let idmap_arg = idmap.to_str().unwrap();
+    for tree in ["mixed", "names", "deep", "flat"] {
+        let expected = find_listing(&dir.join(tree), None, true);
+        let (out, err, code) = scan_v4(&ganesha_v4(&url, tree), &["--idmap", idmap_arg]);
+        assert_eq!(code, Some(0), "v4 scan {tree}: {err}");
+        assert_same_listing(
+            parse_ndjson(&out),
+            expected,
+            Fields::All,
+            false,
+            &format!("v4 scan {tree}"),
+        );
+    }
+    let _ = std::fs::remove_file(idmap);
+}

@@ -86,6 +86,8 @@ pub enum MountFlowError {
     Path { path: String, source: NfsReplyError },
     #[error("{path} is not a directory")]
     NotADirectory { path: String },
+    #[error("this command speaks NFSv3 only (NFSv4.1 works with ls and scan); drop version=4")]
+    V4Unsupported,
 }
 
 fn list_or_none(v: &[String]) -> String {
@@ -214,6 +216,9 @@ pub fn split_export<'p>(path: &'p [u8], exports: &[Vec<u8>]) -> Option<(&'p [u8]
 
 /// Mounts the URL's export and resolves its path to a directory handle.
 pub fn mount(url: &NfsUrl, opts: &ClientOptions) -> Result<Mounted, MountFlowError> {
+    if opts.version_for(url) == 4 {
+        return Err(MountFlowError::V4Unsupported);
+    }
     let uid = url.uid.or(opts.uid);
     let gid = url.gid.or(opts.gid);
     let mut sys = AuthSys::current_process();

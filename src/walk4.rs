@@ -1027,3 +1027,199 @@ fn sequence(s: &Slots, claim: &SlotClaim) -> ArgOp<'static> {
         cachethis: false,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rpc::msg::ReceivedCall;
+    use crate::rpc::nfs4::{
+        fattr4, CompoundArgs, CompoundReplyEncoder, CreateSessionOk, ExchangeIdOk, Fattr4, Fsid4,
+        SequenceOk,
+    };
+
+    #[derive(Default)]
+    struct Collect {
+        paths: Vec<Vec<u8>>,
+        spawned: Vec<Vec<u8>>,
+        done: Vec<TaskId>,
+        errors: Vec<PathError>,
+    }
+
+    impl WalkSink for Collect {
+        fn entry(&mut self, e: &EntryRef<'_>) {
+            self.paths.push(e.path.to_vec());
+        }
+        fn spawn(&mut self, _parent: TaskId, task: Task) {
+            if let Task::Dir(d) = task {
+                self.spawned.push(d.path);
+            }
+        }
+        fn task_done(&mut self, id: TaskId, _lookups: bool) {
+            self.done.push(id);
+        }
+        fn error(&mut self, err: PathError) {
+            self.errors.push(err);
+        }
+    }
+
+    /// Sends what the walker wants sent; returns (xid, first op of the COMPOUND, its ops).
+    fn sent(w: &mut Walker4, now: Instant) -> Vec<(u32, Vec<u32>, Option<SequenceArgs>)> {
+        let mut bufs = vec![Vec::new()];
+        w.poll_transmit(now, &mut bufs);
+        let mut out = Vec::new();
+        let mut b = &bufs[0][..];
+        while b.len() >= 4 {
+            let len = (u32::from_be_bytes([b[0], b[1], b[2], b[3]]) & 0x7fff_ffff) as usize;
+            let call = ReceivedCall::decode(&b[4..4 + len]).unwrap();
+            let mut args = CompoundArgs::decode(call.args).unwrap();
+            let mut ops = Vec::new();
+            let mut seq = None;
+            while let Some(op) = args.next_op() {
+                let op = op.unwrap();
+                if let ArgOp::Sequence(s) = op {
+                    seq = Some(s);
+                }
+                ops.push(op.opnum());
+            }
+            out.push((call.xid, ops, seq));
+            b = &b[4 + len..];
+        }
+        out
+    }
+
+    fn reply(build: impl FnOnce(&mut CompoundReplyEncoder, &mut Vec<u8>)) -> Vec<u8> {
+        let mut buf = Vec::new();
+        let mut enc = CompoundReplyEncoder::begin(&mut buf, TAG);
+        build(&mut enc, &mut buf);
+        enc.finish(&mut buf);
+        buf
+    }
+
+    fn seq_ok(s: &SequenceArgs) -> ResOk<'static> {
+        ResOk::Sequence(SequenceOk {
+            sessionid: s.sessionid,
+            sequenceid: s.sequenceid,
+            slotid: s.slotid,
+            highest_slotid: 7,
+            target_highest_slotid: 7,
+            status_flags: 0,
+        })
+    }
+
+    fn session_reply(id: u8) -> Vec<u8> {
+        reply(|e, b| {
+            e.ok(
+                b,
+                op4::CREATE_SESSION,
+                &ResOk::CreateSession(CreateSessionOk {
+                    sessionid: SessionId([id; 16]),
+                    sequence: 1,
+                    flags: 0,
+                    fore: ChannelAttrs {
+                        maxrequests: 8,
+                        maxresponsesize: 1 << 20,
+                        ..Default::default()
+                    },
+                    back: ChannelAttrs::default(),
+                }),
+            )
+        })
+    }
+
+    #[test]
+    fn sets_up_a_session_recovers_a_lost_one_and_lists_a_page() {
+        let setup = Arc::new(Walk4Setup {
+            owner: b"test".to_vec(),
+            verifier: [1; 8],
+            idmap: Arc::new(IdMap::default()),
+        });
+        let mut w = Walker4::new(
+            Arc::new(WalkConfig::default()),
+            setup,
+            Arc::new(VisitedDirs::default()),
+            1,
+            0,
+        );
+        let mut sink = Collect::default();
+        let now = Instant::now();
+        w.on_conn_up(0);
+        w.add_task(
+            TaskId(1),
+            Task::Dir(DirTask {
+                fh: FileHandle::from_bytes(b"root").unwrap(),
+                path: b".".to_vec(),
+                depth: 0,
+                fsid: 0,
+            }),
+            &mut sink,
+        );
+        // EXCHANGE_ID first, alone: nothing else goes out without a session.
+        let calls = sent(&mut w, now);
+        assert_eq!(calls.len(), 1);
+        assert_eq!(calls[0].1, [op4::EXCHANGE_ID]);
+        let x = reply(|e, b| {
+            e.ok(
+                b,
+                op4::EXCHANGE_ID,
+                &ResOk::ExchangeId(ExchangeIdOk {
+                    clientid: 9,
+                    sequenceid: 1,
+                    flags: 0,
+                    state_protect: 0,
+                    server_minor_id: 0,
+                    server_major_id: b"s",
+                    server_scope: b"s",
+                    impl_id: None,
+                }),
+            )
+        });
+        w.on_reply(calls[0].0, Ok(&x), now, &mut sink);
+        let calls = sent(&mut w, now);
+        assert_eq!(calls[0].1, [op4::CREATE_SESSION]);
+        w.on_reply(calls[0].0, Ok(&session_reply(1)), now, &mut sink);
+        // The listing: SEQUENCE (slot 0, sequence 1), PUTFH, READDIR.
+        let calls = sent(&mut w, now);
+        assert_eq!(calls[0].1, [op4::SEQUENCE, op4::PUTFH, op4::READDIR]);
+        let s = calls[0].2.unwrap();
+        assert_eq!((s.sequenceid, s.sessionid), (1, SessionId([1; 16])));
+        // The session is gone: a new one is made on the same client ID, then the call resent.
+        let bad = reply(|e, b| e.fail(b, op4::SEQUENCE, Nfsstat4::Badsession));
+        w.on_reply(calls[0].0, Ok(&bad), now, &mut sink);
+        let calls = sent(&mut w, now);
+        assert_eq!(calls[0].1, [op4::CREATE_SESSION]);
+        w.on_reply(calls[0].0, Ok(&session_reply(2)), now, &mut sink);
+        let calls = sent(&mut w, now);
+        let s = calls[0].2.unwrap();
+        assert_eq!((s.sequenceid, s.sessionid), (1, SessionId([2; 16])));
+        // A page: a file and a directory, eof.
+        let page = reply(|e, b| {
+            e.ok(b, op4::SEQUENCE, &seq_ok(&s));
+            e.ok(b, op4::PUTFH, &ResOk::Empty);
+            let mut rd = e.readdir(b, [3; 8], 0, 1 << 20);
+            for (i, (name, ftype)) in [(&b"f"[..], FileType4::Reg), (b"d", FileType4::Dir)]
+                .into_iter()
+                .enumerate()
+            {
+                let a = Fattr4 {
+                    mask: AttrMask::RECORD.without(AttrMask::of(&[fattr4::FS_LOCATIONS])),
+                    ftype,
+                    fileid: 10 + i as u64,
+                    fsid: Fsid4::default(),
+                    owner: b"1000",
+                    owner_group: b"1000",
+                    filehandle: b"handle",
+                    rdattr_error: Some(Nfsstat4::Ok),
+                    ..Default::default()
+                };
+                assert!(rd.push(b, 5 + i as u64, name, &a));
+            }
+            e.finish_readdir(b, rd, true);
+        });
+        w.on_reply(calls[0].0, Ok(&page), now, &mut sink);
+        assert_eq!(sink.paths, [b"f".to_vec(), b"d".to_vec()]);
+        assert_eq!(sink.spawned, [b"d".to_vec()]);
+        assert_eq!(sink.done, [TaskId(1)]);
+        assert!(sink.errors.is_empty());
+        assert!(w.is_idle());
+    }
+}

@@ -25,6 +25,7 @@ pub mod scan;
 pub mod scanfile;
 pub mod sched;
 pub mod stats;
+pub mod walk4;
 pub mod walker;
 
 // The codecs and entry records live in the nfs-proto crate (mock-nfsd shares them, and nfs-walker

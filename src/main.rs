@@ -20,7 +20,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
     about = "Scan NFSv3 namespaces as fast as the server allows, without a kernel mount",
     long_about = "Scan NFSv3 namespaces as fast as the server allows, without a kernel mount.\n\n\
         `nfs-walker URL [OPTIONS]` is short for `nfs-walker scan URL [OPTIONS]`.\n\
-        URLs: nfs://host[:port]/path[?uid=N&gid=N&mountport=N&nfsport=N&version=3], or\n\
+        URLs: nfs://host[:port]/path[?uid=N&gid=N&mountport=N&nfsport=N&version=3|4], or\n\
         host:/export/path as mount(8) writes them.\n\n\
         Spellings of the libnfs-based nfs-walker: -w/--workers N (= --threads), -d N\n\
         (= --max-depth), -v/--verbose, --export PATH."

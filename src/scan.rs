@@ -108,9 +108,99 @@ struct WalkShared {
     progress: Arc<Progress>,
 }
 
+/// A walk state machine of one thread, as [`WalkThread`] drives it: the v3 [`Walker`] or the
+/// NFSv4.1 [`crate::walk4::Walker4`].
+pub trait WalkMachine: Send {
+    fn on_conn_up(&mut self, conn: usize);
+    fn on_conn_down(&mut self, conn: usize);
+    fn wants_task(&self) -> bool;
+    fn add_task(&mut self, id: TaskId, task: Task, sink: &mut impl WalkSink);
+    fn on_reply(
+        &mut self,
+        xid: u32,
+        outcome: Result<&[u8], RpcError>,
+        now: Instant,
+        sink: &mut impl WalkSink,
+    );
+    fn on_timeout(&mut self, now: Instant, sink: &mut impl WalkSink);
+    /// Lookup batches outstanding over all threads (v3 `getattr` mode's backlog).
+    fn set_lookup_backlog(&mut self, _batches: usize) {}
+    fn poll_transmit(&mut self, now: Instant, bufs: &mut [Vec<u8>]) -> usize;
+    fn poll_timeout(&self, now: Instant) -> Option<Instant>;
+    /// Whether listings wait for the lookup backlog to shrink.
+    fn has_parked(&self) -> bool {
+        false
+    }
+    fn inflight(&self) -> usize;
+    fn calls_sent(&self) -> u64;
+    fn is_idle(&self) -> bool;
+    fn take_stats(&mut self) -> WalkStats;
+}
+
+macro_rules! walk_machine {
+    ($t:ty, { $($extra:item)* }) => {
+        impl WalkMachine for $t {
+            fn on_conn_up(&mut self, conn: usize) {
+                <$t>::on_conn_up(self, conn)
+            }
+            fn on_conn_down(&mut self, conn: usize) {
+                <$t>::on_conn_down(self, conn)
+            }
+            fn wants_task(&self) -> bool {
+                <$t>::wants_task(self)
+            }
+            fn add_task(&mut self, id: TaskId, task: Task, sink: &mut impl WalkSink) {
+                <$t>::add_task(self, id, task, sink)
+            }
+            #[inline]
+            fn on_reply(
+                &mut self,
+                xid: u32,
+                outcome: Result<&[u8], RpcError>,
+                now: Instant,
+                sink: &mut impl WalkSink,
+            ) {
+                <$t>::on_reply(self, xid, outcome, now, sink)
+            }
+            fn on_timeout(&mut self, now: Instant, sink: &mut impl WalkSink) {
+                <$t>::on_timeout(self, now, sink)
+            }
+            fn poll_transmit(&mut self, now: Instant, bufs: &mut [Vec<u8>]) -> usize {
+                <$t>::poll_transmit(self, now, bufs)
+            }
+            fn poll_timeout(&self, now: Instant) -> Option<Instant> {
+                <$t>::poll_timeout(self, now)
+            }
+            fn inflight(&self) -> usize {
+                <$t>::inflight(self)
+            }
+            fn calls_sent(&self) -> u64 {
+                <$t>::calls_sent(self)
+            }
+            fn is_idle(&self) -> bool {
+                <$t>::is_idle(self)
+            }
+            fn take_stats(&mut self) -> WalkStats {
+                <$t>::take_stats(self)
+            }
+            $($extra)*
+        }
+    };
+}
+
+walk_machine!(Walker, {
+    fn set_lookup_backlog(&mut self, batches: usize) {
+        Walker::set_lookup_backlog(self, batches)
+    }
+    fn has_parked(&self) -> bool {
+        Walker::has_parked(self)
+    }
+});
+walk_machine!(crate::walk4::Walker4, {});
+
 /// The walk of one thread as the engine's protocol user.
-pub struct WalkThread<O> {
-    walker: Walker,
+pub struct WalkThread<O, W = Walker> {
+    walker: W,
     out: O,
     shared: Arc<WalkShared>,
     entries: u64,
@@ -176,12 +266,12 @@ impl<Q: TaskQueue<Task = Task>, O: EntrySink> WalkSink for ThreadSink<'_, Q, O> 
     }
 }
 
-impl<O: EntrySink> WalkThread<O> {
+impl<O: EntrySink, W: WalkMachine> WalkThread<O, W> {
     /// The walker and, for one event, its sink over this thread's output and `queue`.
     fn parts<'a, Q: TaskQueue<Task = Task>>(
         &'a mut self,
         queue: &'a mut Q,
-    ) -> (&'a mut Walker, ThreadSink<'a, Q, O>) {
+    ) -> (&'a mut W, ThreadSink<'a, Q, O>) {
         let sink = ThreadSink {
             queue,
             out: &mut self.out,
@@ -193,7 +283,7 @@ impl<O: EntrySink> WalkThread<O> {
     }
 }
 
-impl<O: EntrySink> Protocol for WalkThread<O> {
+impl<O: EntrySink, W: WalkMachine> Protocol for WalkThread<O, W> {
     type Task = Task;
 
     fn on_conn_up(&mut self, slot: usize) {
@@ -265,7 +355,7 @@ impl<O: EntrySink> Protocol for WalkThread<O> {
     }
 }
 
-impl<O: EntrySink> WalkThread<O> {
+impl<O: EntrySink, W: WalkMachine> WalkThread<O, W> {
     /// Adds what changed since the last call to the progress counters (relaxed: they are
     /// read by the progress line only).
     fn publish(&mut self, outstanding: usize) {
@@ -312,6 +402,31 @@ where
     O: EntrySink,
     F: Fn(usize) -> O + Sync,
 {
+    let make_walker = |t: &ThreadSetup| {
+        Walker::new(setup.walk.clone(), setup.visited.clone(), t.conns, t.index)
+            .with_rate_limit(setup.rate.clone())
+    };
+    run_with(opts, addrs, source, make_walker, make_out, progress, stop)
+}
+
+/// [`run`] with the walk state machine of each thread built by `make_walker` (the NFSv4.1
+/// walk, [`crate::walk4::Walker4`], is the other one).
+pub fn run_with<S, O, W, M, F>(
+    opts: &EngineOptions,
+    addrs: &[SocketAddr],
+    source: &S,
+    make_walker: M,
+    make_out: F,
+    progress: &Arc<Progress>,
+    stop: &AtomicBool,
+) -> Result<(ScanReport, Vec<O>), EngineError>
+where
+    S: TaskSource<Task = Task>,
+    O: EntrySink,
+    W: WalkMachine,
+    M: Fn(&ThreadSetup) -> W + Sync,
+    F: Fn(usize) -> O + Sync,
+{
     let shared = Arc::new(WalkShared {
         lookup_batches: AtomicUsize::new(0),
         first_entry_ns: AtomicU64::new(0),
@@ -319,8 +434,7 @@ where
         progress: progress.clone(),
     });
     let make = |t: ThreadSetup| WalkThread {
-        walker: Walker::new(setup.walk.clone(), setup.visited.clone(), t.conns, t.index)
-            .with_rate_limit(setup.rate.clone()),
+        walker: make_walker(&t),
         out: make_out(t.index),
         shared: shared.clone(),
         entries: 0,

@@ -1,6 +1,8 @@
 //! The cold-path client: URLs, connections, a blocking RPC client, and mounting an export.
 
+pub mod idmap;
 pub mod mount;
+pub mod nfs4;
 pub mod transport;
 pub mod url;
 

@@ -30,6 +30,17 @@ pub struct ClientOptions {
     /// The export to mount (`--export`), for servers that hide their export list: the URL's
     /// path must lie within it, and the rest is resolved with LOOKUP.
     pub export: Option<Vec<u8>>,
+    /// NFS version when the URL names none (`--nfs-version`): 3 or 4.
+    pub nfs_version: Option<u32>,
+    /// `--idmap FILE`: NFSv4 owner names to numeric ids.
+    pub idmap: Option<std::path::PathBuf>,
+}
+
+impl ClientOptions {
+    /// The NFS version to speak for `url`: the URL's `version=`, else `--nfs-version`, else 3.
+    pub fn version_for(&self, url: &NfsUrl) -> u32 {
+        url.version.or(self.nfs_version).unwrap_or(3)
+    }
 }
 
 impl Default for ClientOptions {
@@ -40,6 +51,8 @@ impl Default for ClientOptions {
             source_port: SourcePort::Auto,
             timeout: Duration::from_secs(10),
             export: None,
+            nfs_version: None,
+            idmap: None,
         }
     }
 }
@@ -79,6 +92,8 @@ pub enum MountFlowError {
     Path { path: String, source: NfsReplyError },
     #[error("{path} is not a directory")]
     NotADirectory { path: String },
+    #[error("this command speaks NFSv3 only (NFSv4.1 works with ls and scan); drop version=4")]
+    V4Unsupported,
 }
 
 fn list_or_none(v: &[String]) -> String {
@@ -239,6 +254,9 @@ fn export_of(
 
 /// Mounts the URL's export and resolves its path to a directory handle.
 pub fn mount(url: &NfsUrl, opts: &ClientOptions) -> Result<Mounted, MountFlowError> {
+    if opts.version_for(url) == 4 {
+        return Err(MountFlowError::V4Unsupported);
+    }
     let uid = url.uid.or(opts.uid);
     let gid = url.gid.or(opts.gid);
     let mut sys = AuthSys::current_process();

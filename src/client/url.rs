@@ -19,7 +19,7 @@ pub enum UrlError {
     BadPort { port: String },
     #[error("bad value `{value}` for URL parameter `{key}`")]
     BadValue { key: String, value: String },
-    #[error("unsupported NFS version {0} (nfs-walker speaks NFSv3; use version=3)")]
+    #[error("unsupported NFS version {0} (nfs-walker speaks NFSv3 and NFSv4.1: version=3 or 4)")]
     Version(String),
     #[error("unknown URL parameter `{0}` (known: uid, gid, mountport, nfsport, version)")]
     UnknownParam(String),
@@ -40,6 +40,8 @@ pub struct NfsUrl {
     pub gid: Option<u32>,
     pub mount_port: Option<u16>,
     pub nfs_port: Option<u16>,
+    /// `version=3` (the default) or `version=4` (NFSv4.1: no portmapper or MOUNT).
+    pub version: Option<u32>,
 }
 
 fn parse_num<T: std::str::FromStr>(key: &str, value: &str) -> Result<T, UrlError> {
@@ -137,6 +139,7 @@ impl NfsUrl {
             uid: None,
             gid: None,
             mount_port: None,
+            version: None,
             nfs_port: match port {
                 Some(p) => Some(p.parse().map_err(|_| UrlError::BadPort {
                     port: p.to_string(),
@@ -162,11 +165,11 @@ impl NfsUrl {
                 "gid" => parsed.gid = Some(parse_num(k, v)?),
                 "mountport" => parsed.mount_port = Some(parse_num(k, v)?),
                 "nfsport" => parsed.nfs_port = Some(parse_num(k, v)?),
-                "version" => {
-                    if v != "3" {
-                        return Err(UrlError::Version(v.to_string()));
-                    }
-                }
+                "version" => match v {
+                    "3" => parsed.version = Some(3),
+                    "4" | "4.1" | "4.2" => parsed.version = Some(4),
+                    _ => return Err(UrlError::Version(v.to_string())),
+                },
                 _ => return Err(UrlError::UnknownParam(k.to_string())),
             }
         }
@@ -229,6 +232,7 @@ impl fmt::Display for NfsUrl {
         param(f, "gid", self.gid.map(u64::from))?;
         param(f, "mountport", self.mount_port.map(u64::from))?;
         param(f, "nfsport", self.nfs_port.map(u64::from))?;
+        param(f, "version", self.version.map(u64::from))?;
         Ok(())
     }
 }
@@ -295,9 +299,12 @@ mod tests {
             Err(UrlError::NoHost(_))
         ));
         assert!(matches!(
-            NfsUrl::parse("nfs://h/x?version=4"),
+            NfsUrl::parse("nfs://h/x?version=2"),
             Err(UrlError::Version(_))
         ));
+        let v4 = NfsUrl::parse("nfs://h/x?version=4").unwrap();
+        assert_eq!(v4.version, Some(4));
+        assert_eq!(NfsUrl::parse(&v4.to_string()).unwrap(), v4);
         assert!(matches!(
             NfsUrl::parse("nfs://h/x?bogus=1"),
             Err(UrlError::UnknownParam(_))

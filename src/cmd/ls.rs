@@ -19,6 +19,9 @@ pub struct LsArgs {
 /// Lists the directory; entries in server order for NDJSON, by name for the table.
 pub fn run(args: &LsArgs) -> Result<i32> {
     let url = nfs_walker::client::NfsUrl::parse(&args.url)?;
+    if args.client.version_for(&url) == 4 {
+        return super::ls4::run(args, &url);
+    }
     let mut m = mount(&url, &args.client).with_context(|| format!("mounting {}", args.url))?;
     let fh = m.root_fh;
     let nfs_addr = m.nfs.addr();

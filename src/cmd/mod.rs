@@ -6,6 +6,7 @@ pub mod demo;
 pub mod diff;
 pub mod docs;
 pub mod ls;
+pub mod ls4;
 pub mod merge;
 pub mod queue;
 pub mod report;
@@ -35,6 +36,13 @@ pub struct ClientArgs {
     /// path lies within it
     #[arg(long, value_name = "PATH")]
     pub export: Option<String>,
+    /// NFS version when the URL has no version=: 3, or 4 (NFSv4.1, port 2049, no MOUNT)
+    #[arg(long, value_parser = clap::builder::PossibleValuesParser::new(["3", "4"]))]
+    pub nfs_version: Option<String>,
+    /// NFSv4 owner names to numeric ids: lines `NAME ID` (`#` comments); numeric owners need
+    /// no map, unmapped names become 65534 (nobody)
+    #[arg(long, value_name = "FILE")]
+    pub idmap: Option<std::path::PathBuf>,
 }
 
 impl ClientArgs {
@@ -49,6 +57,8 @@ impl ClientArgs {
             },
             timeout: Duration::from_secs(self.connect_timeout.max(1)),
             export: self.export.as_ref().map(|e| e.as_bytes().to_vec()),
+            nfs_version: self.nfs_version.as_deref().and_then(|v| v.parse().ok()),
+            idmap: self.idmap.clone(),
         }
     }
 }

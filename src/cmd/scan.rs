@@ -581,7 +581,8 @@ pub fn scan_into(
             std::fs::File::create(p).with_context(|| format!("creating {}", p.display()))?,
         ))),
     };
-    let m = mount(&url, &client).with_context(|| format!("mounting {}", args.url))?;
+    let root =
+        ScanRoot::connect(&url, &client).with_context(|| format!("mounting {}", args.url))?;
     let walk = Arc::new(WalkConfig {
         // --big-dirs counts names: READDIR alone, as `names` lists.
         mode: if args.big_dirs.is_some() {
@@ -594,36 +595,36 @@ pub fn scan_into(
         max_depth: args.max_depth,
         excludes: ExcludeSet::new(&args.excludes).context("--exclude")?,
         dirs_only: args.dirs_only,
-        one_fs: args.one_fs.then_some(m.root_attrs.fsid),
+        one_fs: args.one_fs.then_some(root.attrs.fsid),
         readlink: args.readlink,
         rpc_timeout: args.engine.rpc_timeout()?,
         retries: args.engine.retries,
         inflight_per_conn: args.engine.inflight,
         listings_max: 64,
-        cred_xdr: m.cred_xdr.clone(),
+        cred_xdr: root.cred_xdr.clone(),
         ..WalkConfig::default()
     });
     // The root itself is the first record.
-    let root = EntryRecord {
+    let root_record = EntryRecord {
         path: b".".to_vec(),
-        attrs: m.root_attrs.to_entry_attrs(),
+        attrs: root.attrs,
         depth: 0,
         target: None,
     };
     // Through a batcher of its own, so it is encoded exactly as the scanning threads encode.
     let mut root_out = Batcher::new(format, tx.clone(), None);
-    root_out.entry(&root.as_ref());
+    root_out.entry(&root_record.as_ref());
     root_out.flush();
     let visited = Arc::new(VisitedDirs::default());
-    visited.insert_dir(m.root_attrs.fsid, m.root_attrs.fileid, m.root_fh.as_bytes());
+    visited.insert_dir(root.attrs.fsid, root.attrs.fileid, root.fh.as_bytes());
     let roots = if args.max_depth == Some(0) {
         Vec::new()
     } else {
         vec![Task::Dir(DirTask {
-            fh: m.root_fh,
+            fh: root.fh,
             path: b".".to_vec(),
             depth: 0,
-            fsid: m.root_attrs.fsid,
+            fsid: root.attrs.fsid,
         })]
     };
     let setup = WalkSetup {
@@ -640,12 +641,15 @@ pub fn scan_into(
         },
     )?;
     let progress = Arc::new(Progress::default());
-    let addrs = args.engine.server_addrs(&m.nfs_addrs)?;
+    let addrs = args.engine.server_addrs(&root.addrs)?;
     let mut queue_done = None;
     let bar;
     // Each thread encodes its entries in a batcher of its own; the senders go when the scan
     // ends, which closes the writers' channels.
     let result = if let Some(q) = queue {
+        if root.v4.is_some() {
+            bail!("--queue scans speak NFSv3 only for now; drop version=4 or --queue");
+        }
         let Some(Task::Dir(root_task)) = roots.first() else {
             bail!("a queue scan needs a root directory");
         };
@@ -675,15 +679,31 @@ pub fn scan_into(
     } else {
         let source = LocalDeques::new(roots);
         bar = ProgressLine::start(progress.clone(), args.engine.max_rate, !args.quiet, largest);
-        scan::run(
-            &engine,
-            &setup,
-            &addrs,
-            &source,
-            move |_| Batcher::new(format, tx.clone(), Some(err_tx.clone())),
-            &progress,
-            &stop,
-        )
+        let make_out = move |_| Batcher::new(format, tx.clone(), Some(err_tx.clone()));
+        match &root.v4 {
+            None => scan::run(&engine, &setup, &addrs, &source, make_out, &progress, &stop),
+            Some(v4) => {
+                let make_walker = |t: &nfs_walker::sched::ThreadSetup| {
+                    nfs_walker::walk4::Walker4::new(
+                        setup.walk.clone(),
+                        v4.clone(),
+                        setup.visited.clone(),
+                        t.conns,
+                        t.index,
+                    )
+                    .with_rate_limit(setup.rate.clone())
+                };
+                scan::run_with(
+                    &engine,
+                    &addrs,
+                    &source,
+                    make_walker,
+                    make_out,
+                    &progress,
+                    &stop,
+                )
+            }
+        }
         .map(|(report, batchers)| {
             drop(batchers);
             report
@@ -695,10 +715,75 @@ pub fn scan_into(
         .map_err(|_| anyhow::anyhow!("error writer panicked"))?
         .context("writing errors")?;
     let mut report = result.context("scan failed")?;
-    m.unmount();
+    root.close();
     eprint!("{}", nfs_walker::report::scan_summary(&report, 1));
     if let (Some(q), Some(tasks)) = (queue, queue_done) {
         report.completed &= q.finish(&tasks, args.quiet)?;
     }
     Ok(ScanOutcome { report, errors })
+}
+
+/// Where a scan starts: the root's handle and attributes, reached over NFSv3 (portmapper,
+/// MOUNT) or NFSv4.1 (the pseudo file system), and what the walk threads need to reach it.
+struct ScanRoot {
+    fh: nfs_walker::rpc::nfs3::FileHandle,
+    attrs: nfs_walker::record::EntryAttrs,
+    cred_xdr: Vec<u8>,
+    addrs: Vec<std::net::SocketAddr>,
+    /// NFSv4.1: what the walk threads share to set up their sessions.
+    v4: Option<Arc<nfs_walker::walk4::Walk4Setup>>,
+    mounted: Option<nfs_walker::client::Mounted>,
+    v4_client: Option<nfs_walker::client::nfs4::Nfs4Client>,
+}
+
+impl ScanRoot {
+    fn connect(url: &NfsUrl, client: &nfs_walker::client::ClientOptions) -> Result<Self> {
+        if client.version_for(url) != 4 {
+            let m = mount(url, client)?;
+            return Ok(ScanRoot {
+                fh: m.root_fh,
+                attrs: m.root_attrs.to_entry_attrs(),
+                cred_xdr: m.cred_xdr.clone(),
+                addrs: m.nfs_addrs.clone(),
+                v4: None,
+                mounted: Some(m),
+                v4_client: None,
+            });
+        }
+        let mut c = nfs_walker::client::nfs4::Nfs4Client::connect(url, client)?;
+        let obj = c.lookup_path(&url.path)?;
+        if obj.ftype != nfs_walker::rpc::nfs4::FileType4::Dir {
+            anyhow::bail!("{}: not a directory", String::from_utf8_lossy(&url.path));
+        }
+        let fh = nfs_walker::rpc::nfs3::FileHandle::from_bytes(&obj.fh).ok_or_else(|| {
+            anyhow::anyhow!(
+                "the server's handle of the root is {} bytes; nfs-walker keeps handles of at most 64",
+                obj.fh.len()
+            )
+        })?;
+        let setup = nfs_walker::walk4::Walk4Setup {
+            owner: c.owner.clone(),
+            verifier: c.verifier,
+            idmap: Arc::new(c.idmap.clone()),
+        };
+        Ok(ScanRoot {
+            fh,
+            attrs: obj.attrs,
+            cred_xdr: c.cred_xdr.clone(),
+            addrs: c.addrs.clone(),
+            v4: Some(Arc::new(setup)),
+            mounted: None,
+            v4_client: Some(c),
+        })
+    }
+
+    /// Unmounts (v3) or destroys the session and client ID (v4).
+    fn close(self) {
+        if let Some(m) = self.mounted {
+            m.unmount();
+        }
+        if let Some(c) = self.v4_client {
+            c.close();
+        }
+    }
 }

@@ -10,7 +10,7 @@
 //! resends); this module decides what a call means and what its reply becomes. Listings are in
 //! [`listing`], LOOKUP/GETATTR/READLINK and children in [`lookups`].
 
-mod listing;
+pub(crate) mod listing;
 mod lookups;
 
 use super::config::{

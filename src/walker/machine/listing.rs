@@ -19,7 +19,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 /// A 64-bit hash of (name, fileid): identifies an entry within one directory listing.
-fn entry_key(name: &[u8], fileid: u64) -> u64 {
+pub(crate) fn entry_key(name: &[u8], fileid: u64) -> u64 {
     const K: u64 = 0x9E37_79B9_7F4A_7C15;
     let mut h = fileid.wrapping_mul(K) ^ (name.len() as u64);
     let mut chunks = name.chunks_exact(8);

@@ -38,6 +38,11 @@ pub enum Fault {
     Fragment { every: u64 },
     /// Add entries with hostile names to a READDIR/READDIRPLUS reply with probability `p`.
     Names { p: f64 },
+    /// Answer NFS4ERR_DELAY (NFS3ERR_JUKEBOX over v3) with probability `p`.
+    Delay { p: f64 },
+    /// On every N-th NFSv4.1 call, destroy the call's session and answer NFS4ERR_BADSESSION
+    /// (the client must create a new session and resend).
+    BadSession { every: u64 },
     /// A listing that never ends: after `after` entries of a directory (one that has at least
     /// that many), the listing starts over from its first entry under fresh cookies, never
     /// saying eof. The failure that made a 1M-entry directory read as 1.7M+ entries.
@@ -73,6 +78,8 @@ from a generator seeded by --seed and the connection number.
   fragment:every=N      send the reply as many small record fragments
   names:p=P             add entries with hostile names to a READDIR/READDIRPLUS reply
                         ('/', NUL, '.', '..', invalid UTF-8, 4096 bytes); real entries are kept
+  delay:p=P             answer NFS4ERR_DELAY (NFSv4; NFS3ERR_JUKEBOX over v3)
+  badsession:every=N    NFSv4.1: destroy the session of every N-th call, answer NFS4ERR_BADSESSION
   replay:after=N        in a directory of at least N entries, after N entries the listing starts
                         over from its first entry under fresh cookies and never says eof";
 
@@ -175,6 +182,10 @@ fn parse_fault(item: &str) -> Result<Fault, FaultSpecError> {
             every: need_every()?,
         },
         "names" => Fault::Names { p: need_p()? },
+        "delay" => Fault::Delay { p: need_p()? },
+        "badsession" => Fault::BadSession {
+            every: need_every()?,
+        },
         "replay" => Fault::Replay {
             after: after.ok_or_else(|| err("replay needs after=N".into()))?,
         },
@@ -188,6 +199,7 @@ fn parse_fault(item: &str) -> Result<Fault, FaultSpecError> {
             | Fault::Truncate { .. }
             | Fault::HugeRecord { .. }
             | Fault::Fragment { .. }
+            | Fault::BadSession { .. }
     );
     if (p.is_some() && uses_every) || (every.is_some() && !uses_every) {
         return Err(err(format!("parameter does not apply to {kind}")));
@@ -219,6 +231,8 @@ impl fmt::Display for FaultSpec {
                 Fault::HugeRecord { every } => write!(f, "hugerecord:every={every}")?,
                 Fault::Fragment { every } => write!(f, "fragment:every={every}")?,
                 Fault::Names { p } => write!(f, "names:p={p}")?,
+                Fault::Delay { p } => write!(f, "delay:p={p}")?,
+                Fault::BadSession { every } => write!(f, "badsession:every={every}")?,
                 Fault::Replay { after } => write!(f, "replay:after={after}")?,
             }
         }
@@ -256,6 +270,7 @@ pub struct CallFaults {
     pub hugerecord: bool,
     pub fragment: bool,
     pub names: bool,
+    pub badsession: bool,
 }
 
 /// The fault state of one connection.
@@ -294,6 +309,9 @@ impl ConnFaults {
                 Fault::HugeRecord { every } => out.hugerecord |= n % every == 0,
                 Fault::Fragment { every } => out.fragment |= n % every == 0,
                 Fault::Names { p } => out.names |= self.rng.chance(p),
+                // One meaning, "server busy", in both protocols.
+                Fault::Delay { p } => out.jukebox |= self.rng.chance(p),
+                Fault::BadSession { every } => out.badsession |= n % every == 0,
                 // A property of listings, not of calls (see `FaultSpec::replay_after`).
                 Fault::Replay { .. } => {}
             }
@@ -310,10 +328,11 @@ mod tests {
     fn parses_every_kind() {
         let spec: FaultSpec = "reset:every=100, stall:every=7:ms=250,jukebox:p=0.01,drop:p=0.5,\
                                badcookie:p=1,xid:every=3,truncate:every=9,hugerecord:every=11,\
-                               fragment:every=2,names:p=0.25,replay:after=1000"
+                               fragment:every=2,names:p=0.25,replay:after=1000,delay:p=0.1,\
+                               badsession:every=5"
             .parse()
             .unwrap();
-        assert_eq!(spec.faults.len(), 11);
+        assert_eq!(spec.faults.len(), 13);
         assert_eq!(spec.replay_after(), Some(1000));
         assert_eq!(spec.faults[1], Fault::Stall { every: 7, ms: 250 });
         let again: FaultSpec = spec.to_string().parse().unwrap();
@@ -335,6 +354,8 @@ mod tests {
             "explode:p=1",
             "names:p=0.1:ms=3",
             "xid:every",
+            "badsession:p=0.1",
+            "delay:every=3",
             "replay",
             "replay:after=0",
             "replay:after=5:p=0.5",

@@ -19,6 +19,7 @@ pub mod faults;
 pub mod latency;
 pub mod listing;
 pub mod mutate;
+pub mod nfs4;
 pub mod rng;
 pub mod server;
 pub mod service;

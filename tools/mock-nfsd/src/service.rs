@@ -24,6 +24,7 @@ use nfs_proto::rpc::nfs3::{
     ACCESS3_LOOKUP, ACCESS3_READ, FSF3_CANSETTIME, FSF3_HOMOGENEOUS, FSF3_LINK, FSF3_SYMLINK,
     NFS_PROGRAM, NFS_V3,
 };
+use nfs_proto::rpc::nfs4::NFS_V4;
 use nfs_proto::rpc::portmap::{Mapping, IPPROTO_TCP, PMAPPROC_GETPORT, PMAP_PROGRAM, PMAP_V2};
 use nfs_proto::rpc::record::{begin_record, end_record};
 use nfs_proto::xdr::{XdrDecode, XdrEncode, XdrReader, XdrWriter};
@@ -69,15 +70,17 @@ pub struct ReplyPlan {
 /// Everything a connection needs to answer calls; shared by all connections.
 #[derive(Debug)]
 pub struct Service {
-    model: TreeModel,
-    cookies: CookieCodec,
-    export: Vec<u8>,
+    pub(crate) model: TreeModel,
+    pub(crate) cookies: CookieCodec,
+    pub(crate) export: Vec<u8>,
     dot_entries: bool,
     faults: FaultSpec,
     latency: Option<LatencyDist>,
     /// The TCP port GETPORT answers for MOUNT and NFS.
     port: u16,
     pub stats: Stats,
+    /// NFSv4 client IDs and sessions.
+    pub(crate) v4: crate::nfs4::V4State,
 }
 
 /// Per-connection state: fault and latency generators and reused scratch buffers.
@@ -85,8 +88,8 @@ pub struct Service {
 pub struct ConnState {
     faults: ConnFaults,
     latency_rng: Rng,
-    name: Vec<u8>,
-    scratch: Vec<u8>,
+    pub(crate) name: Vec<u8>,
+    pub(crate) scratch: Vec<u8>,
 }
 
 impl ConnState {
@@ -104,7 +107,7 @@ impl ConnState {
 const COOKIE_POSITION_MAX: u64 = (1 << 40) - 2;
 
 /// The result of the part of a call that follows the RPC header.
-enum Answer {
+pub(crate) enum Answer {
     /// Results were encoded after a SUCCESS header.
     Done,
     /// The arguments did not decode: answer GARBAGE_ARGS instead.
@@ -116,6 +119,7 @@ impl Service {
     pub fn new(config: &Config, port: u16) -> Self {
         let model = TreeModel::new(config.tree).mutated(config.mutate);
         let cookies = CookieCodec::new(config.cookies, model.key());
+        let v4 = crate::nfs4::V4State::new(model.key());
         Service {
             model,
             cookies,
@@ -125,6 +129,7 @@ impl Service {
             latency: config.latency,
             port,
             stats: Stats::default(),
+            v4,
         }
     }
 
@@ -167,7 +172,7 @@ impl Service {
         }
     }
 
-    fn attrs_of(&self, node: NodeId) -> Fattr3 {
+    pub(crate) fn attrs_of(&self, node: NodeId) -> Fattr3 {
         // node_of only returns valid nodes, and entries of valid directories are valid.
         self.model
             .attrs(node)
@@ -186,7 +191,9 @@ impl Service {
                 return plan;
             }
         };
-        self.stats.count(call.prog, call.proc_);
+        if call.prog != NFS_PROGRAM || call.vers != NFS_V4 {
+            self.stats.count(call.prog, call.proc_);
+        }
         let mut faults = CallFaults::default();
         if call.prog == NFS_PROGRAM {
             if !self.faults.is_empty() {
@@ -228,17 +235,14 @@ impl Service {
             end_record(out, start);
             return plan;
         }
-        let (versions, answer) = match call.prog {
-            PMAP_PROGRAM => (PMAP_V2, None),
-            MOUNT_PROGRAM => (MOUNT_V3, None),
-            NFS_PROGRAM => (NFS_V3, None),
-            _ => (0, Some(AcceptStat::ProgUnavail)),
+        let ((low, high), answer) = match call.prog {
+            PMAP_PROGRAM => ((PMAP_V2, PMAP_V2), None),
+            MOUNT_PROGRAM => ((MOUNT_V3, MOUNT_V3), None),
+            NFS_PROGRAM => ((NFS_V3, NFS_V4), None),
+            _ => ((0, 0), Some(AcceptStat::ProgUnavail)),
         };
-        let mismatch = answer.or(if call.vers != versions {
-            Some(AcceptStat::ProgMismatch {
-                low: versions,
-                high: versions,
-            })
+        let mismatch = answer.or(if !(low..=high).contains(&call.vers) {
+            Some(AcceptStat::ProgMismatch { low, high })
         } else {
             None
         });
@@ -252,6 +256,7 @@ impl Service {
         let answer = match call.prog {
             PMAP_PROGRAM => self.portmap(call.proc_, call.args, out),
             MOUNT_PROGRAM => self.mount(call.proc_, call.args, out),
+            _ if call.vers == NFS_V4 => self.nfs4(conn, call.proc_, call.args, &faults, out),
             _ => self.nfs(conn, call.proc_, call.args, &faults, out),
         };
         let failure = match answer {

@@ -25,11 +25,57 @@ pub struct Stats {
     pmap: [AtomicU64; PMAP_NAMES.len()],
     mount: [AtomicU64; MOUNT_NAMES.len()],
     nfs: [AtomicU64; NFS_PROCS],
+    /// NFSv4 operations, by operation number (each COMPOUND counts once per operation).
+    nfs4_ops: Nfs4Ops,
     unknown: AtomicU64,
 }
 
+#[derive(Debug)]
+struct Nfs4Ops([AtomicU64; NFS4_OPS]);
+
+impl Default for Nfs4Ops {
+    fn default() -> Self {
+        Nfs4Ops(std::array::from_fn(|_| AtomicU64::new(0)))
+    }
+}
+
+/// Operation numbers below this are counted by name (RFC 8881 defines 3 to 58).
+const NFS4_OPS: usize = 59;
+
+/// The counter name of NFSv4 operation `op`: "v4_" and the operation's name.
+fn nfs4_name(op: u32) -> &'static str {
+    use nfs_proto::rpc::nfs4::op4;
+    match op {
+        op4::ACCESS => "v4_access",
+        op4::GETATTR => "v4_getattr",
+        op4::GETFH => "v4_getfh",
+        op4::LOOKUP => "v4_lookup",
+        op4::LOOKUPP => "v4_lookupp",
+        op4::PUTFH => "v4_putfh",
+        op4::PUTROOTFH => "v4_putrootfh",
+        op4::READ => "v4_read",
+        op4::READDIR => "v4_readdir",
+        op4::READLINK => "v4_readlink",
+        op4::RENEW => "v4_renew",
+        op4::RESTOREFH => "v4_restorefh",
+        op4::SAVEFH => "v4_savefh",
+        op4::SETCLIENTID => "v4_setclientid",
+        op4::SETCLIENTID_CONFIRM => "v4_setclientid_confirm",
+        op4::BIND_CONN_TO_SESSION => "v4_bind_conn_to_session",
+        op4::EXCHANGE_ID => "v4_exchange_id",
+        op4::CREATE_SESSION => "v4_create_session",
+        op4::DESTROY_SESSION => "v4_destroy_session",
+        op4::SECINFO_NO_NAME => "v4_secinfo_no_name",
+        op4::SEQUENCE => "v4_sequence",
+        op4::DESTROY_CLIENTID => "v4_destroy_clientid",
+        op4::RECLAIM_COMPLETE => "v4_reclaim_complete",
+        _ => "v4_other",
+    }
+}
+
 impl Stats {
-    /// Counts one call of `proc_` of program `prog`.
+    /// Counts one call of `proc_` of program `prog`. NFSv4 calls are counted op by op
+    /// ([`Stats::count_nfs4_op`]), not here.
     #[inline]
     pub fn count(&self, prog: u32, proc_: u32) {
         let p = proc_ as usize;
@@ -40,6 +86,17 @@ impl Stats {
             _ => &self.unknown,
         };
         counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts one NFSv4 operation.
+    #[inline]
+    pub fn count_nfs4_op(&self, op: u32) {
+        let i = if (op as usize) < NFS4_OPS {
+            op as usize
+        } else {
+            0
+        };
+        self.nfs4_ops.0[i].fetch_add(1, Ordering::Relaxed);
     }
 
     /// Counts a call that could not be decoded.
@@ -66,6 +123,16 @@ impl Stats {
         for (p, c) in self.nfs.iter().enumerate() {
             add(nfs3::proc_name(p as u32), c);
         }
+        let other = AtomicU64::new(0);
+        for (op, c) in self.nfs4_ops.0.iter().enumerate() {
+            match nfs4_name(op as u32) {
+                "v4_other" => {
+                    other.fetch_add(c.load(Ordering::Relaxed), Ordering::Relaxed);
+                }
+                name => add(name, c),
+            }
+        }
+        add("v4_other", &other);
         add(UNKNOWN_NAME, &self.unknown);
         StatsSnapshot { counts }
     }

@@ -93,9 +93,10 @@ fn rpc_errors_use_the_proper_accept_and_reject_status() {
     let rec = conn.call(100099, 1, 0, &Raw(vec![]));
     assert_eq!(accepted(&rec), Err(RpcError::ProgUnavail));
     let rec = conn.call(NFS_PROGRAM, 2, 0, &Raw(vec![]));
+    // NFS versions 3 and 4 (v4.1 and the v4.0 client-ID operations).
     assert_eq!(
         accepted(&rec),
-        Err(RpcError::ProgMismatch { low: 3, high: 3 })
+        Err(RpcError::ProgMismatch { low: 3, high: 4 })
     );
     let rec = conn.call(MOUNT_PROGRAM, 1, 0, &Raw(vec![]));
     assert_eq!(

@@ -5,6 +5,7 @@
 pub mod mount;
 pub mod msg;
 pub mod nfs3;
+pub mod nfs4;
 pub mod portmap;
 pub mod record;
 

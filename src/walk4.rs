@@ -1,0 +1,1225 @@
+//! The walk over NFSv4.1 of one thread, as a sans-IO protocol user of the call engine: one
+//! COMPOUND (SEQUENCE, PUTFH, READDIR asking the record's attributes and each entry's handle)
+//! per listing page, chained by cookie and verifier like v3, with the same guards (entries
+//! remembered per listing, cookies seen twice, replies that bring nothing new).
+//!
+//! Each thread holds its own client ID and session, set up in-band (EXCHANGE_ID, then
+//! CREATE_SESSION with every slot the server grants), so no thread ever waits for another: a
+//! call takes a free slot and carries its sequence ID; a reply frees it. Errors:
+//! NFS4ERR_DELAY and NFS4ERR_GRACE wait like JUKEBOX; BADSESSION / DEADSESSION set up a new
+//! session, STALE_CLIENTID a new client ID, and the call is resent; a retry the server already
+//! saw (RETRY_UNCACHED_REP) moves its slot on; a misordered slot means a new session; the lease
+//! is kept by the traffic itself, and a lone SEQUENCE when idle.
+
+use crate::client::idmap::IdMap;
+use crate::path_error::PathError;
+use crate::record::{join_path, EntryRef, EntryType};
+use crate::rpc::nfs3::{proc3, FileHandle, Nfsstat3};
+use crate::rpc::nfs4::{
+    encode_compound_call, op4, ArgOp, AttrMask, ChannelAttrs, CompoundReply, CreateSessionArgs,
+    Entry4, ExchangeIdArgs, FileType4, Nfs4ReplyError, Nfsstat4, ReaddirArgs4, Recovery, ResOk,
+    SequenceArgs, SessionId, EXCHGID4_FLAG_USE_NON_PNFS, MINOR_VERSION_1,
+};
+use crate::rpc::RpcError;
+use crate::sched::{CallEngine, CallPolicy, Queued, RateLimiter, TaskId};
+use crate::walker::config::{
+    WalkConfig, CONTINUED_COOKIES_MAX, DEPTH_HARD_MAX, FIRST_MAXCOUNT_BYTES, FRUITLESS_REPLIES_MAX,
+    JUKEBOX_WAITS_MAX, LISTED_NAME_BYTES_MAX, LISTING_RESTARTS_MAX,
+};
+use crate::walker::machine::listing::entry_key;
+use crate::walker::seen::{EmittedSet, HashSet64};
+use crate::walker::stats::type_index;
+use crate::walker::{DirTask, Task, VisitedDirs, WalkSink, WalkStats};
+use slab::Slab;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Slots asked of the server per thread's session; it grants what it will.
+pub const THREAD_SLOTS_WANTED: u32 = 1024;
+/// A thread with no call for this long sends a lone SEQUENCE, so its lease does not lapse while
+/// other threads finish (leases are 90 s on most servers).
+pub const LEASE_RENEW_IDLE: Duration = Duration::from_secs(20);
+/// Session set-ups in a row (without a listing reply between them) before the thread gives up.
+const SESSION_SETUPS_MAX: u32 = 20;
+const TAG: &[u8] = b"nfs-walker";
+/// Largest listing page asked over v4 (`--maxcount` above it is cut): measured on nfs-ganesha
+/// (wide 100 x 1000) and mock-nfsd (flat 1M), pages of 1 MiB took several times longer per
+/// entry than pages of 64-128 KiB (replies of 1 MiB waited on the server between pages); the
+/// cause is not understood yet, see benches/nfs4.sh.
+pub const V4_PAGE_BYTES_MAX: u32 = 128 << 10;
+
+/// What every v4 walk thread shares.
+pub struct Walk4Setup {
+    /// The client owner; each thread appends its number (one client ID per thread).
+    pub owner: Vec<u8>,
+    pub verifier: [u8; 8],
+    pub idmap: Arc<IdMap>,
+}
+
+/// The session of this thread.
+enum Session {
+    /// No client ID: EXCHANGE_ID next.
+    NoClient,
+    /// A client ID without a session: CREATE_SESSION next.
+    ClientOnly {
+        clientid: u64,
+        sequence: u32,
+    },
+    Ready(Box<Slots>),
+}
+
+struct Slots {
+    clientid: u64,
+    create_seq: u32,
+    id: SessionId,
+    /// Bumped whenever a session is replaced: slot claims of older generations are void.
+    generation: u32,
+    /// The last sequence ID sent on each slot.
+    seq: Vec<u32>,
+    free: Vec<u32>,
+    max_response: u32,
+}
+
+/// A claimed slot: which, with which sequence ID, in which session generation.
+#[derive(Debug, Clone, Copy)]
+struct SlotClaim {
+    slot: u32,
+    seq: u32,
+    generation: u32,
+}
+
+#[derive(Debug)]
+enum Op4 {
+    List {
+        task: usize,
+        slot: Option<SlotClaim>,
+    },
+    ExchangeId,
+    CreateSession,
+    /// A lone SEQUENCE keeping the lease.
+    Renew {
+        slot: Option<SlotClaim>,
+    },
+}
+
+impl Op4 {
+    fn slot(&mut self) -> Option<&mut Option<SlotClaim>> {
+        match self {
+            Op4::List { slot, .. } | Op4::Renew { slot } => Some(slot),
+            _ => None,
+        }
+    }
+}
+
+struct Listing4 {
+    id: TaskId,
+    task: DirTask,
+    cookie: u64,
+    verf: [u8; 8],
+    calls: u32,
+    seen: EmittedSet,
+    entries_new: u64,
+    continued_from: HashSet64,
+    restarts: u32,
+    catch_up: u64,
+    fruitless: u32,
+    busy_delay: Duration,
+}
+
+/// The v4 walk state machine of one thread.
+pub struct Walker4 {
+    cfg: Arc<WalkConfig>,
+    setup: Arc<Walk4Setup>,
+    visited: Arc<VisitedDirs>,
+    thread: usize,
+    tasks: Slab<Listing4>,
+    calls: CallEngine<Op4>,
+    session: Session,
+    /// A session set-up call is queued or on the wire.
+    setting_up: bool,
+    setups_in_a_row: u32,
+    generation: u32,
+    last_send: Option<Instant>,
+    scratch_path: Vec<u8>,
+    stats: WalkStats,
+    /// Why the thread cannot reach the server any more (session set-up failing): every listing
+    /// is failed with it.
+    broken: Option<String>,
+}
+
+impl Walker4 {
+    pub fn new(
+        cfg: Arc<WalkConfig>,
+        setup: Arc<Walk4Setup>,
+        visited: Arc<VisitedDirs>,
+        conns: usize,
+        thread: usize,
+    ) -> Self {
+        let policy = CallPolicy {
+            timeout: cfg.rpc_timeout,
+            retries: cfg.retries,
+            busy_waits_max: JUKEBOX_WAITS_MAX,
+            resend_lost: true,
+        };
+        let calls = CallEngine::new(policy, conns, cfg.inflight_per_conn, thread);
+        Walker4 {
+            cfg,
+            setup,
+            visited,
+            thread,
+            tasks: Slab::new(),
+            calls,
+            session: Session::NoClient,
+            setting_up: false,
+            setups_in_a_row: 0,
+            generation: 0,
+            last_send: None,
+            scratch_path: Vec::with_capacity(4096),
+            stats: WalkStats::new(),
+            broken: None,
+        }
+    }
+
+    pub fn with_rate_limit(mut self, rate: Option<Arc<RateLimiter>>) -> Self {
+        self.calls = self.calls.with_rate_limit(rate);
+        self
+    }
+
+    pub fn take_stats(&mut self) -> WalkStats {
+        let mut s = std::mem::replace(&mut self.stats, WalkStats::new());
+        s.add_calls(self.calls.counters());
+        s
+    }
+
+    pub fn inflight(&self) -> usize {
+        self.calls.inflight()
+    }
+
+    pub fn calls_sent(&self) -> u64 {
+        self.calls.counters().sent
+    }
+
+    pub fn is_idle(&self) -> bool {
+        self.tasks.is_empty() && self.calls.is_idle()
+    }
+
+    pub fn wants_task(&self) -> bool {
+        self.tasks.len() < self.cfg.listings_max && self.calls.queued() < self.calls.capacity()
+    }
+
+    pub fn on_conn_up(&mut self, conn: usize) {
+        self.calls.on_conn_up(conn);
+    }
+
+    pub fn on_conn_down(&mut self, conn: usize) {
+        let lost = self.calls.on_conn_down(conn);
+        debug_assert!(lost.is_empty(), "the walk's policy resends lost calls");
+    }
+
+    pub fn add_task(&mut self, id: TaskId, task: Task, sink: &mut impl WalkSink) {
+        match task {
+            Task::Dir(dir) => {
+                let key = self.tasks.insert(Listing4 {
+                    id,
+                    task: dir,
+                    cookie: 0,
+                    verf: [0; 8],
+                    calls: 0,
+                    seen: EmittedSet::new(self.cfg.emitted_keys_in_memory),
+                    entries_new: 0,
+                    continued_from: HashSet64::default(),
+                    restarts: 0,
+                    catch_up: 0,
+                    fruitless: 0,
+                    busy_delay: crate::sched::calls::BUSY_DELAY_FIRST,
+                });
+                if let Some(why) = self.broken.clone() {
+                    return self.fail_listing(key, why, None, sink);
+                }
+                self.calls.push_back(Queued::new(Op4::List {
+                    task: key,
+                    slot: None,
+                }));
+            }
+            // v4 listings carry every entry's attributes and handle: no lookup batches.
+            Task::Lookups(_) => sink.task_done(id, true),
+        }
+    }
+
+    pub fn poll_timeout(&self, now: Instant) -> Option<Instant> {
+        let renew = match (&self.session, self.last_send) {
+            (Session::Ready(_), Some(t)) if self.calls.is_idle() => Some(t + LEASE_RENEW_IDLE),
+            _ => None,
+        };
+        match (self.calls.poll_timeout(now), renew) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    pub fn on_timeout(&mut self, now: Instant, sink: &mut impl WalkSink) {
+        for call in self.calls.on_timeout(now) {
+            let msg = format!("no reply within {} ms", self.cfg.rpc_timeout.as_millis());
+            let q = call.into_queued();
+            if let Err(q) = self.calls.retry(q, now) {
+                self.give_up(q.call, msg, None, sink);
+            }
+        }
+        if matches!(self.session, Session::Ready(_))
+            && self.calls.is_idle()
+            && self.last_send.is_some_and(|t| now >= t + LEASE_RENEW_IDLE)
+        {
+            self.last_send = Some(now);
+            self.calls.push_back(Queued::new(Op4::Renew { slot: None }));
+        }
+    }
+
+    /// Encodes queued calls while connections have room and (for session calls) slots are
+    /// free. Session set-up goes first; nothing else leaves before a session is ready.
+    pub fn poll_transmit(&mut self, now: Instant, bufs: &mut [Vec<u8>]) -> usize {
+        if !matches!(self.session, Session::Ready(_)) && !self.setting_up {
+            if self.broken.is_some() {
+                return 0;
+            }
+            let op = match self.session {
+                Session::NoClient => Op4::ExchangeId,
+                _ => Op4::CreateSession,
+            };
+            self.setting_up = true;
+            self.calls.push_front(Queued::new(op));
+        }
+        let mut n = 0;
+        loop {
+            let ready = matches!(self.session, Session::Ready(_));
+            if !ready && !self.setting_up {
+                break;
+            }
+            let free = match &self.session {
+                Session::Ready(s) => !s.free.is_empty(),
+                _ => true,
+            };
+            if !free {
+                break;
+            }
+            let Some((conn, mut q)) = self.calls.next_ready(now) else {
+                break;
+            };
+            let setup_call = matches!(q.call, Op4::ExchangeId | Op4::CreateSession);
+            if !ready && !setup_call {
+                // Waits for the session: back to the front, and stop for now.
+                self.calls.push_front(q);
+                break;
+            }
+            if let Op4::List { task, .. } = q.call {
+                if !self.tasks.contains(task) {
+                    continue; // the listing failed while this call waited
+                }
+            }
+            // Claim a slot (or keep the one a resend holds, in this session generation).
+            if let (Session::Ready(s), Some(claim)) = (&mut self.session, q.call.slot()) {
+                let valid = claim.is_some_and(|c| c.generation == s.generation);
+                if !valid {
+                    let slot = s.free.pop().expect("checked above");
+                    s.seq[slot as usize] = s.seq[slot as usize].wrapping_add(1);
+                    *claim = Some(SlotClaim {
+                        slot,
+                        seq: s.seq[slot as usize],
+                        generation: s.generation,
+                    });
+                }
+            }
+            let (cfg, setup, tasks, session, thread, buf) = (
+                &self.cfg,
+                &self.setup,
+                &mut self.tasks,
+                &self.session,
+                self.thread,
+                &mut bufs[conn],
+            );
+            self.calls.send(conn, q, now, |op, xid| {
+                encode_op4(cfg, setup, tasks, session, thread, op, xid, buf)
+            });
+            self.stats.procs[proc3::READDIR as usize].calls += 1;
+            self.last_send = Some(now);
+            n += 1;
+        }
+        n
+    }
+
+    pub fn on_reply(
+        &mut self,
+        xid: u32,
+        outcome: Result<&[u8], RpcError>,
+        now: Instant,
+        sink: &mut impl WalkSink,
+    ) {
+        let Some(call) = self.calls.take_reply(xid) else {
+            return;
+        };
+        let rtt_us = now.saturating_duration_since(call.sent_at).as_micros() as u64;
+        let _ = self.stats.procs[proc3::READDIR as usize]
+            .latency_us
+            .record(rtt_us.max(1));
+        let mut q = call.into_queued();
+        let body = match outcome {
+            Ok(b) => b,
+            Err(e) => {
+                self.release_slot(&mut q.call, false);
+                if let Err(q) = self.calls.retry(q, now) {
+                    self.give_up(q.call, e.to_string(), None, sink);
+                }
+                return;
+            }
+        };
+        let result = match q.call {
+            Op4::ExchangeId => self.on_exchange_id(body),
+            Op4::CreateSession => self.on_create_session(body),
+            Op4::Renew { .. } | Op4::List { .. } => self.on_session_reply(&mut q, body, now, sink),
+        };
+        if let Err(e) = result {
+            self.release_slot(&mut q.call, false);
+            let msg = format!("malformed reply: {e}");
+            if let Err(q) = self.calls.retry(q, now) {
+                self.give_up(q.call, msg, None, sink);
+            }
+        }
+    }
+
+    fn on_exchange_id(&mut self, body: &[u8]) -> Result<(), Nfs4ReplyError> {
+        self.setting_up = false;
+        let mut r = CompoundReply::decode(body)?;
+        match r.expect(op4::EXCHANGE_ID) {
+            Ok(ResOk::ExchangeId(x)) => {
+                self.session = Session::ClientOnly {
+                    clientid: x.clientid,
+                    sequence: x.sequenceid,
+                };
+                Ok(())
+            }
+            Ok(_) => Err(Nfs4ReplyError::Missing(op4::EXCHANGE_ID)),
+            Err(Nfs4ReplyError::Status { status, .. }) => {
+                self.setup_failed(status);
+                Ok(())
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    fn on_create_session(&mut self, body: &[u8]) -> Result<(), Nfs4ReplyError> {
+        self.setting_up = false;
+        let Session::ClientOnly { clientid, sequence } = self.session else {
+            return Ok(());
+        };
+        let mut r = CompoundReply::decode(body)?;
+        match r.expect(op4::CREATE_SESSION) {
+            Ok(ResOk::CreateSession(s)) => {
+                let slots = s.fore.maxrequests.clamp(1, THREAD_SLOTS_WANTED);
+                self.generation += 1;
+                self.session = Session::Ready(Box::new(Slots {
+                    clientid,
+                    create_seq: sequence.wrapping_add(1),
+                    id: s.sessionid,
+                    generation: self.generation,
+                    seq: vec![0; slots as usize],
+                    free: (0..slots).rev().collect(),
+                    max_response: s.fore.maxresponsesize,
+                }));
+                Ok(())
+            }
+            Ok(_) => Err(Nfs4ReplyError::Missing(op4::CREATE_SESSION)),
+            Err(Nfs4ReplyError::Status { status, .. }) => {
+                match status.recovery() {
+                    Recovery::RetryLater => {}
+                    Recovery::NewSession => self.session = Session::NoClient,
+                    _ => self.setup_failed(status),
+                }
+                self.count_setup(status);
+                Ok(())
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    fn count_setup(&mut self, status: Nfsstat4) {
+        self.setups_in_a_row += 1;
+        if self.setups_in_a_row > SESSION_SETUPS_MAX {
+            self.setup_failed(status);
+        }
+    }
+
+    /// Session set-up keeps failing: every listing of this thread fails with the reason.
+    fn setup_failed(&mut self, status: Nfsstat4) {
+        let why = format!("NFSv4.1 session set-up failed: {status}");
+        self.broken = Some(why);
+    }
+
+    /// Frees a call's slot. `used`: the server accepted its SEQUENCE (the sequence ID stands);
+    /// otherwise the slot goes back with its last sequence ID withdrawn.
+    fn release_slot(&mut self, op: &mut Op4, used: bool) {
+        let Some(claim) = op.slot().and_then(|c| c.take()) else {
+            return;
+        };
+        if let Session::Ready(s) = &mut self.session {
+            if claim.generation == s.generation {
+                if !used {
+                    s.seq[claim.slot as usize] = claim.seq.wrapping_sub(1);
+                }
+                s.free.push(claim.slot);
+            }
+        }
+    }
+
+    /// Forgets the session (and with `client`, the client ID): the next poll sets up anew;
+    /// calls holding slots of it claim new ones.
+    fn lose_session(&mut self, client: bool) {
+        if let Session::Ready(s) = &self.session {
+            self.session = if client {
+                Session::NoClient
+            } else {
+                Session::ClientOnly {
+                    clientid: s.clientid,
+                    sequence: s.create_seq,
+                }
+            };
+        }
+    }
+
+    fn on_session_reply(
+        &mut self,
+        q: &mut Queued<Op4>,
+        body: &[u8],
+        now: Instant,
+        sink: &mut impl WalkSink,
+    ) -> Result<(), Nfs4ReplyError> {
+        let mut r = CompoundReply::decode(body)?;
+        let first = r.next_op()?.ok_or(Nfs4ReplyError::Missing(op4::SEQUENCE))?;
+        if first.op != op4::SEQUENCE {
+            return Err(Nfs4ReplyError::WrongOp {
+                expected: op4::SEQUENCE,
+                got: first.op,
+            });
+        }
+        let q_taken = std::mem::replace(q, Queued::new(Op4::ExchangeId));
+        let mut q = q_taken;
+        match first.result {
+            Ok(_) => {
+                self.setups_in_a_row = 0;
+                self.release_slot(&mut q.call, true);
+            }
+            Err(status) => {
+                match status.recovery() {
+                    Recovery::RetryLater => {
+                        // The slot was not used: it stays with the call, same sequence ID.
+                        if let Err(q) =
+                            self.calls
+                                .wait_busy(q, CallEngine::<Op4>::busy_delay(0), now)
+                        {
+                            self.give_up(
+                                q.call,
+                                format!("server still busy ({status})"),
+                                Some(status),
+                                sink,
+                            );
+                        }
+                        self.stats.jukebox += 1;
+                        return Ok(());
+                    }
+                    Recovery::NewSession => {
+                        self.count_setup(status);
+                        self.lose_session(
+                            status == Nfsstat4::StaleClientid || status == Nfsstat4::Expired,
+                        );
+                    }
+                    Recovery::ResetSlot => match status {
+                        Nfsstat4::RetryUncachedRep | Nfsstat4::SeqFalseRetry => {
+                            // The server has this sequence ID already: the call goes again on a
+                            // fresh claim (the slot keeps the server's count).
+                            self.release_slot(&mut q.call, true);
+                        }
+                        _ => {
+                            self.count_setup(status);
+                            self.lose_session(false);
+                        }
+                    },
+                    Recovery::Fail => {
+                        self.release_slot(&mut q.call, true);
+                        self.give_up(
+                            q.call,
+                            format!("SEQUENCE failed: {status}"),
+                            Some(status),
+                            sink,
+                        );
+                        return Ok(());
+                    }
+                }
+                if let Some(c) = q.call.slot() {
+                    *c = None;
+                }
+                self.calls.push_front(q);
+                return Ok(());
+            }
+        }
+        let Op4::List { task, .. } = q.call else {
+            return Ok(()); // a lease renewal: nothing more
+        };
+        let listing = r.expect(op4::PUTFH).and_then(|_| r.expect(op4::READDIR));
+        match listing {
+            Ok(ResOk::Readdir(list)) => {
+                r.finish()?;
+                self.on_page(task, &list, sink);
+                Ok(())
+            }
+            Ok(_) => Err(Nfs4ReplyError::Missing(op4::READDIR)),
+            Err(Nfs4ReplyError::Status { status, op }) => {
+                match status {
+                    Nfsstat4::Delay | Nfsstat4::Grace => {
+                        self.stats.jukebox += 1;
+                        let delay = match self.tasks.get_mut(task) {
+                            Some(l) => {
+                                let d = l.busy_delay;
+                                l.busy_delay = (d * 2).min(crate::sched::calls::BUSY_DELAY_MAX);
+                                d
+                            }
+                            None => return Ok(()),
+                        };
+                        if let Err(q) = self.calls.wait_busy(q, delay, now) {
+                            self.give_up(
+                                q.call,
+                                format!("server still busy ({status})"),
+                                Some(status),
+                                sink,
+                            );
+                        }
+                    }
+                    Nfsstat4::BadCookie => self.restart_listing(task, sink),
+                    _ => {
+                        let msg = format!("{} failed: {status}", crate::rpc::nfs4::op_name(op));
+                        self.fail_listing(task, msg, Some(status), sink);
+                    }
+                }
+                Ok(())
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    fn restart_listing(&mut self, task: usize, sink: &mut impl WalkSink) {
+        let Some(l) = self.tasks.get_mut(task) else {
+            return;
+        };
+        l.restarts += 1;
+        self.stats.bad_cookie_restarts += 1;
+        if l.restarts > LISTING_RESTARTS_MAX {
+            let msg = format!(
+                "directory cookies went stale {LISTING_RESTARTS_MAX} times; listing abandoned"
+            );
+            return self.fail_listing(task, msg, Some(Nfsstat4::BadCookie), sink);
+        }
+        l.seen.prepare_restart();
+        l.cookie = 0;
+        l.verf = [0; 8];
+        l.continued_from = HashSet64::default();
+        l.catch_up = l.entries_new;
+        l.fruitless = 0;
+        self.calls
+            .push_front(Queued::new(Op4::List { task, slot: None }));
+    }
+
+    fn give_up(
+        &mut self,
+        op: Op4,
+        message: String,
+        status: Option<Nfsstat4>,
+        sink: &mut impl WalkSink,
+    ) {
+        match op {
+            Op4::List { task, .. } => self.fail_listing(task, message, status, sink),
+            Op4::ExchangeId | Op4::CreateSession => {
+                self.setting_up = false;
+                self.broken = Some(format!("NFSv4.1 session set-up: {message}"));
+                let keys: Vec<usize> = self.tasks.iter().map(|(k, _)| k).collect();
+                for k in keys {
+                    self.fail_listing(k, message.clone(), status, sink);
+                }
+            }
+            Op4::Renew { .. } => {}
+        }
+    }
+
+    fn fail_listing(
+        &mut self,
+        task: usize,
+        message: String,
+        status: Option<Nfsstat4>,
+        sink: &mut impl WalkSink,
+    ) {
+        if !self.tasks.contains(task) {
+            return;
+        }
+        let l = self.tasks.remove(task);
+        self.calls
+            .drop_queued(|op| matches!(op, Op4::List { task: t, .. } if *t == task));
+        self.report(
+            PathError {
+                path: l.task.path.clone(),
+                op: "readdir",
+                message,
+                status: status.and_then(v3_status),
+            },
+            sink,
+        );
+        sink.task_done(l.id, false);
+    }
+
+    fn report(&mut self, err: PathError, sink: &mut impl WalkSink) {
+        self.stats.errors += 1;
+        sink.error(err);
+    }
+
+    /// A validated listing page: continue the chain first, then emit its entries.
+    fn on_page(
+        &mut self,
+        task: usize,
+        list: &crate::rpc::nfs4::Readdir4Ok<'_>,
+        sink: &mut impl WalkSink,
+    ) {
+        let Some(l) = self.tasks.get_mut(task) else {
+            return;
+        };
+        l.busy_delay = crate::sched::calls::BUSY_DELAY_FIRST;
+        if !list.eof {
+            match list.last_cookie() {
+                None => {
+                    let msg = "server returned no entries and no eof; listing stopped".into();
+                    return self.fail_listing(task, msg, None, sink);
+                }
+                Some(c) => {
+                    if l.continued_from.len() >= CONTINUED_COOKIES_MAX {
+                        l.continued_from = HashSet64::default();
+                    }
+                    if !l.continued_from.insert(c) || c == l.cookie {
+                        self.emit_page(task, list, sink);
+                        let msg = format!(
+                            "server returned cookie {c:#x} twice; listing stopped to avoid a loop"
+                        );
+                        return self.fail_listing(task, msg, None, sink);
+                    }
+                    l.cookie = c;
+                    l.verf = list.cookieverf;
+                    self.calls
+                        .push_front(Queued::new(Op4::List { task, slot: None }));
+                }
+            }
+        }
+        let dups_before = self.stats.duplicates_skipped;
+        let new = self.emit_page(task, list, sink);
+        if list.eof {
+            if let Some(l) = self.tasks.try_remove(task) {
+                sink.task_done(l.id, false);
+            }
+            return;
+        }
+        let dups = self.stats.duplicates_skipped - dups_before;
+        let Some(l) = self.tasks.get_mut(task) else {
+            return;
+        };
+        let expected = dups.min(l.catch_up);
+        l.catch_up -= expected;
+        if new > 0 || (dups > 0 && expected == dups) {
+            l.fruitless = 0;
+            return;
+        }
+        l.fruitless += 1;
+        if l.fruitless >= FRUITLESS_REPLIES_MAX {
+            let msg = format!(
+                "server sent {FRUITLESS_REPLIES_MAX} replies in a row without a new entry and \
+                 without eof (after {} entries); listing stopped",
+                l.entries_new
+            );
+            self.fail_listing(task, msg, None, sink);
+        }
+    }
+
+    /// Emits a page's entries; returns how many were new to the listing.
+    fn emit_page(
+        &mut self,
+        task: usize,
+        list: &crate::rpc::nfs4::Readdir4Ok<'_>,
+        sink: &mut impl WalkSink,
+    ) -> u64 {
+        let Some(l) = self.tasks.get(task) else {
+            return 0;
+        };
+        let new_before = l.entries_new;
+        let dir_path = l.task.path.clone();
+        let depth = l.task.depth + 1;
+        let id = l.id;
+        let mut path = std::mem::take(&mut self.scratch_path);
+        for e in list.entries() {
+            self.on_entry(task, id, &dir_path, depth, &e, &mut path, sink);
+        }
+        self.scratch_path = path;
+        self.tasks
+            .get(task)
+            .map_or(0, |l| l.entries_new - new_before)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn on_entry(
+        &mut self,
+        task: usize,
+        id: TaskId,
+        dir_path: &[u8],
+        depth: u32,
+        e: &Entry4<'_>,
+        path: &mut Vec<u8>,
+        sink: &mut impl WalkSink,
+    ) {
+        let name = e.name;
+        let bad = if name.is_empty() {
+            Some("empty name")
+        } else if name.len() > LISTED_NAME_BYTES_MAX {
+            Some("name longer than 1024 bytes")
+        } else if name.contains(&b'/') {
+            Some("name contains '/'")
+        } else if name.contains(&0) {
+            Some("name contains NUL")
+        } else if name == b"." || name == b".." {
+            Some("'.' or '..' in a v4 listing")
+        } else {
+            None
+        };
+        if let Some(why) = bad {
+            self.stats.hostile_names += 1;
+            let shown = &name[..name.len().min(64)];
+            return self.report(
+                PathError {
+                    path: join_path(dir_path, shown),
+                    op: "readdir",
+                    message: format!("server sent an invalid entry name ({why}); skipped"),
+                    status: None,
+                },
+                sink,
+            );
+        }
+        let a = &e.attrs;
+        let Some(l) = self.tasks.get_mut(task) else {
+            return;
+        };
+        if !l.seen.insert(entry_key(name, a.fileid)) {
+            self.stats.duplicates_skipped += 1;
+            return;
+        }
+        l.entries_new += 1;
+        if self.cfg.max_depth.is_some_and(|m| depth > m) {
+            return;
+        }
+        path.clear();
+        if dir_path != b"." {
+            path.extend_from_slice(dir_path);
+            path.push(b'/');
+        }
+        path.extend_from_slice(name);
+        if self.cfg.excludes.excludes(name, path) {
+            return;
+        }
+        if a.is_referral() {
+            return self.report(
+                PathError {
+                    path: path.clone(),
+                    op: "readdir",
+                    message: format!("referral to {}: not followed", a.fs_locations.describe()),
+                    status: None,
+                },
+                sink,
+            );
+        }
+        if let Some(status) = a.rdattr_error.filter(|&s| s != Nfsstat4::Ok) {
+            return self.report(
+                PathError {
+                    path: path.clone(),
+                    op: "readdir",
+                    message: format!("attributes unreadable: {status}"),
+                    status: v3_status(status),
+                },
+                sink,
+            );
+        }
+        let need = AttrMask::of(&[
+            crate::rpc::nfs4::fattr4::TYPE,
+            crate::rpc::nfs4::fattr4::FILEID,
+        ]);
+        if a.mask.and(need) != need {
+            return self.report(
+                PathError {
+                    path: path.clone(),
+                    op: "readdir",
+                    message: "server sent no type or fileid for this entry; skipped".into(),
+                    status: None,
+                },
+                sink,
+            );
+        }
+        let idmap = &self.setup.idmap;
+        let attrs = a.to_entry_attrs(idmap.resolve(a.owner), idmap.resolve(a.owner_group));
+        if !(self.cfg.dirs_only && attrs.kind != EntryType::Dir) {
+            self.stats.entries += 1;
+            self.stats.entries_by_type[type_index(attrs.kind)] += 1;
+            self.stats.bytes += attrs.size;
+            sink.entry(&EntryRef {
+                path,
+                attrs: &attrs,
+                depth,
+                target: None,
+            });
+        }
+        if a.ftype != FileType4::Dir || self.cfg.max_depth.is_some_and(|m| depth >= m) {
+            return;
+        }
+        if self.cfg.one_fs.is_some_and(|fsid| fsid != attrs.fsid) {
+            return;
+        }
+        if depth >= DEPTH_HARD_MAX {
+            return self.report(
+                PathError {
+                    path: path.clone(),
+                    op: "walk",
+                    message: format!("deeper than {DEPTH_HARD_MAX} levels; not descended"),
+                    status: None,
+                },
+                sink,
+            );
+        }
+        let Some(fh) = FileHandle::from_bytes(a.filehandle).filter(|f| !f.is_empty()) else {
+            return self.report(
+                PathError {
+                    path: path.clone(),
+                    op: "readdir",
+                    message: format!(
+                        "directory handle missing or longer than 64 bytes ({} bytes); not descended",
+                        a.filehandle.len()
+                    ),
+                    status: None,
+                },
+                sink,
+            );
+        };
+        if !self
+            .visited
+            .insert_dir(attrs.fsid, attrs.fileid, fh.as_bytes())
+        {
+            return;
+        }
+        sink.spawn(
+            id,
+            Task::Dir(DirTask {
+                fh,
+                path: path.clone(),
+                depth,
+                fsid: attrs.fsid,
+            }),
+        );
+    }
+}
+
+/// The v3 status of the same meaning, for error records (which carry v3 statuses).
+fn v3_status(s: Nfsstat4) -> Option<Nfsstat3> {
+    let v = s.as_u32();
+    // Codes below 10000 and the shared 1000x range mean the same in both versions.
+    (v < 10_000 || (10_001..=10_008).contains(&v)).then(|| Nfsstat3::from_u32(v))
+}
+
+/// Encodes the COMPOUND `op` stands for with `xid` into `buf`; returns the procedure.
+#[allow(clippy::too_many_arguments)]
+fn encode_op4(
+    cfg: &WalkConfig,
+    setup: &Walk4Setup,
+    tasks: &mut Slab<Listing4>,
+    session: &Session,
+    thread: usize,
+    op: &mut Op4,
+    xid: u32,
+    buf: &mut Vec<u8>,
+) -> u32 {
+    let cred = &cfg.cred_xdr;
+    let mut owner = setup.owner.clone();
+    match op {
+        Op4::ExchangeId => {
+            owner.extend_from_slice(format!("/t{thread}").as_bytes());
+            let ops = [ArgOp::ExchangeId(ExchangeIdArgs {
+                verifier: setup.verifier,
+                ownerid: &owner,
+                flags: EXCHGID4_FLAG_USE_NON_PNFS,
+                impl_id: None,
+            })];
+            encode_compound_call(buf, xid, cred, TAG, MINOR_VERSION_1, &ops);
+        }
+        Op4::CreateSession => {
+            let Session::ClientOnly { clientid, sequence } = *session else {
+                unreachable!("CREATE_SESSION is queued only without a session")
+            };
+            let response = cfg.maxcount.saturating_add(64 << 10);
+            let ops = [ArgOp::CreateSession(CreateSessionArgs {
+                clientid,
+                sequence,
+                flags: 0,
+                fore: ChannelAttrs {
+                    headerpadsize: 0,
+                    maxrequestsize: 64 << 10,
+                    maxresponsesize: response,
+                    maxresponsesize_cached: 4096,
+                    maxoperations: 8,
+                    maxrequests: THREAD_SLOTS_WANTED,
+                    rdma_ird: None,
+                },
+                back: ChannelAttrs {
+                    maxrequestsize: 4096,
+                    maxresponsesize: 4096,
+                    maxoperations: 2,
+                    maxrequests: 1,
+                    ..Default::default()
+                },
+                cb_program: 0x4000_0000,
+            })];
+            encode_compound_call(buf, xid, cred, TAG, MINOR_VERSION_1, &ops);
+        }
+        Op4::List { task, slot } => {
+            let (Session::Ready(s), Some(claim)) = (session, slot.as_ref()) else {
+                unreachable!("listings are sent with a session and a slot")
+            };
+            let l = tasks.get_mut(*task).expect("checked in poll_transmit");
+            l.calls += 1;
+            let maxcount = if l.cookie == 0 {
+                cfg.maxcount.min(FIRST_MAXCOUNT_BYTES)
+            } else {
+                cfg.maxcount.min(V4_PAGE_BYTES_MAX)
+            }
+            .min(s.max_response.saturating_sub(4096).max(4096));
+            let ops = [
+                sequence(s, claim),
+                ArgOp::PutFh(l.task.fh.as_bytes()),
+                ArgOp::Readdir(ReaddirArgs4 {
+                    cookie: l.cookie,
+                    cookieverf: l.verf,
+                    dircount: cfg.dircount.min(maxcount),
+                    maxcount,
+                    attr_request: AttrMask::RECORD,
+                }),
+            ];
+            encode_compound_call(buf, xid, cred, TAG, MINOR_VERSION_1, &ops);
+        }
+        Op4::Renew { slot } => {
+            let (Session::Ready(s), Some(claim)) = (session, slot.as_ref()) else {
+                unreachable!("renewals are sent with a session and a slot")
+            };
+            encode_compound_call(buf, xid, cred, TAG, MINOR_VERSION_1, &[sequence(s, claim)]);
+        }
+    }
+    crate::rpc::nfs4::NFSPROC4_COMPOUND
+}
+
+fn sequence(s: &Slots, claim: &SlotClaim) -> ArgOp<'static> {
+    ArgOp::Sequence(SequenceArgs {
+        sessionid: s.id,
+        sequenceid: claim.seq,
+        slotid: claim.slot,
+        highest_slotid: s.seq.len() as u32 - 1,
+        cachethis: false,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rpc::msg::ReceivedCall;
+    use crate::rpc::nfs4::{
+        fattr4, CompoundArgs, CompoundReplyEncoder, CreateSessionOk, ExchangeIdOk, Fattr4, Fsid4,
+        SequenceOk,
+    };
+
+    #[derive(Default)]
+    struct Collect {
+        paths: Vec<Vec<u8>>,
+        spawned: Vec<Vec<u8>>,
+        done: Vec<TaskId>,
+        errors: Vec<PathError>,
+    }
+
+    impl WalkSink for Collect {
+        fn entry(&mut self, e: &EntryRef<'_>) {
+            self.paths.push(e.path.to_vec());
+        }
+        fn spawn(&mut self, _parent: TaskId, task: Task) {
+            if let Task::Dir(d) = task {
+                self.spawned.push(d.path);
+            }
+        }
+        fn task_done(&mut self, id: TaskId, _lookups: bool) {
+            self.done.push(id);
+        }
+        fn error(&mut self, err: PathError) {
+            self.errors.push(err);
+        }
+    }
+
+    /// Sends what the walker wants sent; returns (xid, first op of the COMPOUND, its ops).
+    fn sent(w: &mut Walker4, now: Instant) -> Vec<(u32, Vec<u32>, Option<SequenceArgs>)> {
+        let mut bufs = vec![Vec::new()];
+        w.poll_transmit(now, &mut bufs);
+        let mut out = Vec::new();
+        let mut b = &bufs[0][..];
+        while b.len() >= 4 {
+            let len = (u32::from_be_bytes([b[0], b[1], b[2], b[3]]) & 0x7fff_ffff) as usize;
+            let call = ReceivedCall::decode(&b[4..4 + len]).unwrap();
+            let mut args = CompoundArgs::decode(call.args).unwrap();
+            let mut ops = Vec::new();
+            let mut seq = None;
+            while let Some(op) = args.next_op() {
+                let op = op.unwrap();
+                if let ArgOp::Sequence(s) = op {
+                    seq = Some(s);
+                }
+                ops.push(op.opnum());
+            }
+            out.push((call.xid, ops, seq));
+            b = &b[4 + len..];
+        }
+        out
+    }
+
+    fn reply(build: impl FnOnce(&mut CompoundReplyEncoder, &mut Vec<u8>)) -> Vec<u8> {
+        let mut buf = Vec::new();
+        let mut enc = CompoundReplyEncoder::begin(&mut buf, TAG);
+        build(&mut enc, &mut buf);
+        enc.finish(&mut buf);
+        buf
+    }
+
+    fn seq_ok(s: &SequenceArgs) -> ResOk<'static> {
+        ResOk::Sequence(SequenceOk {
+            sessionid: s.sessionid,
+            sequenceid: s.sequenceid,
+            slotid: s.slotid,
+            highest_slotid: 7,
+            target_highest_slotid: 7,
+            status_flags: 0,
+        })
+    }
+
+    fn session_reply(id: u8) -> Vec<u8> {
+        reply(|e, b| {
+            e.ok(
+                b,
+                op4::CREATE_SESSION,
+                &ResOk::CreateSession(CreateSessionOk {
+                    sessionid: SessionId([id; 16]),
+                    sequence: 1,
+                    flags: 0,
+                    fore: ChannelAttrs {
+                        maxrequests: 8,
+                        maxresponsesize: 1 << 20,
+                        ..Default::default()
+                    },
+                    back: ChannelAttrs::default(),
+                }),
+            )
+        })
+    }
+
+    #[test]
+    fn sets_up_a_session_recovers_a_lost_one_and_lists_a_page() {
+        let setup = Arc::new(Walk4Setup {
+            owner: b"test".to_vec(),
+            verifier: [1; 8],
+            idmap: Arc::new(IdMap::default()),
+        });
+        let mut w = Walker4::new(
+            Arc::new(WalkConfig::default()),
+            setup,
+            Arc::new(VisitedDirs::default()),
+            1,
+            0,
+        );
+        let mut sink = Collect::default();
+        let now = Instant::now();
+        w.on_conn_up(0);
+        w.add_task(
+            TaskId(1),
+            Task::Dir(DirTask {
+                fh: FileHandle::from_bytes(b"root").unwrap(),
+                path: b".".to_vec(),
+                depth: 0,
+                fsid: 0,
+            }),
+            &mut sink,
+        );
+        // EXCHANGE_ID first, alone: nothing else goes out without a session.
+        let calls = sent(&mut w, now);
+        assert_eq!(calls.len(), 1);
+        assert_eq!(calls[0].1, [op4::EXCHANGE_ID]);
+        let x = reply(|e, b| {
+            e.ok(
+                b,
+                op4::EXCHANGE_ID,
+                &ResOk::ExchangeId(ExchangeIdOk {
+                    clientid: 9,
+                    sequenceid: 1,
+                    flags: 0,
+                    state_protect: 0,
+                    server_minor_id: 0,
+                    server_major_id: b"s",
+                    server_scope: b"s",
+                    impl_id: None,
+                }),
+            )
+        });
+        w.on_reply(calls[0].0, Ok(&x), now, &mut sink);
+        let calls = sent(&mut w, now);
+        assert_eq!(calls[0].1, [op4::CREATE_SESSION]);
+        w.on_reply(calls[0].0, Ok(&session_reply(1)), now, &mut sink);
+        // The listing: SEQUENCE (slot 0, sequence 1), PUTFH, READDIR.
+        let calls = sent(&mut w, now);
+        assert_eq!(calls[0].1, [op4::SEQUENCE, op4::PUTFH, op4::READDIR]);
+        let s = calls[0].2.unwrap();
+        assert_eq!((s.sequenceid, s.sessionid), (1, SessionId([1; 16])));
+        // The session is gone: a new one is made on the same client ID, then the call resent.
+        let bad = reply(|e, b| e.fail(b, op4::SEQUENCE, Nfsstat4::Badsession));
+        w.on_reply(calls[0].0, Ok(&bad), now, &mut sink);
+        let calls = sent(&mut w, now);
+        assert_eq!(calls[0].1, [op4::CREATE_SESSION]);
+        w.on_reply(calls[0].0, Ok(&session_reply(2)), now, &mut sink);
+        let calls = sent(&mut w, now);
+        let s = calls[0].2.unwrap();
+        assert_eq!((s.sequenceid, s.sessionid), (1, SessionId([2; 16])));
+        // A page: a file and a directory, eof.
+        let page = reply(|e, b| {
+            e.ok(b, op4::SEQUENCE, &seq_ok(&s));
+            e.ok(b, op4::PUTFH, &ResOk::Empty);
+            let mut rd = e.readdir(b, [3; 8], 0, 1 << 20);
+            for (i, (name, ftype)) in [(&b"f"[..], FileType4::Reg), (b"d", FileType4::Dir)]
+                .into_iter()
+                .enumerate()
+            {
+                let a = Fattr4 {
+                    mask: AttrMask::RECORD.without(AttrMask::of(&[fattr4::FS_LOCATIONS])),
+                    ftype,
+                    fileid: 10 + i as u64,
+                    fsid: Fsid4::default(),
+                    owner: b"1000",
+                    owner_group: b"1000",
+                    filehandle: b"handle",
+                    rdattr_error: Some(Nfsstat4::Ok),
+                    ..Default::default()
+                };
+                assert!(rd.push(b, 5 + i as u64, name, &a));
+            }
+            e.finish_readdir(b, rd, true);
+        });
+        w.on_reply(calls[0].0, Ok(&page), now, &mut sink);
+        assert_eq!(sink.paths, [b"f".to_vec(), b"d".to_vec()]);
+        assert_eq!(sink.spawned, [b"d".to_vec()]);
+        assert_eq!(sink.done, [TaskId(1)]);
+        assert!(sink.errors.is_empty());
+        assert!(w.is_idle());
+    }
+}

@@ -34,10 +34,6 @@ pub struct QueueScanArgs {
     /// With --queue: take over tasks pending this long on a host that stopped (e.g. 60s, 5m)
     #[arg(long, default_value = "60s", value_parser = parse_duration)]
     pub claim_idle: Duration,
-    /// With --queue: make the output durable (flush + fdatasync) at least this often; tasks are
-    /// acknowledged to the queue only then
-    #[arg(long, default_value_t = 10.0)]
-    pub checkpoint_secs: f64,
 }
 
 /// The options that change what a scan lists or writes: hosts of one scan must agree on them
@@ -217,8 +213,10 @@ pub fn run_scan(args: &ScanArgs, queue_url: &str) -> Result<i32> {
     let Some(path) = &args.output else {
         bail!("--queue needs an output file of this host's own (-o part-HOST.ndjson)");
     };
-    if !(q.checkpoint_secs > 0.0 && q.checkpoint_secs <= 3600.0) {
-        bail!("--checkpoint-secs must be within (0, 3600]");
+    // --checkpoint-secs (the scan's own): the part is made durable (flush + fdatasync) at
+    // least this often, and tasks are acknowledged to the queue only then.
+    if !(0.1..=3600.0).contains(&args.checkpoint_secs) {
+        bail!("--checkpoint-secs must be within [0.1, 3600] with --queue");
     }
     if args.max_depth == Some(0) {
         bail!("--max-depth 0 lists nothing to share: run it without --queue");
@@ -247,7 +245,7 @@ pub fn run_scan(args: &ScanArgs, queue_url: &str) -> Result<i32> {
     let (writer, tx) = SyncedTextWriter::start(
         format,
         file,
-        Duration::from_secs_f64(q.checkpoint_secs),
+        Duration::from_secs_f64(args.checkpoint_secs),
         setup.slot.clone(),
         stop.clone(),
     )?;

@@ -70,8 +70,9 @@ pub struct ScanArgs {
     /// Where --baseline writes the changes, as NDJSON change records (see `diff`)
     #[arg(long, value_name = "FILE", requires = "baseline")]
     pub changes: Option<PathBuf>,
-    /// Commit the database at least this often (seconds): a crash loses at most this much
-    /// work
+    /// Commit the output at least this often (seconds; the database, and with --queue the part
+    /// file, whose tasks are acknowledged to the queue only then): a crash loses at most this
+    /// much work
     #[arg(long, default_value_t = nfs_walker::output::sqlite::CHECKPOINT_SECS_DEFAULT)]
     pub checkpoint_secs: f64,
     #[command(flatten)]

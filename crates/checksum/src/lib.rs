@@ -144,8 +144,16 @@ mod tests {
     fn known_digests() {
         // Reference values of the empty input and of "abc", as the CLI tools print them.
         let cases = [
-            (ChecksumAlgo::Md5, b"" as &[u8], "d41d8cd98f00b204e9800998ecf8427e"),
-            (ChecksumAlgo::Md5, b"abc", "900150983cd24fb0d6963f7d28e17f72"),
+            (
+                ChecksumAlgo::Md5,
+                b"" as &[u8],
+                "d41d8cd98f00b204e9800998ecf8427e",
+            ),
+            (
+                ChecksumAlgo::Md5,
+                b"abc",
+                "900150983cd24fb0d6963f7d28e17f72",
+            ),
             (
                 ChecksumAlgo::Sha256,
                 b"abc",

@@ -38,6 +38,11 @@ pub enum Fault {
     Fragment { every: u64 },
     /// Add entries with hostile names to a READDIR/READDIRPLUS reply with probability `p`.
     Names { p: f64 },
+    /// A regular file is being rewritten all the time, with probability `p` per file (drawn
+    /// from its fileid and the seed, so the same files on every connection): each READ of it
+    /// reports a new mtime and ctime and returns the new contents. A correct reader reports
+    /// it as changed and gives no checksum.
+    Rewrite { p: f64 },
 }
 
 /// The parsed `--faults` list.
@@ -68,7 +73,9 @@ from a generator seeded by --seed and the connection number.
   hugerecord:every=N    send a record header claiming 2 GiB (0xffffffff), then close
   fragment:every=N      send the reply as many small record fragments
   names:p=P             add entries with hostile names to a READDIR/READDIRPLUS reply
-                        ('/', NUL, '.', '..', invalid UTF-8, 4096 bytes); real entries are kept";
+                        ('/', NUL, '.', '..', invalid UTF-8, 4096 bytes); real entries are kept
+  rewrite:p=P           a file (chosen with probability P by fileid and --seed) changes on
+                        every READ: new mtime, ctime and contents";
 
 impl FromStr for FaultSpec {
     type Err = FaultSpecError;
@@ -159,6 +166,7 @@ fn parse_fault(item: &str) -> Result<Fault, FaultSpecError> {
             every: need_every()?,
         },
         "names" => Fault::Names { p: need_p()? },
+        "rewrite" => Fault::Rewrite { p: need_p()? },
         other => return Err(err(format!("unknown fault kind `{other}`"))),
     };
     let uses_every = matches!(
@@ -196,6 +204,7 @@ impl fmt::Display for FaultSpec {
                 Fault::HugeRecord { every } => write!(f, "hugerecord:every={every}")?,
                 Fault::Fragment { every } => write!(f, "fragment:every={every}")?,
                 Fault::Names { p } => write!(f, "names:p={p}")?,
+                Fault::Rewrite { p } => write!(f, "rewrite:p={p}")?,
             }
         }
         Ok(())
@@ -205,6 +214,14 @@ impl fmt::Display for FaultSpec {
 impl FaultSpec {
     pub fn is_empty(&self) -> bool {
         self.faults.is_empty()
+    }
+
+    /// Whether the regular file `fileid` is being rewritten (`rewrite:p=P`).
+    pub fn rewrites(&self, seed: u64, fileid: u64) -> bool {
+        self.faults.iter().any(|f| match *f {
+            Fault::Rewrite { p } => Rng::new(hash3(seed, fileid, 0x7265_7772_6974_65)).chance(p),
+            _ => false,
+        })
     }
 }
 
@@ -259,6 +276,8 @@ impl ConnFaults {
                 Fault::HugeRecord { every } => out.hugerecord |= n % every == 0,
                 Fault::Fragment { every } => out.fragment |= n % every == 0,
                 Fault::Names { p } => out.names |= self.rng.chance(p),
+                // Per file, not per call: see FaultSpec::rewrites.
+                Fault::Rewrite { .. } => {}
             }
         }
         out
@@ -273,10 +292,13 @@ mod tests {
     fn parses_every_kind() {
         let spec: FaultSpec = "reset:every=100, stall:every=7:ms=250,jukebox:p=0.01,drop:p=0.5,\
                                badcookie:p=1,xid:every=3,truncate:every=9,hugerecord:every=11,\
-                               fragment:every=2,names:p=0.25"
+                               fragment:every=2,names:p=0.25,rewrite:p=0.5"
             .parse()
             .unwrap();
-        assert_eq!(spec.faults.len(), 10);
+        assert_eq!(spec.faults.len(), 11);
+        let rewritten = (0..1000).filter(|&id| spec.rewrites(7, id)).count();
+        assert!((400..600).contains(&rewritten), "{rewritten}");
+        assert!(!FaultSpec::default().rewrites(7, 1));
         assert_eq!(spec.faults[1], Fault::Stall { every: 7, ms: 250 });
         let again: FaultSpec = spec.to_string().parse().unwrap();
         assert_eq!(again, spec);

@@ -2261,7 +2261,9 @@ mod tests {
         ReadReply::encode_ok(&mut XdrWriter::new(&mut out), &ok);
         assert_eq!(out, reply);
         let mut out = Vec::new();
-        encode_read_ok_with(&mut out, Some(&attrs), 5, true, |b| b.copy_from_slice(b"hello"));
+        encode_read_ok_with(&mut out, Some(&attrs), 5, true, |b| {
+            b.copy_from_slice(b"hello")
+        });
         assert_eq!(out, reply);
         for cut in 0..reply.len() {
             assert!(ReadReply::decode(&reply[..cut]).is_err(), "cut at {cut}");
@@ -2283,7 +2285,10 @@ mod tests {
         // an empty read at end of file, without attributes
         let empty = [be(0), be(0), be(0), be(1), be(0)].concat();
         let ok = ReadReply::decode(&empty).unwrap();
-        assert_eq!((ok.attrs, ok.count, ok.eof, ok.data), (None, 0, true, &b""[..]));
+        assert_eq!(
+            (ok.attrs, ok.count, ok.eof, ok.data),
+            (None, 0, true, &b""[..])
+        );
         // a failure keeps the file's attributes
         let mut out = Vec::new();
         ReadReply::encode_fail(&mut XdrWriter::new(&mut out), Nfsstat3::Acces, Some(&attrs));

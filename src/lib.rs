@@ -10,6 +10,7 @@
 
 pub mod bench;
 pub mod client;
+pub mod content;
 pub mod output;
 pub mod report;
 pub mod ring;

@@ -4,16 +4,20 @@
 //! - [`xdr`], [`rpc`], [`record`] (the nfs-proto crate): XDR primitives over byte slices, ONC-RPC
 //!   record marking and the PORTMAP, MOUNT and NFS codecs, the entry record.
 //! - [`ring`]: sockets and I/O backends (io_uring, epoll); moves bytes, knows no protocol.
-//! - [`sched`]: threads, pinning, work distribution and the in-flight call table.
-//! - [`walker`]: the directory walk as a state machine, filters and entry records.
+//! - [`sched`]: threads, pinning, connections, the call engine, sources of tasks, the drive loop.
+//! - [`walker`]: the directory walk as a state machine (sans-IO), filters.
+//! - [`scan`]: the walk run on the engine into an output.
+//! - [`output`]: entry records to NDJSON, CSV or the scan database.
 //! - [`bench`]: per-operation load generation and latency histograms of a server.
 
 pub mod bench;
 pub mod client;
 pub mod content;
 pub mod output;
+pub mod path_error;
 pub mod report;
 pub mod ring;
+pub mod scan;
 pub mod sched;
 pub mod walker;
 

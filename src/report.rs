@@ -3,7 +3,7 @@
 
 use crate::record::EntryType;
 use crate::rpc::nfs3::proc_name;
-use crate::sched::EngineReport;
+use crate::scan::ScanReport;
 use std::fmt::Write as _;
 
 /// `1.2 GiB`-style sizes.
@@ -31,7 +31,7 @@ pub fn human_us(us: u64) -> String {
 }
 
 /// The summary of a scan, several lines, ending with a newline.
-pub fn scan_summary(r: &EngineReport, root_entries: u64) -> String {
+pub fn scan_summary(r: &ScanReport, root_entries: u64) -> String {
     let s = &r.stats;
     let mut o = String::new();
     let entries = s.entries + root_entries;

@@ -16,6 +16,7 @@ use nfs_walker::rpc::nfs3::{
     SpecData3, NFS_PROGRAM, NFS_V3,
 };
 use nfs_walker::rpc::{RecordAssembler, Reply, DEFAULT_RECORD_BYTES_MAX};
+use nfs_walker::sched::TaskId;
 use nfs_walker::walker::{
     DirTask, ExcludeSet, Mode, PathError, Task, VisitedDirs, WalkConfig, WalkSink, Walker,
 };
@@ -748,7 +749,10 @@ fn tree_entries(s: &Server, readlink: bool) -> BTreeMap<Vec<u8>, Expected> {
 #[derive(Default)]
 struct Collect {
     entries: Vec<EntryRecord>,
-    queue: Vec<Task>,
+    queue: Vec<(TaskId, Task)>,
+    /// Ids handed out so far, and the tasks not yet done (each id finishes exactly once).
+    next_id: u64,
+    open: HashSet<TaskId>,
     spawned: Vec<Task>,
     errors: Vec<PathError>,
     outstanding: i64,
@@ -763,17 +767,22 @@ impl WalkSink for Collect {
         self.entries.push(entry.to_owned());
     }
 
-    fn spawn(&mut self, task: Task) {
+    fn spawn(&mut self, parent: TaskId, task: Task) {
+        assert!(self.open.contains(&parent), "a child of a task not running");
         self.outstanding += 1;
         if matches!(task, Task::Lookups(_)) {
             self.lookup_batches += 1;
             self.lookup_batches_max = self.lookup_batches_max.max(self.lookup_batches);
         }
         self.spawned.push(task.clone());
-        self.queue.push(task);
+        self.push(task);
     }
 
-    fn task_done(&mut self, lookups: bool) {
+    fn task_done(&mut self, id: TaskId, lookups: bool) {
+        assert!(
+            self.open.remove(&id),
+            "task {id:?} done twice or never taken"
+        );
         self.outstanding -= 1;
         assert!(self.outstanding >= 0, "task_done without a task");
         if lookups {
@@ -786,6 +795,16 @@ impl WalkSink for Collect {
 
     fn error(&mut self, err: PathError) {
         self.errors.push(err);
+    }
+}
+
+impl Collect {
+    /// Queues a task under a new id.
+    fn push(&mut self, task: Task) {
+        self.next_id += 1;
+        let id = TaskId(self.next_id);
+        self.open.insert(id);
+        self.queue.push((id, task));
     }
 }
 
@@ -812,7 +831,7 @@ impl Harness {
         let visited = Arc::new(VisitedDirs::default());
         let root = server.fattr(ROOT);
         visited.insert(root.fsid, root.fileid);
-        let mut walker = Walker::new(Arc::new(cfg), visited, conns, 0x3000_0000);
+        let mut walker = Walker::new(Arc::new(cfg), visited, conns, 3);
         for c in 0..conns {
             walker.on_conn_up(c);
         }
@@ -840,10 +859,12 @@ impl Harness {
     /// Queues the root directory, as the scan command does.
     fn start_root(&mut self) {
         self.sink.outstanding += 1;
-        self.sink.queue.push(Task::Dir(DirTask {
+        let fsid = self.server.fattr(ROOT).fsid;
+        self.sink.push(Task::Dir(DirTask {
             fh: self.server.fh(ROOT),
             path: b".".to_vec(),
             depth: 0,
+            fsid,
         }));
     }
 
@@ -852,11 +873,15 @@ impl Harness {
     fn pump(&mut self) -> (usize, usize) {
         while self.walker.wants_task() {
             match self.sink.queue.pop() {
-                Some(t) => self.walker.add_task(t, &mut self.sink),
+                Some((id, t)) => self.walker.add_task(id, t, &mut self.sink),
                 None => break,
             }
         }
-        if self.walker.poll_timeout().is_some_and(|t| t <= self.now) {
+        if self
+            .walker
+            .poll_timeout(self.now)
+            .is_some_and(|t| t <= self.now)
+        {
             self.walker.on_timeout(self.now, &mut self.sink);
         }
         self.walker
@@ -973,7 +998,7 @@ impl Harness {
         if self.finished() {
             return false;
         }
-        match self.walker.poll_timeout() {
+        match self.walker.poll_timeout(self.now) {
             Some(t) if t > self.now => self.now = t,
             Some(_) => {}
             None => panic!(
@@ -1676,12 +1701,12 @@ fn getattr_mode_pauses_listings_while_the_lookup_backlog_is_high() {
     assert_eq!(pages, 20_002usize.div_ceil(300));
     let max = h.sink.lookup_batches_max;
     assert!(
-        max > nfs_walker::walker::machine::LOOKUP_BACKLOG_BATCHES_MAX as i64,
+        max > nfs_walker::walker::config::LOOKUP_BACKLOG_BATCHES_MAX as i64,
         "the backlog never rose above the limit ({max}); the test exercises nothing"
     );
     // One reply's batches may land after the limit was reached, no more.
     assert!(
-        max <= nfs_walker::walker::machine::LOOKUP_BACKLOG_BATCHES_MAX as i64 + 3,
+        max <= nfs_walker::walker::config::LOOKUP_BACKLOG_BATCHES_MAX as i64 + 3,
         "lookup backlog reached {max} batches"
     );
 }
@@ -1980,7 +2005,7 @@ fn jukebox_retries_after_a_growing_delay() {
     assert_eq!(h.pump(), (1, 1));
     let t0 = h.now;
     assert_eq!(
-        h.walker.poll_timeout(),
+        h.walker.poll_timeout(h.now),
         Some(t0 + Duration::from_millis(100))
     );
     // Nothing is sent before the delay is over...
@@ -1998,7 +2023,7 @@ fn jukebox_retries_after_a_growing_delay() {
     // A second JUKEBOX in a row waits twice as long.
     let t1 = h.now;
     assert_eq!(
-        h.walker.poll_timeout(),
+        h.walker.poll_timeout(h.now),
         Some(t1 + Duration::from_millis(200))
     );
     h.now = t1 + Duration::from_millis(199);
@@ -2012,7 +2037,7 @@ fn jukebox_retries_after_a_growing_delay() {
     let jukeboxed_at = h.now;
     let third_list = h.server.listing_calls(ROOT).len();
     assert_eq!(third_list, 4);
-    let due = h.walker.poll_timeout().expect("a delayed call");
+    let due = h.walker.poll_timeout(h.now).expect("a delayed call");
     assert_eq!(due, jukeboxed_at + Duration::from_millis(100));
     h.run();
     h.assert_done();

@@ -9,8 +9,11 @@ use super::load::{IntervalSet, LoadConfig, LoadCounters, LoadGen, LoadMode, Load
 use super::sample::Targets;
 use super::BenchError;
 use crate::ring::{Backend, Ring, RingConfig};
+use crate::rpc::RpcError;
 use crate::sched::conns::{self, ConnSet, GiveUp, ReconnectPolicy};
-use crate::sched::{EngineError, EngineOptions};
+use crate::sched::{
+    drive, DriveContext, EngineError, EngineOptions, NoTasks, Protocol, RateLimiter, TaskQueue,
+};
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use hdrhistogram::Histogram;
 use std::collections::BTreeMap;
@@ -26,12 +29,14 @@ pub const CONNECTIONS_MAX: usize = 1024;
 /// Delay between the last thread being connected and the start, so every thread is waiting
 /// when the start time comes.
 const START_DELAY: Duration = Duration::from_millis(20);
-/// The longest a thread sleeps in `poll` (the stop flag is checked at least this often).
+/// How often the coordinator looks at the stop flag while it waits for the threads.
 const POLL_MAX: Duration = Duration::from_millis(100);
 
-/// The bench's [`EngineOptions::reconnects_max`]: failed reconnects of one connection in a
-/// row before the bench gives up on the server.
-pub const RECONNECTS_MAX_DEFAULT: u32 = 10;
+/// [`EngineOptions::reconnects_max`] of a bench: failed reconnects of one connection in a row
+/// before the bench gives up on the server (fewer than a scan's
+/// [`crate::sched::SCAN_RECONNECTS_MAX_DEFAULT`]: a bench measures a healthy server, and one
+/// that keeps refusing connections has answered the question).
+pub const BENCH_RECONNECTS_MAX_DEFAULT: u32 = 10;
 
 /// Where a reporting interval lies.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -129,6 +134,7 @@ struct ThreadContext {
     targets: Arc<Targets>,
     share: LoadShare,
     stop: Arc<AtomicBool>,
+    rate: Option<Arc<RateLimiter>>,
     tx: Sender<ThreadMsg>,
     start_rx: Receiver<Option<Instant>>,
     recycle_rx: Receiver<IntervalSet>,
@@ -142,6 +148,7 @@ pub fn run_load(
     cfg: Arc<LoadConfig>,
     mode: LoadMode,
     opts: &EngineOptions,
+    rate: Option<Arc<RateLimiter>>,
     stop: &Arc<AtomicBool>,
     sink: &mut dyn IntervalSink,
 ) -> Result<LoadRun, BenchError> {
@@ -217,6 +224,7 @@ pub fn run_load(
             targets: targets.clone(),
             share,
             stop: thread_stop.clone(),
+            rate: rate.clone(),
             tx: tx.clone(),
             start_rx,
             recycle_rx,
@@ -502,67 +510,43 @@ fn run_thread(ctx: ThreadContext) -> ThreadMsg {
         Ok(Some(start)) if !failed => start,
         _ => return done(LoadCounters::new(ops), 0, None, None),
     };
-    let mut gen = LoadGen::new(
+    let gen = LoadGen::new(
         ctx.cfg.clone(),
         ctx.targets.clone(),
         ctx.share,
         conns.len(),
         ctx.index as u32,
         start,
-    );
+    )
+    .with_rate_limit(ctx.rate.clone());
+    let mut thread = BenchThread {
+        gen,
+        index: ctx.index,
+        tx: &ctx.tx,
+        recycle_rx: &ctx.recycle_rx,
+    };
     for slot in 0..conns.len() {
         if conns.is_up(slot) {
-            gen.on_conn_up(slot);
+            thread.gen.on_conn_up(slot);
         }
     }
-    let mut error: Option<BenchError> = None;
-
     // Sleep until the start (the generator sends nothing before it anyway).
     let wait = start.saturating_duration_since(Instant::now());
     if !wait.is_zero() {
         std::thread::sleep(wait);
     }
-    loop {
-        let now = Instant::now();
-        if ctx.stop.load(Ordering::Relaxed) {
-            gen.stop(now);
-        }
-        // Reconnect what is down and due.
-        if !gen.is_done(now) {
-            if let Err(e) = conns.connect_due(now, &ctx.policy, |slot| gen.on_conn_up(slot)) {
-                error = Some(e.into());
-                break;
-            }
-        }
-
-        gen.on_timeout(now);
-        gen.poll_transmit(now, conns.send_bufs());
-        conns.flush();
-        while let Some(set) = gen.take_interval(now) {
-            let _ = ctx.tx.send(ThreadMsg::Interval {
-                thread: ctx.index,
-                set,
-            });
-        }
-        while let Ok(set) = ctx.recycle_rx.try_recv() {
-            gen.recycle(set);
-        }
-        if gen.is_done(now) {
-            break;
-        }
-
-        let mut wake = gen.poll_timeout(now);
-        if let Some(next) = conns.next_attempt_min() {
-            wake = wake.min(next);
-        }
-        let timeout = wake.saturating_duration_since(now).min(POLL_MAX);
-        let polled = conns.poll(timeout, |xid, outcome, now| gen.on_reply(xid, outcome, now));
-        if let Err(e) = polled {
-            error = Some(e.into());
-            break;
-        }
-        conns.take_broken(Instant::now(), |slot| gen.on_conn_down(slot));
-    }
+    // Only the coordinator fails a bench; this flag stays down.
+    let failed = AtomicBool::new(false);
+    let cx = DriveContext {
+        policy: &ctx.policy,
+        stop: &ctx.stop,
+        failed: &failed,
+        reconnects: None,
+    };
+    let error = drive(&mut conns, &mut thread, &mut NoTasks, &cx)
+        .err()
+        .map(BenchError::from);
+    let gen = thread.gen;
     let measured_end = gen.measured_end();
     let (counters, rest) = gen.finish();
     for set in rest {
@@ -572,4 +556,69 @@ fn run_thread(ctx: ThreadContext) -> ThreadMsg {
         });
     }
     done(counters, conns.reconnects(), Some(measured_end), error)
+}
+
+/// The load generator as the engine's protocol user: it takes no tasks (it makes its own
+/// calls) and hands its finished intervals to the coordinator after each turn.
+struct BenchThread<'a> {
+    gen: LoadGen,
+    index: usize,
+    tx: &'a Sender<ThreadMsg>,
+    recycle_rx: &'a Receiver<IntervalSet>,
+}
+
+impl Protocol for BenchThread<'_> {
+    type Task = ();
+
+    fn on_conn_up(&mut self, slot: usize) {
+        self.gen.on_conn_up(slot);
+    }
+
+    fn on_conn_down(&mut self, slot: usize) {
+        self.gen.on_conn_down(slot);
+    }
+
+    fn on_reply<Q: TaskQueue<Task = ()>>(
+        &mut self,
+        xid: u32,
+        outcome: Result<&[u8], RpcError>,
+        now: Instant,
+        _: &mut Q,
+    ) {
+        self.gen.on_reply(xid, outcome, now);
+    }
+
+    fn on_timeout<Q: TaskQueue<Task = ()>>(&mut self, now: Instant, _: &mut Q) {
+        self.gen.on_timeout(now);
+    }
+
+    fn poll_transmit(&mut self, now: Instant, bufs: &mut [Vec<u8>]) -> usize {
+        self.gen.poll_transmit(now, bufs)
+    }
+
+    fn poll_timeout(&self, now: Instant) -> Option<Instant> {
+        Some(self.gen.poll_timeout(now))
+    }
+
+    fn after_turn<Q: TaskQueue<Task = ()>>(&mut self, now: Instant, _: &Q) {
+        while let Some(set) = self.gen.take_interval(now) {
+            let _ = self.tx.send(ThreadMsg::Interval {
+                thread: self.index,
+                set,
+            });
+        }
+        while let Ok(set) = self.recycle_rx.try_recv() {
+            self.gen.recycle(set);
+        }
+    }
+
+    fn is_idle(&self, now: Instant) -> bool {
+        self.gen.is_done(now)
+    }
+
+    /// Sending stops; replies in flight are awaited (a bounded drain).
+    fn stop(&mut self, now: Instant) -> bool {
+        self.gen.stop(now);
+        false
+    }
 }

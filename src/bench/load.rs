@@ -29,10 +29,9 @@ use crate::rpc::nfs3::{
     ACCESS3_MODIFY, ACCESS3_READ,
 };
 use crate::rpc::RpcError;
-use crate::walker::{take_calls, ConnBalancer};
+use crate::sched::{CallEngine, CallPolicy, Queued};
 use crate::xdr::{XdrEncode, XdrWriter};
 use hdrhistogram::Histogram;
-use slab::Slab;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -40,18 +39,12 @@ use std::time::{Duration, Instant};
 pub const LATENCY_NS_MAX: u64 = 3_600_000_000_000;
 /// Significant digits of the latency histograms.
 pub const LATENCY_SIGFIG: u8 = 3;
-/// Most calls one thread keeps in flight: the XID carries the call's slot in 16 bits.
-pub const INFLIGHT_PER_THREAD_MAX: usize = 1 << XID_KEY_BITS;
+/// Most calls one thread keeps in flight: the XID carries the call's slot in at most 16 of
+/// the call engine's key bits, leaving at least 12 bits of send sequence, so a late reply to a
+/// call whose slot was reused is not taken for the new call's.
+pub const INFLIGHT_PER_THREAD_MAX: usize = 1 << 16;
 /// Most connections one load generator drives.
 pub const CONNS_PER_THREAD_MAX: usize = 1024;
-/// How often in-flight calls are checked for their deadline, at most.
-const TIMEOUT_SCAN_PERIOD_MAX: Duration = Duration::from_millis(100);
-
-const XID_KEY_BITS: u32 = 16;
-const XID_KEY_MASK: u32 = (1 << XID_KEY_BITS) - 1;
-/// Bits of the XID between the slot and the thread's 4 bits: a sequence, so a late reply to a
-/// call whose slot was reused is not taken for the new call's.
-const XID_SEQ_MASK: u32 = 0x0FFF;
 
 /// ACCESS asks for every bit, like a client checking what it may do with a file.
 const ACCESS_ALL: u32 = ACCESS3_READ
@@ -261,17 +254,14 @@ impl LoadCounters {
     }
 }
 
-/// A call on the wire.
+/// What a call on the wire means to the generator (the call engine keeps its XID,
+/// connection and send time, from which its deadline runs).
 #[derive(Debug, Clone, Copy)]
-struct InflightCall {
-    xid: u32,
+struct BenchCall {
     op: u8,
     phase: Phase,
-    conn: u16,
     /// Where latency is measured from: the send (closed loop) or the due time (open loop).
     start_at: Instant,
-    /// When the call was handed out for sending; its deadline runs from here.
-    sent_at: Instant,
 }
 
 /// The load generator of one thread.
@@ -284,8 +274,7 @@ pub struct LoadGen {
     end: Instant,
     /// Set when sending stopped early (a signal); replies are awaited until `drain_deadline`.
     stopped_at: Option<Instant>,
-    calls: Slab<InflightCall>,
-    conns: ConnBalancer,
+    calls: CallEngine<BenchCall>,
     /// Next operation in the rotation (index into `cfg.ops`).
     next_op: usize,
     /// Next target per operation.
@@ -293,9 +282,6 @@ pub struct LoadGen {
     /// Open loop: calls started so far, and the spacing of calls in nanoseconds.
     open_started: u64,
     open_period_ns: f64,
-    xid_base: u32,
-    xid_seq: u32,
-    next_timeout_scan: Instant,
     interval: IntervalSet,
     interval_end: Instant,
     /// Finished intervals not yet taken by [`LoadGen::take_interval`].
@@ -356,15 +342,23 @@ impl LoadGen {
             warmup_end,
             end,
             stopped_at: None,
-            calls: Slab::with_capacity(inflight_max.min(4096)),
-            conns: ConnBalancer::new(conns, inflight_max.div_ceil(conns).max(1)),
+            calls: CallEngine::new(
+                CallPolicy {
+                    timeout: cfg.rpc_timeout,
+                    // A retry or a resend would measure something else than one call's
+                    // latency: every call has exactly one outcome.
+                    retries: 0,
+                    busy_waits_max: 0,
+                    resend_lost: false,
+                },
+                conns,
+                inflight_max.div_ceil(conns).max(1),
+                thread as usize,
+            ),
             next_op: 0,
             target_cursor,
             open_started: 0,
             open_period_ns,
-            xid_base: (thread & 0xF) << 28,
-            xid_seq: 0,
-            next_timeout_scan: start + timeout_scan_period(&cfg),
             interval,
             interval_end,
             finished: Vec::new(),
@@ -384,27 +378,32 @@ impl LoadGen {
 
     /// Calls in flight.
     pub fn inflight(&self) -> usize {
-        self.calls.len()
+        self.calls.inflight()
     }
 
-    pub fn counters(&self) -> &LoadCounters {
-        &self.counters
+    /// The counters so far (replies with unknown XIDs, counted by the call engine, included).
+    pub fn counters(&self) -> LoadCounters {
+        let mut c = self.counters.clone();
+        c.unknown_xids += self.calls.counters().unknown_xids;
+        c
+    }
+
+    /// Calls go out no faster than `rate` allows (`--max-rate`, shared by every thread).
+    pub fn with_rate_limit(mut self, rate: Option<Arc<crate::sched::RateLimiter>>) -> Self {
+        self.calls = self.calls.with_rate_limit(rate);
+        self
     }
 
     pub fn on_conn_up(&mut self, conn: usize) {
-        self.conns.set_up(conn);
+        self.calls.on_conn_up(conn);
     }
 
     /// A connection failed: its calls in flight are lost (counted, not retried: a retry would
     /// measure something else than one call's latency).
     pub fn on_conn_down(&mut self, conn: usize) {
-        if conn >= self.conns.len() {
-            return;
-        }
-        self.conns.set_down(conn);
-        let conn = conn as u16;
-        for call in take_calls(&mut self.calls, |c| c.conn == conn) {
-            self.counters.phase_mut(call.phase)[call.op as usize].lost += 1;
+        for lost in self.calls.on_conn_down(conn) {
+            let c = lost.call;
+            self.counters.phase_mut(c.phase)[c.op as usize].lost += 1;
         }
     }
 
@@ -450,7 +449,7 @@ impl LoadGen {
     /// Whether the run is over: no more calls will start, and every call has its outcome or the
     /// drain time is up.
     pub fn is_done(&self, now: Instant) -> bool {
-        self.sending_closed(now) && (self.calls.is_empty() || now >= self.drain_deadline())
+        self.sending_closed(now) && (self.calls.inflight() == 0 || now >= self.drain_deadline())
     }
 
     fn open_due(&self, k: u64) -> Instant {
@@ -478,18 +477,18 @@ impl LoadGen {
     }
 
     fn has_room(&self) -> bool {
-        self.calls.len() < self.share.mode.inflight_max() && self.conns.has_room()
+        self.calls.inflight() < self.share.mode.inflight_max() && self.calls.has_room()
     }
 
     /// The earliest time at which the generator wants to be polled again, even without
     /// replies.
     pub fn poll_timeout(&self, now: Instant) -> Instant {
         let mut t = self.interval_end;
-        if !self.calls.is_empty() {
-            t = t.min(self.next_timeout_scan.max(now));
+        if let Some(sweep) = self.calls.poll_timeout(now) {
+            t = t.min(sweep.max(now));
         }
         if self.sending_closed(now) {
-            if !self.calls.is_empty() {
+            if self.calls.inflight() > 0 {
                 t = t.min(self.drain_deadline());
             }
             return t;
@@ -516,19 +515,23 @@ impl LoadGen {
         let mut n = 0;
         match self.share.mode {
             LoadMode::Closed { inflight } => {
-                while self.calls.len() < inflight {
-                    let Some(conn) = self.conns.pick() else { break };
+                while self.calls.inflight() < inflight {
+                    let Some(conn) = self.calls.pick_conn(now) else {
+                        break;
+                    };
                     self.start_call(conn, now, now, &mut bufs[conn]);
                     n += 1;
                 }
             }
             LoadMode::Open { inflight_max, .. } => {
-                while self.calls.len() < inflight_max {
+                while self.calls.inflight() < inflight_max {
                     let due = self.open_due(self.open_started);
                     if due > now || due >= self.end {
                         break;
                     }
-                    let Some(conn) = self.conns.pick() else { break };
+                    let Some(conn) = self.calls.pick_conn(now) else {
+                        break;
+                    };
                     self.open_started += 1;
                     self.start_call(conn, due, now, &mut bufs[conn]);
                     n += 1;
@@ -550,99 +553,105 @@ impl LoadGen {
         self.next_op = (self.next_op + 1) % self.cfg.ops.len();
         let op = self.cfg.ops[op_index];
         let target = self.next_target(op_index, op);
-        let entry = self.calls.vacant_entry();
-        let key = entry.key() as u32;
-        self.xid_seq = self.xid_seq.wrapping_add(1);
-        let xid = self.xid_base | ((self.xid_seq & XID_SEQ_MASK) << XID_KEY_BITS) | key;
-        let t = &*self.targets;
-        let cred = &self.cfg.cred_xdr;
-        let proc_ = op.proc_();
-        // Targets were checked non-empty before the run; an empty list falls back to the root
-        // rather than panicking.
-        match op {
-            BenchOp::Null => encode_nfs3_call(buf, xid, proc_, cred, &NoArgs),
-            BenchOp::Getattr => {
-                let fh = t.objects.get(target).copied().unwrap_or(t.root_fh);
-                encode_nfs3_call(buf, xid, proc_, cred, &GetattrArgs { fh });
-            }
-            BenchOp::Access => {
-                let fh = t.objects.get(target).copied().unwrap_or(t.root_fh);
-                let args = AccessArgs {
-                    fh,
-                    access: ACCESS_ALL,
-                };
-                encode_nfs3_call(buf, xid, proc_, cred, &args);
-            }
-            BenchOp::Lookup => match t.lookups.get(target) {
-                Some(l) => {
-                    let args = LookupArgs {
-                        dir: l.dir,
-                        name: t.lookup_name(l),
-                    };
-                    encode_nfs3_call(buf, xid, proc_, cred, &args);
-                }
-                None => {
-                    let args = LookupArgs {
-                        dir: t.root_fh,
-                        name: b".",
-                    };
-                    encode_nfs3_call(buf, xid, proc_, cred, &args);
-                }
-            },
-            BenchOp::Readdir => {
-                let args = ReaddirArgs {
-                    dir: t.dirs.get(target).copied().unwrap_or(t.root_fh),
-                    cookie: 0,
-                    cookieverf: [0; 8],
-                    count: self.cfg.maxcount,
-                };
-                encode_nfs3_call(buf, xid, proc_, cred, &args);
-            }
-            BenchOp::ReaddirPlus => {
-                let args = ReaddirPlusArgs {
-                    dir: t.dirs.get(target).copied().unwrap_or(t.root_fh),
-                    cookie: 0,
-                    cookieverf: [0; 8],
-                    dircount: self.cfg.dircount.min(self.cfg.maxcount),
-                    maxcount: self.cfg.maxcount,
-                };
-                encode_nfs3_call(buf, xid, proc_, cred, &args);
-            }
-            BenchOp::Readlink => {
-                let fh = t.symlinks.get(target).copied().unwrap_or(t.root_fh);
-                encode_nfs3_call(buf, xid, proc_, cred, &ReadlinkArgs { fh });
-            }
-            BenchOp::Fsstat => {
-                encode_nfs3_call(buf, xid, proc_, cred, &FsstatArgs { fh: t.root_fh });
-            }
-        }
         let phase = if start_at < self.warmup_end {
             Phase::Warmup
         } else {
             Phase::Measured
         };
-        entry.insert(InflightCall {
-            xid,
+        let call = BenchCall {
             op: op_index as u8,
             phase,
-            conn: conn as u16,
             start_at,
-            sent_at: now,
+        };
+        let (t, cfg) = (&*self.targets, &*self.cfg);
+        self.calls.send(conn, Queued::new(call), now, |_, xid| {
+            encode_bench_call(t, cfg, op, target, xid, buf)
         });
-        self.conns.on_sent(conn);
         self.counters.phase_mut(phase)[op_index].calls += 1;
     }
+}
 
+/// Encodes `op` on `target` with `xid` into `buf`; returns its procedure.
+fn encode_bench_call(
+    t: &Targets,
+    cfg: &LoadConfig,
+    op: BenchOp,
+    target: usize,
+    xid: u32,
+    buf: &mut Vec<u8>,
+) -> u32 {
+    let cred = &cfg.cred_xdr;
+    let proc_ = op.proc_();
+    // Targets were checked non-empty before the run; an empty list falls back to the root
+    // rather than panicking.
+    match op {
+        BenchOp::Null => encode_nfs3_call(buf, xid, proc_, cred, &NoArgs),
+        BenchOp::Getattr => {
+            let fh = t.objects.get(target).copied().unwrap_or(t.root_fh);
+            encode_nfs3_call(buf, xid, proc_, cred, &GetattrArgs { fh });
+        }
+        BenchOp::Access => {
+            let fh = t.objects.get(target).copied().unwrap_or(t.root_fh);
+            let args = AccessArgs {
+                fh,
+                access: ACCESS_ALL,
+            };
+            encode_nfs3_call(buf, xid, proc_, cred, &args);
+        }
+        BenchOp::Lookup => match t.lookups.get(target) {
+            Some(l) => {
+                let args = LookupArgs {
+                    dir: l.dir,
+                    name: t.lookup_name(l),
+                };
+                encode_nfs3_call(buf, xid, proc_, cred, &args);
+            }
+            None => {
+                let args = LookupArgs {
+                    dir: t.root_fh,
+                    name: b".",
+                };
+                encode_nfs3_call(buf, xid, proc_, cred, &args);
+            }
+        },
+        BenchOp::Readdir => {
+            let args = ReaddirArgs {
+                dir: t.dirs.get(target).copied().unwrap_or(t.root_fh),
+                cookie: 0,
+                cookieverf: [0; 8],
+                count: cfg.maxcount,
+            };
+            encode_nfs3_call(buf, xid, proc_, cred, &args);
+        }
+        BenchOp::ReaddirPlus => {
+            let args = ReaddirPlusArgs {
+                dir: t.dirs.get(target).copied().unwrap_or(t.root_fh),
+                cookie: 0,
+                cookieverf: [0; 8],
+                dircount: cfg.dircount.min(cfg.maxcount),
+                maxcount: cfg.maxcount,
+            };
+            encode_nfs3_call(buf, xid, proc_, cred, &args);
+        }
+        BenchOp::Readlink => {
+            let fh = t.symlinks.get(target).copied().unwrap_or(t.root_fh);
+            encode_nfs3_call(buf, xid, proc_, cred, &ReadlinkArgs { fh });
+        }
+        BenchOp::Fsstat => {
+            encode_nfs3_call(buf, xid, proc_, cred, &FsstatArgs { fh: t.root_fh });
+        }
+    }
+    proc_
+}
+
+impl LoadGen {
     /// A reply arrived at `now`: `outcome` is the RPC layer's verdict (result bytes or why
     /// not).
     pub fn on_reply(&mut self, xid: u32, outcome: Result<&[u8], RpcError>, now: Instant) {
-        let key = (xid & XID_KEY_MASK) as usize;
-        if self.calls.get(key).is_none_or(|c| c.xid != xid) {
-            self.counters.unknown_xids += 1;
+        let Some(inflight) = self.calls.take_reply(xid) else {
             return;
-        }
-        let call = self.calls.remove(key);
-        self.conns.on_done(call.conn as usize);
+        };
+        let call = inflight.call;
         self.roll_intervals(now);
         let op_index = call.op as usize;
         let latency_ns = now.saturating_duration_since(call.start_at).as_nanos() as u64;
@@ -679,25 +688,12 @@ impl LoadGen {
     /// Gives up calls past their deadline.
     pub fn on_timeout(&mut self, now: Instant) {
         self.roll_intervals(now);
-        if now < self.next_timeout_scan {
-            return;
-        }
-        self.next_timeout_scan = now + timeout_scan_period(&self.cfg);
-        let timeout = self.cfg.rpc_timeout;
-        let expired: Vec<usize> = self
-            .calls
-            .iter()
-            .filter(|(_, c)| now.saturating_duration_since(c.sent_at) >= timeout)
-            .map(|(k, _)| k)
-            .collect();
-        for k in expired {
-            self.give_up(k);
+        for expired in self.calls.on_timeout(now) {
+            self.give_up(expired.call);
         }
     }
 
-    fn give_up(&mut self, key: usize) {
-        let call = self.calls.remove(key);
-        self.conns.on_done(call.conn as usize);
+    fn give_up(&mut self, call: BenchCall) {
         self.counters.phase_mut(call.phase)[call.op as usize].timeouts += 1;
     }
 
@@ -752,10 +748,10 @@ impl LoadGen {
             let due = self.open_calls_due_before(planned_end);
             self.counters.unsent += due.saturating_sub(self.open_started);
         }
-        let keys: Vec<usize> = self.calls.iter().map(|(k, _)| k).collect();
-        for k in keys {
-            self.give_up(k);
+        for unanswered in self.calls.drain_inflight() {
+            self.give_up(unanswered.call);
         }
+        self.counters.unknown_xids += self.calls.counters().unknown_xids;
         let mut rest = std::mem::take(&mut self.finished);
         let current = &self.interval;
         let empty = current.errors == 0
@@ -769,11 +765,6 @@ impl LoadGen {
         }
         (self.counters, rest)
     }
-}
-
-/// How often calls in flight are checked against their deadline.
-fn timeout_scan_period(cfg: &LoadConfig) -> Duration {
-    (cfg.rpc_timeout / 10).clamp(Duration::from_millis(1), TIMEOUT_SCAN_PERIOD_MAX)
 }
 
 /// The start of interval `index` (interval 0 starts at `warmup_end`).
@@ -933,7 +924,7 @@ mod tests {
         let mut bufs = vec![Vec::new()];
         assert_eq!(g.poll_transmit(t0, &mut bufs), 1, "call 0 due at t0");
         // Full: no wakeup for the next due call, only for the deadline check.
-        assert_eq!(g.poll_timeout(t0), t0 + TIMEOUT_SCAN_PERIOD_MAX);
+        assert_eq!(g.poll_timeout(t0), t0 + Duration::from_millis(100));
         let first = calls_in(&mut bufs[0]);
         // The server stalls 100 ms.
         let t = t0 + 100 * MS;

@@ -77,6 +77,8 @@ pub struct BenchConfig {
     pub dircount: u32,
     pub engine: EngineOptions,
     pub client: ClientOptions,
+    /// `--max-rate`: calls per second at most, over every thread, sample walk included.
+    pub max_rate: Option<f64>,
 }
 
 impl Default for BenchConfig {
@@ -92,10 +94,11 @@ impl Default for BenchConfig {
             maxcount: 32 << 10,
             dircount: 8 << 10,
             engine: EngineOptions {
-                reconnects_max: engine::RECONNECTS_MAX_DEFAULT,
+                reconnects_max: engine::BENCH_RECONNECTS_MAX_DEFAULT,
                 ..EngineOptions::default()
             },
             client: ClientOptions::default(),
+            max_rate: None,
         }
     }
 }
@@ -146,6 +149,14 @@ impl BenchConfig {
         {
             return bad("maxcount and dircount must be within 512 B..16 MiB".into());
         }
+        if self
+            .max_rate
+            .is_some_and(|r| !(1.0..=RATE_PER_S_MAX).contains(&r))
+        {
+            return bad(format!(
+                "max-rate must be within [1, {RATE_PER_S_MAX}] calls/s"
+            ));
+        }
         if self.sample_entries > sample::SAMPLE_ENTRIES_MAX {
             return bad(format!(
                 "sample must be at most {} entries",
@@ -171,10 +182,20 @@ pub struct Prepared {
 pub fn prepare(url: &str, cfg: &BenchConfig) -> Result<Prepared, BenchError> {
     cfg.validate()?;
     let parsed = NfsUrl::parse(url)?;
-    let mut mounted = mount(&parsed, &cfg.client)?;
+    let mounted = mount(&parsed, &cfg.client)?;
     let root = mounted.root_fh;
     let targets = if cfg.ops.iter().any(|op| needs_sample(*op)) {
-        sample::sample_targets(&mut mounted.nfs, root, cfg.sample_entries)?
+        sample::sample_targets(&sample::SampleSetup {
+            addrs: &mounted.nfs_addrs,
+            root_fh: root,
+            root_fsid: mounted.root_attrs.fsid,
+            root_fileid: mounted.root_attrs.fileid,
+            entries_max: cfg.sample_entries,
+            engine: &engine_options(cfg),
+            rpc_timeout: cfg.rpc_timeout,
+            cred_xdr: mounted.cred_xdr.clone(),
+            rate: rate_limit(cfg),
+        })?
     } else {
         Targets::root_only(root)
     };
@@ -205,6 +226,20 @@ pub fn prepare(url: &str, cfg: &BenchConfig) -> Result<Prepared, BenchError> {
         ops,
         skipped,
     })
+}
+
+/// The engine settings of a bench, with the client's source port and connect timeout.
+fn engine_options(cfg: &BenchConfig) -> crate::sched::EngineOptions {
+    let mut engine = cfg.engine.clone();
+    engine.source_port = cfg.client.source_port;
+    engine.connect_timeout = cfg.client.timeout;
+    engine
+}
+
+/// `--max-rate` as the limiter every thread shares.
+fn rate_limit(cfg: &BenchConfig) -> Option<Arc<crate::sched::RateLimiter>> {
+    cfg.max_rate
+        .map(|r| Arc::new(crate::sched::RateLimiter::new(r)))
 }
 
 /// Whether `op` needs targets from a sample walk (NULL and FSSTAT do with the root alone).
@@ -239,15 +274,13 @@ pub fn run_prepared(
         dircount: cfg.dircount.min(cfg.maxcount),
         cred_xdr: p.mounted.cred_xdr.clone(),
     });
-    let mut engine = cfg.engine.clone();
-    engine.source_port = cfg.client.source_port;
-    engine.connect_timeout = cfg.client.timeout;
     let run = engine::run_load(
         &p.mounted.nfs_addrs,
         p.targets.clone(),
         load,
         cfg.mode,
-        &engine,
+        &engine_options(cfg),
+        rate_limit(cfg),
         stop,
         sink,
     )?;

@@ -33,6 +33,9 @@ pub struct BenchArgs {
     /// Entries the sample walk collects as targets
     #[arg(long, default_value_t = 10_000)]
     pub sample: usize,
+    /// Calls per second at most over every thread, the sample walk included (spaced evenly)
+    #[arg(long, value_name = "OPS")]
+    pub max_rate: Option<f64>,
     /// Closed loop: calls in flight in total (default 256). With --rate: the most calls in
     /// flight (default 65536); calls due beyond it wait, and the wait counts in their latency
     #[arg(long)]
@@ -124,7 +127,7 @@ impl BenchArgs {
             },
         };
         let mut engine = EngineOptions {
-            reconnects_max: bench::engine::RECONNECTS_MAX_DEFAULT,
+            reconnects_max: bench::engine::BENCH_RECONNECTS_MAX_DEFAULT,
             ..EngineOptions::default()
         };
         if let Some(t) = self.threads {
@@ -157,6 +160,7 @@ impl BenchArgs {
             dircount: self.dircount,
             engine,
             client: self.client.options(),
+            max_rate: self.max_rate,
         };
         cfg.validate()?;
         Ok(cfg)

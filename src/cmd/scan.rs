@@ -6,7 +6,8 @@ use nfs_walker::client::{mount, ClientOptions, NfsUrl};
 use nfs_walker::output::{self, Batcher, Format, OutputBatch, TextWriter};
 use nfs_walker::record::EntryRecord;
 use nfs_walker::ring::Backend;
-use nfs_walker::sched::{self, EngineOptions, EngineReport, Progress};
+use nfs_walker::scan::{self, Progress, ScanReport, WalkSetup};
+use nfs_walker::sched::{EngineOptions, LocalDeques, RateLimiter};
 use nfs_walker::walker::{DirTask, ExcludeSet, Mode, Task, VisitedDirs, WalkConfig};
 use std::io::{IsTerminal, Write};
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
@@ -88,6 +89,9 @@ pub struct EngineArgs {
     /// nodes of a scale-out filer); default: every address the URL's host resolves to
     #[arg(long = "addr", value_name = "ADDR")]
     pub addrs: Vec<String>,
+    /// Calls per second at most, over all threads (spaced evenly): for busy production servers
+    #[arg(long, value_name = "OPS")]
+    pub max_rate: Option<f64>,
 }
 
 impl EngineArgs {
@@ -114,6 +118,17 @@ impl EngineArgs {
         // --connections is per thread.
         cfg.connections = cfg.threads * self.connections;
         Ok(cfg)
+    }
+
+    /// `--max-rate` as the limiter every thread shares.
+    pub fn rate_limit(&self) -> Result<Option<Arc<RateLimiter>>> {
+        match self.max_rate {
+            None => Ok(None),
+            Some(r) if r >= 1.0 && r <= nfs_walker::sched::rate::RATE_PER_S_MAX => {
+                Ok(Some(Arc::new(RateLimiter::new(r))))
+            }
+            Some(_) => bail!("--max-rate must be at least 1 call per second"),
+        }
     }
 
     /// The addresses to connect to: `--addr` values (with the NFS port where none is given),
@@ -160,7 +175,7 @@ pub fn output_format(args: &ScanArgs) -> Result<Format> {
         .and_then(|e| e.to_str())
         .unwrap_or("");
     Ok(match ext {
-        "db" | "sqlite" | "sqlite3" => Format::Records,
+        "db" | "sqlite" | "sqlite3" => Format::SqliteRows,
         "csv" => Format::Csv,
         _ => Format::Ndjson,
     })
@@ -173,7 +188,8 @@ pub struct ProgressLine {
 }
 
 impl ProgressLine {
-    pub fn start(progress: Arc<Progress>, enabled: bool) -> Self {
+    /// `max_rate`: the `--max-rate` cap, shown beside the current call rate.
+    pub fn start(progress: Arc<Progress>, max_rate: Option<f64>, enabled: bool) -> Self {
         let stop = Arc::new(AtomicBool::new(false));
         if !enabled || !std::io::stderr().is_terminal() {
             return ProgressLine { stop, handle: None };
@@ -186,11 +202,24 @@ impl ProgressLine {
                     .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
             );
             let start = std::time::Instant::now();
+            let mut last = (start, 0u64);
+            let mut rate_shown = String::new();
             while !s.load(Ordering::Relaxed) {
                 let n = progress.entries.load(Ordering::Relaxed);
                 let secs = start.elapsed().as_secs_f64().max(1e-3);
+                if let Some(cap) = max_rate {
+                    // The call rate over the last second or so, against the cap.
+                    let now = std::time::Instant::now();
+                    let dt = now.duration_since(last.0).as_secs_f64();
+                    if dt >= 1.0 || rate_shown.is_empty() {
+                        let calls = progress.calls.load(Ordering::Relaxed);
+                        let rate = (calls - last.1) as f64 / dt.max(1e-3);
+                        rate_shown = format!(", {rate:.0} calls/s of {cap:.0} max");
+                        last = (now, calls);
+                    }
+                }
                 bar.set_message(format!(
-                    "{n} entries ({:.0}/s), {} tasks queued or active, {} calls in flight, {} errors",
+                    "{n} entries ({:.0}/s), {} tasks queued or active, {} calls in flight, {} errors{rate_shown}",
                     n as f64 / secs,
                     progress.outstanding.load(Ordering::Relaxed),
                     progress.inflight.load(Ordering::Relaxed),
@@ -226,13 +255,13 @@ pub fn stop_on_signals() -> Result<Arc<AtomicBool>> {
 
 /// The outcome of a scan, for the caller's exit code and summary.
 pub struct ScanOutcome {
-    pub report: EngineReport,
+    pub report: ScanReport,
     pub errors: u64,
 }
 
 pub fn run(args: &ScanArgs) -> Result<i32> {
     let format = output_format(args)?;
-    if format == Format::Records {
+    if format == Format::SqliteRows {
         return run_sqlite(args);
     }
     let out: Box<dyn Write + Send> = match &args.output {
@@ -287,7 +316,7 @@ fn run_sqlite(args: &ScanArgs) -> Result<i32> {
     let stop = stop_on_signals()?;
     let (writer, tx) = SqliteWriter::create(path, &info, stop.clone())
         .with_context(|| format!("creating {}", path.display()))?;
-    let result = scan_into(args, Format::Records, tx, stop);
+    let result = scan_into(args, Format::SqliteRows, tx, stop);
     let end = match &result {
         Ok(o) => ScanEnd {
             status: if o.report.completed {
@@ -400,23 +429,33 @@ pub fn scan_into(
             fh: m.root_fh,
             path: b".".to_vec(),
             depth: 0,
+            fsid: m.root_attrs.fsid,
         })]
     };
-    let (err_handle, err_tx) = output::start_error_writer(errors_file)?;
-    let progress = Arc::new(Progress::default());
-    let bar = ProgressLine::start(progress.clone(), !args.quiet);
-    let result = sched::run(
-        &engine,
+    let setup = WalkSetup {
         walk,
         visited,
+        rate: args.engine.rate_limit()?,
+    };
+    let source = LocalDeques::new(roots);
+    let (err_handle, err_tx) = output::start_error_writer(errors_file)?;
+    let progress = Arc::new(Progress::default());
+    let bar = ProgressLine::start(progress.clone(), args.engine.max_rate, !args.quiet);
+    // Each thread encodes its entries in a batcher of its own; the senders go when the scan
+    // ends, which closes the writers' channels.
+    let result = scan::run(
+        &engine,
+        &setup,
         &args.engine.server_addrs(&m.nfs_addrs)?,
-        roots,
-        format,
-        tx,
-        err_tx,
-        progress,
-        stop,
-    );
+        &source,
+        move |_| Batcher::new(format, tx.clone(), Some(err_tx.clone())),
+        &progress,
+        &stop,
+    )
+    .map(|(report, batchers)| {
+        drop(batchers);
+        report
+    });
     bar.finish();
     let errors = err_handle
         .join()

@@ -5,8 +5,8 @@ pub mod btree;
 pub mod extsort;
 pub mod sqlite;
 
+use crate::path_error::PathError;
 use crate::record::{csv_header, EntryRef};
-use crate::walker::PathError;
 use crossbeam_channel::{bounded, Receiver, Sender};
 use std::io::{self, Write};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -20,8 +20,8 @@ pub enum Format {
     Csv,
     /// Paths only, one per line.
     Names,
-    /// Rows for the scan database, copied into batches on the scanning threads.
-    Records,
+    /// Rows for the SQLite scan database, copied into batches on the scanning threads.
+    SqliteRows,
 }
 
 impl std::str::FromStr for Format {
@@ -31,7 +31,7 @@ impl std::str::FromStr for Format {
             "ndjson" | "json" => Ok(Format::Ndjson),
             "csv" => Ok(Format::Csv),
             "names" => Ok(Format::Names),
-            "sqlite" => Ok(Format::Records),
+            "sqlite" => Ok(Format::SqliteRows),
             _ => Err(format!("unknown format `{s}` (ndjson, csv, names, sqlite)")),
         }
     }
@@ -44,6 +44,10 @@ pub enum OutputBatch {
     /// Rows for the scan database.
     Rows(sqlite::RowBatch),
     Errors(Vec<PathError>),
+    /// Ids of tasks (opaque here) every entry and error of which was sent ahead of this marker
+    /// on the same channel: once a writer has stored everything before it durably, the tasks
+    /// are durable (see `sched::tasks`). Sent only by batchers that track tasks.
+    TasksDone(Vec<u64>),
 }
 
 /// Batches flushed at about this size keep the channel's traffic low and its memory bounded.
@@ -60,6 +64,8 @@ pub struct Batcher {
     errors: Vec<PathError>,
     tx: Sender<OutputBatch>,
     err_tx: Option<Sender<OutputBatch>>,
+    /// Finished tasks not yet announced ([`Batcher::track_tasks`]).
+    tasks_done: Option<Vec<u64>>,
 }
 
 impl Batcher {
@@ -71,7 +77,7 @@ impl Batcher {
         Batcher {
             format,
             bytes: Vec::with_capacity(BATCH_BYTES + 4096),
-            rows: if format == Format::Records {
+            rows: if format == Format::SqliteRows {
                 sqlite::RowBatch::with_capacity(BATCH_BYTES + 4096, BATCH_RECORDS)
             } else {
                 sqlite::RowBatch::default()
@@ -79,6 +85,34 @@ impl Batcher {
             errors: Vec::new(),
             tx,
             err_tx,
+            tasks_done: None,
+        }
+    }
+
+    /// Announce finished tasks to the writer ([`OutputBatch::TasksDone`]), for a task source
+    /// that acknowledges tasks once their entries are durable.
+    pub fn track_tasks(mut self) -> Self {
+        self.tasks_done = Some(Vec::new());
+        self
+    }
+
+    /// Task `id` finished: all of its entries and errors were handed to this batcher.
+    pub fn task_finished(&mut self, id: u64) {
+        if let Some(done) = &mut self.tasks_done {
+            done.push(id);
+        }
+    }
+
+    /// Sends the finished tasks' marker, behind their errors (their entries went out already).
+    fn announce_tasks(&mut self) {
+        if self.tasks_done.as_ref().is_some_and(|d| !d.is_empty()) {
+            self.flush_errors();
+            let done = self
+                .tasks_done
+                .as_mut()
+                .map(std::mem::take)
+                .unwrap_or_default();
+            let _ = self.tx.send(OutputBatch::TasksDone(done));
         }
     }
 
@@ -92,7 +126,7 @@ impl Batcher {
                     .extend_from_slice(String::from_utf8_lossy(e.path).as_bytes());
                 self.bytes.push(b'\n');
             }
-            Format::Records => {
+            Format::SqliteRows => {
                 self.rows.push(e);
                 if self.rows.len() >= BATCH_RECORDS || self.rows.byte_len() >= BATCH_BYTES {
                     self.flush_rows();
@@ -112,6 +146,7 @@ impl Batcher {
                 sqlite::RowBatch::with_capacity(BATCH_BYTES + 4096, BATCH_RECORDS),
             );
             let _ = self.tx.send(OutputBatch::Rows(batch));
+            self.announce_tasks();
         }
     }
 
@@ -119,6 +154,7 @@ impl Batcher {
         if !self.bytes.is_empty() {
             let batch = std::mem::replace(&mut self.bytes, Vec::with_capacity(BATCH_BYTES + 4096));
             let _ = self.tx.send(OutputBatch::Bytes(batch));
+            self.announce_tasks();
         }
     }
 
@@ -138,7 +174,7 @@ impl Batcher {
         if let Some(etx) = &self.err_tx {
             let _ = etx.send(OutputBatch::Errors(batch.clone()));
         }
-        if self.format == Format::Records {
+        if self.format == Format::SqliteRows {
             let _ = self.tx.send(OutputBatch::Errors(batch));
         }
     }
@@ -148,6 +184,7 @@ impl Batcher {
         self.flush_bytes();
         self.flush_rows();
         self.flush_errors();
+        self.announce_tasks();
     }
 }
 

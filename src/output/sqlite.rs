@@ -26,8 +26,8 @@ use crate::output::btree::{
 };
 use crate::output::extsort::ExternalSorter;
 use crate::output::{OutputBatch, CHANNEL_BATCHES_MAX};
+use crate::path_error::PathError;
 use crate::record::{EntryAttrs, EntryRef, EntryType};
-use crate::walker::PathError;
 use crossbeam_channel::{bounded, Receiver, Sender};
 use rusqlite::{Connection, Statement};
 use std::borrow::Cow;
@@ -739,7 +739,7 @@ fn load_batches(state: &mut LoadState, rx: &Receiver<OutputBatch>) -> Result<(),
                     state.insert_error(e)?;
                 }
             }
-            OutputBatch::Bytes(_) => {}
+            OutputBatch::Bytes(_) | OutputBatch::TasksDone(_) => {}
         }
         state.load_time = t0.elapsed();
     }

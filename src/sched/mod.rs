@@ -1,27 +1,32 @@
-//! Threads, pinning, work distribution and termination.
+//! Threads, pinning, connections, calls and tasks: the engine every protocol user runs on.
 //!
 //! One thread per core, each pinned, each owning a [`Ring`](crate::ring::Ring) with its own TCP
-//! connections and a [`Walker`](crate::walker::Walker). Directory tasks live in per-thread LIFO
-//! deques (depth-first keeps memory low on wide trees) with a global injector, and idle threads
-//! steal. The scan ends exactly when no task is outstanding anywhere: a global counter of tasks
-//! created but not finished, never a timeout.
-//!
-//! [`conns`] is the part a thread's loop shares with the bench's: the ring's connections,
-//! (re)connecting, reply reassembly and broken connections.
+//! connections ([`conns`]), a protocol user (a sans-IO state machine behind
+//! [`drive::Protocol`]: the walk, the bench's load generator) that keeps its calls in a
+//! [`calls::CallEngine`], and the thread's queue of a [`tasks::TaskSource`]. [`drive::drive`]
+//! is the one loop that moves bytes, events and tasks between them. The engine knows no NFS
+//! semantics, no output format and no walk settings: the caller builds each thread's protocol
+//! user with a factory.
 
+pub mod balance;
+pub mod calls;
 pub mod conns;
-mod worker;
+pub mod drive;
+pub mod rate;
+pub mod tasks;
+
+pub use balance::ConnBalancer;
+pub use calls::{Attempts, CallCounters, CallEngine, CallPolicy, Inflight, Queued};
+pub use drive::{drive, DriveContext, Protocol};
+pub use rate::RateLimiter;
+pub use tasks::{LocalDeques, NoTasks, TaskId, TaskQueue, TaskSource};
 
 use crate::client::SourcePort;
-use crate::output::{Batcher, Format, OutputBatch};
-use crate::ring::{Backend, RingConfig};
-use crate::walker::{Task, VisitedDirs, WalkConfig, WalkStats};
-use conns::{GiveUp, ReconnectPolicy};
-use crossbeam_channel::Sender;
-use crossbeam_deque::{Injector, Stealer, Worker as Deque};
+use crate::ring::{Backend, Ring, RingConfig};
+use conns::{ConnSet, GiveUp, ReconnectPolicy};
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 use thiserror::Error;
 
@@ -42,8 +47,9 @@ pub struct EngineOptions {
     pub reconnects_max: u32,
 }
 
-/// The scan's [`EngineOptions::reconnects_max`] (the bench has its own).
-pub const RECONNECTS_MAX_DEFAULT: u32 = 20;
+/// [`EngineOptions::reconnects_max`] of a scan: failures in a row of one connection (failed
+/// connects and lost connections) it puts up with before giving up on the server.
+pub const SCAN_RECONNECTS_MAX_DEFAULT: u32 = 20;
 /// Before any connection was up, failed connects of one connection past which the scan fails
 /// with the connect error (so the first connect fails after 3 attempts).
 const FIRST_CONNECT_FAILURES_MAX: u32 = 2;
@@ -59,37 +65,33 @@ impl Default for EngineOptions {
             ring: RingConfig::default(),
             source_port: SourcePort::Auto,
             connect_timeout: Duration::from_secs(10),
-            reconnects_max: RECONNECTS_MAX_DEFAULT,
+            reconnects_max: SCAN_RECONNECTS_MAX_DEFAULT,
         }
     }
 }
 
-/// Live figures for a progress display.
-#[derive(Debug, Default)]
-pub struct Progress {
-    pub entries: AtomicU64,
-    pub errors: AtomicU64,
-    pub inflight: AtomicU64,
-    /// Tasks created and not yet finished (queued or being worked on).
-    pub outstanding: AtomicUsize,
-    pub reconnects: AtomicU64,
-    /// Lookup batches queued or being worked on (`getattr` mode's backlog).
-    pub lookup_batches: AtomicUsize,
-}
-
 /// What a finished (or stopped) run reports.
-#[derive(Debug, Clone)]
-pub struct EngineReport {
-    pub stats: WalkStats,
+#[derive(Debug)]
+pub struct EngineRun<P> {
+    /// Each thread's protocol user, as the loop left it (its figures are the caller's
+    /// business).
+    pub protocols: Vec<P>,
     pub backend: Backend,
     pub threads: usize,
     pub connections: usize,
     pub reconnects: u64,
     pub elapsed: Duration,
-    /// False when the run was stopped (signal) or failed before the walk was done.
+    /// False when the run was stopped (signal) before the source's work was done.
     pub completed: bool,
-    /// The first entry's arrival, from the engine's start.
-    pub first_entry_after: Option<Duration>,
+}
+
+/// What a thread's protocol user is built from.
+#[derive(Debug, Clone, Copy)]
+pub struct ThreadSetup {
+    /// 0.. the number of threads.
+    pub index: usize,
+    /// Connection slots of the thread.
+    pub conns: usize,
 }
 
 #[derive(Debug, Error)]
@@ -109,35 +111,22 @@ pub enum EngineError {
     NoServerAddress,
 }
 
-/// Shared state of one run.
-pub(crate) struct Shared {
-    pub injector: Injector<Task>,
-    pub stealers: Vec<Stealer<Task>>,
-    pub progress: Arc<Progress>,
-    pub stop: Arc<AtomicBool>,
-    /// Set by a thread that cannot go on (server lost); everyone stops.
-    pub failed: AtomicBool,
-    pub failure: std::sync::Mutex<Option<EngineError>>,
-    pub first_entry_ns: AtomicU64,
-    pub start: Instant,
-}
-
-/// Runs a walk from `roots` to completion (or until `stop` is set).
-///
-/// `out` receives entry batches in `format`; `errors` receives per-path errors.
-#[allow(clippy::too_many_arguments)]
-pub fn run(
+/// Runs the tasks of `source` over `threads` threads to completion (or until `stop` is set):
+/// each thread builds its protocol user with `make`, takes its queue of the source, and runs
+/// [`drive`] over its connections to `addrs`.
+pub fn run<S, P, F>(
     cfg: &EngineOptions,
-    walk: Arc<WalkConfig>,
-    visited: Arc<VisitedDirs>,
     addrs: &[SocketAddr],
-    roots: Vec<Task>,
-    format: Format,
-    out: Sender<OutputBatch>,
-    errors: Sender<OutputBatch>,
-    progress: Arc<Progress>,
-    stop: Arc<AtomicBool>,
-) -> Result<EngineReport, EngineError> {
+    source: &S,
+    make: F,
+    stop: &AtomicBool,
+    reconnects: Option<&AtomicU64>,
+) -> Result<EngineRun<P>, EngineError>
+where
+    S: TaskSource,
+    P: Protocol<Task = S::Task> + Send,
+    F: Fn(ThreadSetup) -> P + Sync,
+{
     if addrs.is_empty() {
         return Err(EngineError::NoServerAddress);
     }
@@ -154,87 +143,91 @@ pub fn run(
         first_connect_failures_max: cfg.reconnects_max.min(FIRST_CONNECT_FAILURES_MAX),
         give_up: GiveUp::WhenDue,
     };
-    let deques: Vec<Deque<Task>> = (0..threads).map(|_| Deque::new_lifo()).collect();
-    let shared = Arc::new(Shared {
-        injector: Injector::new(),
-        stealers: deques.iter().map(Deque::stealer).collect(),
-        progress: progress.clone(),
-        stop,
-        failed: AtomicBool::new(false),
-        failure: std::sync::Mutex::new(None),
-        first_entry_ns: AtomicU64::new(0),
-        start: Instant::now(),
-    });
-    progress
-        .outstanding
-        .fetch_add(roots.len(), Ordering::SeqCst);
-    for r in roots {
-        shared.injector.push(r);
-    }
     let cores = if cfg.pin_threads {
         core_affinity::get_core_ids().unwrap_or_default()
     } else {
         Vec::new()
     };
-    let mut handles = Vec::with_capacity(threads);
-    for (i, deque) in deques.into_iter().enumerate() {
-        let ctx = worker::WorkerContext {
-            index: i,
-            core: (!cores.is_empty()).then(|| cores[i % cores.len()]),
-            backend,
-            ring: cfg.ring.clone(),
-            addrs: conns::thread_addrs(addrs, connections, threads, i),
-            policy,
-            walk: walk.clone(),
-            visited: visited.clone(),
-            shared: shared.clone(),
-            deque,
-            batcher: Batcher::new(format, out.clone(), Some(errors.clone())),
-        };
-        let h = std::thread::Builder::new()
-            .name(format!("nfs-walker-{i}"))
-            .spawn(move || worker::run(ctx))
-            .map_err(EngineError::Thread)?;
-        handles.push(h);
-    }
-    drop(out);
-    drop(errors);
-    let mut stats = WalkStats::default();
-    let mut reconnects = 0;
-    for h in handles {
-        match h.join() {
-            Ok(r) => {
-                stats.merge(&r.stats);
-                reconnects += r.reconnects;
-            }
-            Err(_) => {
-                shared.failed.store(true, Ordering::SeqCst);
-                shared
-                    .failure
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .get_or_insert(EngineError::ServerLost("a scan thread panicked".into()));
+    let start = Instant::now();
+    let failed = AtomicBool::new(false);
+    let failure: Mutex<Option<EngineError>> = Mutex::new(None);
+    let fail = |e: EngineError| {
+        failed.store(true, Ordering::SeqCst);
+        failure
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get_or_insert(e);
+    };
+    let queues = source.queues(threads);
+    let mut protocols = Vec::with_capacity(threads);
+    let mut reconnects_total = 0;
+    let mut exhausted = true;
+    std::thread::scope(|scope| {
+        let mut handles = Vec::with_capacity(threads);
+        for (i, mut queue) in queues.into_iter().enumerate() {
+            let addrs = conns::thread_addrs(addrs, connections, threads, i);
+            let core = (!cores.is_empty()).then(|| cores[i % cores.len()]);
+            let (make, fail, failed, policy) = (&make, &fail, &failed, &policy);
+            let ring_cfg = &cfg.ring;
+            let spawned = std::thread::Builder::new()
+                .name(format!("nfs-walker-{i}"))
+                .spawn_scoped(scope, move || {
+                    if let Some(core) = core {
+                        core_affinity::set_for_current(core);
+                    }
+                    let mut proto = make(ThreadSetup {
+                        index: i,
+                        conns: addrs.len(),
+                    });
+                    let ring = match Ring::new(backend, ring_cfg) {
+                        Ok(r) => r,
+                        Err(e) => {
+                            fail(e.into());
+                            proto.finish();
+                            return (proto, 0, false);
+                        }
+                    };
+                    let mut conns = ConnSet::new(ring, &addrs, Instant::now());
+                    let cx = DriveContext {
+                        policy,
+                        stop,
+                        failed,
+                        reconnects,
+                    };
+                    if let Err(e) = drive(&mut conns, &mut proto, &mut queue, &cx) {
+                        fail(e);
+                    }
+                    (proto, conns.reconnects(), queue.is_exhausted())
+                });
+            match spawned {
+                Ok(h) => handles.push(h),
+                Err(e) => {
+                    fail(EngineError::Thread(e));
+                    break;
+                }
             }
         }
-    }
-    if let Some(e) = shared
-        .failure
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .take()
-    {
+        for h in handles {
+            match h.join() {
+                Ok((p, r, done)) => {
+                    protocols.push(p);
+                    reconnects_total += r;
+                    exhausted &= done;
+                }
+                Err(_) => fail(EngineError::ServerLost("a scan thread panicked".into())),
+            }
+        }
+    });
+    if let Some(e) = failure.lock().unwrap_or_else(|e| e.into_inner()).take() {
         return Err(e);
     }
-    let first = shared.first_entry_ns.load(Ordering::Relaxed);
-    Ok(EngineReport {
-        stats,
+    Ok(EngineRun {
+        protocols,
         backend,
         threads,
         connections,
-        reconnects,
-        elapsed: shared.start.elapsed(),
-        completed: !shared.stop.load(Ordering::SeqCst)
-            && progress.outstanding.load(Ordering::SeqCst) == 0,
-        first_entry_after: (first > 0).then(|| Duration::from_nanos(first)),
+        reconnects: reconnects_total,
+        elapsed: start.elapsed(),
+        completed: !stop.load(Ordering::SeqCst) && exhausted,
     })
 }

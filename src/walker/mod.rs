@@ -1,13 +1,16 @@
 //! The walk: directory listing chains, lookups, filters and what they emit. Knows NFS
 //! semantics; knows nothing of sockets or threads.
 
-pub mod balance;
+pub mod config;
 pub mod filter;
 pub mod machine;
 pub mod seen;
+pub mod stats;
 pub mod task;
 
-pub use balance::{take_calls, ConnBalancer};
+pub use crate::path_error::PathError;
+pub use config::{Mode, WalkConfig};
 pub use filter::{ExcludeSet, VisitedDirs};
-pub use machine::{Mode, PathError, ProcStats, WalkConfig, WalkSink, WalkStats, Walker};
+pub use machine::{ObjectRef, WalkSink, Walker};
+pub use stats::{ProcStats, WalkStats};
 pub use task::{DirTask, LookupBatch, LookupName, Task};

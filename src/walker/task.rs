@@ -1,7 +1,12 @@
-//! Units of work that move between threads.
+//! Units of work that move between threads (and, serialised, between hosts or runs).
 
 use crate::rpc::nfs3::{Fattr3, FileHandle};
+use crate::xdr::{XdrDecode, XdrEncode, XdrReader, XdrResult, XdrWriter};
 use std::sync::Arc;
+
+/// Longest path a serialised [`DirTask`] may carry: 10,000 levels of 255-byte names would be
+/// more, but no real tree comes near it, and a hostile record must not allocate without bound.
+pub const TASK_PATH_BYTES_MAX: u32 = 1 << 20;
 
 /// A directory to list.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -11,6 +16,30 @@ pub struct DirTask {
     pub path: Vec<u8>,
     /// Depth of the directory itself (the root is 0).
     pub depth: u32,
+    /// The directory's file system (with its fileid, what the visited-directory set keys on).
+    pub fsid: u64,
+}
+
+/// The serialised form of a directory task (a saved frontier, a shared queue's entry):
+/// XDR `{ opaque fh<64>; opaque path<1 MiB>; unsigned depth; unsigned hyper fsid; }`.
+impl XdrEncode for DirTask {
+    fn encode(&self, w: &mut XdrWriter<'_>) {
+        w.opaque(self.fh.as_bytes())
+            .opaque(&self.path)
+            .u32(self.depth)
+            .u64(self.fsid);
+    }
+}
+
+impl<'a> XdrDecode<'a> for DirTask {
+    fn decode(r: &mut XdrReader<'a>) -> XdrResult<Self> {
+        Ok(DirTask {
+            fh: FileHandle::decode(r)?,
+            path: r.opaque(TASK_PATH_BYTES_MAX)?.to_vec(),
+            depth: r.u32()?,
+            fsid: r.u64()?,
+        })
+    }
 }
 
 /// One name whose handle and attributes must be fetched with LOOKUP.
@@ -40,4 +69,25 @@ pub struct LookupBatch {
 pub enum Task {
     Dir(DirTask),
     Lookups(LookupBatch),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dir_tasks_round_trip_and_bad_bytes_are_refused() {
+        let t = DirTask {
+            fh: FileHandle::from_bytes(&[9; 28]).unwrap(),
+            path: b"a/b\xffc".to_vec(),
+            depth: 2,
+            fsid: 0xfeed,
+        };
+        let bytes = t.to_xdr();
+        assert_eq!(DirTask::from_xdr(&bytes).unwrap(), t);
+        assert!(DirTask::from_xdr(&bytes[..bytes.len() - 1]).is_err());
+        let mut long = Vec::new();
+        XdrWriter::new(&mut long).opaque(&[0; 65]);
+        assert!(DirTask::from_xdr(&long).is_err(), "handle over 64 bytes");
+    }
 }

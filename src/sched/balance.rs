@@ -1,18 +1,5 @@
 //! Which connection a call goes on: round-robin over the connections that are up and below
-//! their in-flight limit. Shared by the walk and the bench load generator, both sans-IO.
-
-use slab::Slab;
-
-/// Removes the calls in flight that `on_lost_conn` picks (those of a connection that went
-/// down) and returns them in slab order: the walk resends them, the bench counts them lost.
-pub fn take_calls<T>(calls: &mut Slab<T>, on_lost_conn: impl Fn(&T) -> bool) -> Vec<T> {
-    let keys: Vec<usize> = calls
-        .iter()
-        .filter(|(_, c)| on_lost_conn(c))
-        .map(|(k, _)| k)
-        .collect();
-    keys.into_iter().map(|k| calls.remove(k)).collect()
-}
+//! their in-flight limit. Part of the call engine ([`super::calls`]).
 
 #[derive(Debug, Clone, Copy, Default)]
 struct ConnLoad {

@@ -1,0 +1,344 @@
+//! A scan: the walk ([`crate::walker`]) run on the engine ([`crate::sched`]), its entries
+//! handed to an [`EntrySink`] (the output batchers, or the bench's sample collector).
+//!
+//! This is where the layers meet: the engine knows threads, connections, calls and tasks; the
+//! walker knows NFS; the sink knows records. [`WalkThread`] is the walk as the engine's
+//! [`Protocol`]: it owns one thread's [`Walker`] and sink, counts the lookup backlog over all
+//! threads, and publishes progress.
+
+use crate::output::Batcher;
+use crate::path_error::PathError;
+use crate::record::EntryRef;
+use crate::ring::Backend;
+use crate::rpc::RpcError;
+use crate::sched::{
+    self, EngineError, EngineOptions, Protocol, RateLimiter, TaskId, TaskQueue, TaskSource,
+    ThreadSetup,
+};
+use crate::walker::{ObjectRef, Task, VisitedDirs, WalkConfig, WalkSink, WalkStats, Walker};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// How long a thread whose listings wait for the lookup backlog (and has no call in flight to
+/// wake it) sleeps before looking again.
+const PARKED_POLL: Duration = Duration::from_millis(1);
+
+/// Live figures for a progress display.
+#[derive(Debug, Default)]
+pub struct Progress {
+    pub entries: AtomicU64,
+    pub errors: AtomicU64,
+    pub inflight: AtomicU64,
+    /// Tasks created and not yet finished (queued or being worked on).
+    pub outstanding: AtomicUsize,
+    pub reconnects: AtomicU64,
+    /// Calls sent (for the rate shown beside `--max-rate`).
+    pub calls: AtomicU64,
+}
+
+/// What a finished (or stopped) scan reports.
+#[derive(Debug, Clone)]
+pub struct ScanReport {
+    pub stats: WalkStats,
+    pub backend: Backend,
+    pub threads: usize,
+    pub connections: usize,
+    pub reconnects: u64,
+    pub elapsed: Duration,
+    /// False when the scan was stopped (signal) or failed before the walk was done.
+    pub completed: bool,
+    /// The first entry's arrival, from the scan's start.
+    pub first_entry_after: Option<Duration>,
+}
+
+/// Where a scanning thread's entries and errors go.
+pub trait EntrySink: Send {
+    /// Whether [`EntrySink::object`] is wanted (see [`WalkSink::WANTS_OBJECTS`]).
+    const WANTS_OBJECTS: bool = false;
+    fn entry(&mut self, e: &EntryRef<'_>);
+    fn error(&mut self, e: PathError);
+    fn object(&mut self, _o: &ObjectRef<'_>) {}
+    /// Task `id` finished: every entry it produced has been handed over (see
+    /// [`crate::sched::tasks`] on durability).
+    fn task_finished(&mut self, _id: TaskId) {}
+    /// The thread is done: send everything held.
+    fn flush(&mut self) {}
+}
+
+impl EntrySink for Batcher {
+    #[inline]
+    fn entry(&mut self, e: &EntryRef<'_>) {
+        Batcher::entry(self, e);
+    }
+    fn error(&mut self, e: PathError) {
+        Batcher::error(self, e);
+    }
+    fn task_finished(&mut self, id: TaskId) {
+        Batcher::task_finished(self, id.0);
+    }
+    fn flush(&mut self) {
+        Batcher::flush(self);
+    }
+}
+
+/// What every walk thread of a scan shares.
+pub struct WalkSetup {
+    pub walk: Arc<WalkConfig>,
+    pub visited: Arc<VisitedDirs>,
+    /// `--max-rate`: calls per second of the whole scan.
+    pub rate: Option<Arc<RateLimiter>>,
+}
+
+/// Counters the walk threads of one scan share.
+struct WalkShared {
+    /// Lookup batches queued or being worked on (`getattr` mode's backlog), over all threads.
+    lookup_batches: AtomicUsize,
+    first_entry_ns: AtomicU64,
+    start: Instant,
+    progress: Arc<Progress>,
+}
+
+/// The walk of one thread as the engine's protocol user.
+pub struct WalkThread<O> {
+    walker: Walker,
+    out: O,
+    shared: Arc<WalkShared>,
+    entries: u64,
+    errors: u64,
+    /// What was last added to the progress counters: entries, errors, calls in flight, calls.
+    reported: (u64, u64, usize, u64),
+}
+
+/// The walker's sink for one event: entries and errors to the output, tasks to the queue.
+struct ThreadSink<'a, Q, O> {
+    queue: &'a mut Q,
+    out: &'a mut O,
+    shared: &'a WalkShared,
+    entries: &'a mut u64,
+    errors: &'a mut u64,
+}
+
+impl<Q: TaskQueue<Task = Task>, O: EntrySink> WalkSink for ThreadSink<'_, Q, O> {
+    const WANTS_OBJECTS: bool = O::WANTS_OBJECTS;
+
+    #[inline]
+    fn entry(&mut self, e: &EntryRef<'_>) {
+        if *self.entries == 0 {
+            let ns = self.shared.start.elapsed().as_nanos().max(1) as u64;
+            let _ = self.shared.first_entry_ns.compare_exchange(
+                0,
+                ns,
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            );
+        }
+        *self.entries += 1;
+        self.out.entry(e);
+    }
+
+    fn spawn(&mut self, parent: TaskId, task: Task) {
+        if matches!(task, Task::Lookups(_)) {
+            self.shared.lookup_batches.fetch_add(1, Ordering::Relaxed);
+        }
+        self.queue.push_child(parent, task);
+    }
+
+    fn task_done(&mut self, id: TaskId, lookups: bool) {
+        if lookups {
+            self.shared.lookup_batches.fetch_sub(1, Ordering::Relaxed);
+        }
+        self.out.task_finished(id);
+        self.queue.finish(id);
+    }
+
+    fn error(&mut self, e: PathError) {
+        *self.errors += 1;
+        self.out.error(e);
+    }
+
+    fn object(&mut self, o: &ObjectRef<'_>) {
+        self.out.object(o);
+    }
+}
+
+impl<O: EntrySink> WalkThread<O> {
+    fn sink<'a, Q: TaskQueue<Task = Task>>(
+        out: &'a mut O,
+        queue: &'a mut Q,
+        shared: &'a WalkShared,
+        entries: &'a mut u64,
+        errors: &'a mut u64,
+    ) -> ThreadSink<'a, Q, O> {
+        ThreadSink {
+            queue,
+            out,
+            shared,
+            entries,
+            errors,
+        }
+    }
+}
+
+impl<O: EntrySink> Protocol for WalkThread<O> {
+    type Task = Task;
+
+    fn on_conn_up(&mut self, slot: usize) {
+        self.walker.on_conn_up(slot);
+    }
+
+    fn on_conn_down(&mut self, slot: usize) {
+        self.walker.on_conn_down(slot);
+    }
+
+    fn wants_task(&self) -> bool {
+        self.walker.wants_task()
+    }
+
+    fn add_task<Q: TaskQueue<Task = Task>>(&mut self, id: TaskId, task: Task, queue: &mut Q) {
+        let mut sink = Self::sink(
+            &mut self.out,
+            queue,
+            &self.shared,
+            &mut self.entries,
+            &mut self.errors,
+        );
+        self.walker.add_task(id, task, &mut sink);
+    }
+
+    #[inline]
+    fn on_reply<Q: TaskQueue<Task = Task>>(
+        &mut self,
+        xid: u32,
+        outcome: Result<&[u8], RpcError>,
+        now: Instant,
+        queue: &mut Q,
+    ) {
+        let mut sink = Self::sink(
+            &mut self.out,
+            queue,
+            &self.shared,
+            &mut self.entries,
+            &mut self.errors,
+        );
+        self.walker.on_reply(xid, outcome, now, &mut sink);
+    }
+
+    fn on_timeout<Q: TaskQueue<Task = Task>>(&mut self, now: Instant, queue: &mut Q) {
+        let mut sink = Self::sink(
+            &mut self.out,
+            queue,
+            &self.shared,
+            &mut self.entries,
+            &mut self.errors,
+        );
+        self.walker.on_timeout(now, &mut sink);
+    }
+
+    fn poll_transmit(&mut self, now: Instant, bufs: &mut [Vec<u8>]) -> usize {
+        self.walker
+            .set_lookup_backlog(self.shared.lookup_batches.load(Ordering::Relaxed));
+        self.walker.poll_transmit(now, bufs)
+    }
+
+    fn poll_timeout(&self, now: Instant) -> Option<Instant> {
+        if self.walker.has_parked() && self.walker.inflight() == 0 {
+            // Nothing will wake this thread but the backlog shrinking on other threads.
+            return Some(now + PARKED_POLL);
+        }
+        self.walker.poll_timeout(now)
+    }
+
+    fn after_turn<Q: TaskQueue<Task = Task>>(&mut self, _now: Instant, queue: &Q) {
+        // Relaxed counters, read by the progress line.
+        let inflight = self.walker.inflight();
+        let calls = self.walker.calls_sent();
+        let now = (self.entries, self.errors, inflight, calls);
+        if now == self.reported {
+            return;
+        }
+        let p = &self.shared.progress;
+        p.entries
+            .fetch_add(self.entries - self.reported.0, Ordering::Relaxed);
+        p.errors
+            .fetch_add(self.errors - self.reported.1, Ordering::Relaxed);
+        if inflight >= self.reported.2 {
+            p.inflight
+                .fetch_add((inflight - self.reported.2) as u64, Ordering::Relaxed);
+        } else {
+            p.inflight
+                .fetch_sub((self.reported.2 - inflight) as u64, Ordering::Relaxed);
+        }
+        p.calls
+            .fetch_add(calls - self.reported.3, Ordering::Relaxed);
+        p.outstanding.store(queue.outstanding(), Ordering::Relaxed);
+        self.reported = now;
+    }
+
+    fn is_idle(&self, _now: Instant) -> bool {
+        self.walker.is_idle()
+    }
+
+    fn finish(&mut self) {
+        self.out.flush();
+        let p = &self.shared.progress;
+        p.inflight
+            .fetch_sub(self.reported.2 as u64, Ordering::Relaxed);
+        self.reported.2 = 0;
+    }
+}
+
+/// Runs the walk of `source`'s tasks over `opts.threads` threads to completion (or until
+/// `stop` is set). Each thread's entries and errors go to the sink `make_out` builds for it;
+/// the sinks are returned, flushed, for what they collected (dropping them closes a
+/// batcher's channel).
+pub fn run<S, O, F>(
+    opts: &EngineOptions,
+    setup: &WalkSetup,
+    addrs: &[SocketAddr],
+    source: &S,
+    make_out: F,
+    progress: &Arc<Progress>,
+    stop: &AtomicBool,
+) -> Result<(ScanReport, Vec<O>), EngineError>
+where
+    S: TaskSource<Task = Task>,
+    O: EntrySink,
+    F: Fn(usize) -> O + Sync,
+{
+    let shared = Arc::new(WalkShared {
+        lookup_batches: AtomicUsize::new(0),
+        first_entry_ns: AtomicU64::new(0),
+        start: Instant::now(),
+        progress: progress.clone(),
+    });
+    let make = |t: ThreadSetup| WalkThread {
+        walker: Walker::new(setup.walk.clone(), setup.visited.clone(), t.conns, t.index)
+            .with_rate_limit(setup.rate.clone()),
+        out: make_out(t.index),
+        shared: shared.clone(),
+        entries: 0,
+        errors: 0,
+        reported: (0, 0, 0, 0),
+    };
+    let run = sched::run(opts, addrs, source, make, stop, Some(&progress.reconnects))?;
+    let mut stats = WalkStats::default();
+    let mut sinks = Vec::with_capacity(run.protocols.len());
+    for mut p in run.protocols {
+        stats.merge(&p.walker.take_stats());
+        sinks.push(p.out);
+    }
+    let first = shared.first_entry_ns.load(Ordering::Relaxed);
+    let report = ScanReport {
+        stats,
+        backend: run.backend,
+        threads: run.threads,
+        connections: run.connections,
+        reconnects: run.reconnects,
+        elapsed: shared.start.elapsed(),
+        completed: run.completed,
+        first_entry_after: (first > 0).then(|| Duration::from_nanos(first)),
+    };
+    Ok((report, sinks))
+}

@@ -1,0 +1,262 @@
+//! Where a run's work comes from: a [`TaskSource`] hands tasks to the threads and hears back
+//! what became of them. The engine never looks inside a task (`T`: a directory to list, a batch
+//! of names to look up, a file to read); the source decides what is outstanding and when the
+//! run is over.
+//!
+//! The life of a task, as the engine reports it to the thread's [`TaskQueue`]:
+//! 1. **started**: [`TaskQueue::take`] handed it to the thread;
+//! 2. **children found**: [`TaskQueue::push_child`], once per child, while it runs;
+//! 3. **finished**: [`TaskQueue::finish`]: its calls are done and every entry it produced has
+//!    been handed to the output (not yet written);
+//! 4. **durable**: [`TaskSource::durable`], called by the output side once the entries are
+//!    safely stored (after the output's checkpoint).
+//!
+//! **How a finished task becomes durable.** A thread hands its entries to its output batcher
+//! in order, and the batcher sends batches down one FIFO channel to the writer. When a task
+//! finishes, its id is recorded by the batcher ([`crate::output::Batcher::task_finished`]) and
+//! sent as an `OutputBatch::TasksDone` marker right after the batch holding the task's last
+//! entries; every entry of the task is therefore ahead of its marker in the channel. A writer
+//! that makes everything it received durable (a checkpoint: a committed transaction, an
+//! fsync'd journal) may then pass the ids of the markers received before that checkpoint to
+//! [`TaskSource::durable`]. Sources that need no durability (the in-memory deques) ask for no
+//! markers ([`TaskSource::wants_durability`]), so the common path carries none.
+//!
+//! Sources this interface is shaped for:
+//! - [`LocalDeques`] (the default): per-thread LIFO deques, a global injector, batch stealing;
+//!   termination by a count of outstanding tasks.
+//! - A frontier loaded from a saved scan (resume): the directories not yet durable when the
+//!   scan stopped, as serialised tasks, fed through local deques; `durable` records progress.
+//! - A shared queue on another host (multi-host scans, e.g. Redis Streams): `take` claims a
+//!   batch of tasks for the thread, `push_child` adds children in a pipeline, `durable` acks;
+//!   a task that never becomes durable (a host died) is claimed again by another host. Work
+//!   that is not worth sharing (a directory's lookup batches) may stay local; such a source
+//!   acks a directory once it and its local children are durable.
+
+use crossbeam_deque::{Injector, Steal, Stealer, Worker};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+/// A task's identity for its source. Opaque to the engine; unique within a run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TaskId(pub u64);
+
+/// A source of tasks for the threads of a run.
+pub trait TaskSource: Sync {
+    type Task: Send;
+    /// One thread's access to the source.
+    type Queue<'a>: TaskQueue<Task = Self::Task> + Send
+    where
+        Self: 'a;
+
+    /// The queues of `threads` threads, one each (called once, before the threads start).
+    fn queues(&self, threads: usize) -> Vec<Self::Queue<'_>>;
+
+    /// Whether the output should report finished tasks back ([`TaskSource::durable`]).
+    fn wants_durability(&self) -> bool {
+        false
+    }
+
+    /// Tasks whose entries the output has stored durably (see the module docs).
+    fn durable(&self, _ids: &[TaskId]) {}
+}
+
+/// One thread's access to a [`TaskSource`]: what the engine calls.
+pub trait TaskQueue {
+    type Task;
+    /// The next task for this thread, started from now on; `None` when none is available now
+    /// (other threads may still make some).
+    fn take(&mut self) -> Option<(TaskId, Self::Task)>;
+    /// A child found by task `parent` (outstanding from now on).
+    fn push_child(&mut self, parent: TaskId, child: Self::Task);
+    /// Task `id` is finished: its calls are done and its entries handed to the output.
+    fn finish(&mut self, id: TaskId);
+    /// Whether the run's work is all done: nothing outstanding anywhere, and nothing will come.
+    fn is_exhausted(&self) -> bool;
+    /// Tasks outstanding (queued anywhere or being worked on), for a progress display.
+    fn outstanding(&self) -> usize;
+}
+
+/// Per-thread LIFO deques (depth-first keeps memory low on wide trees), a global injector
+/// for the roots, and stealing in batches. The run ends exactly when a global count of tasks
+/// created but not finished reaches zero, never by a timeout.
+pub struct LocalDeques<T> {
+    injector: Injector<(TaskId, T)>,
+    outstanding: Arc<AtomicUsize>,
+    roots: usize,
+}
+
+impl<T: Send> LocalDeques<T> {
+    /// A source that starts with `roots`.
+    pub fn new(roots: impl IntoIterator<Item = T>) -> Self {
+        let injector = Injector::new();
+        let mut n = 0;
+        for (i, t) in roots.into_iter().enumerate() {
+            injector.push((TaskId(i as u64), t));
+            n += 1;
+        }
+        LocalDeques {
+            injector,
+            outstanding: Arc::new(AtomicUsize::new(n)),
+            roots: n,
+        }
+    }
+
+    /// Tasks created and not finished.
+    pub fn outstanding(&self) -> usize {
+        self.outstanding.load(Ordering::SeqCst)
+    }
+}
+
+/// Bits of a [`TaskId`] made by [`LocalDeques`] that count a thread's tasks (the thread number
+/// + 1 sits above them; roots have thread part 0).
+const LOCAL_ID_SEQ_BITS: u32 = 48;
+
+/// One thread's deque of a [`LocalDeques`].
+pub struct LocalQueue<'a, T> {
+    source: &'a LocalDeques<T>,
+    index: usize,
+    deque: Worker<(TaskId, T)>,
+    stealers: Vec<Stealer<(TaskId, T)>>,
+    next_seq: u64,
+}
+
+impl<T: Send> TaskSource for LocalDeques<T> {
+    type Task = T;
+    type Queue<'a>
+        = LocalQueue<'a, T>
+    where
+        T: 'a;
+
+    fn queues(&self, threads: usize) -> Vec<LocalQueue<'_, T>> {
+        let deques: Vec<Worker<(TaskId, T)>> = (0..threads).map(|_| Worker::new_lifo()).collect();
+        let stealers: Vec<Stealer<(TaskId, T)>> = deques.iter().map(Worker::stealer).collect();
+        deques
+            .into_iter()
+            .enumerate()
+            .map(|(index, deque)| LocalQueue {
+                source: self,
+                index,
+                deque,
+                stealers: stealers.clone(),
+                next_seq: 0,
+            })
+            .collect()
+    }
+}
+
+impl<T> LocalDeques<T> {
+    /// Roots the source started with.
+    pub fn roots(&self) -> usize {
+        self.roots
+    }
+}
+
+impl<T> TaskQueue for LocalQueue<'_, T> {
+    type Task = T;
+
+    fn take(&mut self) -> Option<(TaskId, T)> {
+        if let Some(t) = self.deque.pop() {
+            return Some(t);
+        }
+        loop {
+            let mut retry = false;
+            match self.source.injector.steal_batch_and_pop(&self.deque) {
+                Steal::Success(t) => return Some(t),
+                Steal::Retry => retry = true,
+                Steal::Empty => {}
+            }
+            // A peer's oldest tasks are the shallowest directories (the largest subtrees):
+            // take half of them at once rather than coming back for each.
+            let n = self.stealers.len();
+            for k in 1..n {
+                match self.stealers[(self.index + k) % n].steal_batch_and_pop(&self.deque) {
+                    Steal::Success(t) => return Some(t),
+                    Steal::Retry => retry = true,
+                    Steal::Empty => {}
+                }
+            }
+            if !retry {
+                return None;
+            }
+        }
+    }
+
+    fn push_child(&mut self, _parent: TaskId, child: T) {
+        self.source.outstanding.fetch_add(1, Ordering::SeqCst);
+        self.next_seq += 1;
+        let id = ((self.index as u64 + 1) << LOCAL_ID_SEQ_BITS)
+            | (self.next_seq & ((1 << LOCAL_ID_SEQ_BITS) - 1));
+        self.deque.push((TaskId(id), child));
+    }
+
+    fn finish(&mut self, _id: TaskId) {
+        self.source.outstanding.fetch_sub(1, Ordering::SeqCst);
+    }
+
+    fn is_exhausted(&self) -> bool {
+        self.source.outstanding.load(Ordering::SeqCst) == 0
+    }
+
+    fn outstanding(&self) -> usize {
+        self.source.outstanding.load(Ordering::Relaxed)
+    }
+}
+
+/// A source without tasks, for protocol users that make their own work (the bench).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct NoTasks;
+
+impl TaskQueue for NoTasks {
+    type Task = ();
+    fn take(&mut self) -> Option<(TaskId, ())> {
+        None
+    }
+    fn push_child(&mut self, _: TaskId, _: ()) {}
+    fn finish(&mut self, _: TaskId) {}
+    fn is_exhausted(&self) -> bool {
+        true
+    }
+    fn outstanding(&self) -> usize {
+        0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_outstanding_and_steals_in_batches() {
+        let src = LocalDeques::new([1u32]);
+        let mut qs = src.queues(2);
+        let (mut a, mut b) = {
+            let b = qs.pop().unwrap();
+            (qs.pop().unwrap(), b)
+        };
+        let (root, one) = a.take().unwrap();
+        assert_eq!(one, 1);
+        for c in 2..=9 {
+            a.push_child(root, c);
+        }
+        a.finish(root);
+        assert_eq!(src.outstanding(), 8);
+        assert!(!b.is_exhausted());
+        // b steals a batch from the oldest end at once; a keeps popping its newest.
+        let (_, first) = b.take().unwrap();
+        assert!((2..=5).contains(&first), "from the oldest half: {first}");
+        assert!(!b.deque.is_empty(), "more than one task came over");
+        assert_eq!(a.take().unwrap().1, 9);
+        let mut ids = std::collections::HashSet::new();
+        let mut seen = vec![first, 9];
+        while let Some((id, t)) = a.take().or_else(|| b.take()) {
+            assert!(ids.insert(id));
+            seen.push(t);
+            a.finish(id);
+        }
+        a.finish(TaskId(0));
+        b.finish(TaskId(0));
+        seen.sort();
+        assert_eq!(seen, (2..=9).collect::<Vec<_>>());
+        assert!(a.is_exhausted() && b.is_exhausted());
+    }
+}

@@ -8,7 +8,7 @@
 
 use crate::output::Batcher;
 use crate::path_error::PathError;
-use crate::record::EntryRef;
+use crate::record::{EntryContent, EntryRef};
 use crate::ring::Backend;
 use crate::rpc::RpcError;
 use crate::sched::{
@@ -58,6 +58,10 @@ pub trait EntrySink: Send {
     /// Whether [`EntrySink::object`] is wanted (see [`WalkSink::WANTS_OBJECTS`]).
     const WANTS_OBJECTS: bool = false;
     fn entry(&mut self, e: &EntryRef<'_>);
+    /// An entry with what reading its contents found (`--checksum`, `--file-type`).
+    fn entry_with_content(&mut self, e: &EntryRef<'_>, _content: &EntryContent<'_>) {
+        self.entry(e);
+    }
     fn error(&mut self, e: PathError);
     fn object(&mut self, _o: &ObjectRef<'_>) {}
     /// Task `id` finished: every entry it produced has been handed over (see
@@ -71,6 +75,10 @@ impl EntrySink for Batcher {
     #[inline]
     fn entry(&mut self, e: &EntryRef<'_>) {
         Batcher::entry(self, e);
+    }
+    #[inline]
+    fn entry_with_content(&mut self, e: &EntryRef<'_>, content: &EntryContent<'_>) {
+        Batcher::entry_with_content(self, e, content);
     }
     fn error(&mut self, e: PathError) {
         Batcher::error(self, e);
@@ -164,6 +172,15 @@ impl<Q: TaskQueue<Task = Task>, O: EntrySink> WalkSink for ThreadSink<'_, Q, O> 
 }
 
 impl<O: EntrySink> WalkThread<O> {
+    /// The thread's sink (a protocol user running beside the walk reaches its own state there).
+    pub fn out_mut(&mut self) -> &mut O {
+        &mut self.out
+    }
+
+    pub fn out(&self) -> &O {
+        &self.out
+    }
+
     fn sink<'a, Q: TaskQueue<Task = Task>>(
         out: &'a mut O,
         queue: &'a mut Q,
@@ -307,25 +324,68 @@ where
     O: EntrySink,
     F: Fn(usize) -> O + Sync,
 {
+    run_wrapped(
+        opts,
+        setup,
+        addrs,
+        source,
+        make_out,
+        |w, _| w,
+        progress,
+        stop,
+    )
+}
+
+/// [`run`], with each thread's walk wrapped by `wrap` into a protocol that runs other calls
+/// beside it on the same engine (content reads: [`crate::content::scan`]). The walk's calls
+/// carry XIDs whose top bit is clear; the top bit is the wrapper's.
+#[allow(clippy::too_many_arguments)]
+pub fn run_wrapped<S, O, F, P, W>(
+    opts: &EngineOptions,
+    setup: &WalkSetup,
+    addrs: &[SocketAddr],
+    source: &S,
+    make_out: F,
+    wrap: W,
+    progress: &Arc<Progress>,
+    stop: &AtomicBool,
+) -> Result<(ScanReport, Vec<O>), EngineError>
+where
+    S: TaskSource<Task = Task>,
+    O: EntrySink,
+    F: Fn(usize) -> O + Sync,
+    P: Protocol<Task = Task> + Into<WalkThread<O>> + Send,
+    W: Fn(WalkThread<O>, &ThreadSetup) -> P + Sync,
+{
     let shared = Arc::new(WalkShared {
         lookup_batches: AtomicUsize::new(0),
         first_entry_ns: AtomicU64::new(0),
         start: Instant::now(),
         progress: progress.clone(),
     });
-    let make = |t: ThreadSetup| WalkThread {
-        walker: Walker::new(setup.walk.clone(), setup.visited.clone(), t.conns, t.index)
+    let make = |t: ThreadSetup| {
+        let walk = WalkThread {
+            // The XID's top bit stays clear for the wrapper's calls (see `run_wrapped`).
+            walker: Walker::new(
+                setup.walk.clone(),
+                setup.visited.clone(),
+                t.conns,
+                t.index & 7,
+            )
             .with_rate_limit(setup.rate.clone()),
-        out: make_out(t.index),
-        shared: shared.clone(),
-        entries: 0,
-        errors: 0,
-        reported: (0, 0, 0, 0),
+            out: make_out(t.index),
+            shared: shared.clone(),
+            entries: 0,
+            errors: 0,
+            reported: (0, 0, 0, 0),
+        };
+        wrap(walk, &t)
     };
     let run = sched::run(opts, addrs, source, make, stop, Some(&progress.reconnects))?;
     let mut stats = WalkStats::default();
     let mut sinks = Vec::with_capacity(run.protocols.len());
-    for mut p in run.protocols {
+    for p in run.protocols {
+        let mut p: WalkThread<O> = p.into();
         stats.merge(&p.walker.take_stats());
         sinks.push(p.out);
     }

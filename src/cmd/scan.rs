@@ -54,6 +54,8 @@ pub struct ScanArgs {
     #[arg(long)]
     pub readlink: bool,
     #[command(flatten)]
+    pub content: super::content::ContentArgs,
+    #[command(flatten)]
     pub engine: EngineArgs,
     /// No progress line
     #[arg(short, long)]
@@ -271,7 +273,8 @@ pub fn run(args: &ScanArgs) -> Result<i32> {
         }
     };
     let stop = stop_on_signals()?;
-    let (writer, tx) = TextWriter::start(format, out, stop.clone())?;
+    let (writer, tx) =
+        TextWriter::start_with_content(format, out, stop.clone(), args.content.fields())?;
     let outcome = scan_into(args, format, tx, stop)?;
     writer.finish().context("writing entries")?;
     Ok(exit_code(&outcome))
@@ -417,7 +420,7 @@ pub fn scan_into(
         target: None,
     };
     // Through a batcher of its own, so it is encoded exactly as the scanning threads encode.
-    let mut root_out = Batcher::new(format, tx.clone(), None);
+    let mut root_out = Batcher::new(format, tx.clone(), None).with_content(args.content.fields());
     root_out.entry(&root.as_ref());
     root_out.flush();
     let visited = Arc::new(VisitedDirs::default());
@@ -440,29 +443,55 @@ pub fn scan_into(
     let source = LocalDeques::new(roots);
     let (err_handle, err_tx) = output::start_error_writer(errors_file)?;
     let progress = Arc::new(Progress::default());
+    let mut content_summary = String::new();
     let bar = ProgressLine::start(progress.clone(), args.engine.max_rate, !args.quiet);
     // Each thread encodes its entries in a batcher of its own; the senders go when the scan
     // ends, which closes the writers' channels.
-    let result = scan::run(
-        &engine,
-        &setup,
-        &args.engine.server_addrs(&m.nfs_addrs)?,
-        &source,
-        move |_| Batcher::new(format, tx.clone(), Some(err_tx.clone())),
-        &progress,
-        &stop,
-    )
-    .map(|(report, batchers)| {
-        drop(batchers);
-        report
-    });
+    let addrs = args.engine.server_addrs(&m.nfs_addrs)?;
+    let fields = args.content.fields();
+    let make_batcher =
+        move || Batcher::new(format, tx.clone(), Some(err_tx.clone())).with_content(fields);
+    let result = if args.content.enabled() {
+        let cfg = args.content.config(args.mode, m.fsinfo.as_ref())?;
+        super::content::run_scan(
+            &engine,
+            &setup,
+            &addrs,
+            &source,
+            make_batcher,
+            &cfg,
+            &m.cred_xdr,
+            &progress,
+            &stop,
+        )
+        .map(|(report, stats)| {
+            content_summary = super::content::summary(&stats, &cfg, report.elapsed.as_secs_f64());
+            report
+        })
+    } else {
+        scan::run(
+            &engine,
+            &setup,
+            &addrs,
+            &source,
+            |_| make_batcher(),
+            &progress,
+            &stop,
+        )
+        .map(|(report, batchers)| {
+            drop(batchers);
+            report
+        })
+        .context("scan failed")
+    };
     bar.finish();
     let errors = err_handle
         .join()
         .map_err(|_| anyhow::anyhow!("error writer panicked"))?
         .context("writing errors")?;
-    let report = result.context("scan failed")?;
+    let report = result?;
     m.unmount();
     eprint!("{}", nfs_walker::report::scan_summary(&report, 1));
+    eprint!("{content_summary}");
     Ok(ScanOutcome { report, errors })
 }

@@ -83,7 +83,10 @@ fn checksums_equal_mock_contents_and_rewritten_files_are_reported() {
                 too_large += 1;
             } else if config.faults.rewrites(config.seed, a.fileid) {
                 assert_eq!(got, None, "{path} changes on every READ");
-                assert!(err.contains(&format!("{path}: read: changed while read")), "{path}");
+                assert!(
+                    err.contains(&format!("{path}: read: changed while read")),
+                    "{path}"
+                );
                 rewritten += 1;
             } else {
                 let want = file_checksum(algo, a.fileid, a.size);
@@ -91,7 +94,10 @@ fn checksums_equal_mock_contents_and_rewritten_files_are_reported() {
                 summed += 1;
             }
         }
-        assert!(summed > 1000 && rewritten > 5 && too_large > 10, "{summed} {rewritten} {too_large}");
+        assert!(
+            summed > 1000 && rewritten > 5 && too_large > 10,
+            "{summed} {rewritten} {too_large}"
+        );
         assert_eq!(code, Some(2), "changed files are per-path errors: {err}");
         assert!(
             err.contains(&format!("{rewritten} changed while read, 0 read errors")),

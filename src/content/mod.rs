@@ -5,6 +5,7 @@
 pub mod hash_pool;
 pub mod mime;
 pub mod reader;
+pub mod reports;
 pub mod scan;
 
 pub use hash_pool::{HashClient, HashPool};

@@ -4,7 +4,7 @@
 
 use super::reader::{ContentReader, HashStage};
 use checksum::{ChecksumAlgo, Hasher};
-use crossbeam_channel::{unbounded, Receiver, Sender};
+use crossbeam_channel::{bounded, unbounded, Receiver, Sender};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -28,7 +28,13 @@ struct Owner {
     /// Bytes hashed (or dropped) since the owner last looked.
     released: AtomicU64,
     digests: Sender<(u64, String)>,
+    /// Chunk buffers hashed, for the owner to fill again.
+    spent: Sender<Vec<u8>>,
 }
+
+/// Spent chunk buffers kept for reuse per scanning thread: 64 of 1 MiB cover the default
+/// budget, so a steady stream allocates nothing.
+const SPENT_BUFFERS_MAX: usize = 64;
 
 /// The hashing threads of a scan. The channels into them are unbounded, but what they carry is
 /// bounded: every byte sent counts against a reader's budget until a thread has consumed it.
@@ -56,13 +62,16 @@ impl HashPool {
     /// A handle for one scanning thread.
     pub fn client(&self) -> HashClient {
         let (tx, rx) = unbounded();
+        let (spent_tx, spent_rx) = bounded(SPENT_BUFFERS_MAX);
         HashClient {
             workers: self.workers.clone(),
             owner: Arc::new(Owner {
                 released: AtomicU64::new(0),
                 digests: tx,
+                spent: spent_tx,
             }),
             digests: rx,
+            spent: spent_rx,
         }
     }
 
@@ -90,6 +99,8 @@ fn hash_thread(rx: Receiver<HashMsg>) {
                 msg.owner
                     .released
                     .fetch_add(chunk.len() as u64, Ordering::Release);
+                // A full queue drops the buffer: the owner has enough.
+                let _ = msg.owner.spent.try_send(chunk);
             }
             HashOp::End => {
                 if let Some(h) = jobs.remove(&id) {
@@ -109,6 +120,7 @@ pub struct HashClient {
     workers: Vec<Sender<HashMsg>>,
     owner: Arc<Owner>,
     digests: Receiver<(u64, String)>,
+    spent: Receiver<Vec<u8>>,
 }
 
 impl HashClient {
@@ -139,6 +151,9 @@ impl HashClient {
 }
 
 impl HashStage for HashClient {
+    fn buffer(&mut self) -> Vec<u8> {
+        self.spent.try_recv().unwrap_or_default()
+    }
     fn begin(&mut self, key: u64, algo: ChecksumAlgo) {
         self.send(key, HashOp::Begin(algo));
     }

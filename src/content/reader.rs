@@ -55,6 +55,10 @@ pub const FILES_MAX_DEFAULT: usize = 256;
 pub const CHUNKS_PER_FILE_MAX_DEFAULT: u32 = 16;
 /// READ size used until FSINFO says otherwise.
 pub const CHUNK_BYTES_DEFAULT: u32 = 1 << 20;
+/// The largest READ asked for, whatever FSINFO offers: servers advertise up to 64 MiB
+/// (nfs-ganesha) but stream best at about 1 MiB (ganesha served 4 MiB READs at a sixth of the
+/// rate of 1 MiB ones here), and smaller READs keep more of them in flight within the budget.
+pub const CHUNK_BYTES_MAX: u32 = 1 << 20;
 
 impl Default for ContentConfig {
     fn default() -> Self {
@@ -76,8 +80,8 @@ impl ContentConfig {
         self.checksum.is_some() || self.file_type
     }
 
-    /// The READ size for a server's FSINFO (`rtpref`, at most `rtmax`), never below what type
-    /// detection needs nor above what a reply record can carry.
+    /// The READ size for a server's FSINFO: `rtpref`, at most `rtmax`, and at most
+    /// [`CHUNK_BYTES_MAX`]; never below what type detection needs (unless `rtmax` is).
     pub fn chunk_for_server(rtpref: u32, rtmax: u32) -> u32 {
         let pref = if rtpref == 0 {
             CHUNK_BYTES_DEFAULT
@@ -85,10 +89,9 @@ impl ContentConfig {
             rtpref
         };
         let max = if rtmax == 0 { pref } else { rtmax };
-        // A reply holds the data plus about 120 bytes of headers and attributes in one 4 MiB
-        // record.
         pref.min(max)
-            .clamp(FILE_TYPE_BYTES.min(max), (4 << 20) - 4096)
+            .min(CHUNK_BYTES_MAX)
+            .max(FILE_TYPE_BYTES.min(max))
     }
 }
 
@@ -178,6 +181,11 @@ pub struct ContentDone<T> {
 /// through [`ContentReader::on_hashed`] (also after `abort`), and every `end` answered with
 /// [`ContentReader::on_digest`].
 pub trait HashStage {
+    /// An empty buffer to copy a chunk into (a stage may hand back buffers it is done with,
+    /// so chunks do not cost a fresh allocation and its page faults each).
+    fn buffer(&mut self) -> Vec<u8> {
+        Vec::new()
+    }
     fn begin(&mut self, key: u64, algo: ChecksumAlgo);
     fn data(&mut self, key: u64, chunk: Vec<u8>);
     fn end(&mut self, key: u64);
@@ -550,7 +558,10 @@ impl<T> ContentReader<T> {
             return Ok(());
         };
         let key = f.key(slot).as_u64();
-        let chunk = data[..(f.read_len.saturating_sub(call.offset).min(got)) as usize].to_vec();
+        let mut chunk = hasher.buffer();
+        chunk.clear();
+        chunk
+            .extend_from_slice(&data[..(f.read_len.saturating_sub(call.offset).min(got)) as usize]);
         self.reserved_bytes += chunk.len() as u64;
         if call.offset != f.next_hash {
             self.stats.out_of_order_chunks += 1;

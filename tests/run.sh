@@ -27,7 +27,7 @@ fi
 step "packages"
 export DEBIAN_FRONTEND=noninteractive
 need=""
-for p in nfs-ganesha nfs-ganesha-vfs rpcbind libnfs-utils sqlite3 python3; do
+for p in nfs-ganesha nfs-ganesha-vfs rpcbind libnfs-utils sqlite3 python3 b3sum xxhash file; do
     dpkg-query -W -f='${Status}\n' "$p" 2>/dev/null | grep -q 'install ok installed' || need="$need $p"
 done
 if [ -n "$need" ]; then
@@ -42,7 +42,7 @@ fi
 for tool in rustfmt clippy-driver; do
     command -v "$tool" >/dev/null || { echo "tests/run.sh: the Rust toolchain lacks $tool" >&2; exit 1; }
 done
-echo "installed: nfs-ganesha rpcbind libnfs-utils sqlite3 python3"
+echo "installed: nfs-ganesha rpcbind libnfs-utils sqlite3 python3 b3sum xxhash file"
 # Tests that need nfs-ganesha, nfs-ls or sqlite3 fail rather than skip when CI is set: here
 # everything they need was just installed, so a skip could only hide a broken setup.
 export CI=${CI:-true}
@@ -62,6 +62,8 @@ mk names names
 mk deep deep 2000
 mk flat flat 100000
 mk wide wide 20 500
+# the content tests' files (checksums, types, errors, duplicates; a sparse 1 GiB file)
+python3 tests/fixtures/make-content.py "$data/export/content"
 
 step "nfs-ganesha"
 tests/fixtures/ganesha.sh start "$data/export" | tee "$LAB_RUN_DIR/urls"

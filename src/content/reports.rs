@@ -4,9 +4,10 @@
 //! Memory: duplicates keep one group per distinct (size, checksum) of the files at or above
 //! the minimum size (about 100 bytes each, plus up to [`GROUP_PATHS_MAX`] sample paths), hard
 //! links one group per inode with a link count above 1; file types one row per MIME type.
+//! Paths that are one inode (hard links) count once among duplicates: they take no space twice.
 
 use serde_json::{json, Value};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 /// Paths listed per group (the count is always exact).
 pub const GROUP_PATHS_MAX: usize = 8;
@@ -53,6 +54,8 @@ pub struct ContentReports {
     duplicates: HashMap<(u64, String), PathGroup>,
     types: HashMap<String, (u64, u64)>,
     links: HashMap<(u64, u64), PathGroup>,
+    /// Inodes with several links seen so far.
+    linked_inodes: HashSet<(u64, u64)>,
     /// Regular files without a checksum (not read, too large, errors).
     pub files_without_checksum: u64,
     pub files: u64,
@@ -74,7 +77,14 @@ impl ContentReports {
         self.files += 1;
         let size = v["size"].as_u64().unwrap_or(0);
         let path = v["path"].as_str().unwrap_or("");
-        if self.wanted.duplicates {
+        let inode = (
+            v["fsid"].as_u64().unwrap_or(0),
+            v["fileid"].as_u64().unwrap_or(0),
+        );
+        let nlink = v["nlink"].as_u64().unwrap_or(1);
+        // A second path to an inode already counted is a hard link, not a copy.
+        let another_link = nlink > 1 && !self.linked_inodes.insert(inode);
+        if self.wanted.duplicates && !another_link {
             match v["checksum"].as_str() {
                 Some(sum) if size >= self.wanted.min_size => self
                     .duplicates
@@ -91,12 +101,8 @@ impl ContentReports {
             row.0 += 1;
             row.1 += size;
         }
-        if self.wanted.hardlinks && v["nlink"].as_u64().unwrap_or(1) > 1 {
-            let key = (
-                v["fsid"].as_u64().unwrap_or(0),
-                v["fileid"].as_u64().unwrap_or(0),
-            );
-            self.links.entry(key).or_default().add(size, path);
+        if self.wanted.hardlinks && nlink > 1 {
+            self.links.entry(inode).or_default().add(size, path);
         }
     }
 
@@ -255,7 +261,7 @@ mod tests {
             file("e", 5, Some("x:3"), None, 5, 1),   // below --min-size
             file("f", 5, Some("x:3"), None, 6, 1),
             file("g", 7, Some("x:4"), None, 7, 2),
-            file("h", 7, Some("x:4"), None, 7, 2), // hard link of g: also a "duplicate"
+            file("h", 7, Some("x:4"), None, 7, 2), // hard link of g: not a copy
             file("i", 9, None, None, 8, 1),
             json!({"path": "dir", "type": "dir", "size": 4096}),
         ] {

@@ -16,7 +16,7 @@ const CHECKSUM_CHUNK_BYTES: usize = 1 << 20;
 /// The seed of a file's contents.
 #[inline]
 pub fn content_seed(fileid: u64, generation: u64) -> u64 {
-    hash3(fileid, generation, 0x636f_6e74_656e_74)
+    hash3(fileid, generation, 0x0063_6f6e_7465_6e74)
 }
 
 #[inline]

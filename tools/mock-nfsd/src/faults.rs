@@ -219,7 +219,7 @@ impl FaultSpec {
     /// Whether the regular file `fileid` is being rewritten (`rewrite:p=P`).
     pub fn rewrites(&self, seed: u64, fileid: u64) -> bool {
         self.faults.iter().any(|f| match *f {
-            Fault::Rewrite { p } => Rng::new(hash3(seed, fileid, 0x7265_7772_6974_65)).chance(p),
+            Fault::Rewrite { p } => Rng::new(hash3(seed, fileid, 0x0072_6577_7269_7465)).chance(p),
             _ => false,
         })
     }

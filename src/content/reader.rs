@@ -362,7 +362,7 @@ impl<T> ContentReader<T> {
         let hash = self
             .cfg
             .checksum
-            .filter(|_| self.cfg.checksum_max_size.map_or(true, |m| size <= m));
+            .filter(|_| self.cfg.checksum_max_size.is_none_or(|m| size <= m));
         let skipped_too_large = self.cfg.checksum.is_some() && hash.is_none();
         let epoch = self.new_epoch();
         let mut f = FileState {
@@ -599,7 +599,7 @@ impl<T> ContentReader<T> {
         f.hash = self
             .cfg
             .checksum
-            .filter(|_| self.cfg.checksum_max_size.map_or(true, |m| seen.size <= m));
+            .filter(|_| self.cfg.checksum_max_size.is_none_or(|m| seen.size <= m));
         f.skipped_too_large = self.cfg.checksum.is_some() && f.hash.is_none();
         f.read_len = if f.hash.is_some() {
             seen.size

@@ -8,17 +8,20 @@
 //! - [`walker`]: the directory walk as a state machine (sans-IO), filters.
 //! - [`scan`]: the walk run on the engine into an output.
 //! - [`output`]: entry records to NDJSON, CSV or the scan database.
+//! - [`stats`]: the scan's figures and reports, from the database or NDJSON.
 //! - [`bench`]: per-operation load generation and latency histograms of a server.
 
 pub mod bench;
 pub mod client;
 pub mod content;
+pub mod diff;
 pub mod output;
 pub mod path_error;
 pub mod report;
 pub mod ring;
 pub mod scan;
 pub mod sched;
+pub mod stats;
 pub mod walker;
 
 // The codecs and entry records live in the nfs-proto crate (mock-nfsd shares them, and nfs-walker

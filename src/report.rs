@@ -21,6 +21,27 @@ pub fn human_bytes(n: u64) -> String {
     format!("{v:.1} {}", UNITS[u])
 }
 
+/// `YYYY-MM-DD HH:MM` in UTC for seconds since the epoch (days-from-civil inverse, so no
+/// time-zone database is needed).
+pub fn format_utc(secs: i64) -> String {
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02}",
+        rem / 3600,
+        rem % 3600 / 60
+    )
+}
+
 /// Microseconds as a short readable duration.
 pub fn human_us(us: u64) -> String {
     match us {
@@ -28,6 +49,23 @@ pub fn human_us(us: u64) -> String {
         1_000..=999_999 => format!("{:.2} ms", us as f64 / 1e3),
         _ => format!("{:.2} s", us as f64 / 1e6),
     }
+}
+
+/// Adds the counter fields named of `$from` into `$into` (merging per-thread figures).
+#[macro_export]
+macro_rules! add_counters {
+    ($into:expr, $from:expr; $($field:ident),+ $(,)?) => {
+        $( $into.$field += $from.$field; )+
+    };
+}
+
+/// "what n" for each counter that is not zero, for a summary's notes line.
+pub fn nonzero_notes(counters: &[(&str, u64)]) -> Vec<String> {
+    counters
+        .iter()
+        .filter(|(_, n)| *n > 0)
+        .map(|(what, n)| format!("{what} {n}"))
+        .collect()
 }
 
 /// The summary of a scan, several lines, ending with a newline.
@@ -84,8 +122,7 @@ pub fn scan_summary(r: &ScanReport, root_entries: u64) -> String {
             human_us(h.max()),
         );
     }
-    let mut notes = Vec::new();
-    for (what, n) in [
+    let notes = nonzero_notes(&[
         ("path errors", s.errors),
         ("retries", s.retries),
         ("timeouts", s.timeouts),
@@ -96,11 +133,7 @@ pub fn scan_summary(r: &ScanReport, root_entries: u64) -> String {
         ("replies with unknown xid", s.unknown_xids),
         ("duplicate entries skipped", s.duplicates_skipped),
         ("invalid names skipped", s.hostile_names),
-    ] {
-        if n > 0 {
-            notes.push(format!("{what} {n}"));
-        }
-    }
+    ]);
     if !notes.is_empty() {
         let _ = writeln!(o, "  {}", notes.join(", "));
     }
@@ -120,5 +153,13 @@ mod tests {
         assert_eq!(human_us(999), "999 µs");
         assert_eq!(human_us(1500), "1.50 ms");
         assert_eq!(human_us(2_500_000), "2.50 s");
+    }
+
+    #[test]
+    fn utc_dates() {
+        assert_eq!(format_utc(0), "1970-01-01 00:00");
+        assert_eq!(format_utc(2_147_483_648), "2038-01-19 03:14");
+        assert_eq!(format_utc(4_102_444_800), "2100-01-01 00:00");
+        assert_eq!(format_utc(951_782_400), "2000-02-29 00:00");
     }
 }

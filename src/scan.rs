@@ -64,6 +64,8 @@ pub trait EntrySink: Send {
     }
     fn error(&mut self, e: PathError);
     fn object(&mut self, _o: &ObjectRef<'_>) {}
+    /// A directory's listing ended with `entries` names (`scan --big-dirs`).
+    fn dir_listed(&mut self, _path: &[u8], _dir: Option<(u64, u64)>, _entries: u64) {}
     /// Task `id` finished: every entry it produced has been handed over (see
     /// [`crate::sched::tasks`] on durability).
     fn task_finished(&mut self, _id: TaskId) {}
@@ -82,6 +84,9 @@ impl EntrySink for Batcher {
     }
     fn error(&mut self, e: PathError) {
         Batcher::error(self, e);
+    }
+    fn dir_listed(&mut self, path: &[u8], dir: Option<(u64, u64)>, entries: u64) {
+        Batcher::dir_listed(self, path, dir, entries);
     }
     fn task_finished(&mut self, id: TaskId) {
         Batcher::task_finished(self, id.0);
@@ -169,6 +174,10 @@ impl<Q: TaskQueue<Task = Task>, O: EntrySink> WalkSink for ThreadSink<'_, Q, O> 
     fn object(&mut self, o: &ObjectRef<'_>) {
         self.out.object(o);
     }
+
+    fn dir_listed(&mut self, path: &[u8], dir: Option<(u64, u64)>, entries: u64) {
+        self.out.dir_listed(path, dir, entries);
+    }
 }
 
 impl<O: EntrySink> WalkThread<O> {
@@ -181,20 +190,19 @@ impl<O: EntrySink> WalkThread<O> {
         &self.out
     }
 
-    fn sink<'a, Q: TaskQueue<Task = Task>>(
-        out: &'a mut O,
+    /// The walker and, for one event, its sink over this thread's output and `queue`.
+    fn parts<'a, Q: TaskQueue<Task = Task>>(
+        &'a mut self,
         queue: &'a mut Q,
-        shared: &'a WalkShared,
-        entries: &'a mut u64,
-        errors: &'a mut u64,
-    ) -> ThreadSink<'a, Q, O> {
-        ThreadSink {
+    ) -> (&'a mut Walker, ThreadSink<'a, Q, O>) {
+        let sink = ThreadSink {
             queue,
-            out,
-            shared,
-            entries,
-            errors,
-        }
+            out: &mut self.out,
+            shared: &self.shared,
+            entries: &mut self.entries,
+            errors: &mut self.errors,
+        };
+        (&mut self.walker, sink)
     }
 }
 
@@ -214,14 +222,8 @@ impl<O: EntrySink> Protocol for WalkThread<O> {
     }
 
     fn add_task<Q: TaskQueue<Task = Task>>(&mut self, id: TaskId, task: Task, queue: &mut Q) {
-        let mut sink = Self::sink(
-            &mut self.out,
-            queue,
-            &self.shared,
-            &mut self.entries,
-            &mut self.errors,
-        );
-        self.walker.add_task(id, task, &mut sink);
+        let (walker, mut sink) = self.parts(queue);
+        walker.add_task(id, task, &mut sink);
     }
 
     #[inline]
@@ -232,25 +234,13 @@ impl<O: EntrySink> Protocol for WalkThread<O> {
         now: Instant,
         queue: &mut Q,
     ) {
-        let mut sink = Self::sink(
-            &mut self.out,
-            queue,
-            &self.shared,
-            &mut self.entries,
-            &mut self.errors,
-        );
-        self.walker.on_reply(xid, outcome, now, &mut sink);
+        let (walker, mut sink) = self.parts(queue);
+        walker.on_reply(xid, outcome, now, &mut sink);
     }
 
     fn on_timeout<Q: TaskQueue<Task = Task>>(&mut self, now: Instant, queue: &mut Q) {
-        let mut sink = Self::sink(
-            &mut self.out,
-            queue,
-            &self.shared,
-            &mut self.entries,
-            &mut self.errors,
-        );
-        self.walker.on_timeout(now, &mut sink);
+        let (walker, mut sink) = self.parts(queue);
+        walker.on_timeout(now, &mut sink);
     }
 
     fn poll_transmit(&mut self, now: Instant, bufs: &mut [Vec<u8>]) -> usize {

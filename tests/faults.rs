@@ -160,3 +160,70 @@ fn counter_parsing_reads_the_summary_notes() {
     assert_eq!(counter(s, "path errors"), 3);
     assert_eq!(counter(s, "jukebox waits"), 0);
 }
+
+/// A listing that never ends (the failure that made a 1M-entry directory read as 1.7M+
+/// entries, never eof, every cookie new): with `replay:after=N` on a directory of N entries,
+/// the scan ends in bounded time with exactly the directory's entries and one path error.
+#[test]
+fn a_listing_that_never_ends_yields_exactly_its_entries_and_one_error() {
+    let dir = std::env::temp_dir().join(format!("nfs-walker-replay-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    for (mode, maxcount) in [("plus", "1048576"), ("plus", "8192"), ("getattr", "65536")] {
+        let config = Config {
+            tree: "flat:20000".parse().unwrap(),
+            faults: "replay:after=20000".parse().unwrap(),
+            ..Default::default()
+        };
+        let server = Server::start(config.clone()).unwrap();
+        let errors = dir.join(format!("errors-{mode}-{maxcount}.ndjson"));
+        let t = Instant::now();
+        let out = Command::new("timeout")
+            .args(["120", walker_bin(), "scan", &server.url(), "-q"])
+            .args(["--mode", mode, "--maxcount", maxcount])
+            .arg("--errors")
+            .arg(&errors)
+            .output()
+            .unwrap();
+        let took = t.elapsed();
+        let err = String::from_utf8_lossy(&out.stderr);
+        let what = format!("replay --mode {mode} --maxcount {maxcount}");
+        assert_eq!(out.status.code(), Some(2), "{what}: {err}");
+        assert_exact_ndjson(&out.stdout, mock_nfsd::listing(&config, false), &what);
+        let lines = std::fs::read_to_string(&errors).unwrap();
+        let lines: Vec<&str> = lines.lines().collect();
+        assert_eq!(lines.len(), 1, "{what}: {lines:?}");
+        assert!(
+            lines[0].contains("\"path\":\".\"") && lines[0].contains("without a new entry"),
+            "{what}: {}",
+            lines[0]
+        );
+        assert!(took < Duration::from_secs(30), "{what}: took {took:?}");
+        println!("{what}: {took:?}");
+        server.shutdown();
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The other side of the rule above: a listing restarted by NFS3ERR_BAD_COOKIE repeats what it
+/// listed before (expected, never counted as replies that bring nothing new), so many small
+/// replies of repeats after each restart still end in an exact, error-free listing.
+#[test]
+fn restarted_listings_are_not_taken_for_listings_that_never_end() {
+    let config = Config {
+        tree: "flat:20000".parse().unwrap(),
+        faults: "badcookie:p=0.004".parse().unwrap(),
+        seed: 11,
+        ..Default::default()
+    };
+    let server = Server::start(config.clone()).unwrap();
+    let out = Command::new("timeout")
+        .args(["120", walker_bin(), "scan", &server.url(), "-q"])
+        .args(["--maxcount", "8192", "--threads", "1", "--connections", "1"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(counter(&err, "bad-cookie restarts") >= 2, "{err}");
+    assert_exact_ndjson(&out.stdout, mock_nfsd::listing(&config, false), "badcookie");
+    server.shutdown();
+}

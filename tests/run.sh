@@ -9,7 +9,10 @@
 #    on 127.0.0.1 (tests/fixtures/ganesha.sh);
 # 3. runs cargo fmt --check, cargo clippy -D warnings and cargo test for the whole workspace,
 #    with NFS_WALKER_GANESHA_URL / NFS_WALKER_GANESHA_DIR telling the integration tests where the
-#    real server is.
+#    real server is;
+# 4. builds the static binary (tools/build-static.sh; musl-tools and the rustup musl target),
+#    copies it alone into an empty directory and runs the demo and a scan of nfs-ganesha there
+#    (tests/static-binary.sh).
 # Set NFS_WALKER_TEST_DATA to keep the trees somewhere else (default /tmp/nfs-walker-test-data).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -27,7 +30,7 @@ fi
 step "packages"
 export DEBIAN_FRONTEND=noninteractive
 need=""
-for p in nfs-ganesha nfs-ganesha-vfs rpcbind libnfs-utils sqlite3 python3 b3sum xxhash file; do
+for p in nfs-ganesha nfs-ganesha-vfs rpcbind libnfs-utils sqlite3 python3 musl-tools file b3sum xxhash; do
     dpkg-query -W -f='${Status}\n' "$p" 2>/dev/null | grep -q 'install ok installed' || need="$need $p"
 done
 if [ -n "$need" ]; then
@@ -42,7 +45,9 @@ fi
 for tool in rustfmt clippy-driver; do
     command -v "$tool" >/dev/null || { echo "tests/run.sh: the Rust toolchain lacks $tool" >&2; exit 1; }
 done
-echo "installed: nfs-ganesha rpcbind libnfs-utils sqlite3 python3 b3sum xxhash file"
+rustup target list --installed | grep -qx x86_64-unknown-linux-musl ||
+    rustup target add x86_64-unknown-linux-musl
+echo "installed: nfs-ganesha rpcbind libnfs-utils sqlite3 python3 musl-tools file b3sum xxhash, rust target x86_64-unknown-linux-musl"
 # Tests that need nfs-ganesha, nfs-ls or sqlite3 fail rather than skip when CI is set: here
 # everything they need was just installed, so a skip could only hide a broken setup.
 export CI=${CI:-true}
@@ -85,5 +90,8 @@ cargo test --workspace --release 2>&1 | tee "$log" || status=$?
 awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } }
      END { printf "\ntests: %d passed, %d failed\n", p, f }' "$log"
 rm -f "$log"
+
+step "static binary, alone in an empty directory"
+tests/static-binary.sh || status=$?
 exit "$status"
 

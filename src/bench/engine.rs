@@ -148,7 +148,6 @@ pub fn run_load(
     cfg: Arc<LoadConfig>,
     mode: LoadMode,
     opts: &EngineOptions,
-    rate: Option<Arc<RateLimiter>>,
     stop: &Arc<AtomicBool>,
     sink: &mut dyn IntervalSink,
 ) -> Result<LoadRun, BenchError> {
@@ -224,7 +223,7 @@ pub fn run_load(
             targets: targets.clone(),
             share,
             stop: thread_stop.clone(),
-            rate: rate.clone(),
+            rate: cfg.rate.clone(),
             tx: tx.clone(),
             start_rx,
             recycle_rx,

@@ -108,6 +108,8 @@ pub struct LoadConfig {
     pub dircount: u32,
     /// The encoded RPC credential.
     pub cred_xdr: Vec<u8>,
+    /// `--max-rate`: the limit every thread's calls share.
+    pub rate: Option<Arc<crate::sched::RateLimiter>>,
 }
 
 /// One thread's part of the load.
@@ -149,12 +151,7 @@ pub struct OpCounters {
 
 impl OpCounters {
     pub fn add(&mut self, o: &OpCounters) {
-        self.calls += o.calls;
-        self.replies += o.replies;
-        self.nfs_errors += o.nfs_errors;
-        self.rpc_errors += o.rpc_errors;
-        self.timeouts += o.timeouts;
-        self.lost += o.lost;
+        crate::add_counters!(self, o; calls, replies, nfs_errors, rpc_errors, timeouts, lost);
     }
 
     /// Calls that did not end in a successful reply.
@@ -809,6 +806,7 @@ mod tests {
             maxcount: 4096,
             dircount: 1024,
             cred_xdr: crate::rpc::Auth::None.to_xdr(),
+            rate: None,
         })
     }
 

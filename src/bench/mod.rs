@@ -273,6 +273,7 @@ pub fn run_prepared(
         maxcount: cfg.maxcount,
         dircount: cfg.dircount.min(cfg.maxcount),
         cred_xdr: p.mounted.cred_xdr.clone(),
+        rate: rate_limit(cfg),
     });
     let run = engine::run_load(
         &p.mounted.nfs_addrs,
@@ -280,7 +281,6 @@ pub fn run_prepared(
         load,
         cfg.mode,
         &engine_options(cfg),
-        rate_limit(cfg),
         stop,
         sink,
     )?;

@@ -163,17 +163,12 @@ impl BenchReport {
         }
         for r in &self.ops {
             let m = &r.measured;
-            let mut notes = Vec::new();
-            for (what, n) in [
+            let notes = crate::report::nonzero_notes(&[
                 ("NFS errors", m.nfs_errors),
                 ("RPC errors", m.rpc_errors),
                 ("timeouts", m.timeouts),
                 ("lost with a connection", m.lost),
-            ] {
-                if n > 0 {
-                    notes.push(format!("{what} {n}"));
-                }
-            }
+            ]);
             if !notes.is_empty() {
                 let _ = writeln!(o, "  {}: {}", r.op.name(), notes.join(", "));
             }

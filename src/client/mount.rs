@@ -27,6 +27,9 @@ pub struct ClientOptions {
     pub gid: Option<u32>,
     pub source_port: SourcePort,
     pub timeout: Duration,
+    /// The export to mount (`--export`), for servers that hide their export list: the URL's
+    /// path must lie within it, and the rest is resolved with LOOKUP.
+    pub export: Option<Vec<u8>>,
 }
 
 impl Default for ClientOptions {
@@ -36,6 +39,7 @@ impl Default for ClientOptions {
             gid: None,
             source_port: SourcePort::Auto,
             timeout: Duration::from_secs(10),
+            export: None,
         }
     }
 }
@@ -55,6 +59,8 @@ pub enum MountFlowError {
     Mount { addr: SocketAddr, source: CallError },
     #[error("NFS service at {addr}: {source}")]
     Nfs { addr: SocketAddr, source: CallError },
+    #[error("{path} is not within the export {export} named with --export")]
+    OutsideExport { path: String, export: String },
     #[error("{host} exports no path that contains {path}; exports offered: {}", list_or_none(.exports))]
     UnknownExport {
         host: String,
@@ -199,6 +205,38 @@ pub fn split_export<'p>(path: &'p [u8], exports: &[Vec<u8>]) -> Option<(&'p [u8]
     Some((&path[..n], rest))
 }
 
+/// Asks the server for its exports (MOUNT EXPORT) and splits the URL's path into the longest
+/// export that contains it and the rest.
+fn export_of(
+    url: &NfsUrl,
+    mc: &mut RpcClient,
+    mnt_err: impl Fn(CallError) -> MountFlowError,
+) -> Result<(Vec<u8>, Vec<u8>), MountFlowError> {
+    let body = mc
+        .call(MOUNT_PROGRAM, MOUNT_V3, mountproc3::EXPORT, &|_| {})
+        .map_err(mnt_err)?;
+    let exports = ExportList::from_xdr(body).map_err(|e| MountFlowError::Malformed {
+        what: "MOUNT EXPORT",
+        reason: e.to_string(),
+    })?;
+    let export_dirs: Vec<Vec<u8>> = exports.entries.iter().map(|e| e.dir.clone()).collect();
+    Ok(match split_export(&url.path, &export_dirs) {
+        Some((e, s)) => (e.to_vec(), s.to_vec()),
+        // A server may hide its export list; then the whole path is the export to try.
+        None if export_dirs.is_empty() => (url.path.clone(), Vec::new()),
+        None => {
+            return Err(MountFlowError::UnknownExport {
+                host: url.host.clone(),
+                path: String::from_utf8_lossy(&url.path).into_owned(),
+                exports: export_dirs
+                    .iter()
+                    .map(|e| String::from_utf8_lossy(e).into_owned())
+                    .collect(),
+            })
+        }
+    })
+}
+
 /// Mounts the URL's export and resolves its path to a directory handle.
 pub fn mount(url: &NfsUrl, opts: &ClientOptions) -> Result<Mounted, MountFlowError> {
     let uid = url.uid.or(opts.uid);
@@ -238,28 +276,24 @@ pub fn mount(url: &NfsUrl, opts: &ClientOptions) -> Result<Mounted, MountFlowErr
     };
     let mut mc = RpcClient::connect(mount_addr, cred_xdr.clone(), opts.source_port, opts.timeout)
         .map_err(mnt_err)?;
-    let body = mc
-        .call(MOUNT_PROGRAM, MOUNT_V3, mountproc3::EXPORT, &|_| {})
-        .map_err(mnt_err)?;
-    let exports = ExportList::from_xdr(body).map_err(|e| MountFlowError::Malformed {
-        what: "MOUNT EXPORT",
-        reason: e.to_string(),
-    })?;
-    let export_dirs: Vec<Vec<u8>> = exports.entries.iter().map(|e| e.dir.clone()).collect();
-    let (export, sub_path) = match split_export(&url.path, &export_dirs) {
-        Some((e, s)) => (e.to_vec(), s.to_vec()),
-        // A server may hide its export list; then the whole path is the export to try.
-        None if export_dirs.is_empty() => (url.path.clone(), Vec::new()),
-        None => {
-            return Err(MountFlowError::UnknownExport {
-                host: url.host.clone(),
-                path: String::from_utf8_lossy(&url.path).into_owned(),
-                exports: export_dirs
-                    .iter()
-                    .map(|e| String::from_utf8_lossy(e).into_owned())
-                    .collect(),
-            })
+    let named = opts.export.as_ref().map(|e| {
+        let mut e = e.clone();
+        while e.len() > 1 && e.ends_with(b"/") {
+            e.pop();
         }
+        e
+    });
+    let (export, sub_path) = match named {
+        Some(e) => match split_export(&url.path, std::slice::from_ref(&e)) {
+            Some((e, s)) => (e.to_vec(), s.to_vec()),
+            None => {
+                return Err(MountFlowError::OutsideExport {
+                    path: String::from_utf8_lossy(&url.path).into_owned(),
+                    export: String::from_utf8_lossy(&e).into_owned(),
+                })
+            }
+        },
+        None => export_of(url, &mut mc, mnt_err)?,
     };
     let body = mc
         .call_with(

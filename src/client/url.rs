@@ -11,7 +11,7 @@ use thiserror::Error;
 
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum UrlError {
-    #[error("not an NFS URL (expected nfs://host/path): {0}")]
+    #[error("not an NFS URL (expected nfs://host/path or host:/path): {0}")]
     Scheme(String),
     #[error("NFS URL has no host: {0}")]
     NoHost(String),
@@ -67,8 +67,38 @@ fn percent_decode(s: &str) -> Result<Vec<u8>, UrlError> {
     Ok(out)
 }
 
+/// `host:/export/path` as mount(8) writes it, as an `nfs://` URL (None for anything else). The
+/// path is taken as it is: `%` and `?` in it are names' characters, not escapes or a query.
+pub fn from_mount_spec(spec: &str) -> Option<String> {
+    if spec.contains("://") || spec.starts_with('-') {
+        return None;
+    }
+    let split = if spec.starts_with('[') {
+        spec.find("]:/").map(|i| i + 1)
+    } else {
+        spec.find(":/")
+    }?;
+    let (host, path) = (&spec[..split], &spec[split + 1..]);
+    if host.is_empty() || host.contains('/') {
+        return None;
+    }
+    let path = path.replace('%', "%25").replace('?', "%3F");
+    Some(format!("nfs://{host}{path}"))
+}
+
 impl NfsUrl {
+    /// Whether `s` is written as a URL this parses (`nfs://...` or `host:/path`).
+    pub fn is_url_like(s: &str) -> bool {
+        s.starts_with("nfs://") || from_mount_spec(s).is_some()
+    }
+
+    /// Parses `nfs://host[:port]/path[?query]` or `host:/path`.
     pub fn parse(url: &str) -> Result<Self, UrlError> {
+        if !url.starts_with("nfs://") {
+            if let Some(u) = from_mount_spec(url) {
+                return Self::parse(&u);
+            }
+        }
         let rest = url
             .strip_prefix("nfs://")
             .ok_or_else(|| UrlError::Scheme(url.to_string()))?;
@@ -220,6 +250,21 @@ mod tests {
         assert_eq!((u.uid, u.gid), (Some(0), Some(5)));
         let round = NfsUrl::parse(&u.to_string()).unwrap();
         assert_eq!(round, u);
+    }
+
+    #[test]
+    fn mount_style_specs() {
+        let u = NfsUrl::parse("filer:/export/projects").unwrap();
+        assert_eq!(u, NfsUrl::parse("nfs://filer/export/projects").unwrap());
+        let u = NfsUrl::parse("[fe80::1]:/data/a%b?c").unwrap();
+        assert_eq!(
+            (u.host.as_str(), u.path.as_slice()),
+            ("fe80::1", &b"/data/a%b?c"[..])
+        );
+        assert!(NfsUrl::is_url_like("10.0.0.1:/x") && NfsUrl::is_url_like("nfs://h/"));
+        for not in ["scan", "-o", "a/b:/c", ":/x", "file.db", "http://h/x"] {
+            assert!(!NfsUrl::is_url_like(not), "{not}");
+        }
     }
 
     #[test]

@@ -3,6 +3,7 @@
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use nfs_walker::client::{mount, ClientOptions, NfsUrl};
+use nfs_walker::output::bigdirs::{BigDirsWriter, LargestDir};
 use nfs_walker::output::{self, Batcher, Format, OutputBatch, TextWriter};
 use nfs_walker::record::EntryRecord;
 use nfs_walker::ring::Backend;
@@ -39,7 +40,7 @@ pub struct ScanArgs {
     #[arg(long, default_value_t = 1 << 20)]
     pub maxcount: u32,
     /// Do not write entries deeper than N (the root is 0) nor list directories at depth N
-    #[arg(long)]
+    #[arg(short = 'd', long)]
     pub max_depth: Option<u32>,
     /// Skip names or relative paths matching GLOB (repeatable), e.g. --exclude .snapshot
     #[arg(long = "exclude", value_name = "GLOB")]
@@ -53,6 +54,17 @@ pub struct ScanArgs {
     /// Read symlink targets (READLINK) into a `target` field
     #[arg(long)]
     pub readlink: bool,
+    /// Report only the directories holding at least N entries (NDJSON: entries, path, fileid,
+    /// fsid), listing every directory with READDIR names only (no attributes fetched)
+    #[arg(long, value_name = "N")]
+    pub big_dirs: Option<u64>,
+    /// When the scan completes, compare it with this earlier scan of the same URL (a database
+    /// or NDJSON) and write the changes to --changes
+    #[arg(long, value_name = "OLD", requires = "changes")]
+    pub baseline: Option<PathBuf>,
+    /// Where --baseline writes the changes, as NDJSON change records (see `diff`)
+    #[arg(long, value_name = "FILE", requires = "baseline")]
+    pub changes: Option<PathBuf>,
     #[command(flatten)]
     pub content: super::content::ContentArgs,
     #[command(flatten)]
@@ -60,6 +72,9 @@ pub struct ScanArgs {
     /// No progress line
     #[arg(short, long)]
     pub quiet: bool,
+    /// Every path error and every retried call or reconnect on stderr as it happens
+    #[arg(short, long)]
+    pub verbose: bool,
     #[command(flatten)]
     pub client: super::ClientArgs,
 }
@@ -67,7 +82,7 @@ pub struct ScanArgs {
 #[derive(Args, Clone, Debug)]
 pub struct EngineArgs {
     /// Scanning threads, one per core by default
-    #[arg(long)]
+    #[arg(short = 'w', long, visible_alias = "workers")]
     pub threads: Option<usize>,
     /// TCP connections per thread
     #[arg(long, default_value_t = 2)]
@@ -126,7 +141,7 @@ impl EngineArgs {
     pub fn rate_limit(&self) -> Result<Option<Arc<RateLimiter>>> {
         match self.max_rate {
             None => Ok(None),
-            Some(r) if r >= 1.0 && r <= nfs_walker::sched::rate::RATE_PER_S_MAX => {
+            Some(r) if (1.0..=nfs_walker::sched::rate::RATE_PER_S_MAX).contains(&r) => {
                 Ok(Some(Arc::new(RateLimiter::new(r))))
             }
             Some(_) => bail!("--max-rate must be at least 1 call per second"),
@@ -190,8 +205,14 @@ pub struct ProgressLine {
 }
 
 impl ProgressLine {
-    /// `max_rate`: the `--max-rate` cap, shown beside the current call rate.
-    pub fn start(progress: Arc<Progress>, max_rate: Option<f64>, enabled: bool) -> Self {
+    /// `max_rate`: the `--max-rate` cap, shown beside the current call rate; `largest`: the
+    /// largest directory so far (`--big-dirs`).
+    pub fn start(
+        progress: Arc<Progress>,
+        max_rate: Option<f64>,
+        enabled: bool,
+        largest: Option<Arc<LargestDir>>,
+    ) -> Self {
         let stop = Arc::new(AtomicBool::new(false));
         if !enabled || !std::io::stderr().is_terminal() {
             return ProgressLine { stop, handle: None };
@@ -220,13 +241,22 @@ impl ProgressLine {
                         last = (now, calls);
                     }
                 }
-                bar.set_message(format!(
+                let mut msg = format!(
                     "{n} entries ({:.0}/s), {} tasks queued or active, {} calls in flight, {} errors{rate_shown}",
                     n as f64 / secs,
                     progress.outstanding.load(Ordering::Relaxed),
                     progress.inflight.load(Ordering::Relaxed),
                     progress.errors.load(Ordering::Relaxed),
-                ));
+                );
+                if let Some(l) = &largest {
+                    let path = l.path.lock().map(|p| p.clone()).unwrap_or_default();
+                    msg.push_str(&format!(
+                        "; largest directory so far: {} entries, {}",
+                        l.entries.load(Ordering::Relaxed),
+                        path.escape_debug()
+                    ));
+                }
+                bar.set_message(msg);
                 bar.tick();
                 std::thread::sleep(Duration::from_millis(200));
             }
@@ -262,7 +292,42 @@ pub struct ScanOutcome {
 }
 
 pub fn run(args: &ScanArgs) -> Result<i32> {
+    let (Some(baseline), Some(changes)) = (&args.baseline, &args.changes) else {
+        return run_scan(args);
+    };
+    let Some(output) = &args.output else {
+        bail!("--baseline compares with the scan's output: give it with -o FILE");
+    };
+    let code = run_scan(args)?;
+    if code == 1 {
+        eprintln!(
+            "nfs-walker: the scan did not complete; no changes written to {}",
+            changes.display()
+        );
+        return Ok(code);
+    }
+    super::diff::run(&super::diff::DiffArgs {
+        old: baseline.clone(),
+        new: output.clone(),
+        output: Some(changes.clone()),
+        format: Some(nfs_walker::diff::write::DiffFormat::Ndjson),
+        summary: false,
+        depth: 1,
+        force: false,
+        quiet: args.quiet,
+    })
+    .context("--baseline")?;
+    Ok(code)
+}
+
+fn run_scan(args: &ScanArgs) -> Result<i32> {
     let format = output_format(args)?;
+    if let Some(min_entries) = args.big_dirs {
+        if format != Format::Ndjson {
+            bail!("--big-dirs writes NDJSON lines (entries, path, fileid, fsid); drop --format or the .db/.csv name");
+        }
+        return run_big_dirs(args, min_entries);
+    }
     if format == Format::SqliteRows {
         return run_sqlite(args);
     }
@@ -275,8 +340,34 @@ pub fn run(args: &ScanArgs) -> Result<i32> {
     let stop = stop_on_signals()?;
     let (writer, tx) =
         TextWriter::start_with_content(format, out, stop.clone(), args.content.fields())?;
-    let outcome = scan_into(args, format, tx, stop)?;
+    let outcome = scan_into(args, format, tx, stop, None)?;
     writer.finish().context("writing entries")?;
+    Ok(exit_code(&outcome))
+}
+
+/// `--big-dirs N`: every directory listed with READDIR names only; those of N entries or more
+/// written as they are found.
+fn run_big_dirs(args: &ScanArgs, min_entries: u64) -> Result<i32> {
+    let out: Box<dyn Write + Send> = match &args.output {
+        None => Box::new(std::io::stdout()),
+        Some(p) => Box::new(std::io::BufWriter::new(
+            std::fs::File::create(p).with_context(|| format!("creating {}", p.display()))?,
+        )),
+    };
+    let stop = stop_on_signals()?;
+    let largest = Arc::new(LargestDir::default());
+    let (writer, tx) = BigDirsWriter::start(min_entries, out, largest.clone(), stop.clone())?;
+    let outcome = scan_into(args, Format::DirCounts, tx, stop, Some(largest.clone()))?;
+    let totals = writer.finish().context("writing directories")?;
+    if !args.quiet {
+        eprintln!(
+            "  {} directories listed, {} with {min_entries} entries or more; the largest: {} entries, {}",
+            totals.dirs,
+            totals.big,
+            largest.entries.load(Ordering::Relaxed),
+            largest.path.lock().map(|p| p.clone()).unwrap_or_default().escape_debug()
+        );
+    }
     Ok(exit_code(&outcome))
 }
 
@@ -319,7 +410,7 @@ fn run_sqlite(args: &ScanArgs) -> Result<i32> {
     let stop = stop_on_signals()?;
     let (writer, tx) = SqliteWriter::create(path, &info, stop.clone())
         .with_context(|| format!("creating {}", path.display()))?;
-    let result = scan_into(args, Format::SqliteRows, tx, stop);
+    let result = scan_into(args, Format::SqliteRows, tx, stop, None);
     let end = match &result {
         Ok(o) => ScanEnd {
             status: if o.report.completed {
@@ -385,6 +476,7 @@ pub fn scan_into(
     format: Format,
     tx: crossbeam_channel::Sender<OutputBatch>,
     stop: Arc<AtomicBool>,
+    largest: Option<Arc<LargestDir>>,
 ) -> Result<ScanOutcome> {
     let client = args.client.options();
     let url = NfsUrl::parse(&args.url)?;
@@ -397,7 +489,12 @@ pub fn scan_into(
     };
     let m = mount(&url, &client).with_context(|| format!("mounting {}", args.url))?;
     let walk = Arc::new(WalkConfig {
-        mode: args.mode,
+        // --big-dirs counts names: READDIR alone, as `names` lists.
+        mode: if args.big_dirs.is_some() {
+            Mode::Names
+        } else {
+            args.mode
+        },
         dircount: args.dircount.clamp(512, 16 << 20),
         maxcount: args.maxcount.clamp(1024, 16 << 20),
         max_depth: args.max_depth,
@@ -441,10 +538,17 @@ pub fn scan_into(
         rate: args.engine.rate_limit()?,
     };
     let source = LocalDeques::new(roots);
-    let (err_handle, err_tx) = output::start_error_writer(errors_file)?;
+    let (err_handle, err_tx) = output::start_error_writer(
+        errors_file,
+        if args.verbose {
+            0
+        } else {
+            output::STDERR_ERRORS_MAX
+        },
+    )?;
     let progress = Arc::new(Progress::default());
     let mut content_summary = String::new();
-    let bar = ProgressLine::start(progress.clone(), args.engine.max_rate, !args.quiet);
+    let bar = ProgressLine::start(progress.clone(), args.engine.max_rate, !args.quiet, largest);
     // Each thread encodes its entries in a batcher of its own; the senders go when the scan
     // ends, which closes the writers' channels.
     let addrs = args.engine.server_addrs(&m.nfs_addrs)?;

@@ -1,8 +1,10 @@
 //! Where entries go: per-thread batchers that encode records on the scanning threads, a
 //! bounded channel (backpressure), and one writer thread per output.
 
+pub mod bigdirs;
 pub mod btree;
 pub mod extsort;
+pub mod schema;
 pub mod sqlite;
 
 use crate::path_error::PathError;
@@ -22,6 +24,9 @@ pub enum Format {
     Names,
     /// Rows for the SQLite scan database, copied into batches on the scanning threads.
     SqliteRows,
+    /// No entries: one line per directory listed, with its entry count (`scan --big-dirs`,
+    /// see [`bigdirs`]).
+    DirCounts,
 }
 
 impl std::str::FromStr for Format {
@@ -138,6 +143,7 @@ impl Batcher {
                     .extend_from_slice(String::from_utf8_lossy(e.path).as_bytes());
                 self.bytes.push(b'\n');
             }
+            Format::DirCounts => return,
             Format::SqliteRows => {
                 self.rows.push(e);
                 if self.rows.len() >= BATCH_RECORDS || self.rows.byte_len() >= BATCH_BYTES {
@@ -157,7 +163,7 @@ impl Batcher {
         match self.format {
             Format::Ndjson => e.write_ndjson_content(&mut self.bytes, fields, content),
             Format::Csv => e.write_csv_content(&mut self.bytes, fields, content),
-            Format::Names | Format::SqliteRows => {
+            Format::Names | Format::SqliteRows | Format::DirCounts => {
                 let saved = std::mem::take(&mut self.content);
                 self.entry(e);
                 self.content = saved;
@@ -166,6 +172,16 @@ impl Batcher {
         }
         if self.bytes.len() >= BATCH_BYTES {
             self.flush_bytes();
+        }
+    }
+
+    /// A directory's listing ended with `entries` names (kept in [`Format::DirCounts`] only).
+    pub fn dir_listed(&mut self, path: &[u8], dir: Option<(u64, u64)>, entries: u64) {
+        if self.format == Format::DirCounts {
+            bigdirs::write_dir_count(&mut self.bytes, path, dir, entries);
+            if self.bytes.len() >= BATCH_BYTES {
+                self.flush_bytes();
+            }
         }
     }
 
@@ -284,10 +300,12 @@ impl TextWriter {
 /// Per-path errors printed on stderr at most; the rest are counted (and all go to `--errors`).
 pub const STDERR_ERRORS_MAX: u64 = 100;
 
-/// A writer thread for per-path errors: a readable line on stderr (up to
-/// [`STDERR_ERRORS_MAX`]), and every error as an NDJSON line to `file` where given.
+/// A writer thread for per-path errors: a readable line on stderr (up to `stderr_errors_max`,
+/// normally [`STDERR_ERRORS_MAX`]; 0 where they are logged as they happen, `scan -v`), and
+/// every error as an NDJSON line to `file` where given.
 pub fn start_error_writer(
     mut file: Option<Box<dyn Write + Send>>,
+    stderr_errors_max: u64,
 ) -> io::Result<(JoinHandle<io::Result<u64>>, Sender<OutputBatch>)> {
     let (tx, rx): (Sender<OutputBatch>, Receiver<OutputBatch>) = bounded(CHANNEL_BATCHES_MAX);
     let handle = std::thread::Builder::new()
@@ -301,14 +319,14 @@ pub fn start_error_writer(
                 };
                 for e in errs {
                     count += 1;
-                    if count <= STDERR_ERRORS_MAX {
+                    if count <= stderr_errors_max {
                         eprintln!(
                             "nfs-walker: {}: {}: {}",
                             String::from_utf8_lossy(&e.path).escape_debug(),
                             e.op,
                             e.message
                         );
-                    } else if count == STDERR_ERRORS_MAX + 1 {
+                    } else if count == stderr_errors_max + 1 && stderr_errors_max > 0 {
                         eprintln!(
                             "nfs-walker: more errors; only counted from here (see --errors FILE)"
                         );

@@ -25,12 +25,15 @@ use crate::output::btree::{
     decode_record, encode_record, BtreeError, IndexBuilder, PageFile, TableBuilder, Value,
 };
 use crate::output::extsort::ExternalSorter;
+pub use crate::output::schema::{
+    extension_of, split_parent, APPLICATION_ID, EXTENSION_BYTES_MAX, SCHEMA_VERSION, SQLITE_HEADER,
+};
+use crate::output::schema::{INDEX_SQL, INSERT_ENTRY_SQL, SCHEMA_SQL};
 use crate::output::{OutputBatch, CHANNEL_BATCHES_MAX};
 use crate::path_error::PathError;
 use crate::record::{EntryAttrs, EntryRef, EntryType};
 use crossbeam_channel::{bounded, Receiver, Sender};
 use rusqlite::{Connection, Statement};
-use std::borrow::Cow;
 use std::collections::HashMap;
 use std::hash::{BuildHasher, BuildHasherDefault, Hasher, RandomState};
 use std::io::{self, Read, Seek, Write};
@@ -41,14 +44,6 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use thiserror::Error;
 
-/// Stored as `PRAGMA user_version`.
-pub const SCHEMA_VERSION: i32 = 1;
-/// Stored as `PRAGMA application_id`: "NFSW".
-pub const APPLICATION_ID: i32 = 0x4e46_5357;
-/// The first bytes of every SQLite 3 database file.
-pub const SQLITE_HEADER: &[u8; 16] = b"SQLite format 3\0";
-/// Extensions longer than this are not extensions (`a.0123456789abcdef0` is a name).
-pub const EXTENSION_BYTES_MAX: usize = 16;
 /// Directories the writer tracks at most (about 100 bytes each).
 pub const DIRS_MAX: usize = 200_000_000;
 /// Memory for sorting the parent index's keys (16 bytes a row) before runs spill to disk.
@@ -57,79 +52,6 @@ const PARENT_KEYS_MEMORY_BYTES: usize = 64 << 20;
 const DIR_PATH_KEYS_MEMORY_BYTES: usize = 32 << 20;
 /// Page size: larger pages make fewer, larger writes and a shallower table b-tree.
 const PAGE_SIZE_BYTES: u32 = 65536;
-
-const SCHEMA_SQL: &str = "
-CREATE TABLE entries (
-    id        INTEGER PRIMARY KEY,
-    parent_id INTEGER,
-    name      TEXT NOT NULL,
-    path      TEXT NOT NULL,
-    type      TEXT NOT NULL,
-    size      INTEGER NOT NULL,
-    used      INTEGER NOT NULL,
-    mode      INTEGER NOT NULL,
-    nlink     INTEGER NOT NULL,
-    uid       INTEGER NOT NULL,
-    gid       INTEGER NOT NULL,
-    fileid    INTEGER NOT NULL,
-    fsid      INTEGER NOT NULL,
-    atime_ns  INTEGER NOT NULL,
-    mtime_ns  INTEGER NOT NULL,
-    ctime_ns  INTEGER NOT NULL,
-    depth     INTEGER NOT NULL,
-    extension TEXT,
-    target    TEXT
-);
-CREATE TABLE dirs (
-    entry_id          INTEGER PRIMARY KEY,
-    direct_entries    INTEGER NOT NULL,
-    direct_bytes      INTEGER NOT NULL,
-    recursive_entries INTEGER NOT NULL,
-    recursive_bytes   INTEGER NOT NULL
-);
-CREATE TABLE errors (
-    id        INTEGER PRIMARY KEY,
-    path      TEXT NOT NULL,
-    procedure TEXT NOT NULL,
-    status    TEXT,
-    message   TEXT NOT NULL
-);
-CREATE TABLE scan (
-    id           INTEGER PRIMARY KEY CHECK (id = 1),
-    url          TEXT NOT NULL,
-    server       TEXT NOT NULL,
-    tool_version TEXT NOT NULL,
-    options      TEXT NOT NULL,
-    started_ns   INTEGER NOT NULL,
-    finished_ns  INTEGER,
-    status       TEXT NOT NULL,
-    message      TEXT,
-    entries      INTEGER,
-    files        INTEGER,
-    dirs         INTEGER,
-    bytes        INTEGER,
-    used         INTEGER,
-    errors       INTEGER,
-    threads      INTEGER,
-    connections  INTEGER,
-    backend      TEXT
-);
-";
-
-/// Created empty with the schema and filled at the end of the load from sorted keys: sorting
-/// once is much cheaper than keeping them up to date per row. Paths are indexed for
-/// directories only: an index of every path costs about three times the parent index on real
-/// trees (long keys with shared prefixes, in no useful order), while directory paths plus
-/// `parent_id` find any entry with two index searches.
-const INDEX_SQL: &str = "
-CREATE INDEX entries_parent_id ON entries(parent_id);
-CREATE INDEX entries_dir_path ON entries(path) WHERE type = 'dir';
-";
-
-const INSERT_ENTRY_SQL: &str = "INSERT INTO entries (id, parent_id, name, path, type, size, \
-    used, mode, nlink, uid, gid, fileid, fsid, atime_ns, mtime_ns, ctime_ns, depth, extension, \
-    target) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, \
-    ?18, ?19)";
 
 /// Entries on their way to the database, copied by the scanning threads into one buffer per
 /// batch (no allocation per entry); the writer encodes each row's record straight from it.
@@ -450,42 +372,6 @@ fn clamp_i64(n: u64) -> i64 {
 /// bits.
 fn bits_i64(n: u64) -> i64 {
     n as i64
-}
-
-/// The extension of a file name, as the `extension` column and the by-extension report
-/// define it: the text after the last dot, where that dot is not the name's first character,
-/// lowercased; `None` where there is none, it is longer than [`EXTENSION_BYTES_MAX`], is not
-/// valid UTF-8, or holds whitespace or control characters.
-pub fn extension_of(name: &[u8]) -> Option<Cow<'_, str>> {
-    let dot = name.iter().rposition(|&b| b == b'.')?;
-    if dot == 0 {
-        return None;
-    }
-    let ext = &name[dot + 1..];
-    if ext.is_empty() || ext.len() > EXTENSION_BYTES_MAX {
-        return None;
-    }
-    let ext = std::str::from_utf8(ext).ok()?;
-    if ext.chars().any(|c| c.is_whitespace() || c.is_control()) {
-        return None;
-    }
-    if ext.chars().any(char::is_uppercase) {
-        Some(Cow::Owned(ext.to_lowercase()))
-    } else {
-        Some(Cow::Borrowed(ext))
-    }
-}
-
-/// Splits a record path into its parent's path and its name ("." is the root and has no
-/// parent; its children's paths have no prefix).
-pub fn split_parent(path: &[u8]) -> (Option<&[u8]>, &[u8]) {
-    if path == b"." {
-        return (None, path);
-    }
-    match path.iter().rposition(|&b| b == b'/') {
-        Some(i) => (Some(&path[..i]), &path[i + 1..]),
-        None => (Some(b"."), path),
-    }
 }
 
 /// Keys of the directory map are already uniformly random; hashing them again is waste.

@@ -119,17 +119,6 @@ pub struct CallCounters {
     pub unknown_xids: u64,
 }
 
-impl CallCounters {
-    pub fn merge(&mut self, o: &CallCounters) {
-        self.sent += o.sent;
-        self.retries += o.retries;
-        self.timeouts += o.timeouts;
-        self.busy_waits += o.busy_waits;
-        self.resent_after_reconnect += o.resent_after_reconnect;
-        self.unknown_xids += o.unknown_xids;
-    }
-}
-
 /// How XIDs are made on one thread.
 #[derive(Debug, Clone, Copy)]
 struct XidLayout {
@@ -358,6 +347,8 @@ impl<C> CallEngine<C> {
             .saturating_mul(1 << q.attempts.retries.min(6))
             .min(RETRY_BACKOFF_MAX);
         q.attempts.retries += 1;
+        tracing::info!(target: "nfs_walker::verbose", "retry {} of {} after {delay:?}",
+            q.attempts.retries, self.policy.retries);
         q.attempts.busy_waits = 0;
         self.counters.retries += 1;
         self.delay(q, now + delay);

@@ -94,80 +94,71 @@ where
     P: Protocol,
     Q: TaskQueue<Task = P::Task>,
 {
-    let result = drive_loop(conns, proto, queue, cx);
-    proto.finish();
-    result
-}
-
-fn drive_loop<P, Q>(
-    conns: &mut ConnSet,
-    proto: &mut P,
-    queue: &mut Q,
-    cx: &DriveContext<'_>,
-) -> Result<(), EngineError>
-where
-    P: Protocol,
-    Q: TaskQueue<Task = P::Task>,
-{
-    let mut reconnects_reported = conns.reconnects();
-    let mut stopping = false;
-    loop {
-        if cx.failed.load(Ordering::Relaxed) {
-            return Ok(());
-        }
-        let now = Instant::now();
-        if !stopping && cx.stop.load(Ordering::Relaxed) {
-            stopping = true;
-            if proto.stop(now) {
+    // The loop is a closure so that whatever ends it, the user hands over what it holds.
+    let mut run = || -> Result<(), EngineError> {
+        let mut reconnects_reported = conns.reconnects();
+        let mut stopping = false;
+        loop {
+            if cx.failed.load(Ordering::Relaxed) {
                 return Ok(());
             }
-        }
-        let finished = proto.is_idle(now) && queue.is_exhausted();
-        if !finished {
-            conns.connect_due(now, cx.policy, |slot| proto.on_conn_up(slot))?;
-        }
-        if let Some(r) = cx.reconnects {
-            let n = conns.reconnects();
-            if n != reconnects_reported {
-                r.fetch_add(n - reconnects_reported, Ordering::Relaxed);
-                reconnects_reported = n;
-            }
-        }
-        if !stopping {
-            while proto.wants_task() {
-                match queue.take() {
-                    Some((id, t)) => proto.add_task(id, t, queue),
-                    None => break,
+            let now = Instant::now();
+            if !stopping && cx.stop.load(Ordering::Relaxed) {
+                stopping = true;
+                if proto.stop(now) {
+                    return Ok(());
                 }
             }
-        }
-        if proto.poll_timeout(now).is_some_and(|t| t <= now) {
-            proto.on_timeout(now, queue);
-        }
-        proto.poll_transmit(now, conns.send_bufs());
-        conns.flush();
-        proto.after_turn(now, queue);
+            let finished = proto.is_idle(now) && queue.is_exhausted();
+            if !finished {
+                conns.connect_due(now, cx.policy, |slot| proto.on_conn_up(slot))?;
+            }
+            if let Some(r) = cx.reconnects {
+                let n = conns.reconnects();
+                if n != reconnects_reported {
+                    r.fetch_add(n - reconnects_reported, Ordering::Relaxed);
+                    reconnects_reported = n;
+                }
+            }
+            if !stopping {
+                while proto.wants_task() {
+                    match queue.take() {
+                        Some((id, t)) => proto.add_task(id, t, queue),
+                        None => break,
+                    }
+                }
+            }
+            if proto.poll_timeout(now).is_some_and(|t| t <= now) {
+                proto.on_timeout(now, queue);
+            }
+            proto.poll_transmit(now, conns.send_bufs());
+            conns.flush();
+            proto.after_turn(now, queue);
 
-        let idle = proto.is_idle(now);
-        if idle && (stopping || queue.is_exhausted()) {
-            return Ok(());
+            let idle = proto.is_idle(now);
+            if idle && (stopping || queue.is_exhausted()) {
+                return Ok(());
+            }
+            let timeout = if idle {
+                // Other threads may still make work for this one.
+                IDLE_POLL
+            } else {
+                let mut wake = now + POLL_MAX;
+                if let Some(t) = proto.poll_timeout(now) {
+                    wake = wake.min(t);
+                }
+                if let Some(t) = conns.next_attempt_min() {
+                    wake = wake.min(t);
+                }
+                wake.saturating_duration_since(now)
+            };
+            conns.poll(timeout, |xid, outcome, now| {
+                proto.on_reply(xid, outcome, now, queue)
+            })?;
+            conns.take_broken(Instant::now(), |slot| proto.on_conn_down(slot));
         }
-        let timeout = if idle {
-            // Other threads may still make work for this one.
-            IDLE_POLL
-        } else {
-            let mut wake = now + POLL_MAX;
-            if let Some(t) = proto.poll_timeout(now) {
-                wake = wake.min(t);
-            }
-            if let Some(t) = conns.next_attempt_min() {
-                wake = wake.min(t);
-            }
-            wake.saturating_duration_since(now)
-        };
-        conns.poll(timeout, |xid, outcome, now| {
-            proto.on_reply(xid, outcome, now, queue)
-        })?;
-        conns.take_broken(Instant::now(), |slot| proto.on_conn_down(slot));
-    }
+    };
+    let result = run();
+    proto.finish();
+    result
 }

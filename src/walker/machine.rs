@@ -58,6 +58,9 @@ pub trait WalkSink {
     fn error(&mut self, err: PathError);
     /// Every child with attributes, with its handles (only where [`WalkSink::WANTS_OBJECTS`]).
     fn object(&mut self, _object: &ObjectRef<'_>) {}
+    /// A directory's listing reached its end with `entries` names (`scan --big-dirs`);
+    /// `dir` is its (fsid, fileid) where the reply carried its attributes.
+    fn dir_listed(&mut self, _path: &[u8], _dir: Option<(u64, u64)>, _entries: u64) {}
 }
 
 /// Work this thread holds; a task is done when its slot is freed.
@@ -460,6 +463,8 @@ impl Walker {
 
     fn report(&mut self, err: PathError, sink: &mut impl WalkSink) {
         self.stats.errors += 1;
+        tracing::info!(target: "nfs_walker::verbose", "{}: {}: {}",
+            String::from_utf8_lossy(&err.path).escape_debug(), err.op, err.message);
         sink.error(err);
     }
 

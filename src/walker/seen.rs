@@ -140,6 +140,15 @@ impl EmittedSet {
         }
     }
 
+    /// Keys recorded: the entries a listing handed out.
+    pub fn len(&self) -> u64 {
+        self.memory.len() as u64 + self.spilled + self.overflow.len() as u64
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
     /// Keys held in memory (not counting spilled ones).
     pub fn memory_len(&self) -> usize {
         self.memory.len()

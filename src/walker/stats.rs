@@ -53,11 +53,15 @@ impl WalkStats {
 
     /// Adds what the call engine counted.
     pub fn add_calls(&mut self, c: &CallCounters) {
-        self.retries += c.retries;
-        self.timeouts += c.timeouts;
-        self.jukebox += c.busy_waits;
-        self.resent_after_reconnect += c.resent_after_reconnect;
-        self.unknown_xids += c.unknown_xids;
+        for (total, n) in [
+            (&mut self.retries, c.retries),
+            (&mut self.timeouts, c.timeouts),
+            (&mut self.jukebox, c.busy_waits),
+            (&mut self.resent_after_reconnect, c.resent_after_reconnect),
+            (&mut self.unknown_xids, c.unknown_xids),
+        ] {
+            *total += n;
+        }
     }
 
     pub fn merge(&mut self, o: &WalkStats) {
@@ -73,16 +77,9 @@ impl WalkStats {
         for (a, b) in self.entries_by_type.iter_mut().zip(o.entries_by_type) {
             *a += b;
         }
-        self.bytes += o.bytes;
-        self.retries += o.retries;
-        self.timeouts += o.timeouts;
-        self.jukebox += o.jukebox;
-        self.bad_cookie_restarts += o.bad_cookie_restarts;
-        self.resent_after_reconnect += o.resent_after_reconnect;
-        self.unknown_xids += o.unknown_xids;
-        self.duplicates_skipped += o.duplicates_skipped;
-        self.hostile_names += o.hostile_names;
-        self.errors += o.errors;
+        crate::add_counters!(self, o;
+            bytes, retries, timeouts, jukebox, bad_cookie_restarts, resent_after_reconnect,
+            unknown_xids, duplicates_skipped, hostile_names, errors);
     }
 }
 

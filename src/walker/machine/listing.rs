@@ -254,6 +254,11 @@ impl Walker {
         let new = self.process_entries(task, &reply, sink);
         if eof {
             if let Some(TaskState::Listing(l)) = self.tasks.get_mut(task) {
+                let dir = match &reply {
+                    ListReply::Plus(r) => r.dir_attrs,
+                    ListReply::Plain(r) => r.dir_attrs,
+                };
+                sink.dir_listed(&l.task.path, dir.map(|a| (a.fsid, a.fileid)), l.seen.len());
                 // The set is only needed while the listing may still restart.
                 l.seen = EmittedSet::new(0);
                 l.continued_from = HashSet64::default();

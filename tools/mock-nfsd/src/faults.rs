@@ -43,6 +43,10 @@ pub enum Fault {
     /// reports a new mtime and ctime and returns the new contents. A correct reader reports
     /// it as changed and gives no checksum.
     Rewrite { p: f64 },
+    /// A listing that never ends: after `after` entries of a directory (one that has at least
+    /// that many), the listing starts over from its first entry under fresh cookies, never
+    /// saying eof. The failure that made a 1M-entry directory read as 1.7M+ entries.
+    Replay { after: u64 },
 }
 
 /// The parsed `--faults` list.
@@ -75,7 +79,10 @@ from a generator seeded by --seed and the connection number.
   names:p=P             add entries with hostile names to a READDIR/READDIRPLUS reply
                         ('/', NUL, '.', '..', invalid UTF-8, 4096 bytes); real entries are kept
   rewrite:p=P           a file (chosen with probability P by fileid and --seed) changes on
-                        every READ: new mtime, ctime and contents";
+                        every READ: new mtime, ctime and contents
+
+  replay:after=N        in a directory of at least N entries, after N entries the listing starts
+                        over from its first entry under fresh cookies and never says eof";
 
 impl FromStr for FaultSpec {
     type Err = FaultSpecError;
@@ -105,6 +112,7 @@ fn parse_fault(item: &str) -> Result<Fault, FaultSpecError> {
     let mut every = None;
     let mut ms = None;
     let mut p = None;
+    let mut after = None;
     for part in parts {
         let (k, v) = part
             .split_once('=')
@@ -137,6 +145,15 @@ fn parse_fault(item: &str) -> Result<Fault, FaultSpecError> {
                 }
                 p = Some(x);
             }
+            "after" => {
+                let n: u64 = v
+                    .parse()
+                    .map_err(|_| err(format!("after=`{v}` is not a positive integer")))?;
+                if n == 0 {
+                    return Err(err("after must be at least 1".into()));
+                }
+                after = Some(n);
+            }
             other => return Err(err(format!("unknown parameter `{other}`"))),
         }
     }
@@ -167,6 +184,9 @@ fn parse_fault(item: &str) -> Result<Fault, FaultSpecError> {
         },
         "names" => Fault::Names { p: need_p()? },
         "rewrite" => Fault::Rewrite { p: need_p()? },
+        "replay" => Fault::Replay {
+            after: after.ok_or_else(|| err("replay needs after=N".into()))?,
+        },
         other => return Err(err(format!("unknown fault kind `{other}`"))),
     };
     let uses_every = matches!(
@@ -179,6 +199,10 @@ fn parse_fault(item: &str) -> Result<Fault, FaultSpecError> {
             | Fault::Fragment { .. }
     );
     if (p.is_some() && uses_every) || (every.is_some() && !uses_every) {
+        return Err(err(format!("parameter does not apply to {kind}")));
+    }
+    let replay = matches!(fault, Fault::Replay { .. });
+    if (after.is_some() && !replay) || (replay && (p.is_some() || every.is_some())) {
         return Err(err(format!("parameter does not apply to {kind}")));
     }
     if ms.is_some() && !matches!(fault, Fault::Stall { .. }) {
@@ -205,6 +229,7 @@ impl fmt::Display for FaultSpec {
                 Fault::Fragment { every } => write!(f, "fragment:every={every}")?,
                 Fault::Names { p } => write!(f, "names:p={p}")?,
                 Fault::Rewrite { p } => write!(f, "rewrite:p={p}")?,
+                Fault::Replay { after } => write!(f, "replay:after={after}")?,
             }
         }
         Ok(())
@@ -222,6 +247,17 @@ impl FaultSpec {
             Fault::Rewrite { p } => Rng::new(hash3(seed, fileid, 0x0072_6577_7269_7465)).chance(p),
             _ => false,
         })
+    }
+
+    /// `replay:after=N`'s N, the smallest where several are given.
+    pub fn replay_after(&self) -> Option<u64> {
+        self.faults
+            .iter()
+            .filter_map(|f| match f {
+                Fault::Replay { after } => Some(*after),
+                _ => None,
+            })
+            .min()
     }
 }
 
@@ -278,6 +314,8 @@ impl ConnFaults {
                 Fault::Names { p } => out.names |= self.rng.chance(p),
                 // Per file, not per call: see FaultSpec::rewrites.
                 Fault::Rewrite { .. } => {}
+                // A property of listings, not of calls (see `FaultSpec::replay_after`).
+                Fault::Replay { .. } => {}
             }
         }
         out
@@ -292,10 +330,11 @@ mod tests {
     fn parses_every_kind() {
         let spec: FaultSpec = "reset:every=100, stall:every=7:ms=250,jukebox:p=0.01,drop:p=0.5,\
                                badcookie:p=1,xid:every=3,truncate:every=9,hugerecord:every=11,\
-                               fragment:every=2,names:p=0.25,rewrite:p=0.5"
+                               fragment:every=2,names:p=0.25,rewrite:p=0.5,replay:after=1000"
             .parse()
             .unwrap();
-        assert_eq!(spec.faults.len(), 11);
+        assert_eq!(spec.faults.len(), 12);
+        assert_eq!(spec.replay_after(), Some(1000));
         let rewritten = (0..1000).filter(|&id| spec.rewrites(7, id)).count();
         assert!((400..600).contains(&rewritten), "{rewritten}");
         assert!(!FaultSpec::default().rewrites(7, 1));
@@ -319,6 +358,10 @@ mod tests {
             "explode:p=1",
             "names:p=0.1:ms=3",
             "xid:every",
+            "replay",
+            "replay:after=0",
+            "replay:after=5:p=0.5",
+            "reset:every=3:after=2",
         ] {
             assert!(bad.parse::<FaultSpec>().is_err(), "{bad}");
         }

@@ -19,6 +19,7 @@ pub mod cookies;
 pub mod faults;
 pub mod latency;
 pub mod listing;
+pub mod mutate;
 pub mod rng;
 pub mod server;
 pub mod service;
@@ -29,6 +30,7 @@ pub use cookies::CookieMode;
 pub use faults::{Fault, FaultSpec};
 pub use latency::LatencyDist;
 pub use listing::Listing;
+pub use mutate::Mutation;
 pub use server::{Server, ServerHandle};
 pub use stats::StatsSnapshot;
 pub use tree::{Tree, TreeModel};
@@ -52,6 +54,8 @@ pub struct Config {
     pub faults: FaultSpec,
     /// Seeds fault and latency draws.
     pub seed: u64,
+    /// Serve the tree's changed variant (`--mutate SEED:FRACTION`).
+    pub mutate: Option<Mutation>,
 }
 
 impl Default for Config {
@@ -65,6 +69,7 @@ impl Default for Config {
             latency: None,
             faults: FaultSpec::default(),
             seed: 0,
+            mutate: None,
         }
     }
 }
@@ -72,5 +77,5 @@ impl Default for Config {
 /// The exact listing of `config`'s tree as a correct client records it: the root as "."
 /// (depth 0), then every entry, depth-first. With `readlink`, symlinks carry their targets.
 pub fn listing(config: &Config, readlink: bool) -> impl Iterator<Item = EntryRecord> {
-    Listing::new(TreeModel::new(config.tree), readlink)
+    Listing::new(TreeModel::new(config.tree).mutated(config.mutate), readlink)
 }

@@ -84,6 +84,9 @@ impl Iterator for Listing {
             top.next += 1;
             let depth = top.depth + 1;
             let node = self.model.entry(top.dir, pos, &mut self.name);
+            if !self.model.is_listed(node) {
+                continue;
+            }
             let path = join_path(&top.path, &self.name);
             if node.is_dir() {
                 self.stack.push(Frame {

@@ -59,6 +59,10 @@ struct Args {
     /// Seed of fault and latency draws.
     #[arg(long, default_value_t = 0)]
     seed: u64,
+    /// Serve the tree as it is after SEED's changes to FRACTION of its objects (modified,
+    /// deleted, renamed, chmod; and new files): the same tree a night later, for `diff`.
+    #[arg(long, value_name = "SEED:FRACTION")]
+    mutate: Option<mock_nfsd::Mutation>,
     /// Print per-procedure call counts when stopped by SIGINT or SIGTERM.
     #[arg(long)]
     stats: bool,
@@ -92,6 +96,7 @@ fn main() -> ExitCode {
         latency: args.latency,
         faults: args.faults.unwrap_or_default(),
         seed: args.seed,
+        mutate: args.mutate,
     };
     if args.print_listing {
         let checksum = args.checksum.map(|algo| (algo, args.checksum_max_size));

@@ -106,6 +106,9 @@ impl ConnState {
     }
 }
 
+/// The last position a replayed listing (`replay:after=N`) runs to: the cookies' position bits.
+const COOKIE_POSITION_MAX: u64 = (1 << 40) - 2;
+
 /// The result of the part of a call that follows the RPC header.
 enum Answer {
     /// Results were encoded after a SUCCESS header.
@@ -117,7 +120,7 @@ enum Answer {
 
 impl Service {
     pub fn new(config: &Config, port: u16) -> Self {
-        let model = TreeModel::new(config.tree);
+        let model = TreeModel::new(config.tree).mutated(config.mutate);
         let cookies = CookieCodec::new(config.cookies, model.key());
         Service {
             model,
@@ -681,7 +684,18 @@ impl Service {
         }
         let dir = node.dir;
         let dots = if self.dot_entries { 2 } else { 0 };
-        let total = self.model.dir_len(dir) + dots;
+        let dir_len = self.model.dir_len(dir);
+        // `replay:after=N`: positions run on for ever, and position p shows the directory's
+        // position p mod (dots + N).
+        let replay_period = self
+            .faults
+            .replay_after()
+            .filter(|&n| dir_len >= n)
+            .map(|n| n + dots);
+        let total = match replay_period {
+            Some(_) => COOKIE_POSITION_MAX,
+            None => dir_len + dots,
+        };
         let verifier = self.cookies.verifier(dir);
         let start = if req.cookie == 0 {
             0
@@ -723,17 +737,23 @@ impl Service {
         let mut inject_names = faults.names;
         let mut pushed = 0usize;
         while pos < total {
-            let child = if pos < dots {
+            let shown = replay_period.map_or(pos, |period| pos % period);
+            let child = if shown < dots {
                 conn.name.clear();
                 conn.name
-                    .extend_from_slice(if pos == 0 { b"." } else { b".." });
-                if pos == 0 {
+                    .extend_from_slice(if shown == 0 { b"." } else { b".." });
+                if shown == 0 {
                     node
                 } else {
                     NodeId::dir(self.model.parent(dir))
                 }
             } else {
-                self.model.entry(dir, pos - dots, &mut conn.name)
+                let node = self.model.entry(dir, shown - dots, &mut conn.name);
+                if !self.model.is_listed(node) {
+                    pos += 1;
+                    continue;
+                }
+                node
             };
             let cookie = self.cookies.cookie(dir, pos + 1);
             let fileid_attrs = self.attrs_of(child);
@@ -792,7 +812,7 @@ impl Service {
         if pushed == 0 && pos < total {
             return fail(out, Nfsstat3::Toosmall, Some(&dir_attrs));
         }
-        let eof = pos == total;
+        let eof = pos == total && replay_period.is_none();
         if let Some(enc) = plus_enc {
             enc.finish(out, eof);
         } else if let Some(enc) = plain_enc {

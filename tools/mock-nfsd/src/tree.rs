@@ -11,6 +11,7 @@
 //! (deep trees excepted: one entry per directory), so LOOKUP parses the position out of the
 //! name, regenerates the name there and compares: O(1), no index.
 
+use crate::mutate::{Mutation, NodeChange, ADDED_SLOT_BASE};
 use crate::rng::{hash3, mix64, Rng};
 use nfs_proto::rpc::nfs3::{Fattr3, FileType3, NfsTime3, SpecData3};
 use std::fmt;
@@ -304,6 +305,8 @@ pub struct TreeModel {
     key: u64,
     mixed: Vec<MixedDir>,
     mixed_seed: u64,
+    /// `--mutate`: the tree a night later.
+    mutation: Option<Mutation>,
 }
 
 impl TreeModel {
@@ -326,7 +329,26 @@ impl TreeModel {
             key: hash3(kind, a, b),
             mixed,
             mixed_seed,
+            mutation: None,
         }
+    }
+
+    /// The changed variant of this tree (`--mutate`), or the tree itself for `None`.
+    pub fn mutated(mut self, mutation: Option<Mutation>) -> Self {
+        self.mutation = mutation;
+        self
+    }
+
+    /// Files `--mutate` added to `dir`.
+    fn added_count(&self, dir: u64) -> u64 {
+        self.mutation
+            .map_or(0, |m| m.added(dir, self.file_count(dir)))
+    }
+
+    /// Whether `node` is listed: false for what `--mutate` deleted.
+    pub fn is_listed(&self, node: NodeId) -> bool {
+        self.mutation
+            .map_or(true, |m| m.change(node) != NodeChange::Deleted)
     }
 
     pub fn tree(&self) -> Tree {
@@ -405,7 +427,7 @@ impl TreeModel {
 
     /// Entries of `dir`, not counting `.` and `..`. `dir` must be valid.
     pub fn dir_len(&self, dir: u64) -> u64 {
-        self.subdir_count(dir) + self.file_count(dir)
+        self.subdir_count(dir) + self.file_count(dir) + self.added_count(dir)
     }
 
     /// The parent directory of `dir` (the root is its own parent).
@@ -423,6 +445,12 @@ impl TreeModel {
         if node.dir >= self.dir_count() {
             return false;
         }
+        if node.slot >= ADDED_SLOT_BASE {
+            return node.slot - ADDED_SLOT_BASE < self.added_count(node.dir);
+        }
+        if !self.is_listed(node) {
+            return false;
+        }
         if node.slot == 0 {
             return true;
         }
@@ -436,6 +464,24 @@ impl TreeModel {
 
     /// The object at `pos` in `dir` (`pos < dir_len(dir)`), its name written into `name`.
     pub fn entry(&self, dir: u64, pos: u64, name: &mut Vec<u8>) -> NodeId {
+        let base_len = self.subdir_count(dir) + self.file_count(dir);
+        if pos >= base_len {
+            Mutation::added_name(pos, name);
+            return NodeId {
+                dir,
+                slot: ADDED_SLOT_BASE + (pos - base_len),
+            };
+        }
+        let node = self.base_entry(dir, pos, name);
+        if let Some(m) = self.mutation {
+            if m.change(node) == NodeChange::Renamed {
+                Mutation::rename(name);
+            }
+        }
+        node
+    }
+
+    fn base_entry(&self, dir: u64, pos: u64, name: &mut Vec<u8>) -> NodeId {
         name.clear();
         let subdirs = self.subdir_count(dir);
         match self.tree {
@@ -490,7 +536,7 @@ impl TreeModel {
             return None;
         }
         let node = self.entry(dir, pos, scratch);
-        (scratch.as_slice() == name).then_some(node)
+        (scratch.as_slice() == name && self.is_listed(node)).then_some(node)
     }
 
     /// The attributes of `node`, or `None` if it is not an object of this tree.
@@ -498,16 +544,28 @@ impl TreeModel {
         if !self.is_valid(node) {
             return None;
         }
-        Some(match self.tree {
+        if let (Some(m), true) = (self.mutation, node.slot >= ADDED_SLOT_BASE) {
+            let dir = self.attrs(NodeId::dir(node.dir))?;
+            return Some(m.added_attrs(node.dir, node.slot - ADDED_SLOT_BASE, &dir));
+        }
+        let mut attrs = match self.tree {
             Tree::Mixed { .. } => self.mixed_attrs(node),
             _ => self.simple_attrs(node),
-        })
+        };
+        if let Some(m) = self.mutation {
+            m.apply(node, &mut attrs);
+        }
+        Some(attrs)
     }
 
     /// Writes the target of symlink `node` into `out`; false if `node` is not a symlink.
     pub fn readlink(&self, node: NodeId, out: &mut Vec<u8>) -> bool {
         out.clear();
-        if !matches!(self.tree, Tree::Mixed { .. }) || node.slot == 0 || !self.is_valid(node) {
+        if !matches!(self.tree, Tree::Mixed { .. })
+            || node.slot == 0
+            || node.slot >= ADDED_SLOT_BASE
+            || !self.is_valid(node)
+        {
             return false;
         }
         let i = node.slot - 1;

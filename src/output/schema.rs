@@ -1,0 +1,122 @@
+//! The scan database's schema in one place: the SQL that creates it, its version and
+//! application id, and the derived columns (`extension`, parent paths) that the writer, `stats`,
+//! `report` and `convert` all compute the same way. Documented in `docs/database.md`.
+
+use std::borrow::Cow;
+
+/// Stored as `PRAGMA user_version`.
+pub const SCHEMA_VERSION: i32 = 1;
+/// Stored as `PRAGMA application_id`: "NFSW".
+pub const APPLICATION_ID: i32 = 0x4e46_5357;
+/// The first bytes of every SQLite 3 database file.
+pub const SQLITE_HEADER: &[u8; 16] = b"SQLite format 3\0";
+/// Extensions longer than this are not extensions (`a.0123456789abcdef0` is a name).
+pub const EXTENSION_BYTES_MAX: usize = 16;
+pub const SCHEMA_SQL: &str = "
+CREATE TABLE entries (
+    id        INTEGER PRIMARY KEY,
+    parent_id INTEGER,
+    name      TEXT NOT NULL,
+    path      TEXT NOT NULL,
+    type      TEXT NOT NULL,
+    size      INTEGER NOT NULL,
+    used      INTEGER NOT NULL,
+    mode      INTEGER NOT NULL,
+    nlink     INTEGER NOT NULL,
+    uid       INTEGER NOT NULL,
+    gid       INTEGER NOT NULL,
+    fileid    INTEGER NOT NULL,
+    fsid      INTEGER NOT NULL,
+    atime_ns  INTEGER NOT NULL,
+    mtime_ns  INTEGER NOT NULL,
+    ctime_ns  INTEGER NOT NULL,
+    depth     INTEGER NOT NULL,
+    extension TEXT,
+    target    TEXT
+);
+CREATE TABLE dirs (
+    entry_id          INTEGER PRIMARY KEY,
+    direct_entries    INTEGER NOT NULL,
+    direct_bytes      INTEGER NOT NULL,
+    recursive_entries INTEGER NOT NULL,
+    recursive_bytes   INTEGER NOT NULL
+);
+CREATE TABLE errors (
+    id        INTEGER PRIMARY KEY,
+    path      TEXT NOT NULL,
+    procedure TEXT NOT NULL,
+    status    TEXT,
+    message   TEXT NOT NULL
+);
+CREATE TABLE scan (
+    id           INTEGER PRIMARY KEY CHECK (id = 1),
+    url          TEXT NOT NULL,
+    server       TEXT NOT NULL,
+    tool_version TEXT NOT NULL,
+    options      TEXT NOT NULL,
+    started_ns   INTEGER NOT NULL,
+    finished_ns  INTEGER,
+    status       TEXT NOT NULL,
+    message      TEXT,
+    entries      INTEGER,
+    files        INTEGER,
+    dirs         INTEGER,
+    bytes        INTEGER,
+    used         INTEGER,
+    errors       INTEGER,
+    threads      INTEGER,
+    connections  INTEGER,
+    backend      TEXT
+);
+";
+
+/// Created empty with the schema and filled at the end of the load from sorted keys: sorting
+/// once is much cheaper than keeping them up to date per row. Paths are indexed for
+/// directories only: an index of every path costs about three times the parent index on real
+/// trees (long keys with shared prefixes, in no useful order), while directory paths plus
+/// `parent_id` find any entry with two index searches.
+pub const INDEX_SQL: &str = "
+CREATE INDEX entries_parent_id ON entries(parent_id);
+CREATE INDEX entries_dir_path ON entries(path) WHERE type = 'dir';
+";
+
+pub const INSERT_ENTRY_SQL: &str = "INSERT INTO entries (id, parent_id, name, path, type, size, \
+    used, mode, nlink, uid, gid, fileid, fsid, atime_ns, mtime_ns, ctime_ns, depth, extension, \
+    target) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, \
+    ?18, ?19)";
+
+/// The extension of a file name, as the `extension` column and the by-extension report
+/// define it: the text after the last dot, where that dot is not the name's first character,
+/// lowercased; `None` where there is none, it is longer than [`EXTENSION_BYTES_MAX`], is not
+/// valid UTF-8, or holds whitespace or control characters.
+pub fn extension_of(name: &[u8]) -> Option<Cow<'_, str>> {
+    let dot = name.iter().rposition(|&b| b == b'.')?;
+    if dot == 0 {
+        return None;
+    }
+    let ext = &name[dot + 1..];
+    if ext.is_empty() || ext.len() > EXTENSION_BYTES_MAX {
+        return None;
+    }
+    let ext = std::str::from_utf8(ext).ok()?;
+    if ext.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return None;
+    }
+    if ext.chars().any(char::is_uppercase) {
+        Some(Cow::Owned(ext.to_lowercase()))
+    } else {
+        Some(Cow::Borrowed(ext))
+    }
+}
+
+/// Splits a record path into its parent's path and its name ("." is the root and has no
+/// parent; its children's paths have no prefix).
+pub fn split_parent(path: &[u8]) -> (Option<&[u8]>, &[u8]) {
+    if path == b"." {
+        return (None, path);
+    }
+    match path.iter().rposition(|&b| b == b'/') {
+        Some(i) => (Some(&path[..i]), &path[i + 1..]),
+        None => (Some(b"."), path),
+    }
+}

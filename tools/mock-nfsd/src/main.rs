@@ -156,7 +156,7 @@ fn print_listing(
             Some((algo, max_size)) => {
                 let a = &record.attrs;
                 let sum = (a.kind == EntryType::File
-                    && max_size.is_none_or(|m| a.size <= m)
+                    && !matches!(max_size, Some(m) if a.size > m)
                     && !config.faults.rewrites(config.seed, a.fileid))
                 .then(|| file_checksum(algo, a.fileid, a.size));
                 let content = EntryContent {

@@ -578,7 +578,8 @@ pub fn scan_into(
             &setup,
             &addrs,
             &source,
-            |_| make_batcher(),
+            // Moved in, so its senders go when the scan ends and the writers' channels close.
+            move |_| make_batcher(),
             &progress,
             &stop,
         )

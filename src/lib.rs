@@ -14,6 +14,7 @@
 pub mod bench;
 pub mod client;
 pub mod columnar;
+pub mod content;
 pub mod convert;
 pub mod diff;
 pub mod output;

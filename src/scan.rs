@@ -8,7 +8,7 @@
 
 use crate::output::Batcher;
 use crate::path_error::PathError;
-use crate::record::EntryRef;
+use crate::record::{EntryContent, EntryRef};
 use crate::ring::Backend;
 use crate::rpc::RpcError;
 use crate::sched::{
@@ -61,6 +61,10 @@ pub trait EntrySink: Send {
     /// Whether [`EntrySink::object`] is wanted (see [`WalkSink::WANTS_OBJECTS`]).
     const WANTS_OBJECTS: bool = false;
     fn entry(&mut self, e: &EntryRef<'_>);
+    /// An entry with what reading its contents found (`--checksum`, `--file-type`).
+    fn entry_with_content(&mut self, e: &EntryRef<'_>, _content: &EntryContent<'_>) {
+        self.entry(e);
+    }
     fn error(&mut self, e: PathError);
     fn object(&mut self, _o: &ObjectRef<'_>) {}
     /// A directory's listing ended with `entries` names (`scan --big-dirs`).
@@ -76,6 +80,10 @@ impl EntrySink for Batcher {
     #[inline]
     fn entry(&mut self, e: &EntryRef<'_>) {
         Batcher::entry(self, e);
+    }
+    #[inline]
+    fn entry_with_content(&mut self, e: &EntryRef<'_>, content: &EntryContent<'_>) {
+        Batcher::entry_with_content(self, e, content);
     }
     fn error(&mut self, e: PathError) {
         Batcher::error(self, e);
@@ -267,6 +275,15 @@ impl<Q: TaskQueue<Task = Task>, O: EntrySink> WalkSink for ThreadSink<'_, Q, O> 
 }
 
 impl<O: EntrySink, W: WalkMachine> WalkThread<O, W> {
+    /// The thread's sink (a protocol user running beside the walk reaches its own state there).
+    pub fn out_mut(&mut self) -> &mut O {
+        &mut self.out
+    }
+
+    pub fn out(&self) -> &O {
+        &self.out
+    }
+
     /// The walker and, for one event, its sink over this thread's output and `queue`.
     fn parts<'a, Q: TaskQueue<Task = Task>>(
         &'a mut self,
@@ -406,7 +423,16 @@ where
         Walker::new(setup.walk.clone(), setup.visited.clone(), t.conns, t.index)
             .with_rate_limit(setup.rate.clone())
     };
-    run_with(opts, addrs, source, make_walker, make_out, progress, stop)
+    run_wrapped(
+        opts,
+        addrs,
+        source,
+        make_walker,
+        make_out,
+        |w, _| w,
+        progress,
+        stop,
+    )
 }
 
 /// [`run`] with the walk state machine of each thread built by `make_walker` (the NFSv4.1
@@ -427,25 +453,64 @@ where
     M: Fn(&ThreadSetup) -> W + Sync,
     F: Fn(usize) -> O + Sync,
 {
+    run_wrapped(
+        opts,
+        addrs,
+        source,
+        make_walker,
+        make_out,
+        |w, _| w,
+        progress,
+        stop,
+    )
+}
+
+/// [`run_with`], with each thread's walk wrapped by `wrap` into a protocol that runs other
+/// calls beside it on the same engine (content reads: [`crate::content::scan`]; its walker
+/// keeps the XID's top bit clear for the wrapper's calls).
+#[allow(clippy::too_many_arguments)]
+pub fn run_wrapped<S, O, W, M, F, P, X>(
+    opts: &EngineOptions,
+    addrs: &[SocketAddr],
+    source: &S,
+    make_walker: M,
+    make_out: F,
+    wrap: X,
+    progress: &Arc<Progress>,
+    stop: &AtomicBool,
+) -> Result<(ScanReport, Vec<O>), EngineError>
+where
+    S: TaskSource<Task = Task>,
+    O: EntrySink,
+    W: WalkMachine,
+    M: Fn(&ThreadSetup) -> W + Sync,
+    F: Fn(usize) -> O + Sync,
+    P: Protocol<Task = Task> + Into<WalkThread<O, W>> + Send,
+    X: Fn(WalkThread<O, W>, &ThreadSetup) -> P + Sync,
+{
     let shared = Arc::new(WalkShared {
         lookup_batches: AtomicUsize::new(0),
         first_entry_ns: AtomicU64::new(0),
         start: Instant::now(),
         progress: progress.clone(),
     });
-    let make = |t: ThreadSetup| WalkThread {
-        walker: make_walker(&t),
-        out: make_out(t.index),
-        shared: shared.clone(),
-        entries: 0,
-        errors: 0,
-        reported: (0, 0, 0, 0),
-        next_publish: Instant::now(),
+    let make = |t: ThreadSetup| {
+        let walk = WalkThread {
+            walker: make_walker(&t),
+            out: make_out(t.index),
+            shared: shared.clone(),
+            entries: 0,
+            errors: 0,
+            reported: (0, 0, 0, 0),
+            next_publish: Instant::now(),
+        };
+        wrap(walk, &t)
     };
     let run = sched::run(opts, addrs, source, make, stop, Some(&progress.reconnects))?;
     let mut stats = WalkStats::default();
     let mut sinks = Vec::with_capacity(run.protocols.len());
-    for mut p in run.protocols {
+    for p in run.protocols {
+        let mut p: WalkThread<O, W> = p.into();
         stats.merge(&p.walker.take_stats());
         sinks.push(p.out);
     }

@@ -212,6 +212,28 @@ proptest! {
     }
 
     #[test]
+    fn read_args_and_result_round_trip(
+        file in file_handle(),
+        offset: u64,
+        count: u32,
+        attrs in post_op_attr(),
+        eof: bool,
+        data in vec(any::<u8>(), 0..2000),
+        fail in res_fail(true),
+        use_ok: bool,
+    ) {
+        args_round_trip(&ReadArgs { file, offset, count });
+        let ok = ReadOk { attrs, count: data.len() as u32, eof, data: &data };
+        result_round_trip!(ReadReply, if use_ok { Ok(ok) } else { Err(fail) });
+        // the server's in-place encoder writes the same bytes
+        let mut a = Vec::new();
+        ReadReply::encode_ok(&mut XdrWriter::new(&mut a), &ok);
+        let mut b = Vec::new();
+        encode_read_ok_with(&mut b, attrs.as_ref(), data.len(), eof, |buf| buf.copy_from_slice(&data));
+        prop_assert_eq!(a, b);
+    }
+
+    #[test]
     fn mount_and_portmap_args_round_trip(
         path in vec(any::<u8>(), 0..=1024),
         m: (u32, u32, u32, u32),
@@ -454,6 +476,10 @@ fn decode_everything(b: &[u8]) {
     let _ = FsstatReply::decode_result(b);
     let _ = FsinfoReply::decode_result(b);
     let _ = PathconfReply::decode_result(b);
+    if let Ok(Ok(r)) = ReadReply::decode_result(b) {
+        assert!(r.data.len() <= READ_DATA_BYTES_MAX as usize);
+        assert_eq!(ReadReply::decode(b), Ok(r));
+    }
     if let Ok(Ok(r)) = ReaddirPlusReply::decode_result(b) {
         assert_eq!(r.entries().count(), r.entry_count);
     }
@@ -476,6 +502,7 @@ fn decode_everything(b: &[u8]) {
     let _ = FsstatArgs::from_xdr(b);
     let _ = FsinfoArgs::from_xdr(b);
     let _ = PathconfArgs::from_xdr(b);
+    let _ = ReadArgs::from_xdr(b);
     let _ = MntArgs::from_xdr(b);
     let _ = Mapping::from_xdr(b);
     let _ = decode_post_op_attr(&mut XdrReader::new(b));

@@ -33,7 +33,7 @@ fi
 step "packages"
 export DEBIAN_FRONTEND=noninteractive
 need=""
-for p in nfs-ganesha nfs-ganesha-vfs rpcbind libnfs-utils sqlite3 python3 musl-tools file python3-venv chromium redis-server; do
+for p in nfs-ganesha nfs-ganesha-vfs rpcbind libnfs-utils sqlite3 python3 musl-tools file python3-venv chromium redis-server b3sum xxhash; do
     dpkg-query -W -f='${Status}\n' "$p" 2>/dev/null | grep -q 'install ok installed' || need="$need $p"
 done
 if [ -n "$need" ]; then
@@ -50,7 +50,7 @@ for tool in rustfmt clippy-driver; do
 done
 rustup target list --installed | grep -qx x86_64-unknown-linux-musl ||
     rustup target add x86_64-unknown-linux-musl
-echo "installed: nfs-ganesha rpcbind libnfs-utils sqlite3 python3 musl-tools file python3-venv chromium redis-server, rust target x86_64-unknown-linux-musl"
+echo "installed: nfs-ganesha rpcbind libnfs-utils sqlite3 python3 musl-tools file python3-venv chromium redis-server b3sum xxhash, rust target x86_64-unknown-linux-musl"
 # DuckDB and pyarrow read the Parquet output in tests/columnar.rs.
 venv=${NFS_WALKER_VENV:-/tmp/nfs-walker-venv}
 if ! "$venv/bin/python" -c 'import duckdb, pyarrow' 2>/dev/null; then
@@ -82,6 +82,8 @@ mk names names
 mk deep deep 2000
 mk flat flat 100000
 mk wide wide 20 500
+# the content tests' files (checksums, types, errors, duplicates; a sparse 1 GiB file)
+python3 tests/fixtures/make-content.py "$data/export/content"
 
 step "nfs-ganesha"
 tests/fixtures/ganesha.sh start "$data/export" | tee "$LAB_RUN_DIR/urls"

@@ -1,6 +1,7 @@
 //! The command-line subcommands.
 
 pub mod bench;
+pub mod content;
 pub mod convert;
 pub mod demo;
 pub mod diff;

@@ -76,6 +76,8 @@ pub struct ScanArgs {
     #[arg(long, default_value_t = nfs_walker::output::sqlite::CHECKPOINT_SECS_DEFAULT)]
     pub checkpoint_secs: f64,
     #[command(flatten)]
+    pub content: super::content::ContentArgs,
+    #[command(flatten)]
     pub engine: EngineArgs,
     #[command(flatten)]
     pub queue: super::queue::QueueScanArgs,
@@ -371,7 +373,8 @@ fn run_scan(args: &ScanArgs) -> Result<i32> {
         }
     };
     let stop = stop_on_signals()?;
-    let (writer, tx) = TextWriter::start(format, out, stop.clone())?;
+    let (writer, tx) =
+        TextWriter::start_with_content(format, out, stop.clone(), args.content.fields())?;
     let outcome = scan_into(args, format, tx, stop, None, None)?;
     writer.finish().context("writing entries")?;
     Ok(exit_code(&outcome))
@@ -613,7 +616,7 @@ pub fn scan_into(
         target: None,
     };
     // Through a batcher of its own, so it is encoded exactly as the scanning threads encode.
-    let mut root_out = Batcher::new(format, tx.clone(), None);
+    let mut root_out = Batcher::new(format, tx.clone(), None).with_content(args.content.fields());
     root_out.entry(&root_record.as_ref());
     root_out.flush();
     let visited = Arc::new(VisitedDirs::default());
@@ -644,12 +647,16 @@ pub fn scan_into(
     let progress = Arc::new(Progress::default());
     let addrs = args.engine.server_addrs(&root.addrs)?;
     let mut queue_done = None;
+    let mut content_summary = String::new();
     let bar;
     // Each thread encodes its entries in a batcher of its own; the senders go when the scan
     // ends, which closes the writers' channels.
     let result = if let Some(q) = queue {
         if root.v4.is_some() {
             bail!("--queue scans speak NFSv3 only for now; drop version=4 or --queue");
+        }
+        if args.content.enabled() {
+            bail!("--queue scans do not read file contents yet; drop --checksum/--file-type or --queue");
         }
         let Some(Task::Dir(root_task)) = roots.first() else {
             bail!("a queue scan needs a root directory");
@@ -676,7 +683,36 @@ pub fn scan_into(
             report
         });
         queue_done = Some(tasks);
-        r
+        r.map_err(anyhow::Error::from)
+    } else if args.content.enabled() {
+        if root.v4.is_some() {
+            bail!("--checksum and --file-type read over NFSv3 only for now; drop version=4");
+        }
+        let source = LocalDeques::new(roots);
+        bar = ProgressLine::start(progress.clone(), args.engine.max_rate, !args.quiet, largest);
+        let fields = args.content.fields();
+        let make_batcher =
+            move || Batcher::new(format, tx.clone(), Some(err_tx.clone())).with_content(fields);
+        let fsinfo = root.mounted.as_ref().and_then(|m| m.fsinfo.as_ref());
+        let cfg = args.content.config(args.mode, fsinfo)?;
+        match super::content::run_scan(
+            &engine,
+            &setup,
+            &addrs,
+            &source,
+            make_batcher,
+            &cfg,
+            &root.cred_xdr,
+            &progress,
+            &stop,
+        ) {
+            Ok((report, stats)) => {
+                content_summary =
+                    super::content::summary(&stats, &cfg, report.elapsed.as_secs_f64());
+                Ok(report)
+            }
+            Err(e) => Err(e),
+        }
     } else {
         let source = LocalDeques::new(roots);
         bar = ProgressLine::start(progress.clone(), args.engine.max_rate, !args.quiet, largest);
@@ -709,6 +745,7 @@ pub fn scan_into(
             drop(batchers);
             report
         })
+        .map_err(anyhow::Error::from)
     };
     bar.finish();
     let errors = err_handle
@@ -718,6 +755,7 @@ pub fn scan_into(
     let mut report = result.context("scan failed")?;
     root.close();
     eprint!("{}", nfs_walker::report::scan_summary(&report, 1));
+    eprint!("{content_summary}");
     if let (Some(q), Some(tasks)) = (queue, queue_done) {
         report.completed &= q.finish(&tasks, args.quiet)?;
     }

@@ -44,6 +44,24 @@ pub struct StatsArgs {
     /// Files per modification age: future, <1d, <1w, <1m, <1y, <5y, older
     #[arg(long)]
     pub age_histogram: bool,
+    /// Groups of regular files with the same size and checksum, and the bytes one copy each
+    /// would save (a scan made with --checksum; NDJSON)
+    #[arg(long)]
+    pub duplicates: bool,
+    /// With --duplicates: ignore files smaller than this many bytes
+    #[arg(
+        long,
+        value_name = "BYTES",
+        default_value_t = 1,
+        requires = "duplicates"
+    )]
+    pub min_size: u64,
+    /// Files and bytes per MIME type (a scan made with --file-type; NDJSON)
+    #[arg(long)]
+    pub file_types: bool,
+    /// Groups of paths that are one inode (same fsid and fileid; NDJSON)
+    #[arg(long)]
+    pub hardlinks: bool,
     /// Every report (--largest-dirs only for a database)
     #[arg(long)]
     pub all: bool,
@@ -65,6 +83,9 @@ pub fn run(args: &StatsArgs) -> Result<i32> {
     }
     if args.top == 0 || args.top > TOP_N_MAX {
         bail!("-n must be 1..={TOP_N_MAX}");
+    }
+    if args.duplicates || args.file_types || args.hardlinks {
+        return content_reports(args);
     }
     let all = args.all;
     let mut wanted = Wanted {
@@ -112,6 +133,58 @@ pub fn run(args: &StatsArgs) -> Result<i32> {
         s
     } else {
         render_text(&report)
+    };
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
+        r => r.context("writing the report")?,
+    }
+    Ok(0)
+}
+
+/// `--duplicates`, `--file-types`, `--hardlinks`: one pass over NDJSON records.
+fn content_reports(args: &StatsArgs) -> Result<i32> {
+    use nfs_walker::content::reports::{ContentReports, ContentReportsWanted};
+    use nfs_walker::stats::ndjson::read_line_bounded;
+    use std::io::BufRead;
+    let is_stdin = args.file.as_os_str() == "-";
+    if !is_stdin && detect(&args.file)? != InputKind::Ndjson {
+        bail!(
+            "--duplicates, --file-types and --hardlinks read NDJSON scans \
+             (nfs-walker scan URL --checksum ALGO -o scan.ndjson)"
+        );
+    }
+    let mut reports = ContentReports::new(ContentReportsWanted {
+        duplicates: args.duplicates,
+        min_size: args.min_size,
+        file_types: args.file_types,
+        hardlinks: args.hardlinks,
+        top: args.top,
+    });
+    let mut input: Box<dyn BufRead> = if is_stdin {
+        Box::new(std::io::stdin().lock())
+    } else {
+        let f = std::fs::File::open(&args.file)
+            .with_context(|| format!("opening {}", args.file.display()))?;
+        Box::new(std::io::BufReader::with_capacity(1 << 20, f))
+    };
+    let mut malformed = 0u64;
+    let mut line = Vec::new();
+    while let Some(whole) = read_line_bounded(&mut input, &mut line)? {
+        match serde_json::from_slice::<serde_json::Value>(&line) {
+            Ok(v) if whole => reports.add(&v),
+            _ => malformed += 1,
+        }
+    }
+    if malformed > 0 {
+        eprintln!("nfs-walker: skipped {malformed} lines that are not entry records");
+    }
+    let text = if args.json {
+        let mut s = serde_json::to_string_pretty(&reports.to_json())?;
+        s.push('\n');
+        s
+    } else {
+        reports.render_text()
     };
     let mut out = std::io::stdout().lock();
     match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {

@@ -11,7 +11,7 @@ pub mod sqlite;
 pub mod synced;
 
 use crate::path_error::PathError;
-use crate::record::{csv_header, EntryRef};
+use crate::record::{csv_header_content, ContentFields, EntryContent, EntryRef};
 use crossbeam_channel::{bounded, Receiver, Sender};
 use std::io::{self, Write};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -74,6 +74,8 @@ pub struct Batcher {
     err_tx: Option<Sender<OutputBatch>>,
     /// Finished tasks not yet announced ([`Batcher::track_tasks`]).
     tasks_done: Option<Vec<u64>>,
+    /// Content fields every record carries (`--checksum`, `--file-type`).
+    content: ContentFields,
 }
 
 impl Batcher {
@@ -94,7 +96,14 @@ impl Batcher {
             tx,
             err_tx,
             tasks_done: None,
+            content: ContentFields::default(),
         }
+    }
+
+    /// Every record carries the content fields `fields` (null where an entry has none).
+    pub fn with_content(mut self, fields: ContentFields) -> Self {
+        self.content = fields;
+        self
     }
 
     /// Announce finished tasks to the writer ([`OutputBatch::TasksDone`]), for a task source
@@ -126,6 +135,9 @@ impl Batcher {
 
     #[inline]
     pub fn entry(&mut self, e: &EntryRef<'_>) {
+        if self.content.any() {
+            return self.entry_with_content(e, &EntryContent::default());
+        }
         match self.format {
             Format::Ndjson => e.write_ndjson(&mut self.bytes),
             Format::Csv => e.write_csv(&mut self.bytes),
@@ -140,6 +152,24 @@ impl Batcher {
                 if self.rows.len() >= BATCH_RECORDS || self.rows.byte_len() >= BATCH_BYTES {
                     self.flush_rows();
                 }
+                return;
+            }
+        }
+        if self.bytes.len() >= BATCH_BYTES {
+            self.flush_bytes();
+        }
+    }
+
+    /// An entry with its content fields (see [`Batcher::with_content`]).
+    pub fn entry_with_content(&mut self, e: &EntryRef<'_>, content: &EntryContent<'_>) {
+        let fields = self.content;
+        match self.format {
+            Format::Ndjson => e.write_ndjson_content(&mut self.bytes, fields, content),
+            Format::Csv => e.write_csv_content(&mut self.bytes, fields, content),
+            Format::Names | Format::SqliteRows | Format::DirCounts => {
+                let saved = std::mem::take(&mut self.content);
+                self.entry(e);
+                self.content = saved;
                 return;
             }
         }
@@ -223,12 +253,23 @@ impl TextWriter {
     /// sets `stop`, so the scan ends instead of running on with nowhere to put entries.
     pub fn start(
         format: Format,
+        out: Box<dyn Write + Send>,
+        stop: Arc<AtomicBool>,
+    ) -> io::Result<(TextWriter, Sender<OutputBatch>)> {
+        Self::start_with_content(format, out, stop, ContentFields::default())
+    }
+
+    /// [`TextWriter::start`] for records that carry the content fields `content` (the CSV
+    /// header names their columns).
+    pub fn start_with_content(
+        format: Format,
         mut out: Box<dyn Write + Send>,
         stop: Arc<AtomicBool>,
+        content: ContentFields,
     ) -> io::Result<(TextWriter, Sender<OutputBatch>)> {
         let (tx, rx): (Sender<OutputBatch>, Receiver<OutputBatch>) = bounded(CHANNEL_BATCHES_MAX);
         if format == Format::Csv {
-            out.write_all(csv_header().as_bytes())?;
+            out.write_all(csv_header_content(content).as_bytes())?;
         }
         let handle = std::thread::Builder::new()
             .name("nfs-walker-writer".into())

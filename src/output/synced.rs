@@ -4,7 +4,8 @@
 //! such a task was ahead of its marker in the channel, so it is on disk. A shared queue
 //! acknowledges tasks only then.
 
-use super::{csv_header, Format, OutputBatch, CHANNEL_BATCHES_MAX};
+use super::{Format, OutputBatch, CHANNEL_BATCHES_MAX};
+use crate::record::csv_header;
 use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, Sender};
 use std::fs::File;
 use std::io::{self, BufWriter, Write};

@@ -277,6 +277,101 @@ impl EntryRef<'_> {
     }
 }
 
+/// Which content fields a scan writes (`--checksum`, `--file-type`): each output carries them
+/// after the record's own fields, for every entry (`null` where there is no value).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ContentFields {
+    pub checksum: bool,
+    pub mime: bool,
+}
+
+impl ContentFields {
+    pub fn any(self) -> bool {
+        self.checksum || self.mime
+    }
+
+    /// The CSV columns these fields add, in order.
+    pub fn columns(self) -> impl Iterator<Item = &'static str> {
+        [(self.checksum, "checksum"), (self.mime, "mime")]
+            .into_iter()
+            .filter_map(|(on, name)| on.then_some(name))
+    }
+}
+
+/// What reading a regular file found: its checksum (`blake3:<hex>`) and its MIME type. `None`
+/// where there is none (not a regular file, unknown type, skipped, changed while read, error).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct EntryContent<'a> {
+    pub checksum: Option<&'a str>,
+    pub mime: Option<&'a str>,
+}
+
+impl EntryRef<'_> {
+    /// [`EntryRef::write_ndjson`] with the content fields `fields` added.
+    pub fn write_ndjson_content(
+        &self,
+        out: &mut Vec<u8>,
+        fields: ContentFields,
+        content: &EntryContent<'_>,
+    ) {
+        self.write_ndjson(out);
+        // Reopen the object: drop the "}\n" just written.
+        out.truncate(out.len() - 2);
+        for (on, key, value) in [
+            (fields.checksum, &b",\"checksum\":"[..], content.checksum),
+            (fields.mime, b",\"mime\":", content.mime),
+        ] {
+            if !on {
+                continue;
+            }
+            out.extend_from_slice(key);
+            match value {
+                Some(v) => {
+                    out.push(b'"');
+                    json_escape_into(out, v.as_bytes());
+                    out.push(b'"');
+                }
+                None => out.extend_from_slice(b"null"),
+            }
+        }
+        out.extend_from_slice(b"}\n");
+    }
+
+    /// [`EntryRef::write_csv`] with the content columns of `fields` added (empty where none).
+    pub fn write_csv_content(
+        &self,
+        out: &mut Vec<u8>,
+        fields: ContentFields,
+        content: &EntryContent<'_>,
+    ) {
+        self.write_csv(out);
+        out.truncate(out.len() - 2);
+        for (on, value) in [
+            (fields.checksum, content.checksum),
+            (fields.mime, content.mime),
+        ] {
+            if on {
+                out.push(b',');
+                if let Some(v) = value {
+                    csv_field(out, v);
+                }
+            }
+        }
+        out.extend_from_slice(b"\r\n");
+    }
+}
+
+/// The CSV header line with the content columns of `fields`.
+pub fn csv_header_content(fields: ContentFields) -> String {
+    let mut s = COLUMNS.join(",");
+    for c in fields.columns() {
+        s.push(',');
+        s.push_str(c);
+    }
+    s.push_str("\r\n");
+    s
+}
+
 impl EntryRecord {
     pub fn as_ref(&self) -> EntryRef<'_> {
         EntryRef {
@@ -438,6 +533,50 @@ mod tests {
         assert!(s.starts_with("\"a,\"\"b\"\"\nc\",file,1099511627776,4096,2541,"));
         assert!(s.ends_with(",,,\r\n"));
         assert_eq!(csv_header().split(',').count(), COLUMNS.len());
+    }
+
+    #[test]
+    fn content_fields_extend_ndjson_and_csv() {
+        let rec = sample(b"dir/f,1");
+        let both = ContentFields {
+            checksum: true,
+            mime: true,
+        };
+        let content = EntryContent {
+            checksum: Some("blake3:00ff"),
+            mime: None,
+        };
+        let mut line = Vec::new();
+        rec.as_ref().write_ndjson_content(&mut line, both, &content);
+        let v: serde_json::Value = serde_json::from_slice(&line).unwrap();
+        assert_eq!(v["checksum"], "blake3:00ff");
+        assert!(v["mime"].is_null());
+        assert_eq!(
+            EntryRecord::from_json(std::str::from_utf8(&line).unwrap().trim_end()).unwrap(),
+            rec
+        );
+        let only_mime = ContentFields {
+            checksum: false,
+            mime: true,
+        };
+        let mut line = Vec::new();
+        let png = EntryContent {
+            checksum: None,
+            mime: Some("image/png"),
+        };
+        rec.as_ref()
+            .write_ndjson_content(&mut line, only_mime, &png);
+        let v: serde_json::Value = serde_json::from_slice(&line).unwrap();
+        assert_eq!(v["mime"], "image/png");
+        assert!(v.get("checksum").is_none());
+
+        let mut row = Vec::new();
+        rec.as_ref().write_csv_content(&mut row, both, &content);
+        let row = String::from_utf8(row).unwrap();
+        assert!(row.ends_with(",,,blake3:00ff,\r\n"), "{row}");
+        let header = csv_header_content(both);
+        assert!(header.ends_with("target_b64,checksum,mime\r\n"));
+        assert_eq!(csv_header_content(ContentFields::default()), csv_header());
     }
 
     #[test]

@@ -43,6 +43,11 @@ pub enum Fault {
     /// On every N-th NFSv4.1 call, destroy the call's session and answer NFS4ERR_BADSESSION
     /// (the client must create a new session and resend).
     BadSession { every: u64 },
+    /// A regular file is being rewritten all the time, with probability `p` per file (drawn
+    /// from its fileid and the seed, so the same files on every connection): each READ of it
+    /// reports a new mtime and ctime and returns the new contents. A correct reader reports
+    /// it as changed and gives no checksum.
+    Rewrite { p: f64 },
     /// A listing that never ends: after `after` entries of a directory (one that has at least
     /// that many), the listing starts over from its first entry under fresh cookies, never
     /// saying eof. The failure that made a 1M-entry directory read as 1.7M+ entries.
@@ -80,6 +85,8 @@ from a generator seeded by --seed and the connection number.
                         ('/', NUL, '.', '..', invalid UTF-8, 4096 bytes); real entries are kept
   delay:p=P             answer NFS4ERR_DELAY (NFSv4; NFS3ERR_JUKEBOX over v3)
   badsession:every=N    NFSv4.1: destroy the session of every N-th call, answer NFS4ERR_BADSESSION
+  rewrite:p=P           a file (chosen with probability P by fileid and --seed) changes on
+                        every READ: new mtime, ctime and contents
   replay:after=N        in a directory of at least N entries, after N entries the listing starts
                         over from its first entry under fresh cookies and never says eof";
 
@@ -186,6 +193,7 @@ fn parse_fault(item: &str) -> Result<Fault, FaultSpecError> {
         "badsession" => Fault::BadSession {
             every: need_every()?,
         },
+        "rewrite" => Fault::Rewrite { p: need_p()? },
         "replay" => Fault::Replay {
             after: after.ok_or_else(|| err("replay needs after=N".into()))?,
         },
@@ -233,6 +241,7 @@ impl fmt::Display for FaultSpec {
                 Fault::Names { p } => write!(f, "names:p={p}")?,
                 Fault::Delay { p } => write!(f, "delay:p={p}")?,
                 Fault::BadSession { every } => write!(f, "badsession:every={every}")?,
+                Fault::Rewrite { p } => write!(f, "rewrite:p={p}")?,
                 Fault::Replay { after } => write!(f, "replay:after={after}")?,
             }
         }
@@ -243,6 +252,14 @@ impl fmt::Display for FaultSpec {
 impl FaultSpec {
     pub fn is_empty(&self) -> bool {
         self.faults.is_empty()
+    }
+
+    /// Whether the regular file `fileid` is being rewritten (`rewrite:p=P`).
+    pub fn rewrites(&self, seed: u64, fileid: u64) -> bool {
+        self.faults.iter().any(|f| match *f {
+            Fault::Rewrite { p } => Rng::new(hash3(seed, fileid, 0x0072_6577_7269_7465)).chance(p),
+            _ => false,
+        })
     }
 
     /// `replay:after=N`'s N, the smallest where several are given.
@@ -312,6 +329,8 @@ impl ConnFaults {
                 // One meaning, "server busy", in both protocols.
                 Fault::Delay { p } => out.jukebox |= self.rng.chance(p),
                 Fault::BadSession { every } => out.badsession |= n % every == 0,
+                // Per file, not per call: see FaultSpec::rewrites.
+                Fault::Rewrite { .. } => {}
                 // A property of listings, not of calls (see `FaultSpec::replay_after`).
                 Fault::Replay { .. } => {}
             }
@@ -329,11 +348,14 @@ mod tests {
         let spec: FaultSpec = "reset:every=100, stall:every=7:ms=250,jukebox:p=0.01,drop:p=0.5,\
                                badcookie:p=1,xid:every=3,truncate:every=9,hugerecord:every=11,\
                                fragment:every=2,names:p=0.25,replay:after=1000,delay:p=0.1,\
-                               badsession:every=5"
+                               badsession:every=5,rewrite:p=0.5"
             .parse()
             .unwrap();
-        assert_eq!(spec.faults.len(), 13);
+        assert_eq!(spec.faults.len(), 14);
         assert_eq!(spec.replay_after(), Some(1000));
+        let rewritten = (0..1000).filter(|&id| spec.rewrites(7, id)).count();
+        assert!((400..600).contains(&rewritten), "{rewritten}");
+        assert!(!FaultSpec::default().rewrites(7, 1));
         assert_eq!(spec.faults[1], Fault::Stall { every: 7, ms: 250 });
         let again: FaultSpec = spec.to_string().parse().unwrap();
         assert_eq!(again, spec);

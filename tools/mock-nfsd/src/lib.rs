@@ -14,6 +14,7 @@
 //! server.shutdown();
 //! ```
 
+pub mod content;
 pub mod cookies;
 pub mod faults;
 pub mod latency;

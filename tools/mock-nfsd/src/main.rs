@@ -1,8 +1,11 @@
 //! mock-nfsd: serve a synthetic tree over NFSv3 (PORTMAP, MOUNT and NFS on one TCP port).
 
+use checksum::ChecksumAlgo;
 use clap::Parser;
+use mock_nfsd::content::file_checksum;
 use mock_nfsd::faults::FAULTS_HELP;
 use mock_nfsd::{listing, Config, CookieMode, FaultSpec, LatencyDist, Server, Tree};
+use nfs_proto::record::{ContentFields, EntryContent, EntryType};
 use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 use std::io::{self, Write};
@@ -69,6 +72,13 @@ struct Args {
     /// With --print-listing: include symlink targets.
     #[arg(long, requires = "print_listing")]
     readlink: bool,
+    /// With --print-listing: add each regular file's checksum (blake3, sha256, md5, xxh3) as a
+    /// correct `nfs-walker scan --checksum ALGO` finds it (null for files under `rewrite`).
+    #[arg(long, requires = "print_listing")]
+    checksum: Option<ChecksumAlgo>,
+    /// With --checksum: files larger than this get no checksum (as with nfs-walker's option).
+    #[arg(long, requires = "checksum")]
+    checksum_max_size: Option<u64>,
 }
 
 fn main() -> ExitCode {
@@ -89,7 +99,8 @@ fn main() -> ExitCode {
         mutate: args.mutate,
     };
     if args.print_listing {
-        return match print_listing(&config, args.readlink) {
+        let checksum = args.checksum.map(|algo| (algo, args.checksum_max_size));
+        return match print_listing(&config, args.readlink, checksum) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) if e.kind() == io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
             Err(e) => {
@@ -127,12 +138,36 @@ fn main() -> ExitCode {
     ExitCode::SUCCESS
 }
 
-fn print_listing(config: &Config, readlink: bool) -> io::Result<()> {
+fn print_listing(
+    config: &Config,
+    readlink: bool,
+    checksum: Option<(ChecksumAlgo, Option<u64>)>,
+) -> io::Result<()> {
     let mut out = io::BufWriter::with_capacity(1 << 20, io::stdout().lock());
     let mut line = Vec::with_capacity(1024);
+    let fields = ContentFields {
+        checksum: true,
+        mime: false,
+    };
     for record in listing(config, readlink) {
         line.clear();
-        record.write_ndjson(&mut line);
+        match checksum {
+            None => record.write_ndjson(&mut line),
+            Some((algo, max_size)) => {
+                let a = &record.attrs;
+                let sum = (a.kind == EntryType::File
+                    && !matches!(max_size, Some(m) if a.size > m)
+                    && !config.faults.rewrites(config.seed, a.fileid))
+                .then(|| file_checksum(algo, a.fileid, a.size));
+                let content = EntryContent {
+                    checksum: sum.as_deref(),
+                    mime: None,
+                };
+                record
+                    .as_ref()
+                    .write_ndjson_content(&mut line, fields, &content);
+            }
+        }
         out.write_all(&line)?;
     }
     out.flush()

@@ -2,6 +2,7 @@
 //! plan for how (and whether) the connection should send it. Sockets and timers live in
 //! [`crate::server`].
 
+use crate::content::{content_seed, fill};
 use crate::cookies::CookieCodec;
 use crate::faults::{CallFaults, ConnFaults, FaultSpec};
 use crate::latency::LatencyDist;
@@ -17,17 +18,18 @@ use nfs_proto::rpc::msg::{
     AUTH_NONE, AUTH_SYS, RPC_VERSION,
 };
 use nfs_proto::rpc::nfs3::{
-    self, encode_modifying_proc_fail, encode_post_op_attr, is_modifying_proc, proc3, AccessArgs,
-    AccessOk, DirEntry, DirEntryPlus, Fattr3, FileHandle, FileType3, FsinfoOk, FsstatOk,
-    GetattrArgs, LookupArgs, LookupOk, NfsRes, NfsTime3, Nfsstat3, PathconfOk, ReaddirArgs,
-    ReaddirPlusArgs, ReaddirPlusReplyEncoder, ReaddirReplyEncoder, ReadlinkOk, ACCESS3_EXECUTE,
-    ACCESS3_LOOKUP, ACCESS3_READ, FSF3_CANSETTIME, FSF3_HOMOGENEOUS, FSF3_LINK, FSF3_SYMLINK,
-    NFS_PROGRAM, NFS_V3,
+    self, encode_modifying_proc_fail, encode_post_op_attr, encode_read_ok_with, is_modifying_proc,
+    proc3, AccessArgs, AccessOk, DirEntry, DirEntryPlus, Fattr3, FileHandle, FileType3, FsinfoOk,
+    FsstatOk, GetattrArgs, LookupArgs, LookupOk, NfsRes, NfsTime3, Nfsstat3, PathconfOk, ReadArgs,
+    ReadOk, ReaddirArgs, ReaddirPlusArgs, ReaddirPlusReplyEncoder, ReaddirReplyEncoder, ReadlinkOk,
+    ACCESS3_EXECUTE, ACCESS3_LOOKUP, ACCESS3_READ, FSF3_CANSETTIME, FSF3_HOMOGENEOUS, FSF3_LINK,
+    FSF3_SYMLINK, NFS_PROGRAM, NFS_V3,
 };
 use nfs_proto::rpc::nfs4::NFS_V4;
 use nfs_proto::rpc::portmap::{Mapping, IPPROTO_TCP, PMAPPROC_GETPORT, PMAP_PROGRAM, PMAP_V2};
 use nfs_proto::rpc::record::{begin_record, end_record};
 use nfs_proto::xdr::{XdrDecode, XdrEncode, XdrReader, XdrWriter};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 /// Largest READ, READDIR and READDIRPLUS reply body we send (also FSINFO's rtmax).
@@ -78,6 +80,10 @@ pub struct Service {
     latency: Option<LatencyDist>,
     /// The TCP port GETPORT answers for MOUNT and NFS.
     port: u16,
+    /// Seeds the per-file `rewrite` fault.
+    seed: u64,
+    /// READs of rewritten files so far: each one sees a new generation of the file.
+    rewrites: AtomicU64,
     pub stats: Stats,
     /// NFSv4 client IDs and sessions.
     pub(crate) v4: crate::nfs4::V4State,
@@ -128,6 +134,8 @@ impl Service {
             faults: config.faults.clone(),
             latency: config.latency,
             port,
+            seed: config.seed,
+            rewrites: AtomicU64::new(0),
             stats: Stats::default(),
             v4,
         }
@@ -483,12 +491,10 @@ impl Service {
                 }
             }
             proc3::READ => {
-                let (Ok(fh), Ok(offset), Ok(count)) =
-                    (FileHandle::decode(&mut r), r.u64(), r.u32())
-                else {
+                let Ok(args) = ReadArgs::decode(&mut r) else {
                     return Answer::GarbageArgs;
                 };
-                self.read(fh, offset, count, out);
+                self.read(args.file, args.offset, args.count, out);
             }
             proc3::READDIR => {
                 let Ok(args) = ReaddirArgs::decode(&mut r) else {
@@ -562,38 +568,38 @@ impl Service {
         }
     }
 
-    /// READ: regular files read as zeros (the data is not the point of this server).
+    /// READ: a regular file reads as its deterministic contents ([`crate::content`]); a file
+    /// under the `rewrite` fault is a new generation on every READ (new mtime, ctime, bytes).
     fn read(&self, fh: FileHandle, offset: u64, count: u32, out: &mut Vec<u8>) {
-        let mut w = XdrWriter::new(out);
         let node = match self.node_of(&fh) {
             Ok(node) => node,
             Err(status) => {
-                status.encode(&mut w);
-                encode_post_op_attr(&mut w, None);
-                return;
+                return NfsRes::<ReadOk>::encode_fail(&mut XdrWriter::new(out), status, None)
             }
         };
-        let attrs = self.attrs_of(node);
+        let mut attrs = self.attrs_of(node);
         if attrs.ftype != FileType3::Reg {
             let status = if attrs.ftype == FileType3::Dir {
                 Nfsstat3::Isdir
             } else {
                 Nfsstat3::Inval
             };
-            status.encode(&mut w);
-            encode_post_op_attr(&mut w, Some(&attrs));
-            return;
+            return NfsRes::<ReadOk>::encode_fail(&mut XdrWriter::new(out), status, Some(&attrs));
+        }
+        let mut generation = 0;
+        if self.faults.rewrites(self.seed, attrs.fileid) {
+            generation = self.rewrites.fetch_add(1, Ordering::Relaxed) + 1;
+            for t in [&mut attrs.mtime, &mut attrs.ctime] {
+                t.seconds = t.seconds.wrapping_add(1 + (generation % 1_000_000) as u32);
+            }
         }
         let len = attrs
             .size
             .saturating_sub(offset)
             .min(count.min(REPLY_BODY_BYTES_MAX) as u64) as usize;
         let eof = offset.saturating_add(len as u64) >= attrs.size;
-        w.u32(0);
-        encode_post_op_attr(&mut w, Some(&attrs));
-        w.u32(len as u32).bool(eof).u32(len as u32);
-        let buf = w.buffer();
-        buf.resize(buf.len() + len + nfs_proto::xdr::pad_len(len), 0);
+        let seed = content_seed(attrs.fileid, generation);
+        encode_read_ok_with(out, Some(&attrs), len, eof, |buf| fill(seed, offset, buf));
     }
 
     fn fs_info(&self, proc_: u32, fh: &FileHandle, out: &mut Vec<u8>) {

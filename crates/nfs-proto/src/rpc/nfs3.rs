@@ -1124,6 +1124,98 @@ impl<'a> NfsResOk<'a> for PathconfOk {
 pub type PathconfReply = NfsRes<PathconfOk>;
 
 // ---------------------------------------------------------------------------------------------
+// READ: file contents
+// ---------------------------------------------------------------------------------------------
+
+/// The most data a READ result may carry: a reply is one record of at most 4 MiB (the record
+/// assembler's limit), so no longer `data` can arrive, and none is accepted.
+pub const READ_DATA_BYTES_MAX: u32 = 4 << 20;
+
+/// `READ3args`: `count` bytes of `file` from `offset`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ReadArgs {
+    pub file: FileHandle,
+    pub offset: u64,
+    pub count: u32,
+}
+
+impl XdrEncode for ReadArgs {
+    fn encode(&self, w: &mut XdrWriter<'_>) {
+        self.file.encode(w);
+        w.u64(self.offset).u32(self.count);
+    }
+}
+
+impl<'a> XdrDecode<'a> for ReadArgs {
+    fn decode(r: &mut XdrReader<'a>) -> XdrResult<Self> {
+        Ok(ReadArgs {
+            file: FileHandle::decode(r)?,
+            offset: r.u64()?,
+            count: r.u32()?,
+        })
+    }
+}
+
+/// `READ3resok`: the file's attributes after the read, and the data, borrowed from the reply
+/// (no copy). `count` is what the server says it read; a well-formed reply has
+/// `count == data.len()`, which the decoder does not demand so that the reader can report a
+/// server that disagrees with itself (see [`ReadOk::count_matches`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReadOk<'a> {
+    pub attrs: Option<Fattr3>,
+    pub count: u32,
+    /// The read reached the end of the file.
+    pub eof: bool,
+    pub data: &'a [u8],
+}
+
+impl ReadOk<'_> {
+    /// Whether `count` agrees with the data actually sent.
+    pub fn count_matches(&self) -> bool {
+        self.count as usize == self.data.len()
+    }
+}
+
+impl<'a> NfsResOk<'a> for ReadOk<'a> {
+    fn decode_ok(r: &mut XdrReader<'a>) -> XdrResult<Self> {
+        Ok(ReadOk {
+            attrs: decode_post_op_attr(r)?,
+            count: r.u32()?,
+            eof: r.bool()?,
+            data: r.opaque(READ_DATA_BYTES_MAX)?,
+        })
+    }
+
+    fn encode_ok(&self, w: &mut XdrWriter<'_>) {
+        encode_post_op_attr(w, self.attrs.as_ref());
+        w.u32(self.count).bool(self.eof).opaque(self.data);
+    }
+}
+
+/// `READ3res`: `ReadReply::decode(bytes) -> Result<ReadOk, NfsReplyError>`.
+pub type ReadReply<'a> = NfsRes<ReadOk<'a>>;
+
+/// Encodes a successful `READ3res` of `len` bytes produced in place by `fill` (the server's
+/// path: the data is written straight into the reply, never staged). `len` must not exceed
+/// [`READ_DATA_BYTES_MAX`].
+pub fn encode_read_ok_with(
+    out: &mut Vec<u8>,
+    attrs: Option<&Fattr3>,
+    len: usize,
+    eof: bool,
+    fill: impl FnOnce(&mut [u8]),
+) {
+    debug_assert!(len <= READ_DATA_BYTES_MAX as usize);
+    let mut w = XdrWriter::new(out);
+    w.u32(0);
+    encode_post_op_attr(&mut w, attrs);
+    w.u32(len as u32).bool(eof).u32(len as u32);
+    let start = out.len();
+    out.resize(start + len + pad_len(len), 0);
+    fill(&mut out[start..start + len]);
+}
+
+// ---------------------------------------------------------------------------------------------
 // READDIRPLUS: the hot path
 // ---------------------------------------------------------------------------------------------
 
@@ -2128,6 +2220,89 @@ mod tests {
                 attrs: None,
                 access: 0x21
             })
+        );
+    }
+
+    #[test]
+    fn read_layouts() {
+        let file = FileHandle::from_bytes(&[7, 7, 7]).unwrap();
+        let args = ReadArgs {
+            file,
+            offset: 0x0000_0001_0000_0002,
+            count: 65536,
+        };
+        #[rustfmt::skip]
+        let expected = [
+            &be(3)[..], &[7, 7, 7, 0],          // nfs_fh3, padded
+            &[0, 0, 0, 1, 0, 0, 0, 2],          // offset3
+            &be(65536),                         // count3
+        ].concat();
+        assert_eq!(args.to_xdr(), expected);
+        assert_eq!(ReadArgs::from_xdr(&expected), Ok(args));
+        assert!(ReadArgs::from_xdr(&expected[..expected.len() - 1]).is_err());
+
+        let attrs = fattr3_value(FileType3::Reg, 9);
+        #[rustfmt::skip]
+        let reply: Vec<u8> = [
+            &be(0)[..],                         // NFS3_OK
+            &be(1), &fattr3_bytes(1, 9),        // file_attributes
+            &be(5),                             // count
+            &be(1),                             // eof
+            &be(5), b"hello\0\0\0",             // data, padded to 8
+        ].concat();
+        let ok = ReadReply::decode(&reply).unwrap();
+        assert_eq!(ok.attrs, Some(attrs));
+        assert_eq!((ok.count, ok.eof, ok.data), (5, true, &b"hello"[..]));
+        assert!(ok.count_matches());
+        // zero-copy: the data is a slice of the reply
+        let at = reply.len() - 8;
+        assert_eq!(ok.data.as_ptr(), reply[at..].as_ptr());
+        let mut out = Vec::new();
+        ReadReply::encode_ok(&mut XdrWriter::new(&mut out), &ok);
+        assert_eq!(out, reply);
+        let mut out = Vec::new();
+        encode_read_ok_with(&mut out, Some(&attrs), 5, true, |b| {
+            b.copy_from_slice(b"hello")
+        });
+        assert_eq!(out, reply);
+        for cut in 0..reply.len() {
+            assert!(ReadReply::decode(&reply[..cut]).is_err(), "cut at {cut}");
+        }
+        // a count that disagrees with the data is kept for the reader to judge
+        let mut bad = reply.clone();
+        bad[4 + 4 + FATTR3_BYTES + 3] = 9;
+        assert!(!ReadReply::decode(&bad).unwrap().count_matches());
+        // data longer than any record is refused before it is used
+        let mut huge = reply[..4 + 4 + FATTR3_BYTES + 8].to_vec();
+        huge.extend(be(READ_DATA_BYTES_MAX + 1));
+        assert_eq!(
+            ReadReply::decode(&huge),
+            Err(NfsReplyError::Xdr(XdrError::TooLong {
+                len: READ_DATA_BYTES_MAX + 1,
+                max: READ_DATA_BYTES_MAX
+            }))
+        );
+        // an empty read at end of file, without attributes
+        let empty = [be(0), be(0), be(0), be(1), be(0)].concat();
+        let ok = ReadReply::decode(&empty).unwrap();
+        assert_eq!(
+            (ok.attrs, ok.count, ok.eof, ok.data),
+            (None, 0, true, &b""[..])
+        );
+        // a failure keeps the file's attributes
+        let mut out = Vec::new();
+        ReadReply::encode_fail(&mut XdrWriter::new(&mut out), Nfsstat3::Acces, Some(&attrs));
+        assert_eq!(&out[..8], &[0, 0, 0, 13, 0, 0, 0, 1]);
+        assert_eq!(
+            ReadReply::decode(&out),
+            Err(NfsReplyError::Status(Nfsstat3::Acces))
+        );
+        assert_eq!(
+            ReadReply::decode_result(&out),
+            Ok(Err(ResFail {
+                status: Nfsstat3::Acces,
+                attrs: Some(attrs)
+            }))
         );
     }
 

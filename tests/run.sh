@@ -83,7 +83,11 @@ mk deep deep 2000
 mk flat flat 100000
 mk wide wide 20 500
 # the content tests' files (checksums, types, errors, duplicates; a sparse 1 GiB file)
-python3 tests/fixtures/make-content.py "$data/export/content"
+# (once, like the trees above: files changed behind a running nfs-ganesha are served stale)
+if [ ! -e "$data/export/content.done" ]; then
+    python3 tests/fixtures/make-content.py "$data/export/content"
+    touch "$data/export/content.done"
+fi
 
 step "nfs-ganesha"
 tests/fixtures/ganesha.sh start "$data/export" | tee "$LAB_RUN_DIR/urls"

@@ -191,6 +191,9 @@ impl RpcClient {
             let n = match self.stream.read(&mut self.read_buf) {
                 Ok(0) => return Err(CallError::Closed { addr }),
                 Ok(n) => n,
+                // A signal delivered to this thread (a handler installed elsewhere in the
+                // process) is no failure of the server: read again.
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e)
                     if matches!(
                         e.kind(),

@@ -423,16 +423,7 @@ where
         Walker::new(setup.walk.clone(), setup.visited.clone(), t.conns, t.index)
             .with_rate_limit(setup.rate.clone())
     };
-    run_wrapped(
-        opts,
-        addrs,
-        source,
-        make_walker,
-        make_out,
-        |w, _| w,
-        progress,
-        stop,
-    )
+    run_with(opts, addrs, source, make_walker, make_out, progress, stop)
 }
 
 /// [`run`] with the walk state machine of each thread built by `make_walker` (the NFSv4.1

@@ -102,6 +102,7 @@ fn scan_of(input: &Path, scan: Option<&SourceScan>) -> (ScanInfo, ScanEnd) {
                 server: s.server.clone(),
                 options_json: s.options_json.clone(),
                 started: time_of(s.started_ns),
+                resumes: 0,
             },
             ScanEnd {
                 status: match s.status.as_str() {
@@ -130,6 +131,7 @@ fn scan_of(input: &Path, scan: Option<&SourceScan>) -> (ScanInfo, ScanEnd) {
                     server: String::new(),
                     options_json: "{}".into(),
                     started: now,
+                    resumes: 0,
                 },
                 ScanEnd {
                     status: ScanStatus::Completed,
@@ -186,6 +188,7 @@ pub fn convert(
                 &info,
                 Duration::from_secs_f64(crate::output::sqlite::CHECKPOINT_SECS_DEFAULT),
                 stop.clone(),
+                None,
             )?;
             let counts = feed(Format::SqliteRows, tx);
             let written = writer.finish(&end);

@@ -242,14 +242,18 @@ pub fn run_scan(args: &ScanArgs, queue_url: &str) -> Result<i32> {
         slot: TasksSlot::default(),
     };
     let stop = super::scan::stop_on_signals()?;
+    let header = match format {
+        Format::Csv => nfs_walker::record::csv_header(),
+        _ => String::new(),
+    };
     let (writer, tx) = SyncedTextWriter::start(
-        format,
+        header.as_bytes(),
         file,
         Duration::from_secs_f64(args.checkpoint_secs),
         setup.slot.clone(),
         stop.clone(),
     )?;
-    let outcome = super::scan::scan_into(args, format, tx, stop, None, Some(&setup));
+    let outcome = super::scan::scan_into(args, format, tx, stop, None, Some(&setup), None);
     let written = writer.finish().context("writing entries");
     let outcome = outcome?;
     written?;

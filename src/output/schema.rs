@@ -5,7 +5,8 @@
 use std::borrow::Cow;
 
 /// Stored as `PRAGMA user_version`.
-pub const SCHEMA_VERSION: i32 = 1;
+/// 2: `scan.resumes`.
+pub const SCHEMA_VERSION: i32 = 2;
 /// Stored as `PRAGMA application_id`: "NFSW".
 pub const APPLICATION_ID: i32 = 0x4e46_5357;
 /// The first bytes of every SQLite 3 database file.
@@ -66,7 +67,8 @@ CREATE TABLE scan (
     errors       INTEGER,
     threads      INTEGER,
     connections  INTEGER,
-    backend      TEXT
+    backend      TEXT,
+    resumes      INTEGER NOT NULL DEFAULT 0
 );
 ";
 

@@ -114,6 +114,34 @@ pub fn run(now: &ScanArgs, file: &Path) -> Result<i32> {
         return Ok(0);
     }
     let quiet = args.quiet;
+    if !saved.rooted {
+        // Stopped before it reached its root: nothing was kept; it starts anew.
+        if !quiet {
+            eprintln!(
+                "nfs-walker: {}: the scan stopped before it began; starting it anew",
+                file.display()
+            );
+        }
+        let format = match desc["format"].as_str() {
+            Some("sqlite") => Format::SqliteRows,
+            Some("csv") => Format::Csv,
+            _ => Format::Ndjson,
+        };
+        let info_resumes = u32::from(saved.epoch) + 1;
+        let resuming = Resuming {
+            saved,
+            stored: None,
+            root_stored: false,
+        };
+        return match format {
+            Format::SqliteRows => {
+                let mut info = super::scan::scan_info(&args)?;
+                info.resumes = info_resumes;
+                run_sqlite(&args, Some((resuming, info, None)))
+            }
+            _ => run_text_file(&args, format, file, Some(resuming)),
+        };
+    }
     match desc["format"].as_str() {
         Some("sqlite") => {
             let scan = prior::read_scan(&prior::source_of(file))?;
@@ -147,7 +175,7 @@ pub fn run(now: &ScanArgs, file: &Path) -> Result<i32> {
                 stored: None,
                 root_stored: false,
             };
-            run_sqlite(&args, Some((resuming, info, prior)))
+            run_sqlite(&args, Some((resuming, info, Some(prior))))
         }
         Some(f @ ("ndjson" | "csv")) => {
             let (format, text_format) = if f == "csv" {
@@ -190,8 +218,10 @@ pub fn run(now: &ScanArgs, file: &Path) -> Result<i32> {
 
 /// Refuses options given now that would change what the scan covers.
 fn refuse_conflicts(now: &ArgMatches, stored: &ArgMatches) -> Result<()> {
-    for id in now.ids() {
-        let id = id.as_str();
+    let cmd = ScanArgs::augment_args(clap::Command::new("scan"));
+    // The arguments themselves (not the groups clap makes of flattened structs).
+    for arg in cmd.get_arguments() {
+        let id = arg.get_id().as_str();
         if id == "resume"
             || RUNTIME_OPTIONS.contains(&id)
             || now.value_source(id) != Some(clap::parser::ValueSource::CommandLine)

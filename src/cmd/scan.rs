@@ -33,7 +33,7 @@ pub struct ScanArgs {
     /// FILE.frontier journal every scan to such a file keeps) after a crash, a kill or Ctrl-C:
     /// the URL and options are the scan's own; only how to run (threads, connections, rates,
     /// timeouts, -q, -v, --checkpoint-secs) may be given again
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", conflicts_with = "url")]
     pub resume: Option<PathBuf>,
     /// Write entries to FILE (default: stdout); a .db/.sqlite name selects SQLite
     #[arg(short = 'o', long = "output")]
@@ -414,16 +414,19 @@ pub fn run_text_file(
     resume: Option<Resuming>,
 ) -> Result<i32> {
     let checkpoint = checkpoint_interval(args)?;
-    let file = match &resume {
-        None => std::fs::File::create(path),
-        Some(_) => std::fs::OpenOptions::new().append(true).open(path),
+    let appending = resume.as_ref().is_some_and(|r| r.saved.rooted);
+    // The journal first: an output never exists without it.
+    let journaling = Journaling::new(args, path, format, resume)?;
+    let file = if appending {
+        std::fs::OpenOptions::new().append(true).open(path)
+    } else {
+        std::fs::File::create(path)
     }
     .with_context(|| format!("opening {}", path.display()))?;
-    let header = match (format, &resume) {
-        (Format::Csv, None) => nfs_walker::record::csv_header_content(args.content.fields()),
+    let header = match (format, appending) {
+        (Format::Csv, false) => nfs_walker::record::csv_header_content(args.content.fields()),
         _ => String::new(),
     };
-    let journaling = Journaling::new(args, path, format, resume)?;
     let stop = stop_on_signals()?;
     let (writer, tx) = SyncedTextWriter::start(
         header.as_bytes(),
@@ -450,6 +453,7 @@ fn checkpoint_interval(args: &ScanArgs) -> Result<Duration> {
 
 /// What a resumed scan starts from (see `cmd::resume`).
 pub struct Resuming {
+    /// The journal as the stopped run left it (with no root: the scan starts anew).
     pub saved: Saved,
     /// Text outputs: the paths the file holds below the frontier.
     pub stored: Option<Arc<StoredPaths>>,
@@ -478,6 +482,12 @@ impl Journaling {
         resume: Option<Resuming>,
     ) -> Result<Journaling> {
         let scan = super::resume::describe(args, format, resume.as_ref())?;
+        let path = journal_path(out);
+        if resume.is_none() {
+            // Before the output is made, so an output never stands without its journal.
+            JournalWriter::start_unrooted(&path, &scan, 0)
+                .with_context(|| format!("writing {}", path.display()))?;
+        }
         Ok(Journaling {
             out: out.to_path_buf(),
             path: journal_path(out),
@@ -515,14 +525,19 @@ impl Journaling {
         let resume = self.resume.lock().unwrap_or_else(|e| e.into_inner()).take();
         let (roots, epoch) = match &resume {
             None => (vec![(TaskId(0), root)], 0),
-            Some(r) => (
-                frontier_tasks(&r.saved, &self.path)?,
-                r.saved
+            Some(r) => {
+                let epoch = r
+                    .saved
                     .epoch
                     .checked_add(1)
                     .filter(|e| *e <= nfs_walker::resume::RESUMES_MAX)
-                    .ok_or(nfs_walker::resume::ResumeError::TooManyResumes)?,
-            ),
+                    .ok_or(nfs_walker::resume::ResumeError::TooManyResumes)?;
+                if r.saved.rooted {
+                    (frontier_tasks(&r.saved, &self.path)?, epoch)
+                } else {
+                    (vec![(TaskId(0), root)], epoch)
+                }
+            }
         };
         let saved: Vec<journal::SavedTask> = roots
             .iter()
@@ -652,7 +667,10 @@ fn options_json(args: &ScanArgs) -> String {
 /// `-o scan.db`: entries go to the SQLite writer; whatever ends the scan (completion, a
 /// signal, an error), the database is finished and records how. With `resume`, the rows of
 /// the database resumed from (`prior`) are copied in first.
-pub fn run_sqlite(args: &ScanArgs, resume: Option<(Resuming, ScanInfo, PriorDb)>) -> Result<i32> {
+pub fn run_sqlite(
+    args: &ScanArgs,
+    resume: Option<(Resuming, ScanInfo, Option<PriorDb>)>,
+) -> Result<i32> {
     use nfs_walker::output::sqlite::SqliteWriter;
     let Some(path) = &args.output else {
         bail!("SQLite output needs a file: -o FILE");
@@ -660,7 +678,7 @@ pub fn run_sqlite(args: &ScanArgs, resume: Option<(Resuming, ScanInfo, PriorDb)>
     let checkpoint = checkpoint_interval(args)?;
     let (resume, info, prior) = match resume {
         None => (None, scan_info(args)?, None),
-        Some((r, info, prior)) => (Some(r), info, Some(prior)),
+        Some((r, info, prior)) => (Some(r), info, prior),
     };
     let stop = stop_on_signals()?;
     let mut journaling = Journaling::new(args, path, Format::SqliteRows, resume)?;
@@ -738,7 +756,7 @@ pub fn run_sqlite(args: &ScanArgs, resume: Option<(Resuming, ScanInfo, PriorDb)>
 }
 
 /// What a database or Parquet output records about the scan when it starts.
-fn scan_info(args: &ScanArgs) -> Result<ScanInfo> {
+pub fn scan_info(args: &ScanArgs) -> Result<ScanInfo> {
     Ok(ScanInfo {
         url: args.url.clone(),
         server: NfsUrl::parse(&args.url)?.host,

@@ -21,7 +21,9 @@
 //!
 //! Format: the magic [`MAGIC`], then records of `u32 length, u32 crc32, payload` (big-endian);
 //! each payload is XDR: `u32 kind` and
-//! - `Start` (first record of a file): `u32 epoch, opaque scan<>, task tasks<>`;
+//! - `Start` (first record of a file): `u32 epoch, bool rooted, opaque scan<>, task tasks<>`
+//!   (`rooted` false: the journal was made before the scan reached its root, and a resume
+//!   starts the scan anew);
 //! - `Done`: `u64 id, task children<>`;
 //! - `Completed`: nothing;
 //!
@@ -77,6 +79,8 @@ pub struct Saved {
     pub scan: Vec<u8>,
     /// The run that wrote it (0: the first; one more per resume).
     pub epoch: u16,
+    /// False: the scan stopped before it reached its root; nothing of it is kept.
+    pub rooted: bool,
     /// The frontier: tasks created and not done.
     pub tasks: Vec<SavedTask>,
     /// The scan completed.
@@ -113,6 +117,7 @@ pub fn read(path: &Path) -> Result<Saved, JournalError> {
         match r.u32().map_err(bad)? {
             KIND_START => {
                 let epoch = r.u32().map_err(bad)?;
+                let rooted = r.bool().map_err(bad)?;
                 let scan = r.opaque(SCAN_BYTES_MAX).map_err(bad)?.to_vec();
                 known.clear();
                 for (id, task) in read_tasks(&mut r).map_err(bad)? {
@@ -121,6 +126,7 @@ pub fn read(path: &Path) -> Result<Saved, JournalError> {
                 saved = Some(Saved {
                     scan,
                     epoch: u16::try_from(epoch).map_err(|_| damaged("epoch out of range"))?,
+                    rooted,
                     tasks: Vec::new(),
                     completed: false,
                     valid_bytes: 0,
@@ -197,6 +203,7 @@ pub struct JournalWriter {
     file: BufWriter<File>,
     scan: Vec<u8>,
     epoch: u16,
+    rooted: bool,
     /// The frontier as written so far: tasks created and not done.
     known: HashMap<u64, Box<[u8]>>,
     /// Bytes a snapshot of `known` takes, about.
@@ -229,6 +236,7 @@ impl JournalWriter {
             })?),
             scan: scan.to_vec(),
             epoch,
+            rooted: true,
             known: tasks.into_iter().collect(),
             known_bytes,
             held_back: HashMap::new(),
@@ -238,6 +246,14 @@ impl JournalWriter {
         };
         w.write_snapshot(false)?;
         Ok(w)
+    }
+
+    /// Writes the journal of a scan of run `epoch` that has not reached its root yet, before
+    /// its output is made: a scan killed then is resumed by starting it anew.
+    pub fn start_unrooted(path: &Path, scan: &[u8], epoch: u16) -> Result<(), JournalError> {
+        let mut w = JournalWriter::create(path, scan, epoch, Vec::new())?;
+        w.rooted = false;
+        w.write_snapshot(false)
     }
 
     fn io_err(&self) -> impl Fn(io::Error) -> JournalError {
@@ -365,6 +381,7 @@ impl JournalWriter {
             let mut w = XdrWriter::new(&mut payload);
             w.u32(KIND_START)
                 .u32(u32::from(self.epoch))
+                .bool(self.rooted)
                 .opaque(&self.scan);
             let tasks = if completed { 0 } else { self.known.len() };
             write_tasks(
@@ -486,6 +503,9 @@ mod tests {
                 }
             }
         }
+        JournalWriter::start_unrooted(&p, b"y", 3).unwrap();
+        let s = read(&p).unwrap();
+        assert!(!s.rooted && s.tasks.is_empty() && !s.completed && s.epoch == 3);
         std::fs::write(&p, &full[..MAGIC.len() - 1]).unwrap();
         assert!(matches!(read(&p), Err(JournalError::NotAJournal(_))));
     }

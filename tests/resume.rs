@@ -267,7 +267,7 @@ fn ctrl_c_then_resume_for_database_ndjson_and_csv() {
     let dir = temp_dir("ctrl-c");
     for name in ["scan.db", "scan.ndjson", "scan.csv"] {
         let out = dir.join(name);
-        let mut child = scan_command(&server.url(), &out, Some(1500))
+        let child = scan_command(&server.url(), &out, Some(1500))
             .spawn()
             .unwrap();
         std::thread::sleep(Duration::from_millis(800));

@@ -383,8 +383,19 @@ fn run_scan(args: &ScanArgs) -> Result<i32> {
         return run_sqlite(args, None);
     }
     match (&args.output, format) {
-        (Some(path), Format::Ndjson | Format::Csv) => run_text_file(args, format, path, None),
+        (Some(path), Format::Ndjson | Format::Csv) if is_file_or_absent(path) => {
+            run_text_file(args, format, path, None)
+        }
         _ => run_text(args, format),
+    }
+}
+
+/// Whether `path` names a regular file or nothing yet: a scan into a device or a pipe
+/// (`-o /dev/null`) keeps no journal, as there is nothing to resume.
+fn is_file_or_absent(path: &std::path::Path) -> bool {
+    match std::fs::metadata(path) {
+        Ok(m) => m.is_file(),
+        Err(_) => true,
     }
 }
 

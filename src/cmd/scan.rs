@@ -778,7 +778,7 @@ pub fn scan_info(args: &ScanArgs) -> Result<ScanInfo> {
 }
 
 /// How the scan ended, as a database or Parquet output records it.
-fn scan_end(result: &Result<ScanOutcome>) -> ScanEnd {
+pub fn scan_end(result: &Result<ScanOutcome>) -> ScanEnd {
     match result {
         Ok(o) => ScanEnd {
             status: if o.report.completed {

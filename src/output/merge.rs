@@ -45,6 +45,8 @@ pub enum MergeError {
     },
     #[error("sorting entries: {0}")]
     Sort(io::Error),
+    #[error("{path}: {why}")]
+    Part { path: PathBuf, why: String },
 }
 
 /// What a merge did.
@@ -161,6 +163,12 @@ fn read_database(
         path: path.to_path_buf(),
         source,
     };
+    // A part whose host was killed holds the directories that arrived late in the writer's
+    // own table; their tasks may be acknowledged, so they are rows of the part.
+    super::sqlite::settle_late_rows(path).map_err(|e| MergeError::Part {
+        path: path.to_path_buf(),
+        why: e.to_string(),
+    })?;
     let conn =
         rusqlite::Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
             .map_err(sql_err)?;

@@ -31,7 +31,19 @@ pub use crate::output::schema::{
     extension_of, split_parent, APPLICATION_ID, EXTENSION_BYTES_MAX, SCHEMA_VERSION, SQLITE_HEADER,
 };
 pub use dirs::DIRS_MAX;
-pub(crate) use finish::move_late_rows;
+use finish::move_late_rows;
+
+/// Moves the rows of `late_entries` of a database whose scan was cut short into `entries`,
+/// as its end would have (a no-op on a finished database); returns the rows moved. For
+/// readers that take over such a database: `scan --resume`, `merge` of a killed host's part.
+pub fn settle_late_rows(path: &Path) -> Result<u64, DbError> {
+    let mut conn = Connection::open(path)?;
+    conn.execute_batch("PRAGMA journal_mode = DELETE; PRAGMA synchronous = FULL;")?;
+    let tx = conn.transaction()?;
+    let moved = move_late_rows(&tx)?;
+    tx.commit()?;
+    Ok(moved)
+}
 pub use rows::{RowBatch, RowRef};
 
 use crate::output::btree::{BtreeError, PageFile};

@@ -10,7 +10,7 @@
 //! file again, and the journal, which gained nothing meanwhile, still matches it.
 
 use super::{FrontierPaths, ResumeError};
-use crate::output::sqlite::move_late_rows;
+use crate::output::sqlite::settle_late_rows;
 use crate::output::{Batcher, Format, OutputBatch};
 use crate::path_error::PathError;
 use crate::rpc::nfs3::{proc_name, Nfsstat3};
@@ -104,16 +104,7 @@ impl PriorDb {
             std::fs::rename(out, &prior).map_err(io(out))?;
             super::journal::sync_dir(out).map_err(io(out))?;
         }
-        let sql = |source| ResumeError::Sqlite {
-            path: prior.clone(),
-            source,
-        };
-        let mut conn = Connection::open(&prior).map_err(sql)?;
-        conn.execute_batch("PRAGMA journal_mode = DELETE; PRAGMA synchronous = FULL;")
-            .map_err(sql)?;
-        let tx = conn.transaction().map_err(sql)?;
-        move_late_rows(&tx)?;
-        tx.commit().map_err(sql)?;
+        settle_late_rows(&prior)?;
         Ok(PriorDb { path: prior })
     }
 

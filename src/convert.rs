@@ -197,7 +197,11 @@ pub fn convert(
             counts
         }
         OutputKind::Parquet => {
-            let target = ParquetTarget::for_path(output, PART_ROWS_DEFAULT);
+            let target = ParquetTarget::for_path(
+                output,
+                PART_ROWS_DEFAULT,
+                Duration::from_secs_f64(crate::columnar::PART_SECONDS_DEFAULT),
+            );
             let (writer, tx) = ParquetWriter::create(&target, &info, stop.clone())?;
             let counts = feed(Format::SqliteRows, tx);
             let written = writer.finish(&end);

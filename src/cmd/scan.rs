@@ -83,9 +83,9 @@ pub struct ScanArgs {
     /// Where --baseline writes the changes, as NDJSON change records (see `diff`)
     #[arg(long, value_name = "FILE", requires = "baseline")]
     pub changes: Option<PathBuf>,
-    /// Commit the output at least this often (seconds; the database, and with --queue the part
-    /// file, whose tasks are acknowledged to the queue only then): a crash loses at most this
-    /// much work
+    /// Commit the output at least this often (seconds): the database, a text file and its
+    /// frontier journal (for --resume), a Parquet directory's part, a --queue part (whose tasks
+    /// are acknowledged only then); a crash loses at most this much work
     #[arg(long, default_value_t = nfs_walker::output::sqlite::CHECKPOINT_SECS_DEFAULT)]
     pub checkpoint_secs: f64,
     #[command(flatten)]
@@ -811,7 +811,8 @@ fn run_parquet(args: &ScanArgs) -> Result<i32> {
     let Some(path) = &args.output else {
         bail!("Parquet output needs a file or directory: -o scan.parquet or -o DIR");
     };
-    let target = ParquetTarget::for_path(path, args.part_rows);
+    // Parts close at least every checkpoint interval: a kill loses at most the open part.
+    let target = ParquetTarget::for_path(path, args.part_rows, checkpoint_interval(args)?);
     let info = scan_info(args)?;
     let stop = stop_on_signals()?;
     let (writer, tx) = ParquetWriter::create(&target, &info, stop.clone())

@@ -136,10 +136,9 @@ impl QueueSetup {
     }
 }
 
-/// The batcher of a queue scan: every finished task's entries leave the thread with their
-/// marker at once, so a thread that goes idle holds no task back from its checkpoint (the
-/// scan's end waits for every task's acknowledgement).
-/// It also counts the entries written, for `queue status`.
+/// The batcher of a queue scan: it counts the entries written, for `queue status`. (A thread
+/// that goes idle sends what it holds, [`EntrySink::idle`], so no finished task waits in a
+/// half-full batch for its acknowledgement, which the scan's end waits for.)
 pub struct QueueSink {
     out: Batcher,
     written: Arc<AtomicU64>,
@@ -169,6 +168,8 @@ impl EntrySink for QueueSink {
         self.written.fetch_add(self.unreported, Ordering::Relaxed);
         self.unreported = 0;
         self.out.task_finished(id.0);
+    }
+    fn idle(&mut self) {
         self.out.flush();
     }
     fn flush(&mut self) {

@@ -253,6 +253,9 @@ impl<O: EntrySink> EntrySink for SkipStored<O> {
     fn task_finished(&mut self, id: TaskId) {
         self.inner.task_finished(id);
     }
+    fn idle(&mut self) {
+        self.inner.idle();
+    }
     fn flush(&mut self) {
         self.inner.flush();
     }

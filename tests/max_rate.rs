@@ -54,10 +54,8 @@ fn max_rate_holds_every_second_on_the_server_side() {
         let secs = w[1].0.duration_since(w[0].0).as_secs_f64();
         let rate = (w[1].1 - w[0].1) as f64 / secs;
         println!("{rate:.0} calls/s");
-        // Never over the cap; under it only by what a busy machine costs (the 2-core CI
-        // runs other tests beside this one: a second may lose a few hundred calls).
         assert!(
-            (RATE * 0.75..=RATE * (1.0 + TOLERANCE)).contains(&rate),
+            (rate - RATE).abs() <= RATE * TOLERANCE,
             "{rate:.0} calls/s against a cap of {RATE}: {:?}",
             full.iter().map(|s| s.1).collect::<Vec<_>>()
         );

@@ -4,6 +4,9 @@
 # work in flight, not the tree: mixed:30000000 (1.2M directories) must stay within 64 MiB.
 #
 #   benches/scan_memory.sh [TREE...]      (default: mixed:1000000 mixed:10000000 mixed:30000000)
+#
+# NFS_WALKER_BENCH_OUTPUT=file writes a real NDJSON file instead (in TMPDIR; it is synced at
+# checkpoints and keeps its frontier journal for --resume, whose memory then counts too).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 target=${CARGO_TARGET_DIR:-target}
@@ -27,7 +30,10 @@ for tree in "${trees[@]}"; do
     for _ in $(seq 1 100); do grep -q '^listening on' "$tmp/mock.out" && break; sleep 0.1; done
     port=$(sed -n 's/^listening on .*:\([0-9]*\)$/\1/p' "$tmp/mock.out")
     url="nfs://127.0.0.1/export?nfsport=$port&mountport=$port"
-    /usr/bin/time -v "$bin" scan "$url" -q -o /dev/null 2>"$tmp/time.txt" || { cat "$tmp/time.txt" >&2; exit 1; }
+    out=/dev/null
+    [ "${NFS_WALKER_BENCH_OUTPUT:-}" = file ] && out=$tmp/scan.ndjson
+    /usr/bin/time -v "$bin" scan "$url" -q -o "$out" 2>"$tmp/time.txt" || { cat "$tmp/time.txt" >&2; exit 1; }
+    rm -f "$tmp/scan.ndjson" "$tmp/scan.ndjson.frontier"
     rss_kb=$(sed -n 's/.*Maximum resident set size (kbytes): \([0-9]*\)/\1/p' "$tmp/time.txt")
     wall=$(sed -n 's/.*Elapsed (wall clock) time (h:mm:ss or m:ss): \(.*\)/\1/p' "$tmp/time.txt")
     entries=$(sed -n 's/.*scanned \([0-9]*\) entries.*/\1/p' "$tmp/time.txt" | head -1)

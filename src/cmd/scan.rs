@@ -614,7 +614,7 @@ impl DurabilityListener for JournalListener {
         }
     }
     fn wants_checkpoint(&self) -> bool {
-        false
+        self.slot.get().is_some_and(|t| t.wants_checkpoint())
     }
 }
 

@@ -11,8 +11,16 @@ use crate::sched::{LocalDeques, LocalQueue, TaskId, TaskQueue, TaskSource};
 use crate::walker::Task;
 use crate::xdr::XdrEncode;
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+/// Tasks finished and not yet reported durable past which the source asks the output for a
+/// checkpoint: each holds its record (about 200 bytes with its children's) until then, so on a
+/// fast scan of small directories a 10-second interval would hold hundreds of thousands.
+pub const FINISHED_UNDURABLE_MAX: usize = 8192;
+/// Checkpoints asked for that reason at most this often (each syncs the output).
+const ASKED_CHECKPOINT_INTERVAL: Duration = Duration::from_millis(500);
 
 /// A directory task between being found and being durable.
 struct HeldDir {
@@ -39,6 +47,9 @@ pub struct JournaledTasks {
     /// work that could not be resumed).
     failed: Mutex<Option<JournalError>>,
     stop: Arc<AtomicBool>,
+    /// Tasks finished and not yet durable (see [`FINISHED_UNDURABLE_MAX`]).
+    finished_undurable: AtomicUsize,
+    last_asked: Mutex<Instant>,
 }
 
 impl JournaledTasks {
@@ -67,7 +78,23 @@ impl JournaledTasks {
             journal: journal.map(Mutex::new),
             failed: Mutex::new(None),
             stop,
+            finished_undurable: AtomicUsize::new(0),
+            last_asked: Mutex::new(Instant::now()),
         }
+    }
+
+    /// Whether the output should checkpoint now, so that the records of finished tasks do
+    /// not pile up in memory ([`FINISHED_UNDURABLE_MAX`]).
+    pub fn wants_checkpoint(&self) -> bool {
+        if self.finished_undurable.load(Ordering::Relaxed) < FINISHED_UNDURABLE_MAX {
+            return false;
+        }
+        let mut last = self.last_asked.lock().unwrap_or_else(|e| e.into_inner());
+        if last.elapsed() < ASKED_CHECKPOINT_INTERVAL {
+            return false;
+        }
+        *last = Instant::now();
+        true
     }
 
     fn held(&self) -> MutexGuard<'_, Held> {
@@ -134,6 +161,12 @@ impl TaskSource for JournaledTasks {
         let Some(mut journal) = self.journal() else {
             return;
         };
+        let n = ids.len();
+        let _ = self
+            .finished_undurable
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |v| {
+                Some(v.saturating_sub(n))
+            });
         let mut done = Vec::new();
         {
             let mut held = self.held();
@@ -216,6 +249,11 @@ impl TaskQueue for JournaledQueue<'_> {
     }
 
     fn finish(&mut self, id: TaskId) {
+        if self.tasks.journal.is_some() {
+            self.tasks
+                .finished_undurable
+                .fetch_add(1, Ordering::Relaxed);
+        }
         self.inner.finish(id);
     }
 

@@ -734,6 +734,66 @@ mod tests {
         assert_eq!(deepest, 162);
     }
 
+    /// Content values sit after the path, target and extension in a batch's buffer: each row
+    /// must get its own, and rows without any get NULL.
+    #[test]
+    fn content_columns_hold_each_rows_checksum_and_mime() {
+        use crate::record::EntryContent;
+        use EntryType::*;
+        let mut link = rec(b"l.LNK", Symlink, 3);
+        link.target = Some(b"t\xfe".to_vec());
+        let rows_in: Vec<(EntryRecord, Option<&str>, Option<&str>)> = vec![
+            (rec(b".", Dir, 1), None, None),
+            (
+                rec(b"a.png", File, 10),
+                Some("blake3:00aa"),
+                Some("image/png"),
+            ),
+            (link, None, None),
+            (rec(b"b.TXT", File, 20), Some("md5:11bb"), None),
+            (rec(b"c", File, 30), None, Some("text/plain")),
+            (rec(b"d.bin", File, 40), None, None),
+        ];
+        let mut batch = RowBatch::default();
+        for (r, checksum, mime) in &rows_in {
+            batch.push_with_content(
+                &r.as_ref(),
+                &EntryContent {
+                    checksum: *checksum,
+                    mime: *mime,
+                },
+            );
+        }
+        let (conn, _) = write(
+            "content.db",
+            vec![OutputBatch::Rows(batch)],
+            ScanStatus::Completed,
+        );
+        for (r, checksum, mime) in &rows_in {
+            let v: Value = match std::str::from_utf8(&r.path) {
+                Ok(s) => Value::Text(s.into()),
+                Err(_) => Value::Blob(r.path.clone()),
+            };
+            let got: (Option<String>, Option<String>, Option<String>) = conn
+                .query_row(
+                    "SELECT checksum, mime, extension FROM entries WHERE path = ?1",
+                    [v],
+                    |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
+                )
+                .unwrap();
+            let ext = (r.attrs.kind == File)
+                .then(|| extension_of(&r.path).map(|e| e.into_owned()))
+                .flatten();
+            assert_eq!(
+                got,
+                (checksum.map(String::from), mime.map(String::from), ext),
+                "{}",
+                String::from_utf8_lossy(&r.path)
+            );
+        }
+        assert!(crate::output::schema::entries_has_content_columns(&conn).unwrap());
+    }
+
     #[test]
     fn a_parent_that_never_arrives_leaves_null_parent_ids() {
         use EntryType::*;

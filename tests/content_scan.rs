@@ -147,6 +147,41 @@ fn parquet_checksums(path: &std::path::Path) -> HashMap<Vec<u8>, Option<String>>
     got
 }
 
+/// The checksum column of Parquet output as DuckDB reads it (a UTF-8 string column), by
+/// exact path.
+fn duckdb_checksums(
+    python: &std::ffi::OsStr,
+    path: &std::path::Path,
+) -> HashMap<Vec<u8>, Option<String>> {
+    const PY: &str = r#"
+import sys, json, duckdb
+rows = duckdb.connect().execute(
+    "SELECT coalesce(path_bytes, encode(path)), checksum FROM read_parquet(?)", [sys.argv[1]]
+).fetchall()
+print(json.dumps([[bytes(p).hex(), c] for p, c in rows]))
+"#;
+    let out = Command::new(python)
+        .args(["-c", PY])
+        .arg(path)
+        .output()
+        .expect("run python");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rows: Vec<(String, Option<String>)> = serde_json::from_slice(&out.stdout).unwrap();
+    rows.into_iter()
+        .map(|(hex, sum)| {
+            let path = (0..hex.len())
+                .step_by(2)
+                .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
+                .collect();
+            (path, sum)
+        })
+        .collect()
+}
+
 fn scan_to(url: &str, out: &std::path::Path, algo: ChecksumAlgo) {
     let max = MAX_SIZE.to_string();
     let o = run_walker(&[
@@ -203,6 +238,16 @@ fn database_and_parquet_hold_the_mock_checksums_and_report_alike() {
         want,
         "the Parquet checksum column"
     );
+    if let Some(python) = std::env::var_os("NFS_WALKER_PYTHON") {
+        assert_eq!(
+            duckdb_checksums(&python, &parquet),
+            want,
+            "DuckDB's reading"
+        );
+    } else {
+        assert!(!in_ci(), "NFS_WALKER_PYTHON is required in CI");
+        eprintln!("note: NFS_WALKER_PYTHON unset: the Parquet is not read with DuckDB");
+    }
 
     // Through every conversion and back.
     let convert = |from: &std::path::Path, to: &str| {

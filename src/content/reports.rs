@@ -601,5 +601,43 @@ mod tests {
         let big = ContentReports::from_db(&conn, wanted()).unwrap();
         let z = big.duplicate_groups()[0];
         assert_eq!((z.count, z.paths.len()), (12, GROUP_PATHS_MAX));
+        drop(conn);
+        use crate::record::ContentFields;
+        use crate::scanfile::{content_fields, for_each_entry_with_content, InputKind};
+        assert_eq!(
+            content_fields(&path, InputKind::Database).unwrap(),
+            ContentFields {
+                checksum: true,
+                mime: true
+            }
+        );
+
+        // A database of schema version 1 has no content columns: no checksums, no types.
+        let rw = rusqlite::Connection::open(&path).unwrap();
+        rw.execute_batch(
+            "ALTER TABLE entries DROP COLUMN checksum; ALTER TABLE entries DROP COLUMN mime; \
+             PRAGMA user_version = 1;",
+        )
+        .unwrap();
+        drop(rw);
+        let conn = crate::stats::db::open_database(&path).unwrap();
+        let v1 = ContentReports::from_db(&conn, wanted()).unwrap();
+        let files = rows.iter().filter(|r| r.0.attrs.kind == EntryType::File);
+        // The linked inode counts once.
+        assert_eq!(v1.files_without_checksum, files.clone().count() as u64 - 1);
+        assert!(v1.duplicate_groups().is_empty());
+        assert_eq!(v1.type_rows()[0].1, files.count() as u64);
+        assert_eq!(v1.hardlink_groups().len(), 1);
+        assert_eq!(
+            content_fields(&path, InputKind::Database).unwrap(),
+            ContentFields::default()
+        );
+        let mut seen = 0;
+        for_each_entry_with_content(&path, InputKind::Database, |_, c| {
+            assert_eq!(*c, EntryContent::default());
+            seen += 1;
+        })
+        .unwrap();
+        assert_eq!(seen, rows.len());
     }
 }

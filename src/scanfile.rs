@@ -2,7 +2,7 @@
 //! scan it describes, and its entries as a stream in bounded memory.
 
 use crate::columnar;
-use crate::output::schema::{entries_has_content_columns, SQLITE_HEADER};
+use crate::output::schema::{entries_content_fields, entries_has_content_columns, SQLITE_HEADER};
 use crate::record::{ContentFields, EntryAttrs, EntryContent, EntryRef, EntryType};
 use crate::stats::db::{open_database, to_bytes, to_i64, to_u64};
 use crate::stats::ndjson::{for_each_ndjson_entry_with_content, read_line_bounded};
@@ -250,25 +250,7 @@ pub fn for_each_entry_with_content(
 pub fn content_fields(path: &Path, kind: InputKind) -> Result<ContentFields, StatsError> {
     match kind {
         InputKind::Parquet => Ok(columnar::reader::content_fields(path)?),
-        InputKind::Database => {
-            let conn = open_database(path)?;
-            if !entries_has_content_columns(&conn)? {
-                return Ok(ContentFields::default());
-            }
-            // Stops at the first value: at once for a content scan; a scan without one is
-            // read through, as the conversion that asks will read it anyway.
-            let any = |column: &str| -> rusqlite::Result<bool> {
-                conn.query_row(
-                    &format!("SELECT EXISTS (SELECT 1 FROM entries WHERE {column} IS NOT NULL)"),
-                    [],
-                    |r| r.get(0),
-                )
-            };
-            Ok(ContentFields {
-                checksum: any("checksum")?,
-                mime: any("mime")?,
-            })
-        }
+        InputKind::Database => Ok(entries_content_fields(&open_database(path)?)?),
         InputKind::Ndjson => {
             if path.as_os_str() == "-" {
                 return Ok(ContentFields::default());

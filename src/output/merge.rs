@@ -16,7 +16,7 @@
 
 use super::extsort::ExternalSorter;
 use super::{Batcher, Format, OutputBatch};
-use crate::output::schema::entries_has_content_columns;
+use crate::output::schema::{entries_content_fields, entries_has_content_columns};
 use crate::record::{
     content_of_json, ContentFields, EntryAttrs, EntryContent, EntryRecord, EntryType,
 };
@@ -196,23 +196,12 @@ fn read_database(
         rusqlite::Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
             .map_err(sql_err)?;
     // A database of schema version 1 has no content columns.
-    let (fields, columns) = if entries_has_content_columns(&conn).map_err(sql_err)? {
-        let any = |column: &str| -> Result<bool, MergeError> {
-            conn.query_row(
-                &format!("SELECT EXISTS (SELECT 1 FROM entries WHERE {column} IS NOT NULL)"),
-                [],
-                |r| r.get(0),
-            )
-            .map_err(sql_err)
-        };
-        let fields = ContentFields {
-            checksum: any("checksum")?,
-            mime: any("mime")?,
-        };
-        (fields, "checksum, mime")
+    let columns = if entries_has_content_columns(&conn).map_err(sql_err)? {
+        "checksum, mime"
     } else {
-        (ContentFields::default(), "NULL, NULL")
+        "NULL, NULL"
     };
+    let fields = entries_content_fields(&conn).map_err(sql_err)?;
     summary.content.checksum |= fields.checksum;
     summary.content.mime |= fields.mime;
     let mut stmt = conn

@@ -100,6 +100,29 @@ pub fn entries_has_content_columns(conn: &rusqlite::Connection) -> rusqlite::Res
     Ok(n == 2)
 }
 
+/// Which content columns of a scan database hold any value: a scan that read no contents
+/// leaves them all NULL, and a database of version 1 has none. Stops at the first value (at
+/// once for a content scan); a scan without one is read through, as the readers that ask
+/// read every row anyway.
+pub fn entries_content_fields(
+    conn: &rusqlite::Connection,
+) -> rusqlite::Result<crate::record::ContentFields> {
+    if !entries_has_content_columns(conn)? {
+        return Ok(crate::record::ContentFields::default());
+    }
+    let any = |column: &str| -> rusqlite::Result<bool> {
+        conn.query_row(
+            &format!("SELECT EXISTS (SELECT 1 FROM entries WHERE {column} IS NOT NULL)"),
+            [],
+            |r| r.get(0),
+        )
+    };
+    Ok(crate::record::ContentFields {
+        checksum: any("checksum")?,
+        mime: any("mime")?,
+    })
+}
+
 /// The extension of a file name, as the `extension` column and the by-extension report
 /// define it: the text after the last dot, where that dot is not the name's first character,
 /// lowercased; `None` where there is none, it is longer than [`EXTENSION_BYTES_MAX`], is not

@@ -105,6 +105,7 @@ fn scan_of(input: &Path, scan: Option<&SourceScan>) -> (ScanInfo, ScanEnd) {
                 server: s.server.clone(),
                 options_json: s.options_json.clone(),
                 started: time_of(s.started_ns),
+                resumes: 0,
             },
             ScanEnd {
                 status: match s.status.as_str() {
@@ -133,6 +134,7 @@ fn scan_of(input: &Path, scan: Option<&SourceScan>) -> (ScanInfo, ScanEnd) {
                     server: String::new(),
                     options_json: "{}".into(),
                     started: now,
+                    resumes: 0,
                 },
                 ScanEnd {
                     status: ScanStatus::Completed,
@@ -190,6 +192,7 @@ pub fn convert(
                 &info,
                 Duration::from_secs_f64(crate::output::sqlite::CHECKPOINT_SECS_DEFAULT),
                 stop.clone(),
+                None,
             )?;
             let counts = feed(Format::SqliteRows, tx);
             let written = writer.finish(&end);
@@ -198,7 +201,11 @@ pub fn convert(
             counts
         }
         OutputKind::Parquet => {
-            let target = ParquetTarget::for_path(output, PART_ROWS_DEFAULT);
+            let target = ParquetTarget::for_path(
+                output,
+                PART_ROWS_DEFAULT,
+                Duration::from_secs_f64(crate::columnar::PART_SECONDS_DEFAULT),
+            );
             let (writer, tx) = ParquetWriter::create(&target, &info, stop.clone())?;
             let counts = feed(Format::SqliteRows, tx);
             let written = writer.finish(&end);

@@ -21,6 +21,7 @@ pub mod output;
 pub mod path_error;
 pub mod queue;
 pub mod report;
+pub mod resume;
 pub mod ring;
 pub mod scan;
 pub mod scanfile;

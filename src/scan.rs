@@ -72,6 +72,9 @@ pub trait EntrySink: Send {
     /// Task `id` finished: every entry it produced has been handed over (see
     /// [`crate::sched::tasks`] on durability).
     fn task_finished(&mut self, _id: TaskId) {}
+    /// The thread's walk holds no work now (it waits for tasks): send what is held, so no
+    /// finished task waits in a half-full batch for its durability.
+    fn idle(&mut self) {}
     /// The thread is done: send everything held.
     fn flush(&mut self) {}
 }
@@ -93,6 +96,9 @@ impl EntrySink for Batcher {
     }
     fn task_finished(&mut self, id: TaskId) {
         Batcher::task_finished(self, id.0);
+    }
+    fn idle(&mut self) {
+        Batcher::flush(self);
     }
     fn flush(&mut self) {
         Batcher::flush(self);
@@ -352,6 +358,9 @@ impl<O: EntrySink, W: WalkMachine> Protocol for WalkThread<O, W> {
     }
 
     fn after_turn<Q: TaskQueue<Task = Task>>(&mut self, now: Instant, queue: &Q) {
+        if self.walker.is_idle() {
+            self.out.idle();
+        }
         if now >= self.next_publish {
             self.next_publish = now + PUBLISH_PERIOD;
             self.publish(queue.outstanding());

@@ -6,11 +6,10 @@ use checksum::ChecksumAlgo;
 use clap::Args;
 use nfs_walker::content::scan::{ContentOut, ContentSetup, ContentThread};
 use nfs_walker::content::{ContentConfig, ContentStats, HashPool};
-use nfs_walker::output::Batcher;
 use nfs_walker::record::ContentFields;
 use nfs_walker::rpc::nfs3::FsinfoOk;
-use nfs_walker::scan::{self, Progress, ScanReport, WalkSetup};
-use nfs_walker::sched::{CallPolicy, EngineOptions, LocalDeques, ThreadSetup};
+use nfs_walker::scan::{self, EntrySink, Progress, ScanReport, WalkSetup};
+use nfs_walker::sched::{CallPolicy, EngineOptions, TaskSource, ThreadSetup};
 use nfs_walker::walker::config::JUKEBOX_WAITS_MAX;
 use nfs_walker::walker::{Mode, Task, Walker};
 use std::net::SocketAddr;
@@ -88,12 +87,12 @@ pub fn summary(s: &ContentStats, cfg: &ContentConfig, secs: f64) -> String {
 
 /// Runs the scan with content reads: as `scan::run`, each thread's walk paired with its reads.
 #[allow(clippy::too_many_arguments)]
-pub fn run_scan(
+pub fn run_scan<S: TaskSource<Task = Task>, O: EntrySink>(
     engine: &EngineOptions,
     setup: &WalkSetup,
     addrs: &[SocketAddr],
-    source: &LocalDeques<Task>,
-    make_batcher: impl Fn() -> Batcher + Sync,
+    source: &S,
+    make_batcher: impl Fn() -> O + Sync,
     cfg: &ContentConfig,
     cred_xdr: &[u8],
     progress: &Arc<Progress>,

@@ -53,6 +53,7 @@ fn scan_info_of_parts(parts: &[PathBuf]) -> Result<Option<ScanInfo>> {
                 options_json,
                 started: SystemTime::UNIX_EPOCH
                     + std::time::Duration::from_nanos(started_ns.max(0) as u64),
+                resumes: 0,
             }));
         }
     }
@@ -76,6 +77,7 @@ pub fn run(args: &MergeArgs) -> Result<i32> {
             server: String::new(),
             options_json: "{}".into(),
             started: SystemTime::now(),
+            resumes: 0,
         });
         if let Some(u) = &args.url {
             info.url = u.clone();
@@ -89,6 +91,7 @@ pub fn run(args: &MergeArgs) -> Result<i32> {
             &info,
             std::time::Duration::from_secs_f64(nfs_walker::output::sqlite::CHECKPOINT_SECS_DEFAULT),
             stop,
+            None,
         )
         .with_context(|| format!("creating {}", args.output.display()))?;
         let merged = merge(&args.parts, MergeOutput::Batches(Format::SqliteRows, tx));

@@ -11,6 +11,7 @@ pub mod ls4;
 pub mod merge;
 pub mod queue;
 pub mod report;
+pub mod resume;
 pub mod scan;
 pub mod stats;
 pub mod version;

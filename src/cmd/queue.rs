@@ -5,6 +5,7 @@ use super::bench::parse_duration;
 use super::scan::ScanArgs;
 use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
+use nfs_walker::output::sqlite::SqliteWriter;
 use nfs_walker::output::synced::{DurabilityListener, SyncedTextWriter};
 use nfs_walker::output::{Batcher, Format};
 use nfs_walker::path_error::PathError;
@@ -135,10 +136,9 @@ impl QueueSetup {
     }
 }
 
-/// The batcher of a queue scan: every finished task's entries leave the thread with their
-/// marker at once, so a thread that goes idle holds no task back from its checkpoint (the
-/// scan's end waits for every task's acknowledgement).
-/// It also counts the entries written, for `queue status`.
+/// The batcher of a queue scan: it counts the entries written, for `queue status`. (A thread
+/// that goes idle sends what it holds, [`EntrySink::idle`], so no finished task waits in a
+/// half-full batch for its acknowledgement, which the scan's end waits for.)
 pub struct QueueSink {
     out: Batcher,
     written: Arc<AtomicU64>,
@@ -168,6 +168,8 @@ impl EntrySink for QueueSink {
         self.written.fetch_add(self.unreported, Ordering::Relaxed);
         self.unreported = 0;
         self.out.task_finished(id.0);
+    }
+    fn idle(&mut self) {
         self.out.flush();
     }
     fn flush(&mut self) {
@@ -205,13 +207,10 @@ pub fn run_scan(args: &ScanArgs, queue_url: &str) -> Result<i32> {
     let q = &args.queue;
     let url = QueueUrl::parse(queue_url, std::env::var(PASSWORD_ENV).ok())?;
     let format = super::scan::output_format(args)?;
-    if format == Format::SqliteRows {
-        bail!(
-            "--queue writes NDJSON, CSV or names parts for now (-o part-HOST.ndjson); `nfs-walker merge part-*.ndjson -o scan.db` makes the database"
-        );
-    }
     let Some(path) = &args.output else {
-        bail!("--queue needs an output file of this host's own (-o part-HOST.ndjson)");
+        bail!(
+            "--queue needs an output file of this host's own (-o part-HOST.ndjson or part-HOST.db)"
+        );
     };
     // --checkpoint-secs (the scan's own): the part is made durable (flush + fdatasync) at
     // least this often, and tasks are acknowledged to the queue only then.
@@ -229,8 +228,6 @@ pub fn run_scan(args: &ScanArgs, queue_url: &str) -> Result<i32> {
             aside.display()
         );
     }
-    let file =
-        std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?;
     let setup = QueueSetup {
         url,
         consumer,
@@ -242,14 +239,41 @@ pub fn run_scan(args: &ScanArgs, queue_url: &str) -> Result<i32> {
         slot: TasksSlot::default(),
     };
     let stop = super::scan::stop_on_signals()?;
+    let checkpoint = Duration::from_secs_f64(args.checkpoint_secs);
+    if format == Format::SqliteRows {
+        // A database part: tasks are acknowledged once a commit holds their rows.
+        let info = super::scan::scan_info(args)?;
+        let (writer, tx) = SqliteWriter::create(
+            path,
+            &info,
+            checkpoint,
+            stop.clone(),
+            Some(Box::new(setup.slot.clone())),
+        )
+        .with_context(|| format!("creating {}", path.display()))?;
+        let result = super::scan::scan_into(args, format, tx, stop, None, Some(&setup), None);
+        let end = super::scan::scan_end(&result);
+        let db = writer
+            .finish(&end)
+            .with_context(|| format!("writing {}", path.display()));
+        let outcome = result?;
+        db?;
+        return Ok(super::scan::exit_code(&outcome));
+    }
+    let file =
+        std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?;
+    let header = match format {
+        Format::Csv => nfs_walker::record::csv_header(),
+        _ => String::new(),
+    };
     let (writer, tx) = SyncedTextWriter::start(
-        format,
+        header.as_bytes(),
         file,
-        Duration::from_secs_f64(args.checkpoint_secs),
+        checkpoint,
         setup.slot.clone(),
         stop.clone(),
     )?;
-    let outcome = super::scan::scan_into(args, format, tx, stop, None, Some(&setup));
+    let outcome = super::scan::scan_into(args, format, tx, stop, None, Some(&setup), None);
     let written = writer.finish().context("writing entries");
     let outcome = outcome?;
     written?;

@@ -5,23 +5,36 @@ use clap::Args;
 use nfs_walker::client::{mount, ClientOptions, NfsUrl};
 use nfs_walker::output::bigdirs::{BigDirsWriter, LargestDir};
 use nfs_walker::output::sqlite::{ScanEnd, ScanInfo, ScanStatus};
+use nfs_walker::output::synced::{DurabilityListener, SyncedTextWriter};
 use nfs_walker::output::{self, Batcher, Format, OutputBatch, TextWriter};
 use nfs_walker::record::EntryRecord;
+use nfs_walker::resume::journal::{self, JournalWriter, Saved};
+use nfs_walker::resume::prior::PriorDb;
+use nfs_walker::resume::source::JournaledTasks;
+use nfs_walker::resume::text::{SkipStored, StoredPaths};
+use nfs_walker::resume::{frontier_tasks, journal_path};
 use nfs_walker::ring::Backend;
 use nfs_walker::scan::{self, Progress, ScanReport, WalkSetup};
-use nfs_walker::sched::{EngineOptions, LocalDeques, RateLimiter};
+use nfs_walker::sched::{EngineOptions, RateLimiter, TaskId, TaskSource};
 use nfs_walker::walker::{DirTask, ExcludeSet, Mode, Task, VisitedDirs, WalkConfig};
 use std::io::{IsTerminal, Write};
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 #[derive(Args, Clone, Debug)]
 pub struct ScanArgs {
     /// nfs://host[:port]/path[?uid=N&gid=N&mountport=N&nfsport=N&version=3]
+    #[arg(required_unless_present = "resume", default_value = "")]
     pub url: String,
+    /// Go on with the scan that wrote FILE (a database, NDJSON or CSV file, with the
+    /// FILE.frontier journal every scan to such a file keeps) after a crash, a kill or Ctrl-C:
+    /// the URL and options are the scan's own; only how to run (threads, connections, rates,
+    /// timeouts, -q, -v, --checkpoint-secs) may be given again
+    #[arg(long, value_name = "FILE", conflicts_with = "url")]
+    pub resume: Option<PathBuf>,
     /// Write entries to FILE (default: stdout); a .db/.sqlite name selects SQLite
     #[arg(short = 'o', long = "output")]
     pub output: Option<PathBuf>,
@@ -70,9 +83,9 @@ pub struct ScanArgs {
     /// Where --baseline writes the changes, as NDJSON change records (see `diff`)
     #[arg(long, value_name = "FILE", requires = "baseline")]
     pub changes: Option<PathBuf>,
-    /// Commit the output at least this often (seconds; the database, and with --queue the part
-    /// file, whose tasks are acknowledged to the queue only then): a crash loses at most this
-    /// much work
+    /// Commit the output at least this often (seconds): the database, a text file and its
+    /// frontier journal (for --resume), a Parquet directory's part, a --queue part (whose tasks
+    /// are acknowledged only then); a crash loses at most this much work
     #[arg(long, default_value_t = nfs_walker::output::sqlite::CHECKPOINT_SECS_DEFAULT)]
     pub checkpoint_secs: f64,
     #[command(flatten)]
@@ -350,6 +363,9 @@ pub fn run(args: &ScanArgs) -> Result<i32> {
 }
 
 fn run_scan(args: &ScanArgs) -> Result<i32> {
+    if let Some(file) = &args.resume {
+        return super::resume::run(args, file);
+    }
     if let Some(q) = &args.queue.queue {
         return super::queue::run_scan(args, q);
     }
@@ -364,8 +380,27 @@ fn run_scan(args: &ScanArgs) -> Result<i32> {
         return run_big_dirs(args, min_entries);
     }
     if format == Format::SqliteRows {
-        return run_sqlite(args);
+        return run_sqlite(args, None);
     }
+    match (&args.output, format) {
+        (Some(path), Format::Ndjson | Format::Csv) if is_file_or_absent(path) => {
+            run_text_file(args, format, path, None)
+        }
+        _ => run_text(args, format),
+    }
+}
+
+/// Whether `path` names a regular file or nothing yet: a scan into a device or a pipe
+/// (`-o /dev/null`) keeps no journal, as there is nothing to resume.
+fn is_file_or_absent(path: &std::path::Path) -> bool {
+    match std::fs::metadata(path) {
+        Ok(m) => m.is_file(),
+        Err(_) => true,
+    }
+}
+
+/// Entries as text on stdout, or in a names file: nothing to resume from.
+fn run_text(args: &ScanArgs, format: Format) -> Result<i32> {
     let out: Box<dyn Write + Send> = match &args.output {
         None => Box::new(std::io::stdout()),
         Some(p) => {
@@ -375,9 +410,212 @@ fn run_scan(args: &ScanArgs) -> Result<i32> {
     let stop = stop_on_signals()?;
     let (writer, tx) =
         TextWriter::start_with_content(format, out, stop.clone(), args.content.fields())?;
-    let outcome = scan_into(args, format, tx, stop, None, None)?;
+    let outcome = scan_into(args, format, tx, stop, None, None, None)?;
     writer.finish().context("writing entries")?;
     Ok(exit_code(&outcome))
+}
+
+/// `-o FILE.ndjson` / `-o FILE.csv`: the file is synced at every checkpoint and its frontier
+/// journal kept beside it, so `--resume FILE` can go on; with `resume`, lines are appended to
+/// what the file holds.
+pub fn run_text_file(
+    args: &ScanArgs,
+    format: Format,
+    path: &std::path::Path,
+    resume: Option<Resuming>,
+) -> Result<i32> {
+    let checkpoint = checkpoint_interval(args)?;
+    let appending = resume.as_ref().is_some_and(|r| r.saved.rooted);
+    // The journal first: an output never exists without it.
+    let journaling = Journaling::new(args, path, format, resume)?;
+    let file = if appending {
+        std::fs::OpenOptions::new().append(true).open(path)
+    } else {
+        std::fs::File::create(path)
+    }
+    .with_context(|| format!("opening {}", path.display()))?;
+    let header = match (format, appending) {
+        (Format::Csv, false) => nfs_walker::record::csv_header_content(args.content.fields()),
+        _ => String::new(),
+    };
+    let stop = stop_on_signals()?;
+    let (writer, tx) = SyncedTextWriter::start(
+        header.as_bytes(),
+        file,
+        checkpoint,
+        journaling.listener(None),
+        stop.clone(),
+    )?;
+    let outcome = scan_into(args, format, tx, stop, None, None, Some(&journaling));
+    let written = writer.finish().context("writing entries");
+    let outcome = outcome?;
+    written?;
+    journaling.finish(&outcome, args.quiet)?;
+    Ok(exit_code(&outcome))
+}
+
+/// `--checkpoint-secs`, checked.
+fn checkpoint_interval(args: &ScanArgs) -> Result<Duration> {
+    if !(0.1..=86_400.0).contains(&args.checkpoint_secs) {
+        bail!("--checkpoint-secs must be within [0.1, 86400]");
+    }
+    Ok(Duration::from_secs_f64(args.checkpoint_secs))
+}
+
+/// What a resumed scan starts from (see `cmd::resume`).
+pub struct Resuming {
+    /// The journal as the stopped run left it (with no root: the scan starts anew).
+    pub saved: Saved,
+    /// Text outputs: the paths the file holds below the frontier.
+    pub stored: Option<Arc<StoredPaths>>,
+    /// The root's own entry is stored already.
+    pub root_stored: bool,
+}
+
+/// The frontier journal of a scan to a file: where it goes, what the scan is, and (when
+/// resuming) where it starts from. The source it feeds is made once the root is known.
+pub struct Journaling {
+    /// The output, and its journal.
+    out: PathBuf,
+    path: PathBuf,
+    scan: Vec<u8>,
+    resume: Mutex<Option<Resuming>>,
+    stored: Option<Arc<StoredPaths>>,
+    root_stored: bool,
+    slot: Arc<OnceLock<Arc<JournaledTasks>>>,
+}
+
+impl Journaling {
+    fn new(
+        args: &ScanArgs,
+        out: &std::path::Path,
+        format: Format,
+        resume: Option<Resuming>,
+    ) -> Result<Journaling> {
+        let scan = super::resume::describe(args, format, resume.as_ref())?;
+        let path = journal_path(out);
+        if resume.is_none() {
+            // Before the output is made, so an output never stands without its journal.
+            JournalWriter::start_unrooted(&path, &scan, 0)
+                .with_context(|| format!("writing {}", path.display()))?;
+        }
+        Ok(Journaling {
+            out: out.to_path_buf(),
+            path: journal_path(out),
+            scan,
+            stored: resume.as_ref().and_then(|r| r.stored.clone()),
+            root_stored: resume.as_ref().is_some_and(|r| r.root_stored),
+            resume: Mutex::new(resume),
+            slot: Arc::default(),
+        })
+    }
+
+    /// The directories a resume lists again (none for a new scan).
+    fn frontier(&self) -> Result<nfs_walker::resume::FrontierPaths> {
+        let resume = self.resume.lock().unwrap_or_else(|e| e.into_inner());
+        Ok(match resume.as_ref() {
+            None => nfs_walker::resume::FrontierPaths::default(),
+            Some(r) => {
+                nfs_walker::resume::FrontierPaths::new(&frontier_tasks(&r.saved, &self.path)?)
+            }
+        })
+    }
+
+    /// What the output's checkpoints report durable tasks to; `prior`: a database being
+    /// resumed from, removed once the new one has committed (before the journal moves on).
+    fn listener(&self, prior: Option<PriorDb>) -> JournalListener {
+        JournalListener {
+            slot: self.slot.clone(),
+            prior,
+        }
+    }
+
+    /// The task source: from the root (a new scan) or the saved frontier (a resume), with
+    /// the journal started afresh as one snapshot.
+    fn source(&self, root: Task, stop: Arc<AtomicBool>) -> Result<Arc<JournaledTasks>> {
+        let resume = self.resume.lock().unwrap_or_else(|e| e.into_inner()).take();
+        let (roots, epoch) = match &resume {
+            None => (vec![(TaskId(0), root)], 0),
+            Some(r) => {
+                let epoch = r
+                    .saved
+                    .epoch
+                    .checked_add(1)
+                    .filter(|e| *e <= nfs_walker::resume::RESUMES_MAX)
+                    .ok_or(nfs_walker::resume::ResumeError::TooManyResumes)?;
+                if r.saved.rooted {
+                    (frontier_tasks(&r.saved, &self.path)?, epoch)
+                } else {
+                    (vec![(TaskId(0), root)], epoch)
+                }
+            }
+        };
+        let saved: Vec<journal::SavedTask> = roots
+            .iter()
+            .filter_map(|(id, t)| match t {
+                Task::Dir(d) => Some((
+                    id.0,
+                    nfs_walker::xdr::XdrEncode::to_xdr(d).into_boxed_slice(),
+                )),
+                Task::Lookups(_) => None,
+            })
+            .collect();
+        let writer = JournalWriter::create(&self.path, &self.scan, epoch, saved)
+            .with_context(|| format!("writing {}", self.path.display()))?;
+        let tasks = Arc::new(JournaledTasks::new(roots, epoch, Some(writer), stop));
+        let _ = self.slot.set(tasks.clone());
+        Ok(tasks)
+    }
+
+    /// After the output is finished: a completed scan says so in its journal; a journal
+    /// that could not be written is the scan's error.
+    fn finish(&self, outcome: &ScanOutcome, quiet: bool) -> Result<()> {
+        let Some(tasks) = self.slot.get() else {
+            return Ok(());
+        };
+        if let Some(e) = tasks.take_error() {
+            return Err(anyhow::Error::from(e).context("the frontier journal"));
+        }
+        if outcome.report.completed {
+            tasks
+                .complete()
+                .with_context(|| format!("writing {}", self.path.display()))?;
+        } else if !quiet {
+            eprintln!(
+                "nfs-walker: {} directories left to list; `nfs-walker scan --resume {}` goes on",
+                tasks.frontier_len(),
+                self.out.display(),
+            );
+        }
+        Ok(())
+    }
+}
+
+/// Hands the tasks an output's checkpoint made durable to the journal.
+pub struct JournalListener {
+    slot: Arc<OnceLock<Arc<JournaledTasks>>>,
+    prior: Option<PriorDb>,
+}
+
+impl DurabilityListener for JournalListener {
+    fn durable(&mut self, ids: &[u64]) {
+        if let Some(prior) = &self.prior {
+            // Everything copied from it is committed now; until it is gone, the journal must
+            // not move on (a resume would go on from the prior file).
+            if let Err(e) = prior.remove() {
+                tracing::warn!(error = %e, "the database resumed from could not be removed");
+                return;
+            }
+            self.prior = None;
+        }
+        if let Some(t) = self.slot.get() {
+            let ids: Vec<TaskId> = ids.iter().map(|&i| TaskId(i)).collect();
+            t.durable(&ids);
+        }
+    }
+    fn wants_checkpoint(&self) -> bool {
+        false
+    }
 }
 
 /// `--big-dirs N`: every directory listed with READDIR names only; those of N entries or more
@@ -398,6 +636,7 @@ fn run_big_dirs(args: &ScanArgs, min_entries: u64) -> Result<i32> {
         tx,
         stop,
         Some(largest.clone()),
+        None,
         None,
     )?;
     let totals = writer.finish().context("writing directories")?;
@@ -437,27 +676,70 @@ fn options_json(args: &ScanArgs) -> String {
 }
 
 /// `-o scan.db`: entries go to the SQLite writer; whatever ends the scan (completion, a
-/// signal, an error), the database is finished and records how.
-fn run_sqlite(args: &ScanArgs) -> Result<i32> {
+/// signal, an error), the database is finished and records how. With `resume`, the rows of
+/// the database resumed from (`prior`) are copied in first.
+pub fn run_sqlite(
+    args: &ScanArgs,
+    resume: Option<(Resuming, ScanInfo, Option<PriorDb>)>,
+) -> Result<i32> {
     use nfs_walker::output::sqlite::SqliteWriter;
     let Some(path) = &args.output else {
         bail!("SQLite output needs a file: -o FILE");
     };
-    let info = scan_info(args)?;
-    if !(0.1..=86_400.0).contains(&args.checkpoint_secs) {
-        bail!("--checkpoint-secs must be within [0.1, 86400]");
-    }
+    let checkpoint = checkpoint_interval(args)?;
+    let (resume, info, prior) = match resume {
+        None => (None, scan_info(args)?, None),
+        Some((r, info, prior)) => (Some(r), info, prior),
+    };
     let stop = stop_on_signals()?;
-    let checkpoint = Duration::from_secs_f64(args.checkpoint_secs);
-    let (writer, tx) = SqliteWriter::create(path, &info, checkpoint, stop.clone())
-        .with_context(|| format!("creating {}", path.display()))?;
-    let result = scan_into(args, Format::SqliteRows, tx, stop, None, None);
+    let mut journaling = Journaling::new(args, path, Format::SqliteRows, resume)?;
+    let copy_from = prior.as_ref().map(|p| p.path.clone());
+    let (writer, tx) = SqliteWriter::create(
+        path,
+        &info,
+        checkpoint,
+        stop.clone(),
+        Some(Box::new(journaling.listener(prior))),
+    )
+    .with_context(|| format!("creating {}", path.display()))?;
+    if let Some(from) = copy_from {
+        let frontier = journaling.frontier()?;
+        let copied = PriorDb { path: from }
+            .copy_into(&frontier, &tx)
+            .context("copying the rows kept")?;
+        journaling.root_stored = copied.root_kept;
+        if !args.quiet {
+            eprintln!(
+                "nfs-walker: kept {} entries and {} errors; {} entries below the {} directories left to list go, to be listed again",
+                copied.entries_kept,
+                copied.errors_kept,
+                copied.entries_dropped,
+                frontier.len()
+            );
+        }
+    }
+    let result = scan_into(
+        args,
+        Format::SqliteRows,
+        tx,
+        stop,
+        None,
+        None,
+        Some(&journaling),
+    );
     let end = scan_end(&result);
     let db = writer
         .finish(&end)
         .with_context(|| format!("writing {}", path.display()));
     let outcome = result?;
     let db = db?;
+    let prior = nfs_walker::resume::prior::prior_path(path);
+    if prior.exists() {
+        // Nothing became durable during the run, so no checkpoint removed it; the final
+        // commit holds the copy now.
+        PriorDb { path: prior }.remove()?;
+    }
+    journaling.finish(&outcome, args.quiet)?;
     tracing::debug!(
         late_rows = db.late_rows,
         checkpoints = db.checkpoints,
@@ -485,17 +767,18 @@ fn run_sqlite(args: &ScanArgs) -> Result<i32> {
 }
 
 /// What a database or Parquet output records about the scan when it starts.
-fn scan_info(args: &ScanArgs) -> Result<ScanInfo> {
+pub fn scan_info(args: &ScanArgs) -> Result<ScanInfo> {
     Ok(ScanInfo {
         url: args.url.clone(),
         server: NfsUrl::parse(&args.url)?.host,
         options_json: options_json(args),
         started: std::time::SystemTime::now(),
+        resumes: 0,
     })
 }
 
 /// How the scan ended, as a database or Parquet output records it.
-fn scan_end(result: &Result<ScanOutcome>) -> ScanEnd {
+pub fn scan_end(result: &Result<ScanOutcome>) -> ScanEnd {
     match result {
         Ok(o) => ScanEnd {
             status: if o.report.completed {
@@ -528,14 +811,15 @@ fn run_parquet(args: &ScanArgs) -> Result<i32> {
     let Some(path) = &args.output else {
         bail!("Parquet output needs a file or directory: -o scan.parquet or -o DIR");
     };
-    let target = ParquetTarget::for_path(path, args.part_rows);
+    // Parts close at least every checkpoint interval: a kill loses at most the open part.
+    let target = ParquetTarget::for_path(path, args.part_rows, checkpoint_interval(args)?);
     let info = scan_info(args)?;
     let stop = stop_on_signals()?;
     let (writer, tx) = ParquetWriter::create(&target, &info, stop.clone())
         .with_context(|| format!("creating {}", path.display()))?;
     // Rows batches, as for the database (errors in them are ignored by the Parquet writer;
     // they go to stderr and --errors as for every other format).
-    let result = scan_into(args, Format::SqliteRows, tx, stop, None, None);
+    let result = scan_into(args, Format::SqliteRows, tx, stop, None, None, None);
     let end = scan_end(&result);
     let written = writer
         .finish(&end)
@@ -567,7 +851,8 @@ pub fn exit_code(o: &ScanOutcome) -> i32 {
 }
 
 /// Mounts, runs the engine into `tx` until it ends or `stop` is set, prints the summary.
-/// With `queue`, the tasks come from (and go to) the shared queue instead of local deques.
+/// With `queue`, the tasks come from (and go to) the shared queue instead of local deques;
+/// with `journaling`, the frontier is journaled (and a resume starts from the saved one).
 pub fn scan_into(
     args: &ScanArgs,
     format: Format,
@@ -575,6 +860,7 @@ pub fn scan_into(
     stop: Arc<AtomicBool>,
     largest: Option<Arc<LargestDir>>,
     queue: Option<&super::queue::QueueSetup>,
+    journaling: Option<&Journaling>,
 ) -> Result<ScanOutcome> {
     let client = args.client.options();
     let url = NfsUrl::parse(&args.url)?;
@@ -616,9 +902,13 @@ pub fn scan_into(
         target: None,
     };
     // Through a batcher of its own, so it is encoded exactly as the scanning threads encode.
-    let mut root_out = Batcher::new(format, tx.clone(), None).with_content(args.content.fields());
-    root_out.entry(&root_record.as_ref());
-    root_out.flush();
+    // (A resumed scan whose output holds it already does not write it again.)
+    if !journaling.is_some_and(|j| j.root_stored) {
+        let mut root_out =
+            Batcher::new(format, tx.clone(), None).with_content(args.content.fields());
+        root_out.entry(&root_record.as_ref());
+        root_out.flush();
+    }
     let visited = Arc::new(VisitedDirs::default());
     visited.insert_dir(root.attrs.fsid, root.attrs.fileid, root.fh.as_bytes());
     let roots = if args.max_depth == Some(0) {
@@ -688,18 +978,22 @@ pub fn scan_into(
         if root.v4.is_some() {
             bail!("--checksum and --file-type read over NFSv3 only for now; drop version=4");
         }
-        let source = LocalDeques::new(roots);
+        let source = local_source(roots, journaling, &stop)?;
+        let tracks = source.wants_durability();
         bar = ProgressLine::start(progress.clone(), args.engine.max_rate, !args.quiet, largest);
         let fields = args.content.fields();
-        let make_batcher =
-            move || Batcher::new(format, tx.clone(), Some(err_tx.clone())).with_content(fields);
+        let stored = journaling.and_then(|j| j.stored.clone());
+        let make_batcher = move || {
+            let b = Batcher::new(format, tx.clone(), Some(err_tx.clone())).with_content(fields);
+            skipping(if tracks { b.track_tasks() } else { b }, &stored)
+        };
         let fsinfo = root.mounted.as_ref().and_then(|m| m.fsinfo.as_ref());
         let cfg = args.content.config(args.mode, fsinfo)?;
         match super::content::run_scan(
             &engine,
             &setup,
             &addrs,
-            &source,
+            source.as_ref(),
             make_batcher,
             &cfg,
             &root.cred_xdr,
@@ -714,11 +1008,17 @@ pub fn scan_into(
             Err(e) => Err(e),
         }
     } else {
-        let source = LocalDeques::new(roots);
+        let source = local_source(roots, journaling, &stop)?;
+        let tracks = source.wants_durability();
         bar = ProgressLine::start(progress.clone(), args.engine.max_rate, !args.quiet, largest);
-        let make_out = move |_| Batcher::new(format, tx.clone(), Some(err_tx.clone()));
+        let stored = journaling.and_then(|j| j.stored.clone());
+        let make_out = move |_| {
+            let b = Batcher::new(format, tx.clone(), Some(err_tx.clone()));
+            skipping(if tracks { b.track_tasks() } else { b }, &stored)
+        };
+        let source = source.as_ref();
         match &root.v4 {
-            None => scan::run(&engine, &setup, &addrs, &source, make_out, &progress, &stop),
+            None => scan::run(&engine, &setup, &addrs, source, make_out, &progress, &stop),
             Some(v4) => {
                 let make_walker = |t: &nfs_walker::sched::ThreadSetup| {
                     nfs_walker::walk4::Walker4::new(
@@ -733,7 +1033,7 @@ pub fn scan_into(
                 scan::run_with(
                     &engine,
                     &addrs,
-                    &source,
+                    source,
                     make_walker,
                     make_out,
                     &progress,
@@ -760,6 +1060,31 @@ pub fn scan_into(
         report.completed &= q.finish(&tasks, args.quiet)?;
     }
     Ok(ScanOutcome { report, errors })
+}
+
+/// The task source of a single-host scan: journaled for an output that can be resumed.
+fn local_source(
+    roots: Vec<Task>,
+    journaling: Option<&Journaling>,
+    stop: &Arc<AtomicBool>,
+) -> Result<Arc<JournaledTasks>> {
+    match (journaling, roots.into_iter().next()) {
+        (Some(j), Some(root)) => j.source(root, stop.clone()),
+        (_, root) => Ok(Arc::new(JournaledTasks::new(
+            root.map(|r| (TaskId(0), r)).into_iter().collect(),
+            0,
+            None,
+            stop.clone(),
+        ))),
+    }
+}
+
+/// A thread's sink: entries a resumed output holds already are dropped.
+fn skipping(b: Batcher, stored: &Option<Arc<StoredPaths>>) -> SkipStored<Batcher> {
+    SkipStored {
+        inner: b,
+        stored: stored.clone().unwrap_or_default(),
+    }
 }
 
 /// Where a scan starts: the root's handle and attributes, reached over NFSv3 (portmapper,

@@ -35,9 +35,10 @@ use thiserror::Error;
 pub const ROW_GROUP_ROWS: usize = 1 << 20;
 /// Rows per part file of a Parquet directory at most: a kill loses at most this many rows.
 pub const PART_ROWS_DEFAULT: u64 = 1 << 20;
-/// A part holding rows is closed after this long even when not full, so a slow scan killed
-/// late still leaves almost everything in complete parts (the scan's checkpoint interval).
-pub const PART_SECONDS_MAX: u64 = 60;
+/// A part holding rows is closed after this long even when not full (a scan passes its
+/// `--checkpoint-secs`), so a slow scan killed late still leaves almost everything in complete
+/// parts.
+pub const PART_SECONDS_DEFAULT: f64 = 10.0;
 /// The key-value metadata key holding the scan's description (JSON).
 pub const SCAN_METADATA_KEY: &str = "nfs_walker.scan";
 /// Stored in the scan metadata: the columns' meaning changes with it. Version 2 added
@@ -138,19 +139,26 @@ impl ColumnarError {
 pub enum ParquetTarget {
     /// One file, complete when the scan ends.
     File(PathBuf),
-    /// A directory of part files of at most `part_rows` rows each.
-    Dir { dir: PathBuf, part_rows: u64 },
+    /// A directory of part files of at most `part_rows` rows each, each closed at most
+    /// `part_max` after it was opened (when rows arrive then: a part with nothing new has
+    /// nothing to lose).
+    Dir {
+        dir: PathBuf,
+        part_rows: u64,
+        part_max: std::time::Duration,
+    },
 }
 
 impl ParquetTarget {
     /// A path ending in `.parquet` is one file; anything else a directory of parts.
-    pub fn for_path(path: &std::path::Path, part_rows: u64) -> Self {
+    pub fn for_path(path: &std::path::Path, part_rows: u64, part_max: std::time::Duration) -> Self {
         if path.extension().is_some_and(|e| e == "parquet") {
             ParquetTarget::File(path.to_path_buf())
         } else {
             ParquetTarget::Dir {
                 dir: path.to_path_buf(),
                 part_rows: part_rows.max(1),
+                part_max,
             }
         }
     }

@@ -1,8 +1,8 @@
 //! The Parquet writer thread: row batches in, complete Parquet files out.
 
 use super::{
-    ColumnarError, ParquetTarget, PARQUET_SCHEMA_VERSION, PART_SECONDS_MAX, ROW_GROUP_ROWS,
-    SCAN_METADATA_KEY, SCHEMA_MESSAGE,
+    ColumnarError, ParquetTarget, PARQUET_SCHEMA_VERSION, ROW_GROUP_ROWS, SCAN_METADATA_KEY,
+    SCHEMA_MESSAGE,
 };
 use crate::output::sqlite::{RowBatch, ScanEnd, ScanInfo};
 use crate::output::{OutputBatch, CHANNEL_BATCHES_MAX};
@@ -553,8 +553,13 @@ impl Files {
                 g.close(&mut file.writer)?;
             }
         }
-        if let ParquetTarget::Dir { part_rows, .. } = self.target {
-            if file.rows >= part_rows || file.opened.elapsed().as_secs() >= PART_SECONDS_MAX {
+        if let ParquetTarget::Dir {
+            part_rows,
+            part_max,
+            ..
+        } = self.target
+        {
+            if file.rows >= part_rows || file.opened.elapsed() >= part_max {
                 self.close_file()?;
             }
         }

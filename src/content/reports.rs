@@ -556,12 +556,14 @@ mod tests {
             server: "h".into(),
             options_json: "{}".into(),
             started: SystemTime::now(),
+            resumes: 0,
         };
         let (writer, tx) = SqliteWriter::create(
             &path,
             &info,
             Duration::from_secs(10),
             std::sync::Arc::default(),
+            None,
         )
         .unwrap();
         let mut batch = RowBatch::default();

@@ -267,6 +267,10 @@ impl<O: EntrySink> EntrySink for ContentOut<O> {
         }
     }
 
+    fn idle(&mut self) {
+        self.out.idle();
+    }
+
     fn flush(&mut self) {
         self.write_done();
         self.out.flush();

@@ -48,6 +48,8 @@ pub enum MergeError {
     },
     #[error("sorting entries: {0}")]
     Sort(io::Error),
+    #[error("{path}: {why}")]
+    Part { path: PathBuf, why: String },
 }
 
 /// What a merge did.
@@ -192,6 +194,12 @@ fn read_database(
         path: path.to_path_buf(),
         source,
     };
+    // A part whose host was killed holds the directories that arrived late in the writer's
+    // own table; their tasks may be acknowledged, so they are rows of the part.
+    super::sqlite::settle_late_rows(path).map_err(|e| MergeError::Part {
+        path: path.to_path_buf(),
+        why: e.to_string(),
+    })?;
     let conn =
         rusqlite::Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
             .map_err(sql_err)?;
@@ -445,12 +453,14 @@ mod tests {
             server: String::new(),
             options_json: "{}".into(),
             started: std::time::SystemTime::now(),
+            resumes: 0,
         };
         let (writer, tx) = SqliteWriter::create(
             &db,
             &info,
             std::time::Duration::from_secs(10),
             std::sync::Arc::default(),
+            None,
         )
         .unwrap();
         let summary = merge(&[pa, pb], MergeOutput::Batches(Format::SqliteRows, tx)).unwrap();

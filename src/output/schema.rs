@@ -4,10 +4,11 @@
 
 use std::borrow::Cow;
 
-/// Stored as `PRAGMA user_version`. Version 2 added `entries.checksum` and `entries.mime`
-/// (last, nullable: a version-1 database reads as one whose scan read no contents; see
-/// [`entries_has_content_columns`]).
-pub const SCHEMA_VERSION: i32 = 2;
+/// Stored as `PRAGMA user_version`.
+/// 2: `scan.resumes`.
+/// 3: `entries.checksum` and `entries.mime` (last, nullable: a database of an earlier version
+/// reads as one whose scan read no contents; see [`entries_has_content_columns`]).
+pub const SCHEMA_VERSION: i32 = 3;
 /// Stored as `PRAGMA application_id`: "NFSW".
 pub const APPLICATION_ID: i32 = 0x4e46_5357;
 /// The first bytes of every SQLite 3 database file.
@@ -70,7 +71,8 @@ CREATE TABLE scan (
     errors       INTEGER,
     threads      INTEGER,
     connections  INTEGER,
-    backend      TEXT
+    backend      TEXT,
+    resumes      INTEGER NOT NULL DEFAULT 0
 );
 ";
 
@@ -88,6 +90,13 @@ pub const INSERT_ENTRY_SQL: &str = "INSERT INTO entries (id, parent_id, name, pa
     used, mode, nlink, uid, gid, fileid, fsid, atime_ns, mtime_ns, ctime_ns, depth, extension, \
     target, checksum, mime) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, \
     ?15, ?16, ?17, ?18, ?19, ?20, ?21)";
+
+/// [`INSERT_ENTRY_SQL`] for a database of version 1 or 2, which has no content columns: its
+/// late rows (records of 19 values) are settled by a resume or a merge of the new version.
+pub const INSERT_ENTRY_WITHOUT_CONTENT_SQL: &str = "INSERT INTO entries (id, parent_id, name, \
+    path, type, size, used, mode, nlink, uid, gid, fileid, fsid, atime_ns, mtime_ns, ctime_ns, \
+    depth, extension, target) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, \
+    ?14, ?15, ?16, ?17, ?18, ?19)";
 
 /// Whether a scan database's `entries` table has the content columns (`checksum`, `mime`):
 /// databases of schema version 1 have not. Readers select NULL in their place there.

@@ -24,7 +24,6 @@
 mod dirs;
 mod finish;
 mod keys;
-mod late;
 mod load;
 mod rows;
 
@@ -32,10 +31,24 @@ pub use crate::output::schema::{
     extension_of, split_parent, APPLICATION_ID, EXTENSION_BYTES_MAX, SCHEMA_VERSION, SQLITE_HEADER,
 };
 pub use dirs::DIRS_MAX;
+use finish::move_late_rows;
+
+/// Moves the rows of `late_entries` of a database whose scan was cut short into `entries`,
+/// as its end would have (a no-op on a finished database); returns the rows moved. For
+/// readers that take over such a database: `scan --resume`, `merge` of a killed host's part.
+pub fn settle_late_rows(path: &Path) -> Result<u64, DbError> {
+    let mut conn = Connection::open(path)?;
+    conn.execute_batch("PRAGMA journal_mode = DELETE; PRAGMA synchronous = FULL;")?;
+    let tx = conn.transaction()?;
+    let moved = move_late_rows(&tx)?;
+    tx.commit()?;
+    Ok(moved)
+}
 pub use rows::{RowBatch, RowRef};
 
 use crate::output::btree::{BtreeError, PageFile};
 use crate::output::schema::{INDEX_SQL, INSERT_ENTRY_SQL, SCHEMA_SQL};
+use crate::output::synced::DurabilityListener;
 use crate::output::{OutputBatch, CHANNEL_BATCHES_MAX};
 use crossbeam_channel::{bounded, Receiver, Sender};
 use load::{LoadState, Roots};
@@ -50,6 +63,14 @@ use thiserror::Error;
 
 /// How often the load is committed by default: a crash loses at most this much work.
 pub const CHECKPOINT_SECS_DEFAULT: f64 = 10.0;
+/// The writer's own table, for directories that arrived after one of their children: their
+/// ids were reserved earlier, so their rows cannot be appended to `entries` in rowid order.
+/// Each is appended here as its id and its whole `entries` record, committed with every
+/// checkpoint (so a crash keeps them), and moved into `entries` by SQLite at the end, which
+/// drops the table. Only a database whose scan was cut short holds it.
+pub const LATE_ENTRIES_TABLE: &str = "late_entries";
+const LATE_ENTRIES_SQL: &str =
+    "CREATE TABLE late_entries (seq INTEGER PRIMARY KEY, entry_id INTEGER NOT NULL, record BLOB NOT NULL);";
 /// Page size: larger pages make fewer, larger writes and a shallower table b-tree.
 const PAGE_SIZE_BYTES: u32 = 65536;
 
@@ -84,6 +105,8 @@ pub enum DbError {
     NotADatabase(PathBuf),
     #[error("{0} exists and is not a regular file")]
     NotARegularFile(PathBuf),
+    #[error("a row of the late_entries table does not decode")]
+    BadLateRow,
     #[error("the schema table does not fit on page 1")]
     SchemaTooLarge,
     #[error("more than {DIRS_MAX} directories")]
@@ -103,6 +126,8 @@ pub struct ScanInfo {
     /// The scan's options as a JSON object.
     pub options_json: String,
     pub started: SystemTime,
+    /// How often the scan was resumed (`scan --resume`) before this run.
+    pub resumes: u32,
 }
 
 /// How a scan ended.
@@ -180,12 +205,14 @@ impl SqliteWriter {
     /// dropped, call [`SqliteWriter::finish`].
     ///
     /// Should writing fail, the writer sets `stop`, so the scan ends instead of running on
-    /// with nowhere to put entries.
+    /// with nowhere to put entries. `durability` hears of the tasks each commit made durable
+    /// (from the batches' [`OutputBatch::TasksDone`] markers).
     pub fn create(
         path: &Path,
         info: &ScanInfo,
         checkpoint: Duration,
         stop: Arc<AtomicBool>,
+        durability: Option<Box<dyn DurabilityListener>>,
     ) -> Result<(SqliteWriter, Sender<OutputBatch>), DbError> {
         check_replaceable(path)?;
         // The new database is made beside and renamed into place once SQLite has committed
@@ -202,16 +229,19 @@ impl SqliteWriter {
              PRAGMA application_id = {APPLICATION_ID};"
         ))?;
         // The indexes exist from the start (empty): the writer fills them at the end.
-        conn.execute_batch(&format!("BEGIN; {SCHEMA_SQL} {INDEX_SQL}"))?;
+        conn.execute_batch(&format!(
+            "BEGIN; {SCHEMA_SQL} {INDEX_SQL} {LATE_ENTRIES_SQL}"
+        ))?;
         conn.execute(
-            "INSERT INTO scan (id, url, server, tool_version, options, started_ns, status) \
-             VALUES (1, ?1, ?2, ?3, ?4, ?5, 'running')",
+            "INSERT INTO scan (id, url, server, tool_version, options, started_ns, status, \
+             resumes) VALUES (1, ?1, ?2, ?3, ?4, ?5, 'running', ?6)",
             rusqlite::params![
                 info.url,
                 info.server,
                 env!("CARGO_PKG_VERSION"),
                 info.options_json,
                 unix_ns(info.started),
+                info.resumes,
             ],
         )?;
         conn.execute_batch("COMMIT")?;
@@ -239,7 +269,7 @@ impl SqliteWriter {
         let (tx, rx) = bounded(CHANNEL_BATCHES_MAX);
         let handle = std::thread::Builder::new()
             .name("nfs-walker-sqlite".into())
-            .spawn(move || load(file, roots, rx, checkpoint, &stop))
+            .spawn(move || load(file, roots, durability, rx, checkpoint, &stop))
             .map_err(DbError::Thread)?;
         Ok((
             SqliteWriter {
@@ -272,11 +302,12 @@ impl SqliteWriter {
 fn load(
     file: PageFile,
     roots: Roots,
+    durability: Option<Box<dyn DurabilityListener>>,
     rx: Receiver<OutputBatch>,
     checkpoint: Duration,
     stop: &AtomicBool,
 ) -> Result<LoadState, DbError> {
-    let mut state = LoadState::new(file, roots);
+    let mut state = LoadState::new(file, roots, durability);
     match state.load_batches(&rx, checkpoint) {
         Ok(()) => Ok(state),
         Err(e) => {
@@ -420,6 +451,7 @@ mod tests {
             server: "h".into(),
             options_json: "{}".into(),
             started: UNIX_EPOCH + Duration::from_secs(100),
+            resumes: 0,
         }
     }
 
@@ -453,7 +485,8 @@ mod tests {
     /// Writes `batches` and returns the finished database, opened read-only.
     fn write(name: &str, batches: Vec<OutputBatch>, status: ScanStatus) -> (Connection, DbSummary) {
         let path = temp_db(name);
-        let (w, tx) = SqliteWriter::create(&path, &info(), CHECKPOINT, Arc::default()).unwrap();
+        let (w, tx) =
+            SqliteWriter::create(&path, &info(), CHECKPOINT, Arc::default(), None).unwrap();
         for b in batches {
             tx.send(b).unwrap();
         }
@@ -822,7 +855,7 @@ mod tests {
         let p = temp_db("notes.db");
         std::fs::write(&p, b"precious notes").unwrap();
         assert!(matches!(
-            SqliteWriter::create(&p, &info(), CHECKPOINT, Arc::default()),
+            SqliteWriter::create(&p, &info(), CHECKPOINT, Arc::default(), None),
             Err(DbError::NotADatabase(_))
         ));
         assert_eq!(std::fs::read(&p).unwrap(), b"precious notes");
@@ -832,20 +865,20 @@ mod tests {
             .execute_batch("CREATE TABLE t (a)")
             .unwrap();
         assert!(matches!(
-            SqliteWriter::create(&other, &info(), CHECKPOINT, Arc::default()),
+            SqliteWriter::create(&other, &info(), CHECKPOINT, Arc::default(), None),
             Err(DbError::NotADatabase(_))
         ));
         let dir = temp_db("a-directory.db");
         std::fs::create_dir_all(&dir).unwrap();
         assert!(matches!(
-            SqliteWriter::create(&dir, &info(), CHECKPOINT, Arc::default()),
+            SqliteWriter::create(&dir, &info(), CHECKPOINT, Arc::default(), None),
             Err(DbError::NotARegularFile(_))
         ));
         // An earlier scan database is replaced.
         let again = temp_db("again.db");
         for _ in 0..2 {
             let (w, tx) =
-                SqliteWriter::create(&again, &info(), CHECKPOINT, Arc::default()).unwrap();
+                SqliteWriter::create(&again, &info(), CHECKPOINT, Arc::default(), None).unwrap();
             tx.send(rows(vec![rec(b".", EntryType::Dir, 1)])).unwrap();
             drop(tx);
             assert_eq!(w.finish(&end(ScanStatus::Completed)).unwrap().entries, 1);

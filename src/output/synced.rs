@@ -4,8 +4,7 @@
 //! such a task was ahead of its marker in the channel, so it is on disk. A shared queue
 //! acknowledges tasks only then.
 
-use super::{Format, OutputBatch, CHANNEL_BATCHES_MAX};
-use crate::record::csv_header;
+use super::{OutputBatch, CHANNEL_BATCHES_MAX};
 use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, Sender};
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
@@ -28,9 +27,10 @@ pub struct SyncedTextWriter {
 }
 
 impl SyncedTextWriter {
-    /// Starts the writer on `file`; should a write fail, it sets `stop`.
+    /// Starts the writer on `file`, writing `header` first (a CSV header; nothing when
+    /// appending); should a write fail, it sets `stop`.
     pub fn start(
-        format: Format,
+        header: &[u8],
         file: File,
         checkpoint: Duration,
         mut listener: impl DurabilityListener,
@@ -38,9 +38,7 @@ impl SyncedTextWriter {
     ) -> io::Result<(SyncedTextWriter, Sender<OutputBatch>)> {
         let (tx, rx): (Sender<OutputBatch>, Receiver<OutputBatch>) = bounded(CHANNEL_BATCHES_MAX);
         let mut out = BufWriter::with_capacity(1 << 20, file);
-        if format == Format::Csv {
-            out.write_all(csv_header().as_bytes())?;
-        }
+        out.write_all(header)?;
         let handle = std::thread::Builder::new()
             .name("nfs-walker-writer".into())
             .spawn(move || -> io::Result<u64> {

@@ -19,7 +19,7 @@ pub use balance::ConnBalancer;
 pub use calls::{Attempts, CallCounters, CallEngine, CallPolicy, Inflight, Queued};
 pub use drive::{drive, DriveContext, Protocol};
 pub use rate::RateLimiter;
-pub use tasks::{LocalDeques, NoTasks, TaskId, TaskQueue, TaskSource};
+pub use tasks::{LocalDeques, LocalQueue, NoTasks, TaskId, TaskQueue, TaskSource};
 
 use crate::client::SourcePort;
 use crate::ring::{Backend, Ring, RingConfig};
@@ -54,9 +54,15 @@ pub const SCAN_RECONNECTS_MAX_DEFAULT: u32 = 20;
 /// with the connect error (so the first connect fails after 3 attempts).
 const FIRST_CONNECT_FAILURES_MAX: u32 = 2;
 
+/// Threads of a run at most: more cores than this help no NFS server we know of, and task ids
+/// ([`tasks::LocalDeques`]) carry the thread number in 8 bits.
+pub const THREADS_MAX: usize = 128;
+
 impl Default for EngineOptions {
     fn default() -> Self {
-        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let threads = std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .min(THREADS_MAX);
         EngineOptions {
             threads,
             connections: threads * 2,

@@ -83,21 +83,37 @@ pub struct LocalDeques<T> {
     injector: Injector<(TaskId, T)>,
     outstanding: Arc<AtomicUsize>,
     roots: usize,
+    /// Which run this is (0 for a new scan, one more per resume): the top bits of new ids.
+    epoch: u16,
 }
 
 impl<T: Send> LocalDeques<T> {
     /// A source that starts with `roots`.
     pub fn new(roots: impl IntoIterator<Item = T>) -> Self {
+        Self::with_ids(
+            roots
+                .into_iter()
+                .enumerate()
+                .map(|(i, t)| (TaskId(i as u64), t)),
+            0,
+        )
+    }
+
+    /// A source that starts with `roots` under the ids given (tasks saved by an earlier run,
+    /// see [`crate::resume`]), and gives new tasks ids of run `epoch`: ids of different
+    /// epochs never meet, so a run's ids stay apart from every earlier run's.
+    pub fn with_ids(roots: impl IntoIterator<Item = (TaskId, T)>, epoch: u16) -> Self {
         let injector = Injector::new();
         let mut n = 0;
-        for (i, t) in roots.into_iter().enumerate() {
-            injector.push((TaskId(i as u64), t));
+        for root in roots {
+            injector.push(root);
             n += 1;
         }
         LocalDeques {
             injector,
             outstanding: Arc::new(AtomicUsize::new(n)),
             roots: n,
+            epoch,
         }
     }
 
@@ -107,9 +123,11 @@ impl<T: Send> LocalDeques<T> {
     }
 }
 
-/// Bits of a [`TaskId`] made by [`LocalDeques`] that count a thread's tasks (the thread number
-/// + 1 sits above them; roots have thread part 0).
-const LOCAL_ID_SEQ_BITS: u32 = 48;
+/// Bits of a [`TaskId`] made by [`LocalDeques`] that count a thread's tasks (2^40: more than
+/// a thread lists in any run). Above them sit the thread number + 1 (8 bits; roots have thread
+/// part 0) and the run's epoch (16 bits).
+const LOCAL_ID_SEQ_BITS: u32 = 40;
+const LOCAL_ID_EPOCH_SHIFT: u32 = 48;
 
 /// One thread's deque of a [`LocalDeques`].
 pub struct LocalQueue<'a, T> {
@@ -151,6 +169,19 @@ impl<T> LocalDeques<T> {
     }
 }
 
+impl<T> LocalQueue<'_, T> {
+    /// Queues a new task on this thread's deque; returns its id.
+    pub fn push(&mut self, task: T) -> TaskId {
+        self.source.outstanding.fetch_add(1, Ordering::SeqCst);
+        self.next_seq += 1;
+        let id = (u64::from(self.source.epoch) << LOCAL_ID_EPOCH_SHIFT)
+            | ((self.index as u64 + 1) << LOCAL_ID_SEQ_BITS)
+            | (self.next_seq & ((1 << LOCAL_ID_SEQ_BITS) - 1));
+        self.deque.push((TaskId(id), task));
+        TaskId(id)
+    }
+}
+
 impl<T> TaskQueue for LocalQueue<'_, T> {
     type Task = T;
 
@@ -182,11 +213,7 @@ impl<T> TaskQueue for LocalQueue<'_, T> {
     }
 
     fn push_child(&mut self, _parent: TaskId, child: T) {
-        self.source.outstanding.fetch_add(1, Ordering::SeqCst);
-        self.next_seq += 1;
-        let id = ((self.index as u64 + 1) << LOCAL_ID_SEQ_BITS)
-            | (self.next_seq & ((1 << LOCAL_ID_SEQ_BITS) - 1));
-        self.deque.push((TaskId(id), child));
+        self.push(child);
     }
 
     fn finish(&mut self, _id: TaskId) {

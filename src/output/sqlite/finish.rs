@@ -2,12 +2,11 @@
 //! SQLite transaction for the late rows, the children of directories that never arrived,
 //! and the `scan` row's totals and status.
 
-use super::late::spill_err;
 use super::load::LoadState;
 use super::{clamp_i64, unix_ns, DbError, DbSummary, ScanEnd, INSERT_ENTRY_SQL};
 use crate::output::btree::{decode_record, BtreeError, Value};
+use crate::output::schema::{entries_has_content_columns, INSERT_ENTRY_WITHOUT_CONTENT_SQL};
 use rusqlite::{Connection, Statement};
-use std::io;
 use std::path::Path;
 use std::time::Instant;
 
@@ -23,6 +22,8 @@ pub(super) fn finish(
         mut file,
         tables,
         late_rows,
+        mut durability,
+        tasks_done,
         mut dirs,
         entries,
         files,
@@ -56,24 +57,8 @@ pub(super) fn finish(
          PRAGMA synchronous = FULL;",
     )?;
     let tx = conn.transaction()?;
-    let late_count = late_rows.len();
-    {
-        let mut insert_entry = tx.prepare(INSERT_ENTRY_SQL)?;
-        late_rows.for_each(|late| {
-            let values = decode_record(&late.record).ok_or_else(|| {
-                spill_err(io::Error::new(
-                    io::ErrorKind::InvalidData,
-                    "a late row does not decode",
-                ))
-            })?;
-            insert_entry.raw_bind_parameter(1, late.id)?;
-            for (i, v) in values.iter().enumerate().skip(1) {
-                bind_value(&mut insert_entry, i + 1, v)?;
-            }
-            insert_entry.raw_execute()?;
-            Ok(())
-        })?;
-    }
+    let late_count = late_rows;
+    move_late_rows(&tx)?;
     let mut missing_parents = 0u64;
     {
         let mut orphan = tx.prepare("UPDATE entries SET parent_id = NULL WHERE parent_id = ?1")?;
@@ -104,6 +89,12 @@ pub(super) fn finish(
     )?;
     tx.commit()?;
     conn.close().map_err(|(_, e)| DbError::Sqlite(e))?;
+    // Every batch received is in the file now.
+    if let Some(l) = &mut durability {
+        if !tasks_done.is_empty() {
+            l.durable(&tasks_done);
+        }
+    }
     Ok(DbSummary {
         entries,
         dirs: dir_count,
@@ -118,6 +109,46 @@ pub(super) fn finish(
         checkpoints,
         checkpoint_time,
     })
+}
+
+/// Moves the rows of the late table into `entries` (with their index entries) and drops the
+/// table: the end of every load, and what a resumed scan does first with the database it
+/// goes on from. Returns the rows moved.
+pub(crate) fn move_late_rows(tx: &rusqlite::Transaction<'_>) -> Result<u64, DbError> {
+    let exists: bool = tx.query_row(
+        "SELECT count(*) > 0 FROM sqlite_schema WHERE type = 'table' AND name = ?1",
+        [super::LATE_ENTRIES_TABLE],
+        |r| r.get(0),
+    )?;
+    if !exists {
+        return Ok(0);
+    }
+    let mut moved = 0;
+    {
+        // The late rows of a database of an earlier version (a resume or merge of a scan
+        // that version started) have no content values, nor does its table their columns.
+        let insert_sql = if entries_has_content_columns(tx)? {
+            INSERT_ENTRY_SQL
+        } else {
+            INSERT_ENTRY_WITHOUT_CONTENT_SQL
+        };
+        let mut insert_entry = tx.prepare(insert_sql)?;
+        let mut late = tx.prepare("SELECT entry_id, record FROM late_entries ORDER BY seq")?;
+        let mut rows = late.query([])?;
+        while let Some(row) = rows.next()? {
+            let id: i64 = row.get(0)?;
+            let record = row.get_ref(1)?.as_blob().map_err(|_| DbError::BadLateRow)?;
+            let values = decode_record(record).ok_or(DbError::BadLateRow)?;
+            insert_entry.raw_bind_parameter(1, id)?;
+            for (i, v) in values.iter().enumerate().skip(1) {
+                bind_value(&mut insert_entry, i + 1, v)?;
+            }
+            insert_entry.raw_execute()?;
+            moved += 1;
+        }
+    }
+    tx.execute_batch("DROP TABLE late_entries")?;
+    Ok(moved)
 }
 
 /// Records, where SQLite can still write the file, that the scan failed and why. (After a

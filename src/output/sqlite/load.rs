@@ -4,15 +4,15 @@
 
 use super::dirs::{DirMap, NO_PARENT};
 use super::keys::{dir_path_key, dir_path_record, parent_key, parent_record};
-use super::late::LateRows;
 use super::rows::{text_or_blob, RowRef};
-use super::{bits_i64, clamp_i64, DbError};
+use super::{bits_i64, clamp_i64, DbError, LATE_ENTRIES_TABLE};
 use crate::output::btree::{
     encode_record, BtreeError, IndexBuilder, PageFile, TableBuilder, Value,
 };
 use crate::output::extsort::ExternalSorter;
 use crate::output::pagefile::Committed;
 use crate::output::schema::split_parent;
+use crate::output::synced::DurabilityListener;
 use crate::output::OutputBatch;
 use crate::path_error::PathError;
 use crate::record::EntryType;
@@ -33,6 +33,7 @@ pub(super) struct Roots {
     entries_dir_path: u32,
     dirs: u32,
     errors: u32,
+    late_entries: u32,
 }
 
 impl Roots {
@@ -50,6 +51,7 @@ impl Roots {
             entries_dir_path: root("entries_dir_path")?,
             dirs: root("dirs")?,
             errors: root("errors")?,
+            late_entries: root(LATE_ENTRIES_TABLE)?,
         })
     }
 }
@@ -59,6 +61,8 @@ pub(super) struct Tables {
     roots: Roots,
     entries: TableBuilder,
     errors: TableBuilder,
+    /// Directories that arrived after one of their children ([`LATE_ENTRIES_TABLE`]).
+    late: TableBuilder,
     /// (parent id, id) of every appended row, for the `entries_parent_id` index.
     parent_keys: ExternalSorter<u128>,
     /// The paths of appended directories, for the `entries_dir_path` index.
@@ -69,7 +73,12 @@ pub(super) struct Tables {
 pub(super) struct LoadState {
     pub(super) file: PageFile,
     pub(super) tables: Tables,
-    pub(super) late_rows: LateRows,
+    /// Rows in the late table.
+    pub(super) late_rows: u64,
+    /// Told of the tasks whose entries each commit made durable.
+    pub(super) durability: Option<Box<dyn DurabilityListener>>,
+    /// Tasks whose markers arrived since the last commit.
+    pub(super) tasks_done: Vec<u64>,
     pub(super) dirs: DirMap,
     /// The largest id appended to the entries table.
     last_appended: i64,
@@ -87,17 +96,24 @@ pub(super) struct LoadState {
 }
 
 impl LoadState {
-    pub(super) fn new(file: PageFile, roots: Roots) -> Self {
+    pub(super) fn new(
+        file: PageFile,
+        roots: Roots,
+        durability: Option<Box<dyn DurabilityListener>>,
+    ) -> Self {
         LoadState {
             tables: Tables {
                 entries: TableBuilder::new(&file, roots.entries),
                 errors: TableBuilder::new(&file, roots.errors),
+                late: TableBuilder::new(&file, roots.late_entries),
                 roots,
                 parent_keys: ExternalSorter::new(PARENT_KEYS_MEMORY_BYTES),
                 dir_path_keys: ExternalSorter::new(DIR_PATH_KEYS_MEMORY_BYTES),
             },
             file,
-            late_rows: LateRows::default(),
+            late_rows: 0,
+            durability,
+            tasks_done: Vec::new(),
             dirs: DirMap::new(),
             last_appended: 0,
             record: Vec::with_capacity(512),
@@ -138,9 +154,15 @@ impl LoadState {
                         self.insert_error(e)?;
                     }
                 }
-                Some(OutputBatch::Bytes(_)) | Some(OutputBatch::TasksDone(_)) | None => {}
+                Some(OutputBatch::TasksDone(ids)) => self.tasks_done.extend(ids),
+                Some(OutputBatch::Bytes(_)) | None => {}
             }
-            if Instant::now() >= next_checkpoint {
+            let asked = !self.tasks_done.is_empty()
+                && self
+                    .durability
+                    .as_ref()
+                    .is_some_and(|l| l.wants_checkpoint());
+            if asked || Instant::now() >= next_checkpoint {
                 self.checkpoint()?;
                 next_checkpoint = Instant::now() + checkpoint;
             }
@@ -149,18 +171,30 @@ impl LoadState {
         Ok(())
     }
 
-    /// Commits the rows appended so far (the `entries` and `errors` tables; directories
-    /// that arrived late and the indexes wait for the end). Postponed while readers hold the
-    /// file.
+    /// Commits the rows appended so far (the `entries`, `errors` and late tables; the
+    /// indexes and `dirs` wait for the end), then reports the tasks whose markers came before
+    /// as durable. Postponed while readers hold the file.
     pub(super) fn checkpoint(&mut self) -> Result<(), DbError> {
         let t0 = Instant::now();
         self.tables.entries.checkpoint(&mut self.file)?;
         self.tables.errors.checkpoint(&mut self.file)?;
+        self.tables.late.checkpoint(&mut self.file)?;
         if self.file.commit(false).map_err(BtreeError::from)? == Committed::Yes {
             self.checkpoints += 1;
+            self.report_durable();
         }
         self.checkpoint_time += t0.elapsed();
         Ok(())
+    }
+
+    /// Everything received is committed: the tasks announced so far are durable.
+    pub(super) fn report_durable(&mut self) {
+        if let Some(l) = &mut self.durability {
+            if !self.tasks_done.is_empty() {
+                l.durable(&self.tasks_done);
+            }
+        }
+        self.tasks_done.clear();
     }
 
     pub(super) fn insert_entry(&mut self, row: &RowRef<'_>) -> Result<(), DbError> {
@@ -225,7 +259,13 @@ impl LoadState {
         self.record.clear();
         encode_record(&values, &mut self.record);
         if id < self.last_appended {
-            return self.late_rows.push(id, &self.record);
+            // Its id was reserved by a child that came first: SQLite inserts it at the end.
+            self.late_rows += 1;
+            return Ok(self.tables.late.push(
+                &mut self.file,
+                self.late_rows as i64,
+                &[Value::Null, Value::Int(id), Value::Blob(&self.record)],
+            )?);
         }
         let t = &mut self.tables;
         t.entries.push_record(&mut self.file, id, &self.record)?;
@@ -266,11 +306,13 @@ impl Tables {
             roots,
             entries,
             errors,
+            late,
             parent_keys,
             dir_path_keys,
         } = self;
         entries.finish(file)?;
         errors.finish(file)?;
+        late.finish(file)?;
         let mut record = Vec::with_capacity(256);
 
         let mut index = IndexBuilder::new(file, roots.entries_parent_id);

@@ -1,0 +1,314 @@
+//! The task source of a single-host scan: the local deques, plus, for an output that keeps a
+//! frontier journal ([`super::journal`]), a record of each directory's children kept until
+//! the directory is durable, then written to the journal.
+//!
+//! A directory is durable once its own listing and its lookup batches (`getattr` mode, or
+//! entries a server sent without attributes; local work that is never journaled) are all
+//! reported durable by the output's checkpoint.
+
+use super::journal::{JournalError, JournalWriter, SavedTask};
+use crate::sched::{LocalDeques, LocalQueue, TaskId, TaskQueue, TaskSource};
+use crate::walker::Task;
+use crate::xdr::XdrEncode;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+/// A directory task between being found and being durable.
+struct HeldDir {
+    /// The directory tasks it found, serialised.
+    children: Vec<SavedTask>,
+    /// Its listing and its lookup batches not yet durable.
+    undurable: usize,
+}
+
+#[derive(Default)]
+struct Held {
+    dirs: HashMap<TaskId, HeldDir>,
+    /// Lookup batch → the directory it belongs to.
+    lookups: HashMap<TaskId, TaskId>,
+}
+
+/// See the module documentation.
+pub struct JournaledTasks {
+    deques: LocalDeques<Task>,
+    held: Mutex<Held>,
+    /// None: an output that cannot be resumed (stdout); the deques alone.
+    journal: Option<Mutex<JournalWriter>>,
+    /// The first failure to write the journal (the scan is stopped then: going on would make
+    /// work that could not be resumed).
+    failed: Mutex<Option<JournalError>>,
+    stop: Arc<AtomicBool>,
+}
+
+impl JournaledTasks {
+    /// A source starting from `roots` (a new scan's root, or a saved frontier), new tasks
+    /// with ids of run `epoch`, writing to `journal`; a journal that cannot be written sets
+    /// `stop`.
+    pub fn new(
+        roots: Vec<(TaskId, Task)>,
+        epoch: u16,
+        journal: Option<JournalWriter>,
+        stop: Arc<AtomicBool>,
+    ) -> JournaledTasks {
+        let mut held = Held::default();
+        for (id, _) in &roots {
+            held.dirs.insert(
+                *id,
+                HeldDir {
+                    children: Vec::new(),
+                    undurable: 1,
+                },
+            );
+        }
+        JournaledTasks {
+            deques: LocalDeques::with_ids(roots, epoch),
+            held: Mutex::new(held),
+            journal: journal.map(Mutex::new),
+            failed: Mutex::new(None),
+            stop,
+        }
+    }
+
+    fn held(&self) -> MutexGuard<'_, Held> {
+        self.held.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn journal(&self) -> Option<MutexGuard<'_, JournalWriter>> {
+        self.journal
+            .as_ref()
+            .map(|j| j.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    /// The directory a task belongs to (itself, or the directory of a lookup batch).
+    fn owner(held: &Held, id: TaskId) -> Option<TaskId> {
+        if held.dirs.contains_key(&id) {
+            Some(id)
+        } else {
+            held.lookups.get(&id).copied()
+        }
+    }
+
+    fn fail(&self, e: JournalError) {
+        self.stop.store(true, Ordering::Relaxed);
+        let mut failed = self.failed.lock().unwrap_or_else(|e| e.into_inner());
+        failed.get_or_insert(e);
+    }
+
+    /// The first error writing the journal, if any.
+    pub fn take_error(&self) -> Option<JournalError> {
+        self.failed.lock().unwrap_or_else(|e| e.into_inner()).take()
+    }
+
+    /// The scan completed: the journal says so.
+    pub fn complete(&self) -> Result<(), JournalError> {
+        match self.journal() {
+            Some(mut j) => j.complete(),
+            None => Ok(()),
+        }
+    }
+
+    /// Directories in the frontier as the journal has it now.
+    pub fn frontier_len(&self) -> usize {
+        self.journal().map_or(0, |j| j.frontier_len())
+    }
+}
+
+impl TaskSource for JournaledTasks {
+    type Task = Task;
+    type Queue<'a> = JournaledQueue<'a>;
+
+    fn queues(&self, threads: usize) -> Vec<JournaledQueue<'_>> {
+        self.deques
+            .queues(threads)
+            .into_iter()
+            .map(|inner| JournaledQueue { inner, tasks: self })
+            .collect()
+    }
+
+    fn wants_durability(&self) -> bool {
+        self.journal.is_some()
+    }
+
+    fn durable(&self, ids: &[TaskId]) {
+        let Some(mut journal) = self.journal() else {
+            return;
+        };
+        let mut done = Vec::new();
+        {
+            let mut held = self.held();
+            for id in ids {
+                let Some(dir) = Self::owner(&held, *id) else {
+                    continue;
+                };
+                held.lookups.remove(id);
+                let d = held.dirs.get_mut(&dir).expect("owner is held");
+                d.undurable -= 1;
+                if d.undurable == 0 {
+                    let d = held.dirs.remove(&dir).expect("held");
+                    done.push((dir, d.children));
+                }
+            }
+        }
+        if done.is_empty() {
+            return;
+        }
+        let written = done
+            .into_iter()
+            .try_for_each(|(id, children)| journal.done(id.0, children))
+            .and_then(|()| journal.sync());
+        drop(journal);
+        if let Err(e) = written {
+            self.fail(e);
+        }
+    }
+}
+
+/// One thread's access: its deque, with every task it adds recorded.
+pub struct JournaledQueue<'a> {
+    inner: LocalQueue<'a, Task>,
+    tasks: &'a JournaledTasks,
+}
+
+impl TaskQueue for JournaledQueue<'_> {
+    type Task = Task;
+
+    fn take(&mut self) -> Option<(TaskId, Task)> {
+        self.inner.take()
+    }
+
+    fn push_child(&mut self, parent: TaskId, child: Task) {
+        if self.tasks.journal.is_none() {
+            self.inner.push(child);
+            return;
+        }
+        // Held while the task is queued: a thread that steals it and finishes it at once must
+        // find it held.
+        let mut held = self.tasks.held();
+        let owner = JournaledTasks::owner(&held, parent);
+        match child {
+            Task::Dir(d) => {
+                let saved: Box<[u8]> = d.to_xdr().into();
+                let id = self.inner.push(Task::Dir(d));
+                held.dirs.insert(
+                    id,
+                    HeldDir {
+                        children: Vec::new(),
+                        undurable: 1,
+                    },
+                );
+                if let Some(o) = owner {
+                    held.dirs
+                        .get_mut(&o)
+                        .expect("owner is held")
+                        .children
+                        .push((id.0, saved));
+                }
+            }
+            lookups @ Task::Lookups(_) => {
+                let id = self.inner.push(lookups);
+                if let Some(o) = owner {
+                    held.lookups.insert(id, o);
+                    held.dirs.get_mut(&o).expect("owner is held").undurable += 1;
+                }
+            }
+        }
+    }
+
+    fn finish(&mut self, id: TaskId) {
+        self.inner.finish(id);
+    }
+
+    fn is_exhausted(&self) -> bool {
+        self.inner.is_exhausted()
+    }
+
+    fn outstanding(&self) -> usize {
+        self.inner.outstanding()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::journal;
+    use super::*;
+    use crate::rpc::nfs3::FileHandle;
+    use crate::walker::{DirTask, LookupBatch};
+    use crate::xdr::XdrDecode;
+
+    fn dir(path: &str) -> Task {
+        Task::Dir(DirTask {
+            fh: FileHandle::from_bytes(path.as_bytes()).unwrap(),
+            path: path.as_bytes().to_vec(),
+            depth: path.matches('/').count() as u32 + 1,
+            fsid: 1,
+        })
+    }
+
+    fn frontier_paths(p: &std::path::Path) -> Vec<String> {
+        let s = journal::read(p).unwrap();
+        let mut v: Vec<String> = s
+            .tasks
+            .iter()
+            .map(|(_, t)| String::from_utf8(DirTask::from_xdr(t).unwrap().path).unwrap())
+            .collect();
+        v.sort();
+        v
+    }
+
+    #[test]
+    fn a_directory_is_journaled_once_it_and_its_lookups_are_durable() {
+        let dir_path = std::env::temp_dir().join(format!("nfs-walker-jt-{}", std::process::id()));
+        std::fs::create_dir_all(&dir_path).unwrap();
+        let p = dir_path.join("frontier");
+        let root = (TaskId(0), dir("."));
+        let saved: Vec<SavedTask> = vec![(
+            0,
+            match &root.1 {
+                Task::Dir(d) => d.to_xdr().into(),
+                _ => unreachable!(),
+            },
+        )];
+        let j = JournalWriter::create(&p, b"scan", 0, saved).unwrap();
+        let src = JournaledTasks::new(vec![root], 0, Some(j), Arc::default());
+        let mut qs = src.queues(1);
+        let q = &mut qs[0];
+        let (rid, _) = q.take().unwrap();
+        q.push_child(rid, dir("a"));
+        q.push_child(rid, dir("b"));
+        q.push_child(
+            rid,
+            Task::Lookups(LookupBatch {
+                dir_fh: FileHandle::from_bytes(b".").unwrap(),
+                dir_path: Arc::from(&b"."[..]),
+                depth: 1,
+                names: Vec::new(),
+            }),
+        );
+        q.finish(rid);
+        let mut taken = HashMap::new();
+        while let Some((id, t)) = q.take() {
+            let name = match t {
+                Task::Dir(d) => String::from_utf8(d.path).unwrap(),
+                Task::Lookups(_) => "lookups".to_string(),
+            };
+            taken.insert(name, id);
+        }
+        let (aid, bid, lid) = (taken["a"], taken["b"], taken["lookups"]);
+        q.push_child(aid, dir("a/c"));
+        for id in [aid, bid, lid] {
+            q.finish(id);
+        }
+        // a is durable before its parent: held back.
+        src.durable(&[aid]);
+        assert_eq!(frontier_paths(&p), ["."]);
+        // The root's listing is durable, its lookups not yet.
+        src.durable(&[rid]);
+        assert_eq!(frontier_paths(&p), ["."]);
+        src.durable(&[lid]);
+        assert_eq!(frontier_paths(&p), ["a/c", "b"]);
+        src.durable(&[bid]);
+        assert_eq!(frontier_paths(&p), ["a/c"]);
+        assert!(src.take_error().is_none());
+    }
+}

@@ -827,6 +827,48 @@ mod tests {
         assert!(crate::output::schema::entries_has_content_columns(&conn).unwrap());
     }
 
+    /// A database an earlier version cut short (no content columns, late rows of 19 values)
+    /// settles as that version would have settled it.
+    #[test]
+    fn late_rows_of_a_database_without_content_columns_settle() {
+        use crate::output::btree::{encode_record, Value as V};
+        let path = temp_db("version2-late.db");
+        let conn = Connection::open(&path).unwrap();
+        let without_content = SCHEMA_SQL.replace(
+            "    target    TEXT,\n    checksum  TEXT,\n    mime      TEXT\n",
+            "    target    TEXT\n",
+        );
+        assert_ne!(without_content, SCHEMA_SQL);
+        conn.execute_batch(&without_content).unwrap();
+        conn.execute_batch(LATE_ENTRIES_SQL).unwrap();
+        let mut record = Vec::new();
+        let mut values = vec![
+            V::Null,
+            V::Null,
+            V::Text(b"d"),
+            V::Text(b"d"),
+            V::Text(b"dir"),
+        ];
+        values.extend([V::Int(4096); 12]);
+        values.extend([V::Null, V::Null]);
+        assert_eq!(values.len(), 19);
+        encode_record(&values, &mut record);
+        conn.execute(
+            "INSERT INTO late_entries (entry_id, record) VALUES (7, ?1)",
+            [&record],
+        )
+        .unwrap();
+        drop(conn);
+        assert_eq!(settle_late_rows(&path).unwrap(), 1);
+        let conn = Connection::open(&path).unwrap();
+        let (id, kind): (i64, String) = conn
+            .query_row("SELECT id, type FROM entries WHERE path = 'd'", [], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .unwrap();
+        assert_eq!((id, kind.as_str()), (7, "dir"));
+    }
+
     #[test]
     fn a_parent_that_never_arrives_leaves_null_parent_ids() {
         use EntryType::*;

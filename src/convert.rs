@@ -1,13 +1,16 @@
 //! `convert`: a scan output rewritten in another format (scan database, NDJSON, CSV, Parquet),
 //! as a stream: entries are read in batches and go through the same batchers and writer
 //! threads as a scan's, so memory is bounded by the channel and the writer, whatever the size
-//! of the scan, and every output is encoded exactly as a scan would encode it.
+//! of the scan, and every output is encoded exactly as a scan would encode it. The content
+//! fields (`checksum`, `mime`) go along where the input carries them.
 
 use crate::columnar::writer::ParquetWriter;
 use crate::columnar::{ColumnarError, ParquetTarget, PART_ROWS_DEFAULT};
 use crate::output::sqlite::{DbError, ScanEnd, ScanInfo, ScanStatus, SqliteWriter};
 use crate::output::{Batcher, Format, TextWriter};
-use crate::scanfile::{detect, for_each_entry, read_scan, InputKind, SourceScan};
+use crate::scanfile::{
+    content_fields, detect, for_each_entry_with_content, read_scan, InputKind, SourceScan,
+};
 use crate::stats::StatsError;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -163,19 +166,20 @@ pub fn convert(
     let kind = detect(input)?;
     let scan = read_scan(input, kind)?;
     let (info, end) = scan_of(input, scan.as_ref());
+    let fields = content_fields(input, kind)?;
     let stop = Arc::new(AtomicBool::new(false));
     let io = |e| ConvertError::Io {
         path: output.to_path_buf(),
         source: e,
     };
     let feed = |format: Format, tx| -> Result<(u64, u64), ConvertError> {
-        let mut batcher = Batcher::new(format, tx, None);
+        let mut batcher = Batcher::new(format, tx, None).with_content(fields);
         let mut stopped = false;
-        let counts = for_each_entry(input, kind, |e| {
+        let counts = for_each_entry_with_content(input, kind, |e, content| {
             // A writer that failed set `stop`; the rest of the input is read but not sent.
             if !stopped {
                 stopped = stop.load(Ordering::Relaxed);
-                batcher.entry(e);
+                batcher.entry_with_content(e, content);
             }
         })?;
         batcher.flush();
@@ -223,7 +227,8 @@ pub fn convert(
             let tmp = output.with_file_name(format!(".{name}.tmp"));
             let file = std::fs::File::create(&tmp).map_err(io)?;
             let (writer, tx) =
-                TextWriter::start(format, Box::new(file), stop.clone()).map_err(io)?;
+                TextWriter::start_with_content(format, Box::new(file), stop.clone(), fields)
+                    .map_err(io)?;
             let counts = feed(format, tx);
             let written = writer.finish();
             let counts = counts?;

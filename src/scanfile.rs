@@ -2,10 +2,10 @@
 //! scan it describes, and its entries as a stream in bounded memory.
 
 use crate::columnar;
-use crate::output::schema::SQLITE_HEADER;
-use crate::record::{EntryAttrs, EntryRef, EntryType};
+use crate::output::schema::{entries_content_fields, entries_has_content_columns, SQLITE_HEADER};
+use crate::record::{ContentFields, EntryAttrs, EntryContent, EntryRef, EntryType};
 use crate::stats::db::{open_database, to_bytes, to_i64, to_u64};
-use crate::stats::ndjson::for_each_ndjson_entry;
+use crate::stats::ndjson::{for_each_ndjson_entry_with_content, read_line_bounded};
 use crate::stats::StatsError;
 use std::io::{BufReader, Read};
 use std::path::Path;
@@ -144,23 +144,41 @@ pub fn for_each_entry(
     kind: InputKind,
     mut f: impl FnMut(&EntryRef<'_>),
 ) -> Result<(u64, u64), StatsError> {
+    for_each_entry_with_content(path, kind, |e, _| f(e))
+}
+
+/// [`for_each_entry`] with each entry's content fields (none where the output has none).
+pub fn for_each_entry_with_content(
+    path: &Path,
+    kind: InputKind,
+    mut f: impl FnMut(&EntryRef<'_>, &EntryContent<'_>),
+) -> Result<(u64, u64), StatsError> {
     match kind {
-        InputKind::Parquet => Ok((columnar::reader::for_each_entry(path, f)?, 0)),
+        InputKind::Parquet => Ok((columnar::reader::for_each_entry_with_content(path, f)?, 0)),
         InputKind::Ndjson => {
             let source = path.display().to_string();
             if path.as_os_str() == "-" {
-                for_each_ndjson_entry(std::io::stdin().lock(), &source, f)
+                for_each_ndjson_entry_with_content(std::io::stdin().lock(), &source, f)
             } else {
                 let file = std::fs::File::open(path).map_err(StatsError::io(path))?;
-                for_each_ndjson_entry(BufReader::with_capacity(1 << 20, file), &source, f)
+                for_each_ndjson_entry_with_content(
+                    BufReader::with_capacity(1 << 20, file),
+                    &source,
+                    f,
+                )
             }
         }
         InputKind::Database => {
             let conn = open_database(path)?;
-            let mut stmt = conn.prepare(
+            let content = if entries_has_content_columns(&conn)? {
+                "checksum, mime"
+            } else {
+                "NULL, NULL"
+            };
+            let mut stmt = conn.prepare(&format!(
                 "SELECT path, type, size, used, mode, nlink, uid, gid, fileid, fsid, atime_ns, \
-                 mtime_ns, ctime_ns, depth, target FROM entries ORDER BY id",
-            )?;
+                 mtime_ns, ctime_ns, depth, target, {content} FROM entries ORDER BY id"
+            ))?;
             let mut rows = stmt.query([])?;
             let mut n = 0;
             let mut path_buf = Vec::new();
@@ -199,15 +217,61 @@ pub fn for_each_entry(
                         Some(target_buf.as_slice())
                     }
                 };
-                f(&EntryRef {
-                    path: &path_buf,
-                    attrs: &attrs,
-                    depth,
-                    target,
-                });
+                let text = |i: usize| -> rusqlite::Result<Option<&str>> {
+                    Ok(match r.get_ref(i)? {
+                        rusqlite::types::ValueRef::Text(t) => std::str::from_utf8(t).ok(),
+                        _ => None,
+                    })
+                };
+                let content = EntryContent {
+                    checksum: text(15)?,
+                    mime: text(16)?,
+                };
+                f(
+                    &EntryRef {
+                        path: &path_buf,
+                        attrs: &attrs,
+                        depth,
+                        target,
+                    },
+                    &content,
+                );
                 n += 1;
             }
             Ok((n, 0))
+        }
+    }
+}
+
+/// Which content fields (`checksum`, `mime`) a scan output carries: a database's or Parquet's
+/// where any entry has a value (a scan that read no contents leaves them all null), NDJSON's
+/// where its first record has the key (a content scan writes its keys on every record, null
+/// or not). Standard input cannot be looked at twice: it counts as carrying none.
+pub fn content_fields(path: &Path, kind: InputKind) -> Result<ContentFields, StatsError> {
+    match kind {
+        InputKind::Parquet => Ok(columnar::reader::content_fields(path)?),
+        InputKind::Database => Ok(entries_content_fields(&open_database(path)?)?),
+        InputKind::Ndjson => {
+            if path.as_os_str() == "-" {
+                return Ok(ContentFields::default());
+            }
+            let file = std::fs::File::open(path).map_err(StatsError::io(path))?;
+            let mut input = BufReader::with_capacity(1 << 16, file);
+            let mut line = Vec::new();
+            while let Some(whole) =
+                read_line_bounded(&mut input, &mut line).map_err(StatsError::io(path))?
+            {
+                let Ok(serde_json::Value::Object(v)) = serde_json::from_slice(&line) else {
+                    continue;
+                };
+                if whole && v.contains_key("path") {
+                    return Ok(ContentFields {
+                        checksum: v.contains_key("checksum"),
+                        mime: v.contains_key("mime"),
+                    });
+                }
+            }
+            Ok(ContentFields::default())
         }
     }
 }

@@ -391,6 +391,67 @@ fn operations_without_targets_are_skipped_with_a_note() {
     server.shutdown();
 }
 
+/// `--op read` reads the sampled files: it counts exactly the data bytes the server sent, in
+/// replies of at most `--read-size`, and sends nothing that changes the server.
+#[test]
+fn read_counts_exactly_the_bytes_the_server_sent() {
+    let _serial = serial();
+    let server = mock("wide:4:50", None, None);
+    let dir = temp_dir("read");
+    let read_size: u64 = 16 << 10;
+    let (doc, _) = bench_cli(
+        &server.url(),
+        &[
+            "--op",
+            "read",
+            "--read-size",
+            &read_size.to_string(),
+            "--duration",
+            "1",
+            "--warmup",
+            "0.2",
+            "--threads",
+            "2",
+            "--inflight",
+            "32",
+        ],
+        &dir,
+    );
+    let r = op(&doc, 0, "read");
+    let stats = server.stats();
+    server.shutdown();
+    let field = |v: &Value, k: &str| v[k].as_u64().unwrap_or_else(|| panic!("{k}: {v}"));
+    let calls = field(r, "calls") + field(&r["warmup"], "calls");
+    let bytes = field(r, "bytes") + field(&r["warmup"], "bytes");
+    assert_eq!(field(r, "replies"), field(r, "calls"), "{r}");
+    assert_eq!(field(r, "nfs_errors") + field(r, "rpc_errors"), 0, "{r}");
+    assert!(field(r, "bytes") > 0, "{r}");
+    assert_eq!(stats.get("read"), calls, "{stats:?}");
+    assert_eq!(stats.get("read_bytes"), bytes, "{stats:?}");
+    // Files of up to 100 kB, read whole 16 KiB at a time: full chunks but for each file's last.
+    assert!(
+        bytes <= calls * read_size && bytes > calls * read_size / 4,
+        "{bytes} in {calls}"
+    );
+    let measured_s = num(&doc["runs"][0]["measured_s"]);
+    let rate = num(&r["bytes_per_s"]);
+    let expected = field(r, "bytes") as f64 / measured_s;
+    assert!(
+        (rate - expected).abs() <= expected * 1e-6,
+        "{rate} vs {expected}"
+    );
+    assert_eq!(
+        doc["runs"][0]["sample"]["files"], 200,
+        "every file of the tree has data"
+    );
+    for changes in [
+        "setattr", "write", "create", "mkdir", "symlink", "mknod", "remove", "rmdir", "rename",
+        "link", "commit",
+    ] {
+        assert_eq!(stats.get(changes), 0, "{changes}: {stats:?}");
+    }
+}
+
 #[test]
 fn ganesha_getattr_and_readdirplus_bench_reports_sane_figures() {
     let _serial = serial();
@@ -450,10 +511,45 @@ fn ganesha_every_operation_runs_on_a_tree_with_links() {
         0,
         "{doc}"
     );
-    for name in BenchOp::ALL.iter().map(|o| o.name()) {
+    // READ has a test of its own, on files whose access times no other test compares.
+    for name in BenchOp::ALL
+        .iter()
+        .filter(|&&o| o != BenchOp::Read)
+        .map(|o| o.name())
+    {
         let o = op(&doc, 0, name);
         assert!(o["replies"].as_u64().unwrap() > 0, "{name}: {o}");
         // Dangling links and hostile names stay answerable: no NFS errors on sampled targets.
         assert_eq!(o["nfs_errors"], 0, "{name}: {o}");
     }
+}
+
+/// READ against nfs-ganesha, on the content tests' files (reading changes access times, which
+/// the listing tests of the other trees compare): every reply is data, at most `--read-size`.
+#[test]
+fn ganesha_read_reports_bytes_per_second() {
+    let _serial = serial();
+    let Some((url, _)) = ganesha() else { return };
+    let dir = temp_dir("ganesha-read");
+    let (doc, _) = bench_cli(
+        &url_with_path(&url, "content"),
+        &[
+            "--op",
+            "read",
+            "--read-size",
+            "65536",
+            "--duration",
+            "1",
+            "--warmup",
+            "0.2",
+        ],
+        &dir,
+    );
+    let r = op(&doc, 0, "read");
+    let replies = r["replies"].as_u64().unwrap();
+    let bytes = r["bytes"].as_u64().unwrap();
+    assert!(replies > 0 && bytes > 0, "{r}");
+    assert!(bytes <= replies * 65536, "{r}");
+    assert_eq!(r["nfs_errors"], 0, "{r}");
+    assert!(num(&r["bytes_per_s"]) > 0.0, "{r}");
 }

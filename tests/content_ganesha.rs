@@ -1,6 +1,7 @@
 //! Content scans against nfs-ganesha, over the files of tests/fixtures/make-content.py (made by
 //! tests/run.sh in the exported directory, under `content/`): checksums equal b3sum,
-//! sha256sum, md5sum and `xxhsum -H3` of the exported files; `mime` equals
+//! sha256sum, md5sum and `xxhsum -H3` of the exported files (in NDJSON, and in a scan
+//! database's `checksum` column); `mime` equals
 //! `file --mime-type`; an unreadable file is a per-path NFS3ERR_ACCES and the scan goes on;
 //! `stats --duplicates` finds exactly the planted groups, `--hardlinks` the linked pair.
 
@@ -65,14 +66,7 @@ fn tool_digests(tool: &[&str], dir: &Path, files: &[String]) -> BTreeMap<String,
 #[test]
 fn checksums_equal_the_local_tools() {
     let Some((url, dir)) = content() else { return };
-    let files: Vec<String> = ["sizes", "types", "dups"]
-        .iter()
-        .flat_map(|d| {
-            std::fs::read_dir(dir.join(d))
-                .unwrap()
-                .map(move |e| format!("{d}/{}", e.unwrap().file_name().to_string_lossy()))
-        })
-        .collect();
+    let files = fixture_files(&dir);
     assert!(files.iter().any(|f| f == "sizes/big-1g"));
     for (algo, tool) in [
         ("blake3", &["b3sum"][..]),
@@ -93,6 +87,73 @@ fn checksums_equal_the_local_tools() {
         }
         assert!(got["."]["checksum"].is_null() && got["sizes"]["checksum"].is_null());
     }
+}
+
+/// The fixture files' names, relative to the content directory.
+fn fixture_files(dir: &Path) -> Vec<String> {
+    ["sizes", "types", "dups"]
+        .iter()
+        .flat_map(|d| {
+            std::fs::read_dir(dir.join(d))
+                .unwrap()
+                .map(move |e| format!("{d}/{}", e.unwrap().file_name().to_string_lossy()))
+        })
+        .collect()
+}
+
+#[test]
+fn database_checksums_and_types_equal_b3sum_and_file() {
+    let Some((url, dir)) = content() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let db = tmp.path().join("content.db");
+    let out = run_walker(&[
+        "scan",
+        &url,
+        "-q",
+        "--checksum",
+        "blake3",
+        "--file-type",
+        "-o",
+        db.to_str().unwrap(),
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let files = fixture_files(&dir);
+    let want = tool_digests(&["b3sum"], &dir, &files);
+    assert_eq!(want.len(), files.len());
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    for (name, hex) in &want {
+        let (sum, mime): (Option<String>, Option<String>) = conn
+            .query_row(
+                "SELECT checksum, mime FROM entries WHERE path = ?1",
+                [name],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .unwrap();
+        assert_eq!(sum, Some(format!("blake3:{hex}")), "{name}");
+        if name.starts_with("types/") {
+            let out = Command::new("file")
+                .args(["--mime-type", "-b", name])
+                .current_dir(&dir)
+                .output()
+                .expect("file(1) is installed");
+            let want = String::from_utf8(out.stdout).unwrap().trim().to_string();
+            assert_eq!(mime, Some(want), "{name}");
+        }
+    }
+    let not_files_with_content: i64 = conn
+        .query_row(
+            "SELECT count(*) FROM entries WHERE type <> 'file' \
+             AND (checksum IS NOT NULL OR mime IS NOT NULL)",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(not_files_with_content, 0, "only regular files are read");
 }
 
 #[test]
@@ -136,10 +197,17 @@ fn an_unreadable_file_is_a_per_path_error_and_the_scan_goes_on() {
 fn duplicates_and_hard_links_are_exactly_the_planted_ones() {
     let Some((url, _)) = content() else { return };
     let tmp = tempfile::tempdir().unwrap();
-    let scan_file = tmp.path().join("scan.ndjson");
+    // NDJSON and a database: one grouped in memory, the other by SQLite.
+    for name in ["scan.ndjson", "scan.db"] {
+        let scan_file = tmp.path().join(name);
+        planted_groups_are_found(&url, &scan_file);
+    }
+}
+
+fn planted_groups_are_found(url: &str, scan_file: &Path) {
     let out = run_walker(&[
         "scan",
-        &url,
+        url,
         "-q",
         "--checksum",
         "xxh3",

@@ -24,9 +24,9 @@
 use super::ops::{BenchOp, BENCH_OPS_MAX};
 use super::sample::Targets;
 use crate::rpc::nfs3::{
-    encode_nfs3_call, AccessArgs, FsstatArgs, GetattrArgs, LookupArgs, ReaddirArgs,
-    ReaddirPlusArgs, ReadlinkArgs, ACCESS3_DELETE, ACCESS3_EXECUTE, ACCESS3_EXTEND, ACCESS3_LOOKUP,
-    ACCESS3_MODIFY, ACCESS3_READ,
+    encode_nfs3_call, AccessArgs, FsstatArgs, GetattrArgs, LookupArgs, ReadArgs, ReadReply,
+    ReaddirArgs, ReaddirPlusArgs, ReadlinkArgs, ACCESS3_DELETE, ACCESS3_EXECUTE, ACCESS3_EXTEND,
+    ACCESS3_LOOKUP, ACCESS3_MODIFY, ACCESS3_READ,
 };
 use crate::rpc::RpcError;
 use crate::sched::{CallEngine, CallPolicy, Queued};
@@ -106,6 +106,8 @@ pub struct LoadConfig {
     pub maxcount: u32,
     /// READDIRPLUS `dircount`.
     pub dircount: u32,
+    /// READ `count`: the bytes each READ asks for.
+    pub read_size: u32,
     /// The encoded RPC credential.
     pub cred_xdr: Vec<u8>,
     /// `--max-rate`: the limit every thread's calls share.
@@ -147,11 +149,13 @@ pub struct OpCounters {
     pub timeouts: u64,
     /// Calls in flight on a connection that failed.
     pub lost: u64,
+    /// Data bytes of successful replies (READ; 0 for the other operations).
+    pub bytes: u64,
 }
 
 impl OpCounters {
     pub fn add(&mut self, o: &OpCounters) {
-        crate::add_counters!(self, o; calls, replies, nfs_errors, rpc_errors, timeouts, lost);
+        crate::add_counters!(self, o; calls, replies, nfs_errors, rpc_errors, timeouts, lost, bytes);
     }
 
     /// Calls that did not end in a successful reply.
@@ -169,6 +173,9 @@ pub struct IntervalSet {
     pub measured: Vec<Histogram<u64>>,
     /// Per operation: replies to warmup calls.
     pub warmup: Vec<Histogram<u64>>,
+    /// Per operation: data bytes of the replies to measured calls, and to warmup calls.
+    pub measured_bytes: Vec<u64>,
+    pub warmup_bytes: Vec<u64>,
     /// Failed replies (NFS or RPC errors) in this interval, both phases.
     pub errors: u64,
 }
@@ -179,6 +186,8 @@ impl IntervalSet {
             index: 0,
             measured: (0..ops).map(|_| latency_histogram()).collect(),
             warmup: (0..ops).map(|_| latency_histogram()).collect(),
+            measured_bytes: vec![0; ops],
+            warmup_bytes: vec![0; ops],
             errors: 0,
         }
     }
@@ -188,6 +197,13 @@ impl IntervalSet {
         self.index = index;
         for h in self.measured.iter_mut().chain(self.warmup.iter_mut()) {
             h.reset();
+        }
+        for b in self
+            .measured_bytes
+            .iter_mut()
+            .chain(self.warmup_bytes.iter_mut())
+        {
+            *b = 0;
         }
         self.errors = 0;
     }
@@ -199,6 +215,12 @@ impl IntervalSet {
         }
         for (a, b) in self.warmup.iter_mut().zip(&o.warmup) {
             let _ = a.add(b);
+        }
+        for (a, b) in self.measured_bytes.iter_mut().zip(&o.measured_bytes) {
+            *a += b;
+        }
+        for (a, b) in self.warmup_bytes.iter_mut().zip(&o.warmup_bytes) {
+            *a += b;
         }
         self.errors += o.errors;
     }
@@ -276,6 +298,9 @@ pub struct LoadGen {
     next_op: usize,
     /// Next target per operation.
     target_cursor: [usize; BENCH_OPS_MAX],
+    /// READ reads its files whole, one after the other: the file and offset of the next READ.
+    read_file: usize,
+    read_offset: u64,
     /// Open loop: calls started so far, and the spacing of calls in nanoseconds.
     open_started: u64,
     open_period_ns: f64,
@@ -332,6 +357,7 @@ impl LoadGen {
             let n = targets.count(*op).max(1);
             target_cursor[i] = share.target_offset % n;
         }
+        let read_file = share.target_offset % targets.files.len().max(1);
         LoadGen {
             targets,
             share,
@@ -354,6 +380,8 @@ impl LoadGen {
             ),
             next_op: 0,
             target_cursor,
+            read_file,
+            read_offset: 0,
             open_started: 0,
             open_period_ns,
             interval,
@@ -545,11 +573,32 @@ impl LoadGen {
         i
     }
 
+    /// The file and offset of the next READ: files are read whole, one chunk a call, each
+    /// chunk as soon as a call may start (so chunks of one file are in flight together).
+    fn next_read(&mut self) -> (usize, u64) {
+        let files = &self.targets.files;
+        if files.is_empty() {
+            return (0, 0);
+        }
+        let file = self.read_file % files.len();
+        let offset = self.read_offset;
+        self.read_offset = offset.saturating_add(u64::from(self.cfg.read_size.max(1)));
+        if self.read_offset >= files[file].size {
+            self.read_file = (file + 1) % files.len();
+            self.read_offset = 0;
+        }
+        (file, offset)
+    }
+
     fn start_call(&mut self, conn: usize, start_at: Instant, now: Instant, buf: &mut Vec<u8>) {
         let op_index = self.next_op;
         self.next_op = (self.next_op + 1) % self.cfg.ops.len();
         let op = self.cfg.ops[op_index];
-        let target = self.next_target(op_index, op);
+        let (target, offset) = if op == BenchOp::Read {
+            self.next_read()
+        } else {
+            (self.next_target(op_index, op), 0)
+        };
         let phase = if start_at < self.warmup_end {
             Phase::Warmup
         } else {
@@ -562,18 +611,19 @@ impl LoadGen {
         };
         let (t, cfg) = (&*self.targets, &*self.cfg);
         self.calls.send(conn, Queued::new(call), now, |_, xid| {
-            encode_bench_call(t, cfg, op, target, xid, buf)
+            encode_bench_call(t, cfg, op, (target, offset), xid, buf)
         });
         self.counters.phase_mut(phase)[op_index].calls += 1;
     }
 }
 
-/// Encodes `op` on `target` with `xid` into `buf`; returns its procedure.
+/// Encodes `op` on `target` (and at `offset` within it, for READ) with `xid` into `buf`;
+/// returns its procedure.
 fn encode_bench_call(
     t: &Targets,
     cfg: &LoadConfig,
     op: BenchOp,
-    target: usize,
+    (target, offset): (usize, u64),
     xid: u32,
     buf: &mut Vec<u8>,
 ) -> u32 {
@@ -637,6 +687,16 @@ fn encode_bench_call(
         BenchOp::Fsstat => {
             encode_nfs3_call(buf, xid, proc_, cred, &FsstatArgs { fh: t.root_fh });
         }
+        BenchOp::Read => {
+            // No file: the root, which the server refuses (NFS3ERR_ISDIR), counted as failed.
+            let file = t.files.get(target).map_or(t.root_fh, |f| f.fh);
+            let args = ReadArgs {
+                file,
+                offset,
+                count: cfg.read_size,
+            };
+            encode_nfs3_call(buf, xid, proc_, cred, &args);
+        }
     }
     proc_
 }
@@ -657,18 +717,35 @@ impl LoadGen {
             Phase::Measured => &mut self.interval.measured[op_index],
         };
         histogram.saturating_record(latency_ns.clamp(1, LATENCY_NS_MAX));
+        let mut bytes = 0u64;
         let failed = match outcome {
             Err(_) => Some(false),
             // NULL has no result; every other procedure's result starts with its status.
             Ok(_) if self.cfg.ops[op_index] == BenchOp::Null => None,
+            Ok(body) if self.cfg.ops[op_index] == BenchOp::Read => {
+                match ReadReply::decode_result(body) {
+                    Ok(Ok(read)) => {
+                        bytes = read.data.len() as u64;
+                        None
+                    }
+                    Ok(Err(_)) => Some(true),
+                    Err(_) => Some(false),
+                }
+            }
             Ok(body) => match body.get(..4) {
                 Some(s) if s == [0, 0, 0, 0] => None,
                 Some(_) => Some(true),
                 None => Some(false),
             },
         };
+        let interval_bytes = match call.phase {
+            Phase::Warmup => &mut self.interval.warmup_bytes[op_index],
+            Phase::Measured => &mut self.interval.measured_bytes[op_index],
+        };
+        *interval_bytes += bytes;
         let counters = &mut self.counters.phase_mut(call.phase)[op_index];
         counters.replies += 1;
+        counters.bytes += bytes;
         match failed {
             None => {}
             Some(true) => {
@@ -778,11 +855,14 @@ fn interval_start(warmup_end: Instant, len: Duration, index: i64) -> Instant {
 mod tests {
     use super::*;
     use crate::bench::sample::tests::fh;
+    use crate::bench::sample::FileTarget;
     use crate::rpc::msg::ReceivedCall;
     use crate::rpc::msg::Reply;
+    use crate::rpc::nfs3::FileHandle;
     use crate::rpc::nfs3::{proc3, Nfsstat3};
     use crate::rpc::record::RecordAssembler;
     use crate::xdr::XdrDecode;
+    use crate::xdr::XdrEncode;
 
     const MS: Duration = Duration::from_millis(1);
 
@@ -792,6 +872,14 @@ mod tests {
         t.symlinks.push(fh(4));
         t.push_lookup(fh(1), b"two");
         t.push_lookup(fh(1), b"three");
+        t.files.push(FileTarget {
+            fh: fh(5),
+            size: 2500,
+        });
+        t.files.push(FileTarget {
+            fh: fh(6),
+            size: 1000,
+        });
         Arc::new(t)
     }
 
@@ -805,6 +893,7 @@ mod tests {
             drain_max: Duration::from_secs(5),
             maxcount: 4096,
             dircount: 1024,
+            read_size: 1000,
             cred_xdr: crate::rpc::Auth::None.to_xdr(),
             rate: None,
         })
@@ -1130,18 +1219,78 @@ mod tests {
         let mut g = LoadGen::new(
             cfg,
             targets(),
-            share(LoadMode::Closed { inflight: 8 }),
+            share(LoadMode::Closed {
+                inflight: BenchOp::ALL.len(),
+            }),
             1,
             0,
             t0,
         );
         g.on_conn_up(0);
         let mut bufs = vec![Vec::new()];
-        assert_eq!(g.poll_transmit(t0, &mut bufs), 8);
+        assert_eq!(g.poll_transmit(t0, &mut bufs), BenchOp::ALL.len());
         let procs: Vec<u32> = calls_in(&mut bufs[0]).iter().map(|c| c.1).collect();
         let want: Vec<u32> = BenchOp::ALL.iter().map(|o| o.proc_()).collect();
         assert_eq!(procs, want);
         // The replies are matched by XID whatever their order.
         let _ = Reply::decode;
+    }
+
+    /// READ reads each sampled file whole, a chunk a call, chunks of one file in flight
+    /// together, then the next file; it counts the data its replies carry, and an error reply
+    /// counts no bytes.
+    #[test]
+    fn read_goes_through_files_in_chunks_and_counts_the_data() {
+        use crate::rpc::nfs3::{encode_read_ok_with, ReadArgs};
+        use crate::xdr::XdrReader;
+        let t0 = Instant::now();
+        let cfg = config(&[BenchOp::Read], Duration::ZERO, Duration::from_secs(1));
+        let mut g = LoadGen::new(
+            cfg,
+            targets(),
+            share(LoadMode::Closed { inflight: 5 }),
+            1,
+            0,
+            t0,
+        );
+        g.on_conn_up(0);
+        let mut bufs = vec![Vec::new()];
+        assert_eq!(g.poll_transmit(t0, &mut bufs), 5);
+        let calls = calls_in(&mut bufs[0]);
+        let reads: Vec<(FileHandle, u64, u32)> = calls
+            .iter()
+            .map(|c| {
+                assert_eq!(c.1, proc3::READ);
+                let a = ReadArgs::decode(&mut XdrReader::new(&c.2)).unwrap();
+                (a.file, a.offset, a.count)
+            })
+            .collect();
+        // Files of 2500 and 1000 bytes, 1000 bytes a READ.
+        assert_eq!(
+            reads,
+            [
+                (fh(5), 0, 1000),
+                (fh(5), 1000, 1000),
+                (fh(5), 2000, 1000),
+                (fh(6), 0, 1000),
+                (fh(5), 0, 1000),
+            ]
+        );
+        // What a server sends back: the data of each chunk, and one refusal.
+        let data = [1000usize, 1000, 500, 1000];
+        for (c, len) in calls.iter().zip(data) {
+            let mut body = Vec::new();
+            encode_read_ok_with(&mut body, None, len, len < 1000, |b| b.fill(7));
+            g.on_reply(c.0, Ok(&body), t0 + MS);
+        }
+        let mut refused = Vec::new();
+        Nfsstat3::Acces.encode(&mut crate::xdr::XdrWriter::new(&mut refused));
+        refused.extend_from_slice(&[0, 0, 0, 0]); // no attributes
+        g.on_reply(calls[4].0, Ok(&refused), t0 + MS);
+        let (c, intervals) = g.finish();
+        let m = c.measured[0];
+        assert_eq!((m.replies, m.bytes, m.nfs_errors), (5, 3500, 1));
+        let interval_bytes: u64 = intervals.iter().map(|i| i.measured_bytes[0]).sum();
+        assert_eq!(interval_bytes, 3500);
     }
 }

@@ -1,4 +1,5 @@
-//! `nfs-walker bench`: per-operation throughput and latency of an NFS server's metadata path.
+//! `nfs-walker bench`: per-operation throughput and latency of an NFS server's metadata path,
+//! and of READ (bytes per second). Every operation only reads: nothing is ever changed.
 //!
 //! A bench mounts the URL, takes a short sample walk for real targets ([`sample`]), then drives
 //! one operation mix from per-core threads, each owning a ring and its connections
@@ -25,6 +26,7 @@ pub use report::{BenchReport, OpReport, SkippedOp, TargetCounts};
 pub use sample::{SampleError, SampleStats, Targets};
 
 use crate::client::{mount, ClientOptions, MountFlowError, Mounted, NfsUrl, UrlError};
+use crate::content::ContentConfig;
 use crate::sched::EngineError;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
@@ -58,6 +60,9 @@ impl From<crate::ring::RingError> for BenchError {
 pub const DURATION_MAX: Duration = Duration::from_secs(7 * 24 * 3600);
 pub const RATE_PER_S_MAX: f64 = 100e6;
 pub const INFLIGHT_MAX: usize = 1 << 20;
+/// The largest READ a bench asks for: the content reader's largest chunk (a reply must fit in
+/// one RPC record).
+pub const READ_SIZE_MAX: u32 = crate::content::reader::CHUNK_BYTES_MAX;
 
 /// Everything that shapes a bench.
 #[derive(Debug, Clone)]
@@ -75,6 +80,9 @@ pub struct BenchConfig {
     /// READDIR `count` / READDIRPLUS `maxcount`, and READDIRPLUS `dircount`, in bytes.
     pub maxcount: u32,
     pub dircount: u32,
+    /// READ `count` in bytes; `None`: the server's preferred READ size (FSINFO `rtpref`, at
+    /// most `rtmax`), as content scans read.
+    pub read_size: Option<u32>,
     pub engine: EngineOptions,
     pub client: ClientOptions,
     /// `--max-rate`: calls per second at most, over every thread, sample walk included.
@@ -93,6 +101,7 @@ impl Default for BenchConfig {
             rpc_timeout: Duration::from_secs(30),
             maxcount: 32 << 10,
             dircount: 8 << 10,
+            read_size: None,
             engine: EngineOptions {
                 reconnects_max: engine::BENCH_RECONNECTS_MAX_DEFAULT,
                 ..EngineOptions::default()
@@ -148,6 +157,12 @@ impl BenchConfig {
         if !(512..=16 << 20).contains(&self.maxcount) || !(512..=16 << 20).contains(&self.dircount)
         {
             return bad("maxcount and dircount must be within 512 B..16 MiB".into());
+        }
+        if self
+            .read_size
+            .is_some_and(|n| !(1..=READ_SIZE_MAX).contains(&n))
+        {
+            return bad(format!("read size must be within 1 B..{READ_SIZE_MAX} B"));
         }
         if self
             .max_rate
@@ -209,6 +224,7 @@ pub fn prepare(url: &str, cfg: &BenchConfig) -> Result<Prepared, BenchError> {
         let what = match op {
             BenchOp::Readlink => "symbolic links",
             BenchOp::Lookup => "directory entries",
+            BenchOp::Read => "regular files with data",
             _ => "targets",
         };
         skipped.push(SkippedOp {
@@ -272,6 +288,14 @@ pub fn run_prepared(
         drain_max: cfg.rpc_timeout,
         maxcount: cfg.maxcount,
         dircount: cfg.dircount.min(cfg.maxcount),
+        read_size: cfg.read_size.unwrap_or_else(|| {
+            let (rtpref, rtmax) = p
+                .mounted
+                .fsinfo
+                .as_ref()
+                .map_or((0, 0), |f| (f.rtpref, f.rtmax));
+            ContentConfig::chunk_for_server(rtpref, rtmax)
+        }),
         cred_xdr: p.mounted.cred_xdr.clone(),
         rate: rate_limit(cfg),
     });
@@ -301,6 +325,7 @@ pub fn run_prepared(
                     .cloned()
                     .unwrap_or_else(load::latency_histogram),
                 ops_per_s: measured.replies as f64 / secs,
+                bytes_per_s: measured.bytes as f64 / secs,
             }
         })
         .collect();
@@ -326,6 +351,7 @@ pub fn run_prepared(
             dirs: t.dirs.len(),
             symlinks: t.symlinks.len(),
             lookups: t.lookups.len(),
+            files: t.files.len(),
         },
     })
 }

@@ -1,5 +1,5 @@
 //! The procedures a bench can drive, and how each one's arguments are built from the sampled
-//! targets.
+//! targets. Every one of them only reads: a bench never changes the server.
 
 use crate::rpc::nfs3::proc3;
 use std::fmt;
@@ -25,6 +25,9 @@ pub enum BenchOp {
     Readlink,
     /// FSSTAT of the export root.
     Fsstat,
+    /// READ of sampled regular files, each read whole in order, a chunk a call (the chunk size
+    /// from FSINFO or `--read-size`), several chunks of one file in flight at once.
+    Read,
 }
 
 /// Most distinct operations in one bench (every one of them).
@@ -32,7 +35,7 @@ pub const BENCH_OPS_MAX: usize = BenchOp::ALL.len();
 
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum OpListError {
-    #[error("unknown operation `{0}` (expected null, getattr, lookup, access, readdir, readdirplus, readlink, fsstat)")]
+    #[error("unknown operation `{0}` (expected null, getattr, lookup, access, readdir, readdirplus, readlink, fsstat, read)")]
     Unknown(String),
     #[error("operation `{0}` is listed twice")]
     Duplicate(String),
@@ -41,7 +44,7 @@ pub enum OpListError {
 }
 
 impl BenchOp {
-    pub const ALL: [BenchOp; 8] = [
+    pub const ALL: [BenchOp; 9] = [
         BenchOp::Null,
         BenchOp::Getattr,
         BenchOp::Lookup,
@@ -50,6 +53,7 @@ impl BenchOp {
         BenchOp::ReaddirPlus,
         BenchOp::Readlink,
         BenchOp::Fsstat,
+        BenchOp::Read,
     ];
 
     /// The lower-case name used on the command line, in reports and as the hlog tag.
@@ -63,6 +67,7 @@ impl BenchOp {
             BenchOp::ReaddirPlus => "readdirplus",
             BenchOp::Readlink => "readlink",
             BenchOp::Fsstat => "fsstat",
+            BenchOp::Read => "read",
         }
     }
 
@@ -77,6 +82,7 @@ impl BenchOp {
             BenchOp::ReaddirPlus => proc3::READDIRPLUS,
             BenchOp::Readlink => proc3::READLINK,
             BenchOp::Fsstat => proc3::FSSTAT,
+            BenchOp::Read => proc3::READ,
         }
     }
 

@@ -30,6 +30,8 @@ pub struct OpReport {
     pub latency_ns: Histogram<u64>,
     /// Replies to measured calls per second of the measured period.
     pub ops_per_s: f64,
+    /// Data bytes of those replies per second (READ; 0 for the other operations).
+    pub bytes_per_s: f64,
 }
 
 impl OpReport {
@@ -57,6 +59,8 @@ pub struct TargetCounts {
     pub dirs: usize,
     pub symlinks: usize,
     pub lookups: usize,
+    /// Regular files with data (READ).
+    pub files: usize,
 }
 
 /// The whole result of one bench against one server.
@@ -125,13 +129,14 @@ impl BenchReport {
         );
         let _ = writeln!(
             o,
-            "  sample: {} entries in {} READDIRPLUS calls: {} objects, {} directories, {} symlinks, {} names{}",
+            "  sample: {} entries in {} READDIRPLUS calls: {} objects, {} directories, {} symlinks, {} names, {} files with data{}",
             self.sample.entries,
             self.sample.readdirplus_calls,
             self.targets.objects,
             self.targets.dirs,
             self.targets.symlinks,
             self.targets.lookups,
+            self.targets.files,
             if self.sample.dirs_failed > 0 {
                 format!(" ({} directories could not be listed)", self.sample.dirs_failed)
             } else {
@@ -159,6 +164,16 @@ impl BenchReport {
                 " {:>10} {:>8}",
                 format_ns(r.latency_ns.max()),
                 r.measured.failed()
+            );
+        }
+        for r in self.ops.iter().filter(|r| r.op == BenchOp::Read) {
+            let _ = writeln!(
+                o,
+                "  {}: {} bytes, {} ({:.0} bytes a reply)",
+                r.op.name(),
+                r.measured.bytes,
+                format_bytes_per_s(r.bytes_per_s),
+                r.measured.bytes as f64 / r.measured.replies.max(1) as f64
             );
         }
         for r in &self.ops {
@@ -224,6 +239,7 @@ impl BenchReport {
                 "dirs": self.targets.dirs,
                 "symlinks": self.targets.symlinks,
                 "lookups": self.targets.lookups,
+                "files": self.targets.files,
             },
             "skipped": self.skipped.iter().map(|s| json!({"op": s.op.name(), "reason": s.reason})).collect::<Vec<_>>(),
             "reconnects": self.reconnects,
@@ -242,6 +258,7 @@ fn counters_json(c: &OpCounters) -> Value {
         "rpc_errors": c.rpc_errors,
         "timeouts": c.timeouts,
         "lost": c.lost,
+        "bytes": c.bytes,
     })
 }
 
@@ -268,6 +285,7 @@ fn op_json(r: &OpReport) -> Value {
     if let Value::Object(m) = &mut v {
         m.insert("op".into(), json!(r.op.name()));
         m.insert("ops_per_s".into(), json!(r.ops_per_s));
+        m.insert("bytes_per_s".into(), json!(r.bytes_per_s));
         m.insert("warmup".into(), counters_json(&r.warmup));
         m.insert("latency_us".into(), latency_json(&r.latency_ns));
     }
@@ -277,6 +295,9 @@ fn op_json(r: &OpReport) -> Value {
 /// The metrics compared between two runs: (label, value of a report).
 fn compared_metrics(r: &OpReport) -> Vec<(&'static str, f64)> {
     let mut v = vec![("ops/s", r.ops_per_s)];
+    if r.op == BenchOp::Read {
+        v.push(("bytes/s", r.bytes_per_s));
+    }
     for (label, p) in PERCENTILES {
         v.push((label, r.percentile_ns(p) as f64));
     }
@@ -307,6 +328,8 @@ pub fn compare_text(a: &BenchReport, b: &BenchReport) -> String {
         for ((label, va), (_, vb)) in compared_metrics(ra).into_iter().zip(compared_metrics(rb)) {
             let (sa, sb) = if label == "ops/s" {
                 (format!("{va:.1}"), format!("{vb:.1}"))
+            } else if label == "bytes/s" {
+                (format_bytes_per_s(va), format_bytes_per_s(vb))
             } else {
                 (format_ns(va as u64), format_ns(vb as u64))
             };
@@ -325,7 +348,11 @@ pub fn compare_json(a: &BenchReport, b: &BenchReport) -> Value {
         let mut m = serde_json::Map::new();
         m.insert("op".into(), json!(ra.op.name()));
         for ((label, va), (_, vb)) in compared_metrics(ra).into_iter().zip(compared_metrics(rb)) {
-            let key = if label == "ops/s" { "ops_per_s" } else { label };
+            let key = match label {
+                "ops/s" => "ops_per_s",
+                "bytes/s" => "bytes_per_s",
+                _ => label,
+            };
             m.insert(format!("{key}_ratio"), json!(ratio(va, vb)));
         }
         ops.push(Value::Object(m));
@@ -352,6 +379,17 @@ pub fn format_ns(ns: u64) -> String {
         1_000..=999_999 => format!("{:.1} µs", ns as f64 / 1e3),
         1_000_000..=999_999_999 => format!("{:.2} ms", ns as f64 / 1e6),
         _ => format!("{:.2} s", ns as f64 / 1e9),
+    }
+}
+
+/// Bytes per second in decimal units, as disks and links are rated (`1.23 GB/s`).
+pub fn format_bytes_per_s(per_s: f64) -> String {
+    if per_s >= 1e9 {
+        format!("{:.2} GB/s", per_s / 1e9)
+    } else if per_s >= 1e6 {
+        format!("{:.1} MB/s", per_s / 1e6)
+    } else {
+        format!("{:.1} kB/s", per_s / 1e3)
     }
 }
 
@@ -388,6 +426,18 @@ pub fn timeline_line(ops: &[BenchOp], span: IntervalSpan, set: &IntervalSet) -> 
             o.push_str(" |");
         }
         let _ = write!(o, " {} {}/s", op.name(), format_rate(h.len() as f64 / secs));
+        if *op == BenchOp::Read {
+            let bytes = if warmup {
+                set.warmup_bytes.get(i)
+            } else {
+                set.measured_bytes.get(i)
+            };
+            let _ = write!(
+                o,
+                " {}",
+                format_bytes_per_s(bytes.copied().unwrap_or(0) as f64 / secs)
+            );
+        }
         if !h.is_empty() {
             let _ = write!(
                 o,
@@ -427,6 +477,7 @@ mod tests {
                 },
                 latency_ns: h,
                 ops_per_s,
+                bytes_per_s: 0.0,
             }],
             skipped: vec![SkippedOp {
                 op: BenchOp::Readlink,

@@ -1,5 +1,5 @@
 //! The sample walk: a short walk of the URL's tree that yields real targets for the bench
-//! (object handles, (directory, name) pairs, symlinks, directories).
+//! (object handles, (directory, name) pairs, symlinks, directories, regular files with data).
 //!
 //! It is the scan's own walk ([`crate::scan`], READDIRPLUS with small replies) over the same
 //! engine, its entries handed to a [`SampleCollector`] instead of an output: every child's
@@ -41,6 +41,13 @@ pub struct LookupTarget {
     name_len: u32,
 }
 
+/// A regular file for READ: its handle and its size when listed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FileTarget {
+    pub fh: FileHandle,
+    pub size: u64,
+}
+
 /// What the sample walk did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct SampleStats {
@@ -64,6 +71,8 @@ pub struct Targets {
     pub symlinks: Vec<FileHandle>,
     /// Sampled (directory, name) pairs (LOOKUP).
     pub lookups: Vec<LookupTarget>,
+    /// Sampled regular files that are not empty (READ).
+    pub files: Vec<FileTarget>,
     names: Vec<u8>,
     pub stats: SampleStats,
 }
@@ -105,6 +114,7 @@ impl Targets {
             BenchOp::Lookup => self.lookups.len(),
             BenchOp::Readdir | BenchOp::ReaddirPlus => self.dirs.len(),
             BenchOp::Readlink => self.symlinks.len(),
+            BenchOp::Read => self.files.len(),
         }
     }
 }
@@ -118,6 +128,7 @@ impl Targets {
         self.objects.extend(o.objects);
         self.dirs.extend(o.dirs);
         self.symlinks.extend(o.symlinks);
+        self.files.extend(o.files);
     }
 }
 
@@ -163,6 +174,10 @@ impl EntrySink for SampleCollector {
         match o.kind {
             EntryType::Dir => t.dirs.push(*fh),
             EntryType::Symlink => t.symlinks.push(*fh),
+            EntryType::File if o.size > 0 => t.files.push(FileTarget {
+                fh: *fh,
+                size: o.size,
+            }),
             _ => {}
         }
     }
@@ -268,6 +283,7 @@ pub(crate) mod tests {
             name,
             fh,
             kind,
+            size: 10,
         };
         a.object(&obj(b"d", Some(&d), EntryType::Dir));
         b.object(&obj(b"nofh", None, EntryType::File));
@@ -282,6 +298,10 @@ pub(crate) mod tests {
         assert_eq!(t.stats.entries, 3);
         assert_eq!(t.dirs, vec![fh(1), fh(2)]);
         assert_eq!(t.symlinks, vec![fh(2)]);
+        assert!(
+            t.files.is_empty(),
+            "the file without a handle cannot be read"
+        );
         assert_eq!(
             t.objects.len(),
             3,

@@ -27,7 +27,8 @@ pub struct BenchArgs {
     /// nfs://host[:port]/path[?uid=N&gid=N&mountport=N&nfsport=N&version=3]
     pub url: String,
     /// Operations, comma-separated, issued in rotation: null, getattr, lookup, access,
-    /// readdir, readdirplus, readlink, fsstat
+    /// readdir, readdirplus, readlink, fsstat, read (sampled files read whole, a chunk a
+    /// call; bytes/s in the report)
     #[arg(long = "op", default_value = "getattr")]
     pub op: String,
     /// Entries the sample walk collects as targets
@@ -71,6 +72,9 @@ pub struct BenchArgs {
     /// READDIRPLUS dircount in bytes
     #[arg(long, default_value_t = 8 << 10)]
     pub dircount: u32,
+    /// READ count in bytes (default: the server's preferred READ size from FSINFO)
+    #[arg(long, value_name = "BYTES")]
+    pub read_size: Option<u32>,
     /// Write the whole result as JSON to FILE
     #[arg(long)]
     pub json: Option<PathBuf>,
@@ -158,6 +162,7 @@ impl BenchArgs {
             rpc_timeout: self.timeout,
             maxcount: self.maxcount,
             dircount: self.dircount,
+            read_size: self.read_size,
             engine,
             client: self.client.options(),
             max_rate: self.max_rate,

@@ -45,7 +45,7 @@ pub struct StatsArgs {
     #[arg(long)]
     pub age_histogram: bool,
     /// Groups of regular files with the same size and checksum, and the bytes one copy each
-    /// would save (a scan made with --checksum; NDJSON)
+    /// would save (a scan made with --checksum)
     #[arg(long)]
     pub duplicates: bool,
     /// With --duplicates: ignore files smaller than this many bytes
@@ -56,10 +56,10 @@ pub struct StatsArgs {
         requires = "duplicates"
     )]
     pub min_size: u64,
-    /// Files and bytes per MIME type (a scan made with --file-type; NDJSON)
+    /// Files and bytes per MIME type (a scan made with --file-type)
     #[arg(long)]
     pub file_types: bool,
-    /// Groups of paths that are one inode (same fsid and fileid; NDJSON)
+    /// Groups of paths that are one inode (same fsid and fileid)
     #[arg(long)]
     pub hardlinks: bool,
     /// Every report (--largest-dirs only for a database)
@@ -142,42 +142,26 @@ pub fn run(args: &StatsArgs) -> Result<i32> {
     Ok(0)
 }
 
-/// `--duplicates`, `--file-types`, `--hardlinks`: one pass over NDJSON records.
+/// `--duplicates`, `--file-types`, `--hardlinks`: grouped by SQLite from a database, in one
+/// pass over NDJSON or Parquet.
 fn content_reports(args: &StatsArgs) -> Result<i32> {
-    use nfs_walker::content::reports::{ContentReports, ContentReportsWanted};
-    use nfs_walker::stats::ndjson::read_line_bounded;
-    use std::io::BufRead;
-    let is_stdin = args.file.as_os_str() == "-";
-    if !is_stdin && detect(&args.file)? != InputKind::Ndjson {
-        bail!(
-            "--duplicates, --file-types and --hardlinks read NDJSON scans \
-             (nfs-walker scan URL --checksum ALGO -o scan.ndjson)"
-        );
-    }
-    let mut reports = ContentReports::new(ContentReportsWanted {
+    use nfs_walker::content::reports::ContentReportsWanted;
+    use nfs_walker::stats::content_reports_from_input;
+    let kind = detect(&args.file).with_context(|| format!("reading {}", args.file.display()))?;
+    let wanted = ContentReportsWanted {
         duplicates: args.duplicates,
         min_size: args.min_size,
         file_types: args.file_types,
         hardlinks: args.hardlinks,
         top: args.top,
-    });
-    let mut input: Box<dyn BufRead> = if is_stdin {
-        Box::new(std::io::stdin().lock())
-    } else {
-        let f = std::fs::File::open(&args.file)
-            .with_context(|| format!("opening {}", args.file.display()))?;
-        Box::new(std::io::BufReader::with_capacity(1 << 20, f))
     };
-    let mut malformed = 0u64;
-    let mut line = Vec::new();
-    while let Some(whole) = read_line_bounded(&mut input, &mut line)? {
-        match serde_json::from_slice::<serde_json::Value>(&line) {
-            Ok(v) if whole => reports.add(&v),
-            _ => malformed += 1,
-        }
-    }
-    if malformed > 0 {
-        eprintln!("nfs-walker: skipped {malformed} lines that are not entry records");
+    let (reports, skipped) = content_reports_from_input(&args.file, kind, wanted)
+        .with_context(|| format!("reading {}", args.file.display()))?;
+    if skipped > 0 {
+        eprintln!(
+            "nfs-walker: {}: skipped {skipped} lines that are not entry records",
+            args.file.display()
+        );
     }
     let text = if args.json {
         let mut s = serde_json::to_string_pretty(&reports.to_json())?;

@@ -18,7 +18,9 @@
 //! `size`, `used` (unsigned 64-bit), `mode`, `nlink`, `uid`, `gid` (unsigned 32-bit),
 //! `fileid`, `fsid` (unsigned 64-bit), `atime_ns`, `mtime_ns`, `ctime_ns` (timestamps in
 //! nanoseconds, UTC), `depth` (unsigned 32-bit), `extension` (as the database's column; null
-//! where none), `target` and `target_bytes` (symlink targets with `--readlink`, as `path`).
+//! where none), `target` and `target_bytes` (symlink targets with `--readlink`, as `path`),
+//! `checksum` and `mime` (UTF-8, `--checksum` and `--file-type`; null where the scan read no
+//! contents or found no value; absent from files of schema version 1, which read as null).
 //! The scan itself (URL, times, status, totals) is the JSON value of the key
 //! [`SCAN_METADATA_KEY`] in each file's key-value metadata.
 
@@ -39,8 +41,9 @@ pub const PART_ROWS_DEFAULT: u64 = 1 << 20;
 pub const PART_SECONDS_DEFAULT: f64 = 10.0;
 /// The key-value metadata key holding the scan's description (JSON).
 pub const SCAN_METADATA_KEY: &str = "nfs_walker.scan";
-/// Stored in the scan metadata: the columns' meaning changes with it.
-pub const PARQUET_SCHEMA_VERSION: u32 = 1;
+/// Stored in the scan metadata: the columns' meaning changes with it. Version 2 added
+/// `checksum` and `mime`.
+pub const PARQUET_SCHEMA_VERSION: u32 = 2;
 /// The first (and last) four bytes of every Parquet file.
 pub const PARQUET_MAGIC: &[u8; 4] = b"PAR1";
 
@@ -65,11 +68,13 @@ message nfs_walker_entry {
     OPTIONAL BYTE_ARRAY extension (STRING);
     OPTIONAL BYTE_ARRAY target (STRING);
     OPTIONAL BYTE_ARRAY target_bytes;
+    OPTIONAL BYTE_ARRAY checksum (STRING);
+    OPTIONAL BYTE_ARRAY mime (STRING);
 }
 ";
 
 /// The column names, in schema order.
-pub const COLUMNS: [&str; 18] = [
+pub const COLUMNS: [&str; 20] = [
     "path",
     "path_bytes",
     "type",
@@ -88,7 +93,12 @@ pub const COLUMNS: [&str; 18] = [
     "extension",
     "target",
     "target_bytes",
+    "checksum",
+    "mime",
 ];
+
+/// The columns files of schema version 1 lack: read as null there.
+pub const CONTENT_COLUMNS: [&str; 2] = ["checksum", "mime"];
 
 #[derive(Debug, Error)]
 pub enum ColumnarError {

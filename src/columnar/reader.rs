@@ -2,8 +2,8 @@
 //! part files), a row group at a time and a batch of rows at a time: memory follows the batch,
 //! not the file.
 
-use super::{ColumnarError, COLUMNS, PARQUET_MAGIC, SCAN_METADATA_KEY};
-use crate::record::{EntryAttrs, EntryRef, EntryType};
+use super::{ColumnarError, COLUMNS, CONTENT_COLUMNS, PARQUET_MAGIC, SCAN_METADATA_KEY};
+use crate::record::{ContentFields, EntryAttrs, EntryContent, EntryRef, EntryType};
 use parquet::column::reader::{get_typed_column_reader, ColumnReaderImpl};
 use parquet::data_type::{ByteArray, ByteArrayType, DataType, Int32Type, Int64Type};
 use parquet::file::reader::{FileReader, SerializedFileReader};
@@ -73,11 +73,48 @@ pub fn scan_metadata(path: &Path) -> Result<Option<serde_json::Value>, ColumnarE
 
 /// Calls `f` with every entry of a Parquet input, in file order.
 pub fn for_each_entry(path: &Path, mut f: impl FnMut(&EntryRef<'_>)) -> Result<u64, ColumnarError> {
+    for_each_entry_with_content(path, |e, _| f(e))
+}
+
+/// [`for_each_entry`] with each entry's content columns (null in files without them).
+pub fn for_each_entry_with_content(
+    path: &Path,
+    mut f: impl FnMut(&EntryRef<'_>, &EntryContent<'_>),
+) -> Result<u64, ColumnarError> {
     let mut rows = 0;
     for file in input_files(path)? {
         rows += read_file(&file, &mut f)?;
     }
     Ok(rows)
+}
+
+/// Which content columns of a Parquet input hold any value, told from the column chunks'
+/// null counts (no data is read). A chunk without statistics counts as holding values.
+pub fn content_fields(path: &Path) -> Result<ContentFields, ColumnarError> {
+    let mut fields = ContentFields::default();
+    for file in input_files(path)? {
+        let f = File::open(&file).map_err(ColumnarError::io(&file))?;
+        let reader = SerializedFileReader::new(f)?;
+        let meta = reader.metadata();
+        let schema = meta.file_metadata().schema_descr();
+        for (name, slot) in CONTENT_COLUMNS
+            .into_iter()
+            .zip([&mut fields.checksum, &mut fields.mime])
+        {
+            let Some(index) = schema.columns().iter().position(|c| c.name() == name) else {
+                continue;
+            };
+            for group in meta.row_groups() {
+                let chunk = group.column(index);
+                let all_null = chunk
+                    .statistics()
+                    .and_then(|s| s.null_count_opt())
+                    .is_some_and(|nulls| nulls == chunk.num_values() as u64);
+                *slot |= !all_null;
+            }
+        }
+    }
+    Ok(fields)
 }
 
 /// A column being read: its typed reader and the values and definition levels of the batch.
@@ -116,20 +153,26 @@ impl OptionalCursor {
     }
 }
 
-fn read_file(path: &Path, f: &mut impl FnMut(&EntryRef<'_>)) -> Result<u64, ColumnarError> {
+fn read_file(
+    path: &Path,
+    f: &mut impl FnMut(&EntryRef<'_>, &EntryContent<'_>),
+) -> Result<u64, ColumnarError> {
     let file = File::open(path).map_err(ColumnarError::io(path))?;
     let reader = SerializedFileReader::new(file)?;
     let schema = reader.metadata().file_metadata().schema_descr_ptr();
+    // Column positions; `usize::MAX` for a content column the file lacks (schema version 1).
     let mut index = [0usize; COLUMNS.len()];
     for (slot, name) in index.iter_mut().zip(COLUMNS) {
-        *slot = schema
-            .columns()
-            .iter()
-            .position(|c| c.name() == name)
-            .ok_or(ColumnarError::MissingColumn {
-                path: path.to_path_buf(),
-                column: name,
-            })?;
+        *slot = match schema.columns().iter().position(|c| c.name() == name) {
+            Some(i) => i,
+            None if CONTENT_COLUMNS.contains(&name) => usize::MAX,
+            None => {
+                return Err(ColumnarError::MissingColumn {
+                    path: path.to_path_buf(),
+                    column: name,
+                })
+            }
+        };
     }
     let mut total = 0u64;
     for g in 0..reader.num_row_groups() {
@@ -168,6 +211,16 @@ fn read_file(path: &Path, f: &mut impl FnMut(&EntryRef<'_>)) -> Result<u64, Colu
         let mut depth = col!(14, Int32Type);
         let mut target = col!(16, ByteArrayType);
         let mut target_bytes = col!(17, ByteArrayType);
+        let mut checksum = if index[18] == usize::MAX {
+            None
+        } else {
+            Some(col!(18, ByteArrayType))
+        };
+        let mut mime = if index[19] == usize::MAX {
+            None
+        } else {
+            Some(col!(19, ByteArrayType))
+        };
         loop {
             let n = path_col.read(READ_BATCH_ROWS)?;
             if n == 0 {
@@ -190,6 +243,8 @@ fn read_file(path: &Path, f: &mut impl FnMut(&EntryRef<'_>)) -> Result<u64, Colu
                 depth.read(n)?,
                 target.read(n)?,
                 target_bytes.read(n)?,
+                checksum.as_mut().map_or(Ok(n), |c| c.read(n))?,
+                mime.as_mut().map_or(Ok(n), |c| c.read(n))?,
             ];
             if counts.iter().any(|&c| c != n)
                 || [
@@ -218,11 +273,24 @@ fn read_file(path: &Path, f: &mut impl FnMut(&EntryRef<'_>)) -> Result<u64, Colu
             let mut exact_path = OptionalCursor { next_value: 0 };
             let mut target_text = OptionalCursor { next_value: 0 };
             let mut target_exact = OptionalCursor { next_value: 0 };
+            let mut checksum_text = OptionalCursor { next_value: 0 };
+            let mut mime_text = OptionalCursor { next_value: 0 };
             for i in 0..n {
                 let text = path_col.values[i].data();
                 let exact = exact_path.get(&path_bytes, i);
                 let t_text = target_text.get(&target, i);
                 let t_exact = target_exact.get(&target_bytes, i);
+                // Written from UTF-8 strings; anything else is not a value of ours.
+                let content = EntryContent {
+                    checksum: checksum
+                        .as_ref()
+                        .and_then(|c| checksum_text.get(c, i))
+                        .and_then(|v| std::str::from_utf8(v).ok()),
+                    mime: mime
+                        .as_ref()
+                        .and_then(|c| mime_text.get(c, i))
+                        .and_then(|v| std::str::from_utf8(v).ok()),
+                };
                 let attrs = EntryAttrs {
                     kind: std::str::from_utf8(kind.values[i].data())
                         .ok()
@@ -240,12 +308,15 @@ fn read_file(path: &Path, f: &mut impl FnMut(&EntryRef<'_>)) -> Result<u64, Colu
                     mtime_ns: mtime.values[i],
                     ctime_ns: ctime.values[i],
                 };
-                f(&EntryRef {
-                    path: exact.unwrap_or(text),
-                    attrs: &attrs,
-                    depth: depth.values[i] as u32,
-                    target: t_exact.or(t_text),
-                });
+                f(
+                    &EntryRef {
+                        path: exact.unwrap_or(text),
+                        attrs: &attrs,
+                        depth: depth.values[i] as u32,
+                        target: t_exact.or(t_text),
+                    },
+                    &content,
+                );
             }
             total += n as u64;
         }

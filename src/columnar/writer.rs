@@ -6,7 +6,7 @@ use super::{
 };
 use crate::output::sqlite::{RowBatch, ScanEnd, ScanInfo};
 use crate::output::{OutputBatch, CHANNEL_BATCHES_MAX};
-use crate::record::{EntryRef, EntryType};
+use crate::record::{EntryContent, EntryRef, EntryType};
 use bytes::Bytes;
 use crossbeam_channel::{bounded, Receiver, Sender};
 use parquet::basic::{Compression, ZstdLevel};
@@ -198,6 +198,10 @@ struct ColumnBuffers {
     target_def: Vec<i16>,
     target_bytes: Vec<ByteArray>,
     target_bytes_def: Vec<i16>,
+    checksum: Vec<ByteArray>,
+    checksum_def: Vec<i16>,
+    mime: Vec<ByteArray>,
+    mime_def: Vec<i16>,
 }
 
 /// The `type` column's values, made once (a clone of a static `Bytes` allocates nothing).
@@ -211,6 +215,8 @@ const SPAN_PATH_BYTES: u8 = 1;
 const SPAN_EXTENSION: u8 = 2;
 const SPAN_TARGET: u8 = 3;
 const SPAN_TARGET_BYTES: u8 = 4;
+const SPAN_CHECKSUM: u8 = 5;
+const SPAN_MIME: u8 = 6;
 
 impl ColumnBuffers {
     fn clear(&mut self) {
@@ -239,7 +245,11 @@ impl ColumnBuffers {
             target,
             target_def,
             target_bytes,
-            target_bytes_def
+            target_bytes_def,
+            checksum,
+            checksum_def,
+            mime,
+            mime_def
         );
     }
 
@@ -272,13 +282,21 @@ impl ColumnBuffers {
                 SPAN_PATH_BYTES => self.path_bytes.push(v),
                 SPAN_EXTENSION => self.extension.push(v),
                 SPAN_TARGET => self.target.push(v),
-                _ => self.target_bytes.push(v),
+                SPAN_TARGET_BYTES => self.target_bytes.push(v),
+                SPAN_CHECKSUM => self.checksum.push(v),
+                _ => self.mime.push(v),
             }
         }
         self.spans.clear();
     }
 
-    fn push(&mut self, e: &EntryRef<'_>, path_is_utf8: bool, extension: Option<&[u8]>) {
+    fn push(
+        &mut self,
+        e: &EntryRef<'_>,
+        path_is_utf8: bool,
+        extension: Option<&[u8]>,
+        content: &EntryContent<'_>,
+    ) {
         let a = e.attrs;
         let def = self.text(e.path, path_is_utf8, SPAN_PATH, SPAN_PATH_BYTES);
         self.path_bytes_def.push(def);
@@ -320,6 +338,17 @@ impl ColumnBuffers {
                 self.target_bytes_def.push(0);
             }
         }
+        for (value, span, def) in [
+            (content.checksum, SPAN_CHECKSUM, &mut self.checksum_def),
+            (content.mime, SPAN_MIME, &mut self.mime_def),
+        ] {
+            def.push(i16::from(value.is_some()));
+            if let Some(v) = value {
+                let start = self.arena.len() as u32;
+                self.arena.extend_from_slice(v.as_bytes());
+                self.spans.push((span, start, self.arena.len() as u32));
+            }
+        }
     }
 
     /// Writes the buffered values into the row group's column writers (schema order).
@@ -356,14 +385,17 @@ impl ColumnBuffers {
         bytes(&mut w[15], &self.extension, Some(&self.extension_def))?;
         bytes(&mut w[16], &self.target, Some(&self.target_def))?;
         bytes(&mut w[17], &self.target_bytes, Some(&self.target_bytes_def))?;
+        bytes(&mut w[18], &self.checksum, Some(&self.checksum_def))?;
+        bytes(&mut w[19], &self.mime, Some(&self.mime_def))?;
         group.rows += self.size.len();
         Ok(())
     }
 }
 
 /// Writer properties: ZSTD; dictionaries only where values repeat (types, extensions,
-/// owners, modes); statistics per column chunk, none for paths (long byte strings whose
-/// minimum and maximum help no query).
+/// owners, modes, MIME types); statistics per column chunk, none for paths (long byte strings
+/// whose minimum and maximum help no query). Checksums keep theirs: their null counts tell a
+/// reader whether the scan read contents without reading the column.
 fn properties() -> WriterPropertiesPtr {
     let mut b = WriterProperties::builder()
         .set_compression(Compression::ZSTD(
@@ -382,6 +414,7 @@ fn properties() -> WriterPropertiesPtr {
         "gid",
         "fsid",
         "depth",
+        "mime",
     ] {
         b = b.set_column_dictionary_enabled(ColumnPath::from(c), true);
     }
@@ -494,7 +527,8 @@ impl Files {
     fn add(&mut self, rows: &RowBatch) -> Result<(), ColumnarError> {
         self.columns.clear();
         for r in rows.iter() {
-            self.columns.push(&r.entry, r.path_is_utf8, r.extension);
+            self.columns
+                .push(&r.entry, r.path_is_utf8, r.extension, &r.content);
         }
         self.columns.seal();
         let n = rows.len();

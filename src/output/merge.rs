@@ -12,11 +12,14 @@
 //! The merged entries go in path order, so every directory comes before its children: the
 //! database writer resolves parents and sums directory totals as a single scan's writer does.
 //! A part's torn last line (a host killed mid-write) is dropped; any other malformed line is an
-//! error.
+//! error. The content fields (`checksum`, `mime`) go along where a part has them.
 
 use super::extsort::ExternalSorter;
 use super::{Batcher, Format, OutputBatch};
-use crate::record::{EntryAttrs, EntryRecord, EntryType};
+use crate::output::schema::{entries_content_fields, entries_has_content_columns};
+use crate::record::{
+    content_of_json, ContentFields, EntryAttrs, EntryContent, EntryRecord, EntryType,
+};
 use crossbeam_channel::Sender;
 use rusqlite::types::ValueRef;
 use std::io::{self, BufRead, BufReader, Write};
@@ -60,6 +63,8 @@ pub struct MergeSummary {
     pub duplicates: u64,
     /// Torn last lines dropped.
     pub torn_lines: u64,
+    /// The content fields some part carries (the merged output carries them all).
+    pub content: ContentFields,
 }
 
 /// A part: an NDJSON file or a scan database (told apart by the SQLite header).
@@ -76,11 +81,22 @@ pub fn is_database(path: &Path) -> Result<bool, MergeError> {
     Ok(n == 16 && &head == super::sqlite::SQLITE_HEADER)
 }
 
-/// The sort key of one copy: `path 0x00 !ctime rank ndjson-line`. A path holds no NUL byte
-/// (the walk refuses such names), so the path's end sorts before any longer path.
-fn sort_key(r: &EntryRecord, rank: u32, line: &mut Vec<u8>) -> Vec<u8> {
+/// The sort key of one copy: `path 0x00 !ctime rank ndjson-line` (the line with the content
+/// fields `fields`). A path holds no NUL byte (the walk refuses such names), so the path's end
+/// sorts before any longer path.
+fn sort_key(
+    r: &EntryRecord,
+    fields: ContentFields,
+    content: &EntryContent<'_>,
+    rank: u32,
+    line: &mut Vec<u8>,
+) -> Vec<u8> {
     line.clear();
-    r.write_ndjson(line);
+    if fields.any() {
+        r.as_ref().write_ndjson_content(line, fields, content);
+    } else {
+        r.write_ndjson(line);
+    }
     let mut k = Vec::with_capacity(r.path.len() + 13 + line.len());
     k.extend_from_slice(&r.path);
     k.push(0);
@@ -141,14 +157,29 @@ fn read_ndjson(
             line: n,
             why: "not UTF-8".into(),
         })?;
-        let rec = EntryRecord::from_json(text).map_err(|why| MergeError::BadLine {
+        let bad = |why: String| MergeError::BadLine {
             path: path.to_path_buf(),
             line: n,
             why,
-        })?;
+        };
+        let v: serde_json::Value = serde_json::from_str(text).map_err(|e| bad(e.to_string()))?;
+        let rec = EntryRecord::from_json_value(&v).map_err(bad)?;
+        // A record carries the content fields its scan wrote, null or not.
+        let fields = ContentFields {
+            checksum: v.get("checksum").is_some(),
+            mime: v.get("mime").is_some(),
+        };
+        summary.content.checksum |= fields.checksum;
+        summary.content.mime |= fields.mime;
         summary.read += 1;
         sorter
-            .push(sort_key(&rec, rank, &mut line))
+            .push(sort_key(
+                &rec,
+                fields,
+                &content_of_json(&v),
+                rank,
+                &mut line,
+            ))
             .map_err(MergeError::Sort)?;
     }
 }
@@ -172,11 +203,20 @@ fn read_database(
     let conn =
         rusqlite::Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
             .map_err(sql_err)?;
+    // A database of schema version 1 has no content columns.
+    let columns = if entries_has_content_columns(&conn).map_err(sql_err)? {
+        "checksum, mime"
+    } else {
+        "NULL, NULL"
+    };
+    let fields = entries_content_fields(&conn).map_err(sql_err)?;
+    summary.content.checksum |= fields.checksum;
+    summary.content.mime |= fields.mime;
     let mut stmt = conn
-        .prepare(
+        .prepare(&format!(
             "SELECT path, type, size, used, mode, nlink, uid, gid, fileid, fsid, atime_ns, \
-             mtime_ns, ctime_ns, depth, target FROM entries",
-        )
+             mtime_ns, ctime_ns, depth, target, {columns} FROM entries"
+        ))
         .map_err(sql_err)?;
     let mut rows = stmt.query([]).map_err(sql_err)?;
     let mut line = Vec::new();
@@ -208,9 +248,15 @@ fn read_database(
             depth: int(13)? as u32,
             target: bytes(row.get_ref(14).map_err(sql_err)?),
         };
+        let checksum: Option<String> = row.get(15).map_err(sql_err)?;
+        let mime: Option<String> = row.get(16).map_err(sql_err)?;
+        let content = EntryContent {
+            checksum: checksum.as_deref(),
+            mime: mime.as_deref(),
+        };
         summary.read += 1;
         sorter
-            .push(sort_key(&rec, rank, &mut line))
+            .push(sort_key(&rec, fields, &content, rank, &mut line))
             .map_err(MergeError::Sort)?;
     }
     Ok(())
@@ -243,12 +289,12 @@ pub fn merge(parts: &[PathBuf], out: MergeOutput<'_>) -> Result<MergeSummary, Me
     let mut emit: EmitLine<'_> = match out {
         MergeOutput::Ndjson(w) => Box::new(move |line: &[u8]| w.write_all(line)),
         MergeOutput::Batches(format, tx) => {
-            let mut batcher = Batcher::new(format, tx, None);
+            let mut batcher = Batcher::new(format, tx, None).with_content(summary.content);
             Box::new(move |line: &[u8]| {
-                let text =
-                    std::str::from_utf8(&line[..line.len() - 1]).map_err(io::Error::other)?;
-                let rec = EntryRecord::from_json(text).map_err(io::Error::other)?;
-                batcher.entry(&rec.as_ref());
+                let v: serde_json::Value =
+                    serde_json::from_slice(&line[..line.len() - 1]).map_err(io::Error::other)?;
+                let rec = EntryRecord::from_json_value(&v).map_err(io::Error::other)?;
+                batcher.entry_with_content(&rec.as_ref(), &content_of_json(&v));
                 Ok(())
             })
         }
@@ -289,12 +335,14 @@ mod tests {
     #[test]
     fn keys_order_parents_first_and_newest_copy_first() {
         let mut line = Vec::new();
+        let none = ContentFields::default();
+        let c = EntryContent::default();
         let mut keys = [
-            sort_key(&rec("a b", 1), 0, &mut line),
-            sort_key(&rec("a/b", 1), 0, &mut line),
-            sort_key(&rec("a", -5), 0, &mut line),
-            sort_key(&rec("a", 9), 1, &mut line),
-            sort_key(&rec("a", 9), 0, &mut line),
+            sort_key(&rec("a b", 1), none, &c, 0, &mut line),
+            sort_key(&rec("a/b", 1), none, &c, 0, &mut line),
+            sort_key(&rec("a", -5), none, &c, 0, &mut line),
+            sort_key(&rec("a", 9), none, &c, 1, &mut line),
+            sort_key(&rec("a", 9), none, &c, 0, &mut line),
         ];
         keys.sort();
         let order: Vec<(&[u8], i64, u32)> = keys
@@ -347,7 +395,8 @@ mod tests {
                 read: 6,
                 written: 4,
                 duplicates: 2,
-                torn_lines: 1
+                torn_lines: 1,
+                content: ContentFields::default(),
             }
         );
         let mut expected = Vec::new();
@@ -362,5 +411,89 @@ mod tests {
         let c = write("c.ndjson", &[], b"{oops}\n");
         let e = merge(&[c], MergeOutput::Ndjson(&mut Vec::new())).unwrap_err();
         assert!(e.to_string().contains("line 1"), "{e}");
+    }
+
+    /// A part's checksums and types reach the merged database; a part without them adds rows
+    /// with none.
+    #[test]
+    fn content_fields_of_the_parts_are_carried() {
+        use crate::output::sqlite::{ScanEnd, ScanInfo, ScanStatus, SqliteWriter};
+        let dir = tempfile::tempdir().unwrap();
+        let file = |path: &str| EntryRecord {
+            attrs: EntryAttrs {
+                kind: EntryType::File,
+                ..rec(path, 1).attrs
+            },
+            ..rec(path, 1)
+        };
+        let both = ContentFields {
+            checksum: true,
+            mime: true,
+        };
+        let mut a = Vec::new();
+        rec(".", 1)
+            .as_ref()
+            .write_ndjson_content(&mut a, both, &EntryContent::default());
+        file("x").as_ref().write_ndjson_content(
+            &mut a,
+            both,
+            &EntryContent {
+                checksum: Some("xxh3:0011"),
+                mime: Some("text/plain"),
+            },
+        );
+        let mut b = Vec::new();
+        file("y").write_ndjson(&mut b);
+        let (pa, pb) = (dir.path().join("a.ndjson"), dir.path().join("b.ndjson"));
+        std::fs::write(&pa, a).unwrap();
+        std::fs::write(&pb, b).unwrap();
+        let db = dir.path().join("merged.db");
+        let info = ScanInfo {
+            url: String::new(),
+            server: String::new(),
+            options_json: "{}".into(),
+            started: std::time::SystemTime::now(),
+            resumes: 0,
+        };
+        let (writer, tx) = SqliteWriter::create(
+            &db,
+            &info,
+            std::time::Duration::from_secs(10),
+            std::sync::Arc::default(),
+            None,
+        )
+        .unwrap();
+        let summary = merge(&[pa, pb], MergeOutput::Batches(Format::SqliteRows, tx)).unwrap();
+        assert_eq!(summary.content, both);
+        writer
+            .finish(&ScanEnd {
+                status: ScanStatus::Completed,
+                finished: std::time::SystemTime::now(),
+                message: None,
+                threads: 1,
+                connections: 1,
+                backend: String::new(),
+            })
+            .unwrap();
+        let conn = rusqlite::Connection::open(&db).unwrap();
+        let rows: Vec<(String, Option<String>, Option<String>)> = conn
+            .prepare("SELECT path, checksum, mime FROM entries ORDER BY path")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(
+            rows,
+            [
+                (".".into(), None, None),
+                (
+                    "x".into(),
+                    Some("xxh3:0011".into()),
+                    Some("text/plain".into())
+                ),
+                ("y".into(), None, None),
+            ]
+        );
     }
 }

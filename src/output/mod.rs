@@ -163,10 +163,25 @@ impl Batcher {
     /// An entry with its content fields (see [`Batcher::with_content`]).
     pub fn entry_with_content(&mut self, e: &EntryRef<'_>, content: &EntryContent<'_>) {
         let fields = self.content;
+        if !fields.any() {
+            return self.entry(e);
+        }
         match self.format {
             Format::Ndjson => e.write_ndjson_content(&mut self.bytes, fields, content),
             Format::Csv => e.write_csv_content(&mut self.bytes, fields, content),
-            Format::Names | Format::SqliteRows | Format::DirCounts => {
+            Format::SqliteRows => {
+                // Only the fields asked for, as the text formats write them.
+                let content = EntryContent {
+                    checksum: content.checksum.filter(|_| fields.checksum),
+                    mime: content.mime.filter(|_| fields.mime),
+                };
+                self.rows.push_with_content(e, &content);
+                if self.rows.len() >= BATCH_RECORDS || self.rows.byte_len() >= BATCH_BYTES {
+                    self.flush_rows();
+                }
+                return;
+            }
+            Format::Names | Format::DirCounts => {
                 let saved = std::mem::take(&mut self.content);
                 self.entry(e);
                 self.content = saved;

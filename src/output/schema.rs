@@ -6,7 +6,9 @@ use std::borrow::Cow;
 
 /// Stored as `PRAGMA user_version`.
 /// 2: `scan.resumes`.
-pub const SCHEMA_VERSION: i32 = 2;
+/// 3: `entries.checksum` and `entries.mime` (last, nullable: a database of an earlier version
+/// reads as one whose scan read no contents; see [`entries_has_content_columns`]).
+pub const SCHEMA_VERSION: i32 = 3;
 /// Stored as `PRAGMA application_id`: "NFSW".
 pub const APPLICATION_ID: i32 = 0x4e46_5357;
 /// The first bytes of every SQLite 3 database file.
@@ -33,7 +35,9 @@ CREATE TABLE entries (
     ctime_ns  INTEGER NOT NULL,
     depth     INTEGER NOT NULL,
     extension TEXT,
-    target    TEXT
+    target    TEXT,
+    checksum  TEXT,
+    mime      TEXT
 );
 CREATE TABLE dirs (
     entry_id          INTEGER PRIMARY KEY,
@@ -84,8 +88,49 @@ CREATE INDEX entries_dir_path ON entries(path) WHERE type = 'dir';
 
 pub const INSERT_ENTRY_SQL: &str = "INSERT INTO entries (id, parent_id, name, path, type, size, \
     used, mode, nlink, uid, gid, fileid, fsid, atime_ns, mtime_ns, ctime_ns, depth, extension, \
-    target) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, \
-    ?18, ?19)";
+    target, checksum, mime) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, \
+    ?15, ?16, ?17, ?18, ?19, ?20, ?21)";
+
+/// [`INSERT_ENTRY_SQL`] for a database of version 1 or 2, which has no content columns: its
+/// late rows (records of 19 values) are settled by a resume or a merge of the new version.
+pub const INSERT_ENTRY_WITHOUT_CONTENT_SQL: &str = "INSERT INTO entries (id, parent_id, name, \
+    path, type, size, used, mode, nlink, uid, gid, fileid, fsid, atime_ns, mtime_ns, ctime_ns, \
+    depth, extension, target) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, \
+    ?14, ?15, ?16, ?17, ?18, ?19)";
+
+/// Whether a scan database's `entries` table has the content columns (`checksum`, `mime`):
+/// databases of schema version 1 have not. Readers select NULL in their place there.
+pub fn entries_has_content_columns(conn: &rusqlite::Connection) -> rusqlite::Result<bool> {
+    let n: i64 = conn.query_row(
+        "SELECT count(*) FROM pragma_table_info('entries') WHERE name IN ('checksum', 'mime')",
+        [],
+        |r| r.get(0),
+    )?;
+    Ok(n == 2)
+}
+
+/// Which content columns of a scan database hold any value: a scan that read no contents
+/// leaves them all NULL, and a database of version 1 has none. Stops at the first value (at
+/// once for a content scan); a scan without one is read through, as the readers that ask
+/// read every row anyway.
+pub fn entries_content_fields(
+    conn: &rusqlite::Connection,
+) -> rusqlite::Result<crate::record::ContentFields> {
+    if !entries_has_content_columns(conn)? {
+        return Ok(crate::record::ContentFields::default());
+    }
+    let any = |column: &str| -> rusqlite::Result<bool> {
+        conn.query_row(
+            &format!("SELECT EXISTS (SELECT 1 FROM entries WHERE {column} IS NOT NULL)"),
+            [],
+            |r| r.get(0),
+        )
+    };
+    Ok(crate::record::ContentFields {
+        checksum: any("checksum")?,
+        mime: any("mime")?,
+    })
+}
 
 /// The extension of a file name, as the `extension` column and the by-extension report
 /// define it: the text after the last dot, where that dot is not the name's first character,

@@ -767,6 +767,108 @@ mod tests {
         assert_eq!(deepest, 162);
     }
 
+    /// Content values sit after the path, target and extension in a batch's buffer: each row
+    /// must get its own, and rows without any get NULL.
+    #[test]
+    fn content_columns_hold_each_rows_checksum_and_mime() {
+        use crate::record::EntryContent;
+        use EntryType::*;
+        let mut link = rec(b"l.LNK", Symlink, 3);
+        link.target = Some(b"t\xfe".to_vec());
+        let rows_in: Vec<(EntryRecord, Option<&str>, Option<&str>)> = vec![
+            (rec(b".", Dir, 1), None, None),
+            (
+                rec(b"a.png", File, 10),
+                Some("blake3:00aa"),
+                Some("image/png"),
+            ),
+            (link, None, None),
+            (rec(b"b.TXT", File, 20), Some("md5:11bb"), None),
+            (rec(b"c", File, 30), None, Some("text/plain")),
+            (rec(b"d.bin", File, 40), None, None),
+        ];
+        let mut batch = RowBatch::default();
+        for (r, checksum, mime) in &rows_in {
+            batch.push_with_content(
+                &r.as_ref(),
+                &EntryContent {
+                    checksum: *checksum,
+                    mime: *mime,
+                },
+            );
+        }
+        let (conn, _) = write(
+            "content.db",
+            vec![OutputBatch::Rows(batch)],
+            ScanStatus::Completed,
+        );
+        for (r, checksum, mime) in &rows_in {
+            let v: Value = match std::str::from_utf8(&r.path) {
+                Ok(s) => Value::Text(s.into()),
+                Err(_) => Value::Blob(r.path.clone()),
+            };
+            let got: (Option<String>, Option<String>, Option<String>) = conn
+                .query_row(
+                    "SELECT checksum, mime, extension FROM entries WHERE path = ?1",
+                    [v],
+                    |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
+                )
+                .unwrap();
+            let ext = (r.attrs.kind == File)
+                .then(|| extension_of(&r.path).map(|e| e.into_owned()))
+                .flatten();
+            assert_eq!(
+                got,
+                (checksum.map(String::from), mime.map(String::from), ext),
+                "{}",
+                String::from_utf8_lossy(&r.path)
+            );
+        }
+        assert!(crate::output::schema::entries_has_content_columns(&conn).unwrap());
+    }
+
+    /// A database an earlier version cut short (no content columns, late rows of 19 values)
+    /// settles as that version would have settled it.
+    #[test]
+    fn late_rows_of_a_database_without_content_columns_settle() {
+        use crate::output::btree::{encode_record, Value as V};
+        let path = temp_db("version2-late.db");
+        let conn = Connection::open(&path).unwrap();
+        let without_content = SCHEMA_SQL.replace(
+            "    target    TEXT,\n    checksum  TEXT,\n    mime      TEXT\n",
+            "    target    TEXT\n",
+        );
+        assert_ne!(without_content, SCHEMA_SQL);
+        conn.execute_batch(&without_content).unwrap();
+        conn.execute_batch(LATE_ENTRIES_SQL).unwrap();
+        let mut record = Vec::new();
+        let mut values = vec![
+            V::Null,
+            V::Null,
+            V::Text(b"d"),
+            V::Text(b"d"),
+            V::Text(b"dir"),
+        ];
+        values.extend([V::Int(4096); 12]);
+        values.extend([V::Null, V::Null]);
+        assert_eq!(values.len(), 19);
+        encode_record(&values, &mut record);
+        conn.execute(
+            "INSERT INTO late_entries (entry_id, record) VALUES (7, ?1)",
+            [&record],
+        )
+        .unwrap();
+        drop(conn);
+        assert_eq!(settle_late_rows(&path).unwrap(), 1);
+        let conn = Connection::open(&path).unwrap();
+        let (id, kind): (i64, String) = conn
+            .query_row("SELECT id, type FROM entries WHERE path = 'd'", [], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .unwrap();
+        assert_eq!((id, kind.as_str()), (7, "dir"));
+    }
+
     #[test]
     fn a_parent_that_never_arrives_leaves_null_parent_ids() {
         use EntryType::*;

@@ -14,7 +14,7 @@ use crate::output::sqlite::settle_late_rows;
 use crate::output::{Batcher, Format, OutputBatch};
 use crate::path_error::PathError;
 use crate::rpc::nfs3::{proc_name, Nfsstat3};
-use crate::scanfile::{for_each_entry, InputKind};
+use crate::scanfile::{content_fields, for_each_entry_with_content, InputKind};
 use crossbeam_channel::Sender;
 use rusqlite::{Connection, OpenFlags};
 use std::path::{Path, PathBuf};
@@ -115,16 +115,23 @@ impl PriorDb {
         frontier: &FrontierPaths,
         tx: &Sender<OutputBatch>,
     ) -> Result<CopySummary, ResumeError> {
-        let mut out = Batcher::new(Format::SqliteRows, tx.clone(), None);
+        // The rows keep what reading their files found (`--checksum`, `--file-type`).
+        let fields = content_fields(&self.path, InputKind::Database).map_err(|e| {
+            ResumeError::Unreadable {
+                path: self.path.clone(),
+                why: e.to_string(),
+            }
+        })?;
+        let mut out = Batcher::new(Format::SqliteRows, tx.clone(), None).with_content(fields);
         let mut summary = CopySummary::default();
-        for_each_entry(&self.path, InputKind::Database, |e| {
+        for_each_entry_with_content(&self.path, InputKind::Database, |e, content| {
             if frontier.covers(e.path) {
                 summary.entries_dropped += 1;
                 return;
             }
             summary.root_kept |= e.path == b".";
             summary.entries_kept += 1;
-            out.entry(e);
+            out.entry_with_content(e, content);
         })
         .map_err(|e| ResumeError::Unreadable {
             path: self.path.clone(),

@@ -12,7 +12,10 @@ pub mod stream;
 
 pub use model::*;
 
-use crate::scanfile::{for_each_entry, read_scan, InputKind, SourceScan};
+use crate::content::reports::{ContentReports, ContentReportsWanted};
+use crate::scanfile::{
+    for_each_entry, for_each_entry_with_content, read_scan, InputKind, SourceScan,
+};
 use std::path::{Path, PathBuf};
 use thiserror::Error;
 
@@ -90,6 +93,24 @@ pub fn report_from_input(
             Ok(r)
         }
     }
+}
+
+/// The content reports (`--duplicates`, `--file-types`, `--hardlinks`) of any scan output: a
+/// database grouped by SQLite, NDJSON and Parquet in one pass as a stream. Returns them with
+/// the NDJSON lines skipped as not entry records.
+pub fn content_reports_from_input(
+    path: &Path,
+    kind: InputKind,
+    wanted: ContentReportsWanted,
+) -> Result<(ContentReports, u64), StatsError> {
+    if kind == InputKind::Database {
+        let conn = db::open_database(path)?;
+        return Ok((ContentReports::from_db(&conn, wanted)?, 0));
+    }
+    let mut reports = ContentReports::new(wanted);
+    let (_, skipped) =
+        for_each_entry_with_content(path, kind, |e, content| reports.add_entry(e, content))?;
+    Ok((reports, skipped))
 }
 
 impl From<SourceScan> for ScanMeta {

@@ -3,7 +3,7 @@
 use super::model::*;
 use super::stream::Aggregator;
 use super::StatsError;
-use crate::record::{EntryRecord, EntryRef};
+use crate::record::{content_of_json, EntryContent, EntryRecord, EntryRef};
 use std::io::BufRead;
 
 /// NDJSON lines longer than this are skipped as malformed (a path of 4096 components of 255
@@ -54,9 +54,18 @@ pub fn read_line_bounded(
 /// lines that were not records (the first such line that is not valid JSON is described on
 /// stderr).
 pub fn for_each_ndjson_entry(
-    mut input: impl BufRead,
+    input: impl BufRead,
     source: &str,
     mut f: impl FnMut(&EntryRef<'_>),
+) -> Result<(u64, u64), StatsError> {
+    for_each_ndjson_entry_with_content(input, source, |e, _| f(e))
+}
+
+/// [`for_each_ndjson_entry`] with each record's content fields (`checksum`, `mime`).
+pub fn for_each_ndjson_entry_with_content(
+    mut input: impl BufRead,
+    source: &str,
+    mut f: impl FnMut(&EntryRef<'_>, &EntryContent<'_>),
 ) -> Result<(u64, u64), StatsError> {
     let mut malformed = 0u64;
     let mut records = 0u64;
@@ -76,9 +85,12 @@ pub fn for_each_ndjson_entry(
                 continue;
             }
         };
-        match EntryRecord::from_json(text) {
-            Ok(rec) => {
-                f(&rec.as_ref());
+        let parsed = serde_json::from_str::<serde_json::Value>(text)
+            .map_err(|e| e.to_string())
+            .and_then(|v| EntryRecord::from_json_value(&v).map(|rec| (rec, v)));
+        match parsed {
+            Ok((rec, v)) => {
+                f(&rec.as_ref(), &content_of_json(&v));
                 records += 1;
             }
             Err(e) => {

@@ -42,6 +42,8 @@ pub struct ObjectRef<'a> {
     pub name: &'a [u8],
     pub fh: Option<&'a FileHandle>,
     pub kind: EntryType,
+    /// Its size in bytes, as listed.
+    pub size: u64,
 }
 
 /// Where the walk's results go.

@@ -396,6 +396,12 @@ impl EntryRecord {
     /// recovered from `path_b64` where present.
     pub fn from_json(line: &str) -> Result<Self, String> {
         let v: serde_json::Value = serde_json::from_str(line).map_err(|e| e.to_string())?;
+        Self::from_json_value(&v)
+    }
+
+    /// [`EntryRecord::from_json`] of a line already parsed (whose content fields the caller
+    /// may want too: see [`content_of_json`]).
+    pub fn from_json_value(v: &serde_json::Value) -> Result<Self, String> {
         let num = |k: &str| -> Result<i64, String> {
             v.get(k)
                 .and_then(|x| x.as_i64().or_else(|| x.as_u64().map(|u| u as i64)))
@@ -440,6 +446,14 @@ impl EntryRecord {
             depth: unum("depth")? as u32,
             target: bytes_of("target", "target_b64")?,
         })
+    }
+}
+
+/// The content fields of a parsed NDJSON record (absent or null: none).
+pub fn content_of_json(v: &serde_json::Value) -> EntryContent<'_> {
+    EntryContent {
+        checksum: v.get("checksum").and_then(|x| x.as_str()),
+        mime: v.get("mime").and_then(|x| x.as_str()),
     }
 }
 

@@ -5,6 +5,7 @@
 use super::load::LoadState;
 use super::{clamp_i64, unix_ns, DbError, DbSummary, ScanEnd, INSERT_ENTRY_SQL};
 use crate::output::btree::{decode_record, BtreeError, Value};
+use crate::output::schema::{entries_has_content_columns, INSERT_ENTRY_WITHOUT_CONTENT_SQL};
 use rusqlite::{Connection, Statement};
 use std::path::Path;
 use std::time::Instant;
@@ -124,7 +125,14 @@ pub(crate) fn move_late_rows(tx: &rusqlite::Transaction<'_>) -> Result<u64, DbEr
     }
     let mut moved = 0;
     {
-        let mut insert_entry = tx.prepare(INSERT_ENTRY_SQL)?;
+        // The late rows of a database of an earlier version (a resume or merge of a scan
+        // that version started) have no content values, nor does its table their columns.
+        let insert_sql = if entries_has_content_columns(tx)? {
+            INSERT_ENTRY_SQL
+        } else {
+            INSERT_ENTRY_WITHOUT_CONTENT_SQL
+        };
+        let mut insert_entry = tx.prepare(insert_sql)?;
         let mut late = tx.prepare("SELECT entry_id, record FROM late_entries ORDER BY seq")?;
         let mut rows = late.query([])?;
         while let Some(row) = rows.next()? {

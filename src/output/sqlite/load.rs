@@ -202,6 +202,7 @@ impl LoadState {
             entry: row,
             path_is_utf8,
             extension,
+            content,
         } = *row;
         let a = row.attrs;
         let (parent_path, name) = split_parent(row.path);
@@ -248,6 +249,12 @@ impl LoadState {
             Value::Int(i64::from(row.depth)),
             extension.map_or(Value::Null, Value::Text),
             row.target.map_or(Value::Null, text_or_blob),
+            content
+                .checksum
+                .map_or(Value::Null, |c| Value::Text(c.as_bytes())),
+            content
+                .mime
+                .map_or(Value::Null, |m| Value::Text(m.as_bytes())),
         ];
         self.record.clear();
         encode_record(&values, &mut self.record);

@@ -3,13 +3,14 @@
 
 use crate::output::btree::Value;
 use crate::output::schema::{extension_of, split_parent};
-use crate::record::{EntryAttrs, EntryRef, EntryType};
+use crate::record::{EntryAttrs, EntryContent, EntryRef, EntryType};
 
 /// Entries on their way to the database, copied by the scanning threads into one buffer per
 /// batch (no allocation per entry); the writer encodes each row's record straight from it.
 #[derive(Debug, Default)]
 pub struct RowBatch {
-    /// Per row: the path, then the symlink target if any.
+    /// Per row: the path, then the symlink target, the extension, the checksum and the MIME
+    /// type, each where there is one.
     bytes: Vec<u8>,
     rows: Vec<RowMeta>,
 }
@@ -25,6 +26,10 @@ struct RowMeta {
     path_is_utf8: bool,
     /// Length of the extension after the target; `u8::MAX` where there is none.
     extension_len: u8,
+    /// Lengths of the checksum and MIME type after the extension; [`NO_VALUE`] where there is
+    /// none (every row of a scan that reads no contents).
+    checksum_len: u32,
+    mime_len: u32,
     attrs: EntryAttrs,
 }
 
@@ -33,9 +38,12 @@ pub struct RowRef<'a> {
     pub entry: EntryRef<'a>,
     pub path_is_utf8: bool,
     pub extension: Option<&'a [u8]>,
+    /// What reading the file found (`--checksum`, `--file-type`); none where nothing was read.
+    pub content: EntryContent<'a>,
 }
 
 const NO_TARGET: u32 = u32::MAX;
+const NO_VALUE: u32 = u32::MAX;
 
 impl RowBatch {
     pub fn with_capacity(bytes: usize, rows: usize) -> Self {
@@ -61,6 +69,11 @@ impl RowBatch {
     /// Copies an entry in, with the checks the writer would otherwise make on its one thread
     /// (UTF-8, extension).
     pub fn push(&mut self, e: &EntryRef<'_>) {
+        self.push_with_content(e, &EntryContent::default());
+    }
+
+    /// [`RowBatch::push`] with what reading the entry's contents found.
+    pub fn push_with_content(&mut self, e: &EntryRef<'_>, content: &EntryContent<'_>) {
         let start = self.bytes.len();
         self.bytes.extend_from_slice(e.path);
         let target_len = match e.target {
@@ -80,6 +93,15 @@ impl RowBatch {
             },
             _ => u8::MAX,
         };
+        let mut copy = |value: Option<&str>| match value {
+            Some(v) => {
+                self.bytes.extend_from_slice(v.as_bytes());
+                v.len() as u32
+            }
+            None => NO_VALUE,
+        };
+        let checksum_len = copy(content.checksum);
+        let mime_len = copy(content.mime);
         self.rows.push(RowMeta {
             start,
             path_len: e.path.len() as u32,
@@ -87,6 +109,8 @@ impl RowBatch {
             depth: e.depth,
             path_is_utf8: std::str::from_utf8(e.path).is_ok(),
             extension_len,
+            checksum_len,
+            mime_len,
             attrs: *e.attrs,
         });
     }
@@ -100,6 +124,23 @@ impl RowBatch {
                 let end = path_end + m.target_len as usize;
                 (Some(&self.bytes[path_end..end]), end)
             };
+            let (extension, extension_end) = if m.extension_len == u8::MAX {
+                (None, target_end)
+            } else {
+                let end = target_end + usize::from(m.extension_len);
+                (Some(&self.bytes[target_end..end]), end)
+            };
+            // Pushed from `&str`s, so valid UTF-8; a failed check would only mean a bug here,
+            // and reads as no value rather than a wrong one.
+            let text = |start: usize, len: u32| -> (Option<&str>, usize) {
+                if len == NO_VALUE {
+                    return (None, start);
+                }
+                let end = start + len as usize;
+                (std::str::from_utf8(&self.bytes[start..end]).ok(), end)
+            };
+            let (checksum, checksum_end) = text(extension_end, m.checksum_len);
+            let (mime, _) = text(checksum_end, m.mime_len);
             RowRef {
                 entry: EntryRef {
                     path: &self.bytes[m.start..path_end],
@@ -108,8 +149,8 @@ impl RowBatch {
                     target,
                 },
                 path_is_utf8: m.path_is_utf8,
-                extension: (m.extension_len != u8::MAX)
-                    .then(|| &self.bytes[target_end..target_end + usize::from(m.extension_len)]),
+                extension,
+                content: EntryContent { checksum, mime },
             }
         })
     }

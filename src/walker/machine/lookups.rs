@@ -102,6 +102,7 @@ impl Walker {
             name,
             fh,
             kind: fattr.ftype.to_entry_type(),
+            size: fattr.size,
         });
     }
 

@@ -600,6 +600,7 @@ impl Service {
         let eof = offset.saturating_add(len as u64) >= attrs.size;
         let seed = content_seed(attrs.fileid, generation);
         encode_read_ok_with(out, Some(&attrs), len, eof, |buf| fill(seed, offset, buf));
+        self.stats.count_read_bytes(len as u64);
     }
 
     fn fs_info(&self, proc_: u32, fh: &FileHandle, out: &mut Vec<u8>) {

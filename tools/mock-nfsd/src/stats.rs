@@ -28,6 +28,9 @@ pub struct Stats {
     /// NFSv4 operations, by operation number (each COMPOUND counts once per operation).
     nfs4_ops: Nfs4Ops,
     unknown: AtomicU64,
+    /// Data bytes sent in successful READ replies (shown as `read_bytes`), so a client's
+    /// count of bytes read can be checked.
+    read_bytes: AtomicU64,
 }
 
 #[derive(Debug)]
@@ -99,6 +102,12 @@ impl Stats {
         self.nfs4_ops.0[i].fetch_add(1, Ordering::Relaxed);
     }
 
+    /// Counts the data of a successful READ reply.
+    #[inline]
+    pub fn count_read_bytes(&self, bytes: u64) {
+        self.read_bytes.fetch_add(bytes, Ordering::Relaxed);
+    }
+
     /// Counts a call that could not be decoded.
     pub fn count_unknown(&self) {
         self.unknown.fetch_add(1, Ordering::Relaxed);
@@ -134,6 +143,7 @@ impl Stats {
         }
         add("v4_other", &other);
         add(UNKNOWN_NAME, &self.unknown);
+        add("read_bytes", &self.read_bytes);
         StatsSnapshot { counts }
     }
 }
@@ -145,8 +155,8 @@ pub struct StatsSnapshot {
 }
 
 impl StatsSnapshot {
-    /// The count of one procedure ("getattr", "readdirplus", "mnt", "getport", ...); 0 if it
-    /// was never called.
+    /// The count of one procedure ("getattr", "readdirplus", "mnt", "getport", ...), or the
+    /// data bytes READ replies carried ("read_bytes"); 0 if it was never called.
     pub fn get(&self, name: &str) -> u64 {
         self.counts
             .iter()
@@ -156,7 +166,11 @@ impl StatsSnapshot {
 
     /// Total calls of all procedures.
     pub fn total(&self) -> u64 {
-        self.counts.iter().map(|&(_, c)| c).sum()
+        self.counts
+            .iter()
+            .filter(|(n, _)| *n != "read_bytes")
+            .map(|&(_, c)| c)
+            .sum()
     }
 
     /// Writes `# rpc counts` and one `<name> <count>` line per procedure called.

@@ -3,9 +3,11 @@
 //! bytes it consumed (releasing the reader's budget) and, at the end, the digest.
 
 use super::reader::{ContentReader, HashStage};
+use crate::sched::conns::RecordBuf;
 use checksum::{ChecksumAlgo, Hasher};
 use crossbeam_channel::{bounded, unbounded, Receiver, Sender};
 use std::collections::HashMap;
+use std::ops::Range;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -13,6 +15,8 @@ use std::thread::JoinHandle;
 enum HashOp {
     Begin(ChecksumAlgo),
     Data(Vec<u8>),
+    /// Bytes where they were received; the buffer goes back to its pool once hashed.
+    InRecord(RecordBuf, Range<usize>),
     End,
     Abort,
 }
@@ -102,6 +106,15 @@ fn hash_thread(rx: Receiver<HashMsg>) {
                 // A full queue drops the buffer: the owner has enough.
                 let _ = msg.owner.spent.try_send(chunk);
             }
+            HashOp::InRecord(record, range) => {
+                if let Some(h) = jobs.get_mut(&id) {
+                    h.update(&record[range.clone()]);
+                }
+                msg.owner
+                    .released
+                    .fetch_add(range.len() as u64, Ordering::Release);
+                // Dropping `record` gives its buffer back to the connection set's pool.
+            }
             HashOp::End => {
                 if let Some(h) = jobs.remove(&id) {
                     let _ = msg.owner.digests.send((msg.key, h.finish()));
@@ -159,6 +172,9 @@ impl HashStage for HashClient {
     }
     fn data(&mut self, key: u64, chunk: Vec<u8>) {
         self.send(key, HashOp::Data(chunk));
+    }
+    fn data_in_record(&mut self, key: u64, record: RecordBuf, range: Range<usize>) {
+        self.send(key, HashOp::InRecord(record, range));
     }
     fn end(&mut self, key: u64) {
         self.send(key, HashOp::End);

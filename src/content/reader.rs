@@ -8,8 +8,11 @@
 //!   first so files finish (and their entries are written) soon.
 //! - **Budget:** every byte asked for counts against [`ContentConfig::budget_bytes`] from the
 //!   READ until the hasher is done with it; a chunk that arrives ahead of its predecessors
-//!   waits (copied out of the receive buffer) within that budget. No READ is sent that would
-//!   exceed it (but one always may, so a chunk larger than the budget cannot stall).
+//!   waits within that budget. No READ is sent that would exceed it (but one always may, so a
+//!   chunk larger than the budget cannot stall).
+//! - **No copies of large reads:** a READ reply received into a buffer of its own
+//!   ([`ContentReader::on_read_reply_owned`]) is kept as the chunk, waiting and hashed in place;
+//!   only replies lent by the caller are copied (into [`HashStage::buffer`]s).
 //! - **Hashing off the loop:** chunks go, in file order, to a [`HashStage`]; digests and the
 //!   bytes hashed come back as events ([`ContentReader::on_digest`],
 //!   [`ContentReader::on_hashed`]).
@@ -22,9 +25,11 @@
 use super::mime::{self, FILE_TYPE_BYTES};
 use crate::record::EntryAttrs;
 use crate::rpc::nfs3::{Fattr3, FileHandle, Nfs3Error, Nfsstat3, ReadReply};
+use crate::sched::conns::{OwnedReply, RecordBuf};
 use checksum::ChecksumAlgo;
 use slab::Slab;
 use std::collections::{BTreeMap, VecDeque};
+use std::ops::Range;
 use thiserror::Error;
 
 /// Settings of content reads, shared by every thread.
@@ -188,6 +193,15 @@ pub trait HashStage {
     }
     fn begin(&mut self, key: u64, algo: ChecksumAlgo);
     fn data(&mut self, key: u64, chunk: Vec<u8>);
+    /// A chunk that lies in a reply's own buffer, at `record[range]`: a stage that keeps the
+    /// buffer until it is hashed saves a copy. By default it is copied into a
+    /// [`HashStage::buffer`] and handed to [`HashStage::data`].
+    fn data_in_record(&mut self, key: u64, record: RecordBuf, range: Range<usize>) {
+        let mut chunk = self.buffer();
+        chunk.clear();
+        chunk.extend_from_slice(&record[range]);
+        self.data(key, chunk);
+    }
     fn end(&mut self, key: u64);
     fn abort(&mut self, key: u64);
 }
@@ -240,6 +254,47 @@ impl Identity {
     }
 }
 
+/// A chunk's bytes, held until the hasher takes them.
+#[derive(Debug)]
+enum Chunk {
+    /// Copied into a buffer of the hasher's.
+    Copied(Vec<u8>),
+    /// Where they were received: `record[range]`.
+    InRecord(RecordBuf, Range<usize>),
+}
+
+impl Chunk {
+    fn len(&self) -> usize {
+        match self {
+            Chunk::Copied(c) => c.len(),
+            Chunk::InRecord(_, range) => range.len(),
+        }
+    }
+
+    fn hash<H: HashStage>(self, key: u64, hasher: &mut H) {
+        match self {
+            Chunk::Copied(c) => hasher.data(key, c),
+            Chunk::InRecord(record, range) => hasher.data_in_record(key, record, range),
+        }
+    }
+}
+
+/// A READ's data as it came: lent by the caller, or `record[range]` in a reply buffer of its
+/// own that the reader may keep.
+enum ReadData<'a> {
+    Lent(&'a [u8]),
+    Owned(RecordBuf, Range<usize>),
+}
+
+impl ReadData<'_> {
+    fn bytes(&self) -> &[u8] {
+        match self {
+            ReadData::Lent(b) => b,
+            ReadData::Owned(record, range) => &record[range.clone()],
+        }
+    }
+}
+
 struct FileState<T> {
     payload: T,
     fh: FileHandle,
@@ -255,7 +310,7 @@ struct FileState<T> {
     requested_any: bool,
     next_hash: u64,
     /// Chunks ahead of `next_hash`, by offset.
-    pending: BTreeMap<u64, Vec<u8>>,
+    pending: BTreeMap<u64, Chunk>,
     inflight: u32,
     queued: bool,
     parked: bool,
@@ -469,18 +524,9 @@ impl<T> ContentReader<T> {
         result: Result<&[u8], String>,
         hasher: &mut H,
     ) {
-        self.reserved_bytes -= call.count as u64;
-        let slot = call.key.slot as usize;
-        match self.files.get(slot) {
-            Some(f) if f.epoch == call.key.epoch => {}
-            // A reply for an attempt that was given up.
-            _ => return,
-        }
-        self.files[slot].inflight -= 1;
-        if self.files[slot].error.is_some() {
-            // Given up already; this reply only had to come back.
-            return self.settle(slot, hasher);
-        }
+        let Some(slot) = self.reply_slot(call, hasher) else {
+            return;
+        };
         let outcome = match result {
             Err(why) => Err(ContentError::Call(why)),
             Ok(bytes) => match ReadReply::decode_result(bytes) {
@@ -490,13 +536,69 @@ impl<T> ContentReader<T> {
                     slot,
                     call,
                     ok.attrs.as_ref(),
-                    ok.data,
+                    ReadData::Lent(ok.data),
                     ok.eof,
                     ok.count_matches(),
                     hasher,
                 ),
             },
         };
+        self.conclude(slot, outcome, hasher);
+    }
+
+    /// A READ's reply in a buffer of its own (`READ3res` at its body): as
+    /// [`ContentReader::on_read_reply`], but the data is kept where it lies, not copied.
+    pub fn on_read_reply_owned<H: HashStage>(
+        &mut self,
+        call: &ReadCall,
+        reply: OwnedReply,
+        hasher: &mut H,
+    ) {
+        let Some(slot) = self.reply_slot(call, hasher) else {
+            return;
+        };
+        let (record, body) = reply.into_parts();
+        let parsed = match ReadReply::decode_result(&record[body]) {
+            Err(e) => Err(ContentError::Malformed(e.to_string())),
+            Ok(Err(fail)) => Err(ContentError::Nfs(fail.status)),
+            Ok(Ok(ok)) => {
+                // The data is a slice of the record: find where.
+                let start = ok.data.as_ptr() as usize - record.as_ptr() as usize;
+                let range = start..start + ok.data.len();
+                Ok((ok.attrs, ok.eof, ok.count_matches(), range))
+            }
+        };
+        let outcome = parsed.and_then(|(attrs, eof, count_matches, range)| {
+            let data = ReadData::Owned(record, range);
+            self.on_data(slot, call, attrs.as_ref(), data, eof, count_matches, hasher)
+        });
+        self.conclude(slot, outcome, hasher);
+    }
+
+    /// Releases a replied READ's budget; the slot of its file if the reply still matters.
+    fn reply_slot<H: HashStage>(&mut self, call: &ReadCall, hasher: &mut H) -> Option<usize> {
+        self.reserved_bytes -= call.count as u64;
+        let slot = call.key.slot as usize;
+        match self.files.get(slot) {
+            Some(f) if f.epoch == call.key.epoch => {}
+            // A reply for an attempt that was given up.
+            _ => return None,
+        }
+        self.files[slot].inflight -= 1;
+        if self.files[slot].error.is_some() {
+            // Given up already; this reply only had to come back.
+            self.settle(slot, hasher);
+            return None;
+        }
+        Some(slot)
+    }
+
+    fn conclude<H: HashStage>(
+        &mut self,
+        slot: usize,
+        outcome: Result<(), ContentError>,
+        hasher: &mut H,
+    ) {
         if let Err(e) = outcome {
             self.fail(slot, e, hasher);
         }
@@ -509,7 +611,7 @@ impl<T> ContentReader<T> {
         slot: usize,
         call: &ReadCall,
         attrs: Option<&Fattr3>,
-        data: &[u8],
+        data: ReadData<'_>,
         eof: bool,
         count_matches: bool,
         hasher: &mut H,
@@ -521,15 +623,16 @@ impl<T> ContentReader<T> {
                 return Ok(());
             }
         }
-        if !count_matches || data.len() > call.count as usize {
+        let bytes = data.bytes();
+        if !count_matches || bytes.len() > call.count as usize {
             return Err(ContentError::Malformed(format!(
                 "{} bytes of data for a READ of {}",
-                data.len(),
+                bytes.len(),
                 call.count
             )));
         }
         let f = &mut self.files[slot];
-        let got = data.len() as u64;
+        let got = bytes.len() as u64;
         let end = call.offset + got;
         let wanted_end = (call.offset + call.count as u64).min(f.read_len);
         if end < wanted_end {
@@ -552,16 +655,24 @@ impl<T> ContentReader<T> {
         }
         self.stats.bytes_read += got;
         if call.offset == 0 && self.cfg.file_type {
-            f.mime = mime::detect(&data[..data.len().min(FILE_TYPE_BYTES as usize)]);
+            f.mime = mime::detect(&bytes[..bytes.len().min(FILE_TYPE_BYTES as usize)]);
         }
         let Some(algo) = f.hash else {
             return Ok(());
         };
         let key = f.key(slot).as_u64();
-        let mut chunk = hasher.buffer();
-        chunk.clear();
-        chunk
-            .extend_from_slice(&data[..(f.read_len.saturating_sub(call.offset).min(got)) as usize]);
+        let take = f.read_len.saturating_sub(call.offset).min(got) as usize;
+        let chunk = match data {
+            ReadData::Lent(bytes) => {
+                let mut chunk = hasher.buffer();
+                chunk.clear();
+                chunk.extend_from_slice(&bytes[..take]);
+                Chunk::Copied(chunk)
+            }
+            ReadData::Owned(record, range) => {
+                Chunk::InRecord(record, range.start..range.start + take)
+            }
+        };
         self.reserved_bytes += chunk.len() as u64;
         if call.offset != f.next_hash {
             self.stats.out_of_order_chunks += 1;
@@ -573,12 +684,12 @@ impl<T> ContentReader<T> {
             hasher.begin(key, algo);
         }
         f.next_hash += chunk.len() as u64;
-        if !chunk.is_empty() {
-            hasher.data(key, chunk);
+        if chunk.len() > 0 {
+            chunk.hash(key, hasher);
         }
         while let Some(next) = f.pending.remove(&f.next_hash) {
             f.next_hash += next.len() as u64;
-            hasher.data(key, next);
+            next.hash(key, hasher);
         }
         Ok(())
     }

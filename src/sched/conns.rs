@@ -6,12 +6,23 @@
 //!
 //! A slot is a connection's place in the set (`0..len`), stable across reconnects: it is what
 //! the state machines call a connection.
+//!
+//! Replies are framed in place: a record that arrives whole in one receive is lent to the caller
+//! straight from the ring's buffer. A large record (at least [`OWN_RECORD_BYTES_MIN`]) that does
+//! not is received straight into a buffer of its own (the ring is steered there once its length
+//! is known) and handed over as an [`OwnedReply`] the caller may keep: a 1 MiB READ's data then
+//! crosses memory once, from the socket to the hashing thread, not through the ring's buffer, a
+//! reassembly buffer and a chunk copy. Those buffers come from, and go back to, the set's
+//! [`RecordPool`]. Small records split across receives, and multi-fragment records, are
+//! reassembled by copying.
 
 use super::EngineError;
 use crate::client::{connect_tcp, SourcePort};
-use crate::ring::{Backend, ConnId, Ring, RingConfig, RingError, RingEvent, SendError};
-use crate::rpc::{RecordAssembler, Reply, RpcError, DEFAULT_RECORD_BYTES_MAX};
+use crate::ring::{Backend, ConnId, RecvNext, Ring, RingConfig, RingError, RingEvent, SendError};
+use crate::rpc::{RecordAssembler, RecordError, Reply, RpcError, DEFAULT_RECORD_BYTES_MAX};
 use std::net::SocketAddr;
+use std::ops::Range;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 pub const RECONNECT_BACKOFF_FIRST: Duration = Duration::from_millis(50);
@@ -22,6 +33,283 @@ const RECONNECT_BACKOFF_DOUBLINGS_MAX: u32 = 6;
 const SEND_BUFFER_BYTES_INITIAL: usize = 64 << 10;
 /// `slot_of` entry of a ring connection that belongs to no slot (closed, or never ours).
 const NO_SLOT: usize = usize::MAX;
+/// Records at least this long (RPC message bytes) that a receive does not bring whole are
+/// received into a buffer of their own: large READ and READDIRPLUS replies. Below it the copy
+/// through the reassembly buffer costs less than steering the ring (a receive more).
+pub const OWN_RECORD_BYTES_MIN: usize = 64 << 10;
+/// After a record of its own, the next receive takes at most this much: the next reply's record
+/// mark and first bytes, so that in a stream of large replies only these bytes are copied and
+/// the rest of each reply is received straight into its own buffer.
+const AFTER_OWN_RECV_BYTES_MAX: usize = 4 << 10;
+/// Idle record buffers a set keeps for reuse, at most (bytes of capacity): enough for a content
+/// reader's whole budget of chunks in flight, so a steady stream neither allocates nor faults
+/// in fresh pages; what is returned beyond it is freed.
+pub const RECORD_POOL_BYTES_MAX: usize = 64 << 20;
+/// Record buffers are allocated in multiples of this, so one serves records of nearby lengths
+/// (a READ reply's header varies with its attributes).
+const RECORD_BUF_ROUND_BYTES: usize = 64 << 10;
+const LAST_FRAGMENT: u32 = 0x8000_0000;
+
+/// Idle record buffers shared by a set and whoever holds its [`RecordBuf`]s (buffers come back
+/// from any thread when dropped).
+#[derive(Debug)]
+pub struct RecordPool {
+    idle: Mutex<PoolIdle>,
+    bytes_max: usize,
+}
+
+#[derive(Debug, Default)]
+struct PoolIdle {
+    bufs: Vec<Vec<u8>>,
+    bytes: usize,
+}
+
+impl RecordPool {
+    /// A pool keeping at most `bytes_max` bytes of idle buffers.
+    pub fn new(bytes_max: usize) -> Arc<RecordPool> {
+        Arc::new(RecordPool {
+            idle: Mutex::new(PoolIdle::default()),
+            bytes_max,
+        })
+    }
+
+    /// An empty buffer with room for `len` bytes.
+    fn take(&self, len: usize) -> Vec<u8> {
+        let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(i) = idle.bufs.iter().rposition(|b| b.capacity() >= len) {
+            let buf = idle.bufs.swap_remove(i);
+            idle.bytes -= buf.capacity();
+            return buf;
+        }
+        drop(idle);
+        Vec::with_capacity(len.next_multiple_of(RECORD_BUF_ROUND_BYTES))
+    }
+
+    fn give_back(&self, mut buf: Vec<u8>) {
+        buf.clear();
+        let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+        if idle.bytes + buf.capacity() <= self.bytes_max {
+            idle.bytes += buf.capacity();
+            idle.bufs.push(buf);
+        }
+    }
+
+    /// Bytes of idle buffers held.
+    pub fn idle_bytes(&self) -> usize {
+        self.idle.lock().unwrap_or_else(|e| e.into_inner()).bytes
+    }
+}
+
+/// One RPC record (the message, without its record mark) in a buffer of its own. Dropping it,
+/// on any thread, gives the buffer back to its pool.
+#[derive(Debug)]
+pub struct RecordBuf {
+    bytes: Vec<u8>,
+    pool: Option<Arc<RecordPool>>,
+}
+
+impl RecordBuf {
+    /// A record in a buffer of no pool (tests, or bytes from elsewhere).
+    pub fn from_vec(bytes: Vec<u8>) -> RecordBuf {
+        RecordBuf { bytes, pool: None }
+    }
+}
+
+impl std::ops::Deref for RecordBuf {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        &self.bytes
+    }
+}
+
+impl Drop for RecordBuf {
+    fn drop(&mut self) {
+        if let Some(pool) = self.pool.take() {
+            pool.give_back(std::mem::take(&mut self.bytes));
+        }
+    }
+}
+
+/// An accepted reply received into a buffer of its own: its result bytes lie at `body`.
+#[derive(Debug)]
+pub struct OwnedReply {
+    record: RecordBuf,
+    body: Range<usize>,
+}
+
+impl OwnedReply {
+    /// `record` with its result bytes at `body` (which must lie within it).
+    pub fn new(record: RecordBuf, body: Range<usize>) -> OwnedReply {
+        assert!(body.start <= body.end && body.end <= record.len());
+        OwnedReply { record, body }
+    }
+
+    /// The result bytes.
+    pub fn body(&self) -> &[u8] {
+        &self.record[self.body.clone()]
+    }
+
+    /// The record and where the result bytes lie in it.
+    pub fn into_parts(self) -> (RecordBuf, Range<usize>) {
+        (self.record, self.body)
+    }
+}
+
+/// A reply as [`ConnSet::poll`] hands it over.
+#[derive(Debug)]
+pub enum ReplyBody<'a> {
+    /// The RPC layer's verdict: result bytes lent for the call, or why there are none.
+    Lent(Result<&'a [u8], RpcError>),
+    /// An accepted reply in a buffer of its own, which the caller may keep.
+    Owned(OwnedReply),
+}
+
+impl ReplyBody<'_> {
+    /// The result bytes wherever they lie, or why there are none.
+    pub fn result(&self) -> Result<&[u8], &RpcError> {
+        match self {
+            ReplyBody::Lent(outcome) => outcome.as_ref().map(|b| *b),
+            ReplyBody::Owned(reply) => Ok(reply.body()),
+        }
+    }
+}
+
+/// A record framed out of a connection's bytes.
+enum Framed<'a> {
+    Lent(&'a [u8]),
+    Owned(RecordBuf),
+}
+
+/// Splits a connection's byte stream into records (RFC 5531 record marking), steering the ring
+/// so that large records land in buffers of their own.
+#[derive(Debug)]
+struct Framer {
+    /// The record begun and not yet whole, its record mark first (a split mark, or a small
+    /// record: never more than [`OWN_RECORD_BYTES_MIN`] and a mark).
+    carry: Vec<u8>,
+    /// Multi-fragment records (rare) go through this until it holds nothing.
+    fragments: RecordAssembler,
+    in_fragments: bool,
+    record_bytes_max: u32,
+}
+
+/// The length of the record behind a last-fragment mark, or why it is refused; `None` for a
+/// mark that is not the last fragment's.
+fn parse_mark(mark: &[u8], max: u32) -> Result<Option<usize>, String> {
+    let header = u32::from_be_bytes([mark[0], mark[1], mark[2], mark[3]]);
+    let len = header & !LAST_FRAGMENT;
+    if len > max {
+        return Err(RecordError::FragmentTooLarge { len, max }.to_string());
+    }
+    Ok((header & LAST_FRAGMENT != 0).then_some(len as usize))
+}
+
+impl Framer {
+    fn new(record_bytes_max: u32) -> Framer {
+        Framer {
+            carry: Vec::new(),
+            fragments: RecordAssembler::new(record_bytes_max),
+            in_fragments: false,
+            record_bytes_max,
+        }
+    }
+
+    fn clear(&mut self) {
+        self.carry.clear();
+        self.fragments.clear();
+        self.in_fragments = false;
+    }
+
+    /// Frames `input` (received bytes) into records for `deliver`, and steers the next receive
+    /// (`next`) into a buffer of the pool for a large record begun and not whole. An error
+    /// means the stream cannot be framed (the connection is broken).
+    fn push(
+        &mut self,
+        mut input: &[u8],
+        pool: &Arc<RecordPool>,
+        next: &mut RecvNext,
+        deliver: &mut impl FnMut(Framed<'_>) -> Result<(), String>,
+    ) -> Result<(), String> {
+        if self.in_fragments {
+            return self.push_fragments(input, deliver);
+        }
+        let max = self.record_bytes_max;
+        if !self.carry.is_empty() {
+            if self.carry.len() < 4 {
+                let k = (4 - self.carry.len()).min(input.len());
+                self.carry.extend_from_slice(&input[..k]);
+                input = &input[k..];
+                if self.carry.len() < 4 {
+                    return Ok(());
+                }
+            }
+            let Some(len) = parse_mark(&self.carry, max)? else {
+                let carry = std::mem::take(&mut self.carry);
+                self.in_fragments = true;
+                self.fragments.push(&carry);
+                return self.push_fragments(input, deliver);
+            };
+            let missing = len - (self.carry.len() - 4);
+            if input.len() >= missing {
+                self.carry.extend_from_slice(&input[..missing]);
+                input = &input[missing..];
+                let carry = std::mem::take(&mut self.carry);
+                deliver(Framed::Lent(&carry[4..]))?;
+                // Keep the (small) buffer for the next split record.
+                self.carry = carry;
+                self.carry.clear();
+            } else if len >= OWN_RECORD_BYTES_MIN {
+                let mut buf = pool.take(len);
+                buf.extend_from_slice(&self.carry[4..]);
+                buf.extend_from_slice(input);
+                self.carry.clear();
+                *next = RecvNext::Into { buf, len };
+                return Ok(());
+            } else {
+                self.carry.extend_from_slice(input);
+                return Ok(());
+            }
+        }
+        loop {
+            if input.len() < 4 {
+                self.carry.extend_from_slice(input);
+                return Ok(());
+            }
+            let Some(len) = parse_mark(input, max)? else {
+                self.in_fragments = true;
+                return self.push_fragments(input, deliver);
+            };
+            let body = &input[4..];
+            if body.len() >= len {
+                deliver(Framed::Lent(&body[..len]))?;
+                input = &body[len..];
+            } else if len >= OWN_RECORD_BYTES_MIN {
+                let mut buf = pool.take(len);
+                buf.extend_from_slice(body);
+                *next = RecvNext::Into { buf, len };
+                return Ok(());
+            } else {
+                self.carry.extend_from_slice(input);
+                return Ok(());
+            }
+        }
+    }
+
+    fn push_fragments(
+        &mut self,
+        input: &[u8],
+        deliver: &mut impl FnMut(Framed<'_>) -> Result<(), String>,
+    ) -> Result<(), String> {
+        self.fragments.push(input);
+        while let Some(rec) = self.fragments.next_record().map_err(|e| e.to_string())? {
+            deliver(Framed::Lent(rec))?;
+        }
+        if self.fragments.buffered() == 0 {
+            self.in_fragments = false;
+        }
+        Ok(())
+    }
+}
 
 /// io_uring where the kernel allows it, epoll otherwise (containers often forbid io_uring).
 pub fn probe_backend(cfg: &RingConfig) -> Backend {
@@ -85,7 +373,7 @@ pub struct ReconnectPolicy {
 struct Conn {
     addr: SocketAddr,
     ring_id: Option<ConnId>,
-    assembler: RecordAssembler,
+    framer: Framer,
     /// Encoded calls the ring refused (`SendError::Full`), sent once it drains.
     pending: Vec<u8>,
     failures: u32,
@@ -105,6 +393,7 @@ pub struct ConnSet {
     broken: Vec<(usize, String)>,
     ever_connected: bool,
     reconnects: u64,
+    pool: Arc<RecordPool>,
 }
 
 /// Backoff before the next attempt: 50 ms doubled `doublings` times (at most 6), at most 2 s.
@@ -124,7 +413,7 @@ impl ConnSet {
                 .map(|&addr| Conn {
                     addr,
                     ring_id: None,
-                    assembler: RecordAssembler::new(DEFAULT_RECORD_BYTES_MAX),
+                    framer: Framer::new(DEFAULT_RECORD_BYTES_MAX),
                     pending: Vec::with_capacity(SEND_BUFFER_BYTES_INITIAL),
                     failures: 0,
                     next_attempt: now,
@@ -138,6 +427,7 @@ impl ConnSet {
             broken: Vec::new(),
             ever_connected: false,
             reconnects: 0,
+            pool: RecordPool::new(RECORD_POOL_BYTES_MAX),
         }
     }
 
@@ -275,64 +565,94 @@ impl ConnSet {
         }
     }
 
-    /// Waits up to `timeout` for the ring and calls `on_reply(xid, outcome, now)` for every
+    /// Waits up to `timeout` for the ring and calls `on_reply(xid, body, now)` for every
     /// whole reply, in arrival order. A connection whose bytes do not frame or decode as
     /// replies, or that closes, is broken: nothing more of it is delivered, and
     /// [`ConnSet::take_broken`] reports it.
     pub fn poll(
         &mut self,
         timeout: Duration,
-        mut on_reply: impl FnMut(u32, Result<&[u8], RpcError>, Instant),
+        mut on_reply: impl FnMut(u32, ReplyBody<'_>, Instant),
     ) -> Result<usize, RingError> {
         let ConnSet {
             ring,
             conns,
             slot_of,
             broken,
+            pool,
             ..
         } = self;
-        ring.poll(Some(timeout), &mut |ev| match ev {
-            RingEvent::Data { conn, bytes } => {
-                let Some(&slot) = slot_of.get(conn.index()) else {
-                    return;
-                };
-                if slot == NO_SLOT || broken.iter().any(|(s, _)| *s == slot) {
-                    return;
-                }
-                let c = &mut conns[slot];
-                c.assembler.push(bytes);
-                let now = Instant::now();
-                loop {
-                    match c.assembler.next_record() {
-                        Ok(Some(rec)) => match Reply::decode(rec) {
-                            Ok(reply) => {
-                                c.failures = 0;
-                                on_reply(reply.xid, reply.outcome, now);
-                            }
-                            Err(e) => {
-                                broken.push((slot, format!("undecodable reply: {e}")));
-                                break;
-                            }
-                        },
-                        Ok(None) => break,
-                        Err(e) => {
-                            broken.push((slot, e.to_string()));
-                            break;
+        ring.poll_steered(Some(timeout), &mut |ev, next| {
+            let (conn, bytes) = match ev {
+                RingEvent::Data { conn, bytes } => (conn, Framed::Lent(bytes)),
+                RingEvent::Filled { conn, buf } => (
+                    conn,
+                    Framed::Owned(RecordBuf {
+                        bytes: buf,
+                        pool: Some(Arc::clone(pool)),
+                    }),
+                ),
+                RingEvent::Closed { conn, error } => {
+                    if let Some(&slot) = slot_of.get(conn.index()) {
+                        if slot != NO_SLOT {
+                            slot_of[conn.index()] = NO_SLOT;
+                            conns[slot].ring_id = None;
+                            let why =
+                                error.map_or("closed by the server".into(), |e| e.to_string());
+                            broken.push((slot, why));
                         }
                     }
+                    return;
                 }
+                RingEvent::Writable { .. } => return,
+            };
+            let Some(&slot) = slot_of.get(conn.index()) else {
+                return;
+            };
+            if slot == NO_SLOT || broken.iter().any(|(s, _)| *s == slot) {
+                return;
             }
-            RingEvent::Closed { conn, error } => {
-                if let Some(&slot) = slot_of.get(conn.index()) {
-                    if slot != NO_SLOT {
-                        slot_of[conn.index()] = NO_SLOT;
-                        conns[slot].ring_id = None;
-                        let why = error.map_or("closed by the server".into(), |e| e.to_string());
-                        broken.push((slot, why));
+            let c = &mut conns[slot];
+            let now = Instant::now();
+            let mut deliver = |rec: Framed<'_>| -> Result<(), String> {
+                let (xid, body) = match rec {
+                    Framed::Lent(rec) => {
+                        let reply =
+                            Reply::decode(rec).map_err(|e| format!("undecodable reply: {e}"))?;
+                        (reply.xid, ReplyBody::Lent(reply.outcome))
                     }
+                    Framed::Owned(rec) => {
+                        let reply =
+                            Reply::decode(&rec).map_err(|e| format!("undecodable reply: {e}"))?;
+                        match reply.outcome {
+                            Ok(body) => {
+                                // The result bytes are a slice of the record: find where.
+                                let start = body.as_ptr() as usize - rec.as_ptr() as usize;
+                                let body = start..start + body.len();
+                                (reply.xid, ReplyBody::Owned(OwnedReply::new(rec, body)))
+                            }
+                            Err(e) => (reply.xid, ReplyBody::Lent(Err(e))),
+                        }
+                    }
+                };
+                c.failures = 0;
+                on_reply(xid, body, now);
+                Ok(())
+            };
+            let framed = match bytes {
+                Framed::Lent(bytes) => c.framer.push(bytes, pool, next, &mut deliver),
+                Framed::Owned(rec) => {
+                    // Another large reply may well follow: take its mark and first bytes
+                    // alone, then steer the rest into a buffer of its own.
+                    *next = RecvNext::Own {
+                        bytes_max: AFTER_OWN_RECV_BYTES_MAX,
+                    };
+                    deliver(Framed::Owned(rec))
                 }
+            };
+            if let Err(why) = framed {
+                broken.push((slot, why));
             }
-            RingEvent::Writable { .. } => {}
         })
     }
 
@@ -348,7 +668,7 @@ impl ConnSet {
                 self.ring.close(id);
             }
             tracing::debug!(conn = %c.addr, %why, "connection lost; reconnecting");
-            c.assembler.clear();
+            c.framer.clear();
             c.pending.clear();
             self.staged[slot].clear();
             c.failures += 1;
@@ -449,7 +769,7 @@ mod tests {
         let mut down = Vec::new();
         while down.is_empty() && Instant::now() < deadline {
             set.poll(Duration::from_millis(10), |xid, outcome, _| {
-                replies.push((xid, outcome.unwrap().to_vec()))
+                replies.push((xid, outcome.result().unwrap().to_vec()))
             })
             .unwrap();
             set.take_broken(Instant::now(), |slot| down.push(slot));
@@ -554,7 +874,7 @@ mod tests {
         while replies.len() < 2 && Instant::now() < deadline {
             conns
                 .poll(Duration::from_millis(10), |xid, outcome, _| {
-                    replies.push((xid, outcome.unwrap().to_vec()))
+                    replies.push((xid, outcome.result().unwrap().to_vec()))
                 })
                 .unwrap();
         }

@@ -171,6 +171,7 @@ impl<O: EntrySink> ContentOut<O> {
         let Some(call) = self.settle_busy_or_malformed(call, body, now) else {
             return;
         };
+        self.observe_latency(&call, now);
         self.reader
             .on_read_reply(&call.call, Ok(body), &mut self.hasher);
         self.write_done();
@@ -184,9 +185,20 @@ impl<O: EntrySink> ContentOut<O> {
         let Some(call) = self.settle_busy_or_malformed(call, reply.body(), now) else {
             return;
         };
+        self.observe_latency(&call, now);
         self.reader
             .on_read_reply_owned(&call.call, reply, &mut self.hasher);
         self.write_done();
+    }
+
+    fn observe_latency(&mut self, call: &Inflight<ReadCall>, now: Instant) {
+        let before = self.reader.chunks_per_file();
+        let latency = now.saturating_duration_since(call.sent_at);
+        self.reader.on_read_latency(&call.call, latency);
+        let after = self.reader.chunks_per_file();
+        if after != before {
+            tracing::debug!(chunks_per_file = after, ?latency, "READ window");
+        }
     }
 
     /// Retries a READ whose reply is malformed and waits out one the server is too busy for;

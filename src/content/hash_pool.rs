@@ -233,4 +233,33 @@ mod tests {
         drop(client);
         pool.finish();
     }
+
+    #[test]
+    fn chunks_are_hashed_in_the_reply_buffers_they_were_received_in() {
+        let pool = HashPool::start(2).unwrap();
+        let mut client = pool.client();
+        let data: Vec<u8> = (0..100_000u32).map(|i| (i % 253) as u8).collect();
+        client.begin(1, ChecksumAlgo::Blake3);
+        for piece in data.chunks(30_000) {
+            // Each piece after 8 bytes of something else, as a READ's data lies in its reply.
+            let mut record = vec![9u8; 8];
+            record.extend_from_slice(piece);
+            let range = 8..record.len();
+            client.data_in_record(1, RecordBuf::from_vec(record), range);
+        }
+        client.end(1);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let (mut released, mut digests) = (0, Vec::new());
+        while (digests.is_empty() || released < data.len() as u64) && Instant::now() < deadline {
+            released += client.owner.released.swap(0, Ordering::Acquire);
+            while let Ok(d) = client.digests.try_recv() {
+                digests.push(d);
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        assert_eq!(released, data.len() as u64, "only the data counts");
+        assert_eq!(digests, vec![(1, ChecksumAlgo::Blake3.checksum(&data))]);
+        drop(client);
+        pool.finish();
+    }
 }

@@ -916,3 +916,51 @@ impl<T> ContentReader<T> {
         self.done.pop_front()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    /// Runs the window over READs whose latency depends on the window (`latency(chunks)`).
+    fn settle(chunks_max: u32, latency: impl Fn(u32) -> Duration) -> Window {
+        let mut w = Window::new(chunks_max);
+        for _ in 0..5_000 {
+            w.observe(latency(w.chunks));
+        }
+        w
+    }
+
+    #[test]
+    fn the_window_opens_on_a_long_path_and_stays_small_when_reads_queue() {
+        // 60 ms of path, a server that serves READs side by side: all 16.
+        assert_eq!(settle(16, |_| Duration::from_millis(60)).chunks, 16);
+        // A server that serves one READ at a time (0.5 ms each): more only wait longer. The
+        // lowest latency seen is already that of the first window's queue, so the window
+        // takes a READ or two more before the queue shows.
+        let w = settle(16, |n| Duration::from_micros(500) * n);
+        assert!(w.chunks <= CHUNKS_PER_FILE_MIN + 2, "{}", w.chunks);
+        // 10 ms of path, one READ per ms at most: about 10 fill the path, a few queue.
+        let w = settle(16, |n| {
+            Duration::from_millis(10).max(Duration::from_millis(1) * n)
+        });
+        assert!((10..=13).contains(&w.chunks), "{}", w.chunks);
+        // Never past the configured maximum, nor below 1.
+        assert_eq!(settle(3, |_| Duration::from_millis(60)).chunks, 3);
+        assert_eq!(settle(1, |_| Duration::from_millis(60)).chunks, 1);
+    }
+
+    #[test]
+    fn the_window_closes_again_when_the_server_slows_down() {
+        let mut w = Window::new(16);
+        for _ in 0..1_000 {
+            w.observe(Duration::from_millis(20));
+        }
+        assert_eq!(w.chunks, 16);
+        // The server now serves one READ at a time, 5 ms each.
+        for _ in 0..5_000 {
+            w.observe(Duration::from_millis(20).max(Duration::from_millis(5) * w.chunks));
+        }
+        assert!(w.chunks <= 7, "{}", w.chunks);
+    }
+}

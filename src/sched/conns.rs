@@ -19,7 +19,7 @@
 use super::EngineError;
 use crate::client::{connect_tcp, SourcePort};
 use crate::ring::{Backend, ConnId, RecvNext, Ring, RingConfig, RingError, RingEvent, SendError};
-use crate::rpc::{RecordAssembler, RecordError, Reply, RpcError, DEFAULT_RECORD_BYTES_MAX};
+use crate::rpc::{RecordError, Reply, RpcError, DEFAULT_RECORD_BYTES_MAX};
 use std::net::SocketAddr;
 use std::ops::Range;
 use std::sync::{Arc, Mutex};
@@ -184,40 +184,48 @@ enum Framed<'a> {
 /// so that large records land in buffers of their own.
 #[derive(Debug)]
 struct Framer {
-    /// The record begun and not yet whole, its record mark first (a split mark, or a small
-    /// record: never more than [`OWN_RECORD_BYTES_MIN`] and a mark).
+    /// The fragment begun and not yet whole, its record mark first (a split mark, a small
+    /// record, or a fragment of a multi-fragment record).
     carry: Vec<u8>,
-    /// Multi-fragment records (rare) go through this until it holds nothing.
-    fragments: RecordAssembler,
-    in_fragments: bool,
+    /// The fragments so far of a multi-fragment record (rare: servers send one fragment).
+    assembled: Vec<u8>,
     record_bytes_max: u32,
-}
-
-/// The length of the record behind a last-fragment mark, or why it is refused; `None` for a
-/// mark that is not the last fragment's.
-fn parse_mark(mark: &[u8], max: u32) -> Result<Option<usize>, String> {
-    let header = u32::from_be_bytes([mark[0], mark[1], mark[2], mark[3]]);
-    let len = header & !LAST_FRAGMENT;
-    if len > max {
-        return Err(RecordError::FragmentTooLarge { len, max }.to_string());
-    }
-    Ok((header & LAST_FRAGMENT != 0).then_some(len as usize))
 }
 
 impl Framer {
     fn new(record_bytes_max: u32) -> Framer {
         Framer {
             carry: Vec::new(),
-            fragments: RecordAssembler::new(record_bytes_max),
-            in_fragments: false,
+            assembled: Vec::new(),
             record_bytes_max,
         }
     }
 
     fn clear(&mut self) {
         self.carry.clear();
-        self.fragments.clear();
-        self.in_fragments = false;
+        self.assembled.clear();
+    }
+
+    /// Whether a fragment mark is the record's last, and the fragment's length; refused past
+    /// the record limit.
+    fn mark(&self, mark: &[u8]) -> Result<(bool, usize), String> {
+        let header = u32::from_be_bytes([mark[0], mark[1], mark[2], mark[3]]);
+        let len = header & !LAST_FRAGMENT;
+        let max = self.record_bytes_max;
+        if len > max {
+            return Err(RecordError::FragmentTooLarge { len, max }.to_string());
+        }
+        let total = self.assembled.len() as u64 + u64::from(len);
+        if total > u64::from(max) {
+            return Err(RecordError::RecordTooLarge { len: total, max }.to_string());
+        }
+        Ok((header & LAST_FRAGMENT != 0, len as usize))
+    }
+
+    /// Whether a fragment of `len` bytes, not whole in this receive, is received into a buffer
+    /// of its own: when it is a whole record (one fragment), and a large one.
+    fn steers(&self, last: bool, len: usize) -> bool {
+        last && self.assembled.is_empty() && len >= OWN_RECORD_BYTES_MIN
     }
 
     /// Frames `input` (received bytes) into records for `deliver`, and steers the next receive
@@ -230,10 +238,6 @@ impl Framer {
         next: &mut RecvNext,
         deliver: &mut impl FnMut(Framed<'_>) -> Result<(), String>,
     ) -> Result<(), String> {
-        if self.in_fragments {
-            return self.push_fragments(input, deliver);
-        }
-        let max = self.record_bytes_max;
         if !self.carry.is_empty() {
             if self.carry.len() < 4 {
                 let k = (4 - self.carry.len()).min(input.len());
@@ -243,22 +247,18 @@ impl Framer {
                     return Ok(());
                 }
             }
-            let Some(len) = parse_mark(&self.carry, max)? else {
-                let carry = std::mem::take(&mut self.carry);
-                self.in_fragments = true;
-                self.fragments.push(&carry);
-                return self.push_fragments(input, deliver);
-            };
+            let (last, len) = self.mark(&self.carry)?;
             let missing = len - (self.carry.len() - 4);
             if input.len() >= missing {
                 self.carry.extend_from_slice(&input[..missing]);
                 input = &input[missing..];
                 let carry = std::mem::take(&mut self.carry);
-                deliver(Framed::Lent(&carry[4..]))?;
-                // Keep the (small) buffer for the next split record.
+                let done = self.fragment(&carry[4..], last, deliver);
+                // Keep the buffer for the next split fragment.
                 self.carry = carry;
                 self.carry.clear();
-            } else if len >= OWN_RECORD_BYTES_MIN {
+                done?;
+            } else if self.steers(last, len) {
                 let mut buf = pool.take(len);
                 buf.extend_from_slice(&self.carry[4..]);
                 buf.extend_from_slice(input);
@@ -275,15 +275,12 @@ impl Framer {
                 self.carry.extend_from_slice(input);
                 return Ok(());
             }
-            let Some(len) = parse_mark(input, max)? else {
-                self.in_fragments = true;
-                return self.push_fragments(input, deliver);
-            };
+            let (last, len) = self.mark(input)?;
             let body = &input[4..];
             if body.len() >= len {
-                deliver(Framed::Lent(&body[..len]))?;
+                self.fragment(&body[..len], last, deliver)?;
                 input = &body[len..];
-            } else if len >= OWN_RECORD_BYTES_MIN {
+            } else if self.steers(last, len) {
                 let mut buf = pool.take(len);
                 buf.extend_from_slice(body);
                 *next = RecvNext::Into { buf, len };
@@ -295,19 +292,40 @@ impl Framer {
         }
     }
 
-    fn push_fragments(
+    /// A whole fragment: a record when it is the last (lent in place when it is the only one).
+    fn fragment(
         &mut self,
-        input: &[u8],
+        bytes: &[u8],
+        last: bool,
         deliver: &mut impl FnMut(Framed<'_>) -> Result<(), String>,
     ) -> Result<(), String> {
-        self.fragments.push(input);
-        while let Some(rec) = self.fragments.next_record().map_err(|e| e.to_string())? {
-            deliver(Framed::Lent(rec))?;
+        if last && self.assembled.is_empty() {
+            return deliver(Framed::Lent(bytes));
         }
-        if self.fragments.buffered() == 0 {
-            self.in_fragments = false;
+        self.assembled.extend_from_slice(bytes);
+        if !last {
+            return Ok(());
         }
-        Ok(())
+        let record = std::mem::take(&mut self.assembled);
+        let done = deliver(Framed::Lent(&record));
+        // Keep the buffer for the next multi-fragment record.
+        self.assembled = record;
+        self.assembled.clear();
+        done
+    }
+
+    /// A record received into a buffer of its own (the ring filled what `push` steered it to).
+    fn filled(
+        rec: RecordBuf,
+        next: &mut RecvNext,
+        deliver: &mut impl FnMut(Framed<'_>) -> Result<(), String>,
+    ) -> Result<(), String> {
+        // Another large reply may well follow: take its mark and first bytes alone, then
+        // steer the rest into a buffer of its own.
+        *next = RecvNext::Own {
+            bytes_max: AFTER_OWN_RECV_BYTES_MAX,
+        };
+        deliver(Framed::Owned(rec))
     }
 }
 
@@ -641,14 +659,7 @@ impl ConnSet {
             };
             let framed = match bytes {
                 Framed::Lent(bytes) => c.framer.push(bytes, pool, next, &mut deliver),
-                Framed::Owned(rec) => {
-                    // Another large reply may well follow: take its mark and first bytes
-                    // alone, then steer the rest into a buffer of its own.
-                    *next = RecvNext::Own {
-                        bytes_max: AFTER_OWN_RECV_BYTES_MAX,
-                    };
-                    deliver(Framed::Owned(rec))
-                }
+                Framed::Owned(rec) => Framer::filled(rec, next, &mut deliver),
             };
             if let Err(why) = framed {
                 broken.push((slot, why));
@@ -775,6 +786,174 @@ mod tests {
             set.take_broken(Instant::now(), |slot| down.push(slot));
         }
         (down, replies)
+    }
+
+    /// A stream of records as a server would send it: (record body, fragments it is sent in).
+    fn stream_of(records: &[(Vec<u8>, usize)]) -> Vec<u8> {
+        let mut out = Vec::new();
+        for (body, fragments) in records {
+            let pieces: Vec<&[u8]> = if *fragments <= 1 || body.is_empty() {
+                vec![body]
+            } else {
+                body.chunks(body.len().div_ceil(*fragments)).collect()
+            };
+            for (i, piece) in pieces.iter().enumerate() {
+                let last = if i + 1 == pieces.len() {
+                    LAST_FRAGMENT
+                } else {
+                    0
+                };
+                out.extend_from_slice(&(last | piece.len() as u32).to_be_bytes());
+                out.extend_from_slice(piece);
+            }
+        }
+        out
+    }
+
+    /// Feeds `stream` to a framer as a ring would: receives of the sizes `sizes` yields in
+    /// turn (at most what the framer allows), steered ones filled in pieces of those sizes too.
+    /// Returns the records delivered, each with whether it came in a buffer of its own.
+    fn frame_like_a_ring(
+        stream: &[u8],
+        mut sizes: impl FnMut() -> usize,
+    ) -> Result<Vec<(Vec<u8>, bool)>, String> {
+        let pool = RecordPool::new(RECORD_POOL_BYTES_MAX);
+        let mut framer = Framer::new(DEFAULT_RECORD_BYTES_MAX);
+        let mut out = Vec::new();
+        let mut deliver = |rec: Framed<'_>| {
+            out.push(match rec {
+                Framed::Lent(b) => (b.to_vec(), false),
+                Framed::Owned(b) => (b.to_vec(), true),
+            });
+            Ok(())
+        };
+        let mut at = 0;
+        let mut next = RecvNext::default();
+        while at < stream.len() {
+            match std::mem::take(&mut next) {
+                RecvNext::Own { bytes_max } => {
+                    let n = sizes().clamp(1, bytes_max).min(stream.len() - at);
+                    framer.push(&stream[at..at + n], &pool, &mut next, &mut deliver)?;
+                    at += n;
+                }
+                RecvNext::Into { mut buf, len } => {
+                    assert!(buf.len() < len, "steered to a full buffer");
+                    let n = sizes().max(1).min(len - buf.len()).min(stream.len() - at);
+                    buf.extend_from_slice(&stream[at..at + n]);
+                    at += n;
+                    if buf.len() == len {
+                        let rec = RecordBuf {
+                            bytes: buf,
+                            pool: Some(Arc::clone(&pool)),
+                        };
+                        Framer::filled(rec, &mut next, &mut deliver)?;
+                    } else {
+                        next = RecvNext::Into { buf, len };
+                    }
+                }
+            }
+        }
+        assert!(
+            matches!(next, RecvNext::Own { .. }),
+            "the stream ended inside a steered record"
+        );
+        assert!(framer.carry.is_empty() && framer.assembled.is_empty());
+        Ok(out)
+    }
+
+    fn body(len: usize, seed: u8) -> Vec<u8> {
+        (0..len)
+            .map(|i| (i as u8).wrapping_mul(31) ^ seed)
+            .collect()
+    }
+
+    #[test]
+    fn records_are_framed_whole_whatever_the_receives_and_large_ones_land_in_own_buffers() {
+        let own = OWN_RECORD_BYTES_MIN;
+        let records: Vec<(Vec<u8>, usize)> = vec![
+            (body(100, 1), 1),
+            (body(own + 300_000, 2), 1),
+            (body(own + 300_000, 3), 1),
+            (body(0, 4), 1),
+            (body(own - 1, 5), 1),
+            (body(own, 6), 1),
+            (body(3, 7), 1),
+            (body(200_000, 8), 3), // multi-fragment: assembled by copying
+            (body(1 << 20, 9), 1),
+            (body(50, 10), 1),
+        ];
+        let stream = stream_of(&records);
+        let want: Vec<&[u8]> = records.iter().map(|(b, _)| &b[..]).collect();
+        let patterns: Vec<Box<dyn Fn(usize) -> usize>> = vec![
+            Box::new(|_| 256 << 10),
+            Box::new(|_| 1),
+            Box::new(|_| 3),
+            Box::new(|i| [5, 4096, 70_000, 2, 1 << 20][i % 5]),
+            Box::new(|i| (i * 7919) % 100_003 + 1),
+            Box::new(|_| usize::MAX),
+        ];
+        for (p, pattern) in patterns.iter().enumerate() {
+            let mut i = 0;
+            let got = frame_like_a_ring(&stream, || {
+                i += 1;
+                pattern(i)
+            })
+            .unwrap();
+            let bodies: Vec<&[u8]> = got.iter().map(|(b, _)| &b[..]).collect();
+            assert_eq!(bodies, want, "pattern {p}");
+            for ((rec, owned), (_, fragments)) in got.iter().zip(&records) {
+                if *owned {
+                    assert!(rec.len() >= own && *fragments == 1, "pattern {p}");
+                }
+            }
+            if p == 0 {
+                // Receives of 256 KiB: the large records a receive does not bring whole are
+                // received into their own buffers (the 64 KiB one comes whole with others,
+                // and the 1 MiB one after a multi-fragment record is steered all the same).
+                let owned: Vec<bool> = got.iter().map(|(_, o)| *o).collect();
+                assert_eq!(
+                    owned,
+                    [false, true, true, false, false, false, false, false, true, false]
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn oversized_records_break_the_stream() {
+        let mut stream = (LAST_FRAGMENT | (DEFAULT_RECORD_BYTES_MAX + 1))
+            .to_be_bytes()
+            .to_vec();
+        stream.extend_from_slice(&[0; 16]);
+        let e = frame_like_a_ring(&stream, || 2).unwrap_err();
+        assert!(e.contains("exceeds the limit"), "{e}");
+    }
+
+    #[test]
+    fn record_buffers_go_back_to_their_pool_within_its_cap() {
+        let pool = RecordPool::new(3 << 20);
+        let bufs: Vec<Vec<u8>> = (0..4).map(|_| pool.take(1 << 20)).collect();
+        assert!(bufs.iter().all(|b| b.capacity() >= 1 << 20 && b.is_empty()));
+        let recs: Vec<RecordBuf> = bufs
+            .into_iter()
+            .map(|mut b| {
+                b.extend_from_slice(&[7; 100]);
+                RecordBuf {
+                    bytes: b,
+                    pool: Some(Arc::clone(&pool)),
+                }
+            })
+            .collect();
+        // Dropped on another thread, as the hashing threads do.
+        std::thread::spawn(move || drop(recs)).join().unwrap();
+        // Three fit under the cap; the fourth was freed.
+        assert_eq!(pool.idle_bytes(), 3 << 20);
+        let again = pool.take(1 << 20);
+        assert!(again.is_empty() && again.capacity() == 1 << 20);
+        assert_eq!(pool.idle_bytes(), 2 << 20);
+        // A larger record than any idle buffer gets a new one.
+        assert!(pool.take(3 << 20).capacity() >= 3 << 20);
+        assert_eq!(pool.idle_bytes(), 2 << 20);
     }
 
     #[test]

@@ -11,8 +11,10 @@ use nfs_walker::content::{
 use nfs_walker::rpc::nfs3::{
     encode_read_ok_with, Fattr3, FileHandle, FileType3, NfsTime3, Nfsstat3, ReadReply, SpecData3,
 };
+use nfs_walker::sched::conns::{OwnedReply, RecordBuf};
 use nfs_walker::xdr::XdrWriter;
 use std::collections::HashMap;
+use std::ops::Range;
 
 /// How the fake server treats a file.
 #[derive(Clone, Copy, PartialEq)]
@@ -129,6 +131,8 @@ struct LateHasher {
     released: u64,
     digests: Vec<(u64, String)>,
     held_bytes_max: u64,
+    /// Bytes handed over in the reply buffers they were received in.
+    in_record_bytes: u64,
 }
 
 impl HashStage for LateHasher {
@@ -144,6 +148,16 @@ impl HashStage for LateHasher {
             .expect("data after begin")
             .update(&chunk);
         self.released += chunk.len() as u64;
+        self.held_bytes_max = self.held_bytes_max.max(self.released);
+    }
+    fn data_in_record(&mut self, key: u64, record: RecordBuf, range: Range<usize>) {
+        // Hashed where it lies, as the pool does.
+        self.in_record_bytes += range.len() as u64;
+        self.jobs
+            .get_mut(&key)
+            .expect("data after begin")
+            .update(&record[range.clone()]);
+        self.released += range.len() as u64;
         self.held_bytes_max = self.held_bytes_max.max(self.released);
     }
     fn end(&mut self, key: u64) {
@@ -176,8 +190,8 @@ impl Lcg {
     }
 }
 
-/// Runs the reader to the end, delivering replies in a shuffled order; checks the budget and
-/// per-file limits on the way.
+/// Runs the reader to the end, delivering replies in a shuffled order, some lent and some in
+/// buffers of their own; checks the budget and per-file limits on the way.
 fn run(
     cfg: ContentConfig,
     server: &mut FakeServer,
@@ -223,8 +237,20 @@ fn run(
                 break;
             }
             let call = inflight.swap_remove(rng.below(inflight.len()));
-            let reply = server.reply(&call);
-            reader.on_read_reply(&call, reply.as_deref().map_err(Clone::clone), &mut hasher);
+            match server.reply(&call) {
+                Ok(result) if rng.below(2) == 0 => {
+                    // As received into a buffer of its own: the result after other bytes of
+                    // the record (the RPC header's place).
+                    let mut record = vec![0xa5; 24];
+                    record.extend_from_slice(&result);
+                    let body = 24..record.len();
+                    let reply = OwnedReply::new(RecordBuf::from_vec(record), body);
+                    reader.on_read_reply_owned(&call, reply, &mut hasher);
+                }
+                reply => {
+                    reader.on_read_reply(&call, reply.as_deref().map_err(Clone::clone), &mut hasher)
+                }
+            }
         }
         if rng.below(3) == 0 || inflight.is_empty() {
             hasher.report(&mut reader);
@@ -237,7 +263,13 @@ fn run(
         }
     }
     assert_eq!(reader.reserved_bytes(), 0, "every byte released");
+    IN_RECORD_BYTES.with(|b| b.set(b.get() + hasher.in_record_bytes));
     (done, reader)
+}
+
+thread_local! {
+    /// Bytes the runs of this test thread hashed in the buffers they were received in.
+    static IN_RECORD_BYTES: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
 }
 
 fn by_id(done: Vec<ContentDone<u64>>) -> HashMap<u64, ContentDone<u64>> {
@@ -288,6 +320,10 @@ fn pipelined_out_of_order_reads_give_the_right_checksums_within_the_budget() {
         assert!(
             st.out_of_order_chunks > 0,
             "shuffled replies arrive out of order"
+        );
+        assert!(
+            IN_RECORD_BYTES.with(|b| b.take()) > 0,
+            "some chunks were hashed where they were received"
         );
         assert_eq!(st.bytes_read, sizes.iter().cycle().take(60).sum::<u64>());
     }

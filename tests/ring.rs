@@ -6,7 +6,9 @@ use std::sync::mpsc;
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
-use nfs_walker::ring::{Backend, ConnId, Ring, RingConfig, RingError, RingEvent, SendError};
+use nfs_walker::ring::{
+    Backend, ConnId, RecvNext, Ring, RingConfig, RingError, RingEvent, SendError,
+};
 
 /// The backends this machine can run. io_uring is skipped (with a note) only when the kernel
 /// refuses to set one up.
@@ -78,6 +80,8 @@ enum Owned {
 fn own(ev: RingEvent<'_>) -> Owned {
     match ev {
         RingEvent::Data { conn, bytes } => Owned::Data(conn, bytes.to_vec()),
+        // Only a steered receive (not used here) fills a buffer.
+        RingEvent::Filled { conn, buf } => Owned::Data(conn, buf),
         RingEvent::Closed { conn, error } => Owned::Closed(conn, error.map(|e| e.kind())),
         RingEvent::Writable { conn } => Owned::Writable(conn),
     }
@@ -244,6 +248,7 @@ fn large_transfer_both_ways_with_backpressure() {
                     blocked = false;
                 }
                 RingEvent::Closed { error, .. } => panic!("{backend}: closed: {error:?}"),
+                RingEvent::Filled { .. } => panic!("{backend}: no receive was steered"),
             })
             .expect("poll");
             assert_eq!(mismatch, None, "{backend}: corrupt byte at offset");
@@ -506,6 +511,121 @@ fn send_limits_and_unknown_connections() {
             conn
         };
         assert_eq!(ring.send(bogus, b"x"), Err(SendError::Closed));
+    }
+}
+
+/// Messages framed by a 4-byte length, as a caller of `poll_steered` would: a message not whole
+/// in the bytes received is steered into a buffer of its own; after one, a short receive of at
+/// most `SHORT` bytes is asked for.
+#[test]
+fn steered_receives_fill_the_callers_buffer_with_exactly_its_bytes() {
+    const SHORT: usize = 7;
+    let sizes = [3 << 20, 10, 200_000, 5, 0, 1 << 20];
+    let mut wire = Vec::new();
+    let mut want = Vec::new();
+    for (i, &size) in sizes.iter().enumerate() {
+        let msg: Vec<u8> = (0..size).map(|j| (j * 7 + i) as u8).collect();
+        wire.extend_from_slice(&(size as u32).to_be_bytes());
+        wire.extend_from_slice(&msg);
+        want.push(msg);
+    }
+    for backend in backends() {
+        let mut ring = new_ring(backend);
+        let (ours, mut theirs) = tcp_pair();
+        let wire = wire.clone();
+        let peer = thread::spawn(move || theirs.write_all(&wire).expect("write"));
+        let conn = ring.add_conn(ours).expect("add_conn");
+        let mut pending = Vec::new();
+        // (message, came in a steered buffer)
+        let mut got: Vec<(Vec<u8>, bool)> = Vec::new();
+        let mut after_filled = false;
+        let mut closed = false;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !closed && got.len() < sizes.len() {
+            assert!(Instant::now() < deadline, "{backend}: timed out");
+            ring.poll_steered(Some(Duration::from_millis(100)), &mut |ev, next| match ev {
+                RingEvent::Data { conn: c, bytes } => {
+                    assert_eq!(c, conn);
+                    if after_filled {
+                        assert!(bytes.len() <= SHORT, "{backend}: {} bytes", bytes.len());
+                        after_filled = false;
+                    }
+                    pending.extend_from_slice(bytes);
+                    while pending.len() >= 4 {
+                        let len = u32::from_be_bytes(pending[..4].try_into().unwrap()) as usize;
+                        if pending.len() - 4 >= len {
+                            got.push((pending[4..4 + len].to_vec(), false));
+                            pending.drain(..4 + len);
+                        } else {
+                            // Everything received belongs to this message.
+                            let buf = pending.split_off(4);
+                            pending.clear();
+                            *next = RecvNext::Into { buf, len };
+                            break;
+                        }
+                    }
+                }
+                RingEvent::Filled { conn: c, buf } => {
+                    assert_eq!(c, conn);
+                    got.push((buf, true));
+                    *next = RecvNext::Own { bytes_max: SHORT };
+                    after_filled = true;
+                }
+                RingEvent::Closed { .. } => closed = true,
+                RingEvent::Writable { .. } => {}
+            })
+            .expect("poll");
+        }
+        peer.join().expect("peer");
+        let messages: Vec<&Vec<u8>> = got.iter().map(|(m, _)| m).collect();
+        assert_eq!(messages, want.iter().collect::<Vec<_>>(), "{backend}");
+        // The large ones cannot come whole in the ring's buffer; the one after a short
+        // receive cannot either.
+        assert!(got[0].1 && got[2].1 && got[5].1, "{backend}");
+        assert!(pending.is_empty());
+    }
+}
+
+/// A connection closed while its receive is steered into a buffer: nothing of it is reported
+/// afterwards, not even when its slot is reused at once.
+#[test]
+fn closing_a_connection_with_a_steered_receive_in_flight() {
+    for backend in backends() {
+        let mut ring = new_ring(backend);
+        let (ours, mut theirs) = tcp_pair();
+        let conn = ring.add_conn(ours).expect("add_conn");
+        theirs.write_all(b"head").expect("write");
+        let mut steered = false;
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !steered {
+            assert!(Instant::now() < deadline, "{backend}: no data");
+            ring.poll_steered(Some(Duration::from_millis(50)), &mut |ev, next| {
+                if let RingEvent::Data { .. } = ev {
+                    *next = RecvNext::Into {
+                        buf: Vec::new(),
+                        len: 1 << 20,
+                    };
+                    steered = true;
+                }
+            })
+            .expect("poll");
+        }
+        // Some of the steered bytes arrive, then the connection is closed under the receive.
+        theirs.write_all(&[1; 1000]).expect("write");
+        let events = poll_for(&mut ring, Duration::from_millis(50));
+        assert!(events.is_empty(), "{backend}: {:?}", summarize(&events));
+        ring.close(conn);
+        let (ours2, mut theirs2) = tcp_pair();
+        let conn2 = ring.add_conn(ours2).expect("add_conn");
+        assert_eq!(conn2, conn, "the slot is reused");
+        theirs.write_all(&[2; 1000]).expect("write");
+        theirs2.write_all(b"fresh").expect("write");
+        let mut events = Vec::new();
+        poll_until(&mut ring, &mut events, Duration::from_secs(5), |ev| {
+            data_of(ev, conn2).len() >= 5
+        });
+        assert_eq!(data_of(&events, conn2), b"fresh", "{backend}");
+        drop(ring);
     }
 }
 

@@ -3,9 +3,11 @@
 //! bytes it consumed (releasing the reader's budget) and, at the end, the digest.
 
 use super::reader::{ContentReader, HashStage};
+use crate::sched::conns::RecordBuf;
 use checksum::{ChecksumAlgo, Hasher};
 use crossbeam_channel::{bounded, unbounded, Receiver, Sender};
 use std::collections::HashMap;
+use std::ops::Range;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -13,6 +15,8 @@ use std::thread::JoinHandle;
 enum HashOp {
     Begin(ChecksumAlgo),
     Data(Vec<u8>),
+    /// Bytes where they were received; the buffer goes back to its pool once hashed.
+    InRecord(RecordBuf, Range<usize>),
     End,
     Abort,
 }
@@ -102,6 +106,15 @@ fn hash_thread(rx: Receiver<HashMsg>) {
                 // A full queue drops the buffer: the owner has enough.
                 let _ = msg.owner.spent.try_send(chunk);
             }
+            HashOp::InRecord(record, range) => {
+                if let Some(h) = jobs.get_mut(&id) {
+                    h.update(&record[range.clone()]);
+                }
+                msg.owner
+                    .released
+                    .fetch_add(range.len() as u64, Ordering::Release);
+                // Dropping `record` gives its buffer back to the connection set's pool.
+            }
             HashOp::End => {
                 if let Some(h) = jobs.remove(&id) {
                     let _ = msg.owner.digests.send((msg.key, h.finish()));
@@ -160,6 +173,9 @@ impl HashStage for HashClient {
     fn data(&mut self, key: u64, chunk: Vec<u8>) {
         self.send(key, HashOp::Data(chunk));
     }
+    fn data_in_record(&mut self, key: u64, record: RecordBuf, range: Range<usize>) {
+        self.send(key, HashOp::InRecord(record, range));
+    }
     fn end(&mut self, key: u64) {
         self.send(key, HashOp::End);
     }
@@ -214,6 +230,35 @@ mod tests {
         assert_eq!(keys, (0..20).filter(|k| k % 5 != 4).collect::<Vec<_>>());
         assert!(digests.iter().all(|(_, d)| *d == want));
         assert!(!client.drain(&mut reader));
+        drop(client);
+        pool.finish();
+    }
+
+    #[test]
+    fn chunks_are_hashed_in_the_reply_buffers_they_were_received_in() {
+        let pool = HashPool::start(2).unwrap();
+        let mut client = pool.client();
+        let data: Vec<u8> = (0..100_000u32).map(|i| (i % 253) as u8).collect();
+        client.begin(1, ChecksumAlgo::Blake3);
+        for piece in data.chunks(30_000) {
+            // Each piece after 8 bytes of something else, as a READ's data lies in its reply.
+            let mut record = vec![9u8; 8];
+            record.extend_from_slice(piece);
+            let range = 8..record.len();
+            client.data_in_record(1, RecordBuf::from_vec(record), range);
+        }
+        client.end(1);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let (mut released, mut digests) = (0, Vec::new());
+        while (digests.is_empty() || released < data.len() as u64) && Instant::now() < deadline {
+            released += client.owner.released.swap(0, Ordering::Acquire);
+            while let Ok(d) = client.digests.try_recv() {
+                digests.push(d);
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        assert_eq!(released, data.len() as u64, "only the data counts");
+        assert_eq!(digests, vec![(1, ChecksumAlgo::Blake3.checksum(&data))]);
         drop(client);
         pool.finish();
     }

@@ -20,7 +20,10 @@ use crate::record::{EntryContent, EntryRecord, EntryRef, EntryType};
 use crate::rpc::nfs3::{encode_nfs3_call, proc3, FileHandle, Nfsstat3, ReadArgs, ReadReply};
 use crate::rpc::RpcError;
 use crate::scan::{EntrySink, WalkThread};
-use crate::sched::{CallEngine, CallPolicy, Protocol, Queued, TaskId, TaskQueue, ThreadSetup};
+use crate::sched::conns::OwnedReply;
+use crate::sched::{
+    CallEngine, CallPolicy, Inflight, Protocol, Queued, TaskId, TaskQueue, ThreadSetup,
+};
 use crate::walker::{ObjectRef, Task};
 use std::collections::{BTreeSet, VecDeque};
 use std::time::{Duration, Instant};
@@ -165,10 +168,52 @@ impl<O: EntrySink> ContentOut<O> {
             Ok(b) => b,
             Err(e) => return self.retry_or_fail(call.into_queued(), e.to_string(), now),
         };
+        let Some(call) = self.settle_busy_or_malformed(call, body, now) else {
+            return;
+        };
+        self.observe_latency(&call, now);
+        self.reader
+            .on_read_reply(&call.call, Ok(body), &mut self.hasher);
+        self.write_done();
+    }
+
+    /// A reply in a buffer of its own: as `on_reply`, the data kept where it lies.
+    fn on_reply_owned(&mut self, xid: u32, reply: OwnedReply, now: Instant) {
+        let Some(call) = self.calls.take_reply(xid) else {
+            return;
+        };
+        let Some(call) = self.settle_busy_or_malformed(call, reply.body(), now) else {
+            return;
+        };
+        self.observe_latency(&call, now);
+        self.reader
+            .on_read_reply_owned(&call.call, reply, &mut self.hasher);
+        self.write_done();
+    }
+
+    fn observe_latency(&mut self, call: &Inflight<ReadCall>, now: Instant) {
+        let before = self.reader.chunks_per_file();
+        let latency = now.saturating_duration_since(call.sent_at);
+        self.reader.on_read_latency(&call.call, latency);
+        let after = self.reader.chunks_per_file();
+        if after != before {
+            tracing::debug!(chunks_per_file = after, ?latency, "READ window");
+        }
+    }
+
+    /// Retries a READ whose reply is malformed and waits out one the server is too busy for;
+    /// gives back the others, for the reader.
+    fn settle_busy_or_malformed(
+        &mut self,
+        call: Inflight<ReadCall>,
+        body: &[u8],
+        now: Instant,
+    ) -> Option<Inflight<ReadCall>> {
         match ReadReply::decode_result(body) {
             Err(e) => {
                 let msg = format!("malformed READ reply: {e}");
-                return self.retry_or_fail(call.into_queued(), msg, now);
+                self.retry_or_fail(call.into_queued(), msg, now);
+                None
             }
             Ok(Err(fail)) if fail.status == Nfsstat3::Jukebox => {
                 let delay = CallEngine::<ReadCall>::busy_delay(call.attempts.busy_waits);
@@ -177,13 +222,10 @@ impl<O: EntrySink> ContentOut<O> {
                     self.reader
                         .on_read_reply(&q.call, Err(msg), &mut self.hasher);
                 }
-                return;
+                None
             }
-            Ok(_) => {}
+            Ok(_) => Some(call),
         }
-        self.reader
-            .on_read_reply(&call.call, Ok(body), &mut self.hasher);
-        self.write_done();
     }
 
     fn on_timeout(&mut self, now: Instant) {
@@ -332,6 +374,20 @@ impl<O: EntrySink> Protocol for ContentThread<O> {
             self.content().on_reply(xid, outcome, now);
         } else {
             self.walk.on_reply(xid, outcome, now, queue);
+        }
+    }
+
+    fn on_reply_owned<Q: TaskQueue<Task = Task>>(
+        &mut self,
+        xid: u32,
+        reply: OwnedReply,
+        now: Instant,
+        queue: &mut Q,
+    ) {
+        if xid & CONTENT_XID_BIT != 0 {
+            self.content().on_reply_owned(xid, reply, now);
+        } else {
+            self.walk.on_reply(xid, Ok(reply.body()), now, queue);
         }
     }
 

@@ -1,8 +1,9 @@
 //! epoll backend (level-triggered).
 //!
 //! Sockets are non-blocking. Readable sockets are read until they would block (up to a bound
-//! per wakeup, for fairness) into one receive buffer shared by all connections: each `Data`
-//! event borrows it only for the duration of the callback. Queued bytes are written at the
+//! per wakeup, for fairness) into one receive buffer shared by all connections (each `Data`
+//! event borrows it only for the duration of the callback), or into the buffer a connection
+//! was steered to. Queued bytes are written at the
 //! start of `poll`; EPOLLOUT is registered only while bytes remain that the socket did not
 //! take. The epoll token packs the slot index and its generation, like io_uring's
 //! `user_data`, so an event for a connection closed earlier in the same batch is dropped.
@@ -15,11 +16,11 @@ use std::time::Duration;
 
 use rustix::event::epoll;
 use rustix::event::Timespec;
-use rustix::net::SendFlags;
+use rustix::net::{RecvFlags, SendFlags};
 
 use super::{
-    ConnId, RingConfig, RingError, RingEvent, RingWaker, SendError, SendQueue, SlotTable, WakeFd,
-    CONNS_PER_RING_MAX,
+    steer, ConnId, RecvInto, RecvNext, RingConfig, RingError, RingEvent, RingWaker, SendError,
+    SendQueue, SlotTable, WakeFd, CONNS_PER_RING_MAX,
 };
 
 /// Readiness events taken per `epoll_wait`.
@@ -51,6 +52,10 @@ struct EpollConn {
     out_registered: bool,
     /// Listed in `send_ready`.
     send_scheduled: bool,
+    /// Where the next bytes go instead of the shared buffer, while steered.
+    into: Option<RecvInto>,
+    /// Bytes the next read into the shared buffer may take (the caller may ask for a short one).
+    own_bytes_max: usize,
 }
 
 pub(crate) struct EpollBackend {
@@ -114,6 +119,8 @@ impl EpollBackend {
             send: SendQueue::new(self.send_buffer_bytes_max),
             out_registered: false,
             send_scheduled: false,
+            into: None,
+            own_bytes_max: usize::MAX,
         };
         let (slot, generation) = self
             .conns
@@ -168,7 +175,7 @@ impl EpollBackend {
     pub(crate) fn poll(
         &mut self,
         timeout: Option<Duration>,
-        on_event: &mut impl FnMut(RingEvent<'_>),
+        on_event: &mut impl FnMut(RingEvent<'_>, &mut RecvNext),
     ) -> Result<usize, RingError> {
         let mut delivered = self.start_sends(on_event)?;
 
@@ -226,33 +233,106 @@ impl EpollBackend {
         &mut self,
         slot: u32,
         generation: u32,
-        on_event: &mut impl FnMut(RingEvent<'_>),
+        on_event: &mut impl FnMut(RingEvent<'_>, &mut RecvNext),
     ) -> usize {
         let mut delivered = 0;
         for _ in 0..READS_PER_EVENT_MAX {
             let Some(conn) = self.conns.get_current_mut(slot, generation) else {
                 return delivered;
             };
-            match (&conn.stream).read(&mut self.recv_buf) {
-                Ok(0) => return delivered + self.fail(slot, None, on_event),
-                Ok(n) => {
-                    on_event(RingEvent::Data {
-                        conn: ConnId(slot),
-                        bytes: &self.recv_buf[..n],
-                    });
-                    delivered += 1;
-                    if n < self.recv_buf.len() {
-                        // A short read emptied the socket buffer; skip the read that would
-                        // only say so.
-                        return delivered;
+            let mut next = RecvNext::default();
+            let (n, asked) = if let Some(into) = conn.into.as_mut() {
+                let asked = into.missing();
+                let spare = &mut into.buf.spare_capacity_mut()[..asked];
+                match rustix::net::recv(&conn.stream, spare, RecvFlags::empty()) {
+                    Ok((_, 0)) => return delivered + self.fail(slot, None, on_event),
+                    Ok((_, n)) => {
+                        let n = n.min(asked);
+                        // SAFETY: recv initialised the first `n` bytes of the spare capacity.
+                        unsafe { into.buf.set_len(into.buf.len() + n) };
+                        if into.missing() > 0 {
+                            if n < asked {
+                                // The socket is empty for now (see below).
+                                return delivered;
+                            }
+                            continue;
+                        }
+                        let buf = conn.into.take().map(|i| i.buf).unwrap_or_default();
+                        on_event(
+                            RingEvent::Filled {
+                                conn: ConnId(slot),
+                                buf,
+                            },
+                            &mut next,
+                        );
+                        (n, asked)
                     }
+                    Err(rustix::io::Errno::AGAIN) => return delivered,
+                    Err(rustix::io::Errno::INTR) => continue,
+                    Err(e) => return delivered + self.fail(slot, Some(e.into()), on_event),
                 }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return delivered,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return delivered + self.fail(slot, Some(e), on_event),
+            } else {
+                let asked = self.recv_buf.len().min(conn.own_bytes_max);
+                // A short read is asked for once.
+                conn.own_bytes_max = usize::MAX;
+                match (&conn.stream).read(&mut self.recv_buf[..asked]) {
+                    Ok(0) => return delivered + self.fail(slot, None, on_event),
+                    Ok(n) => {
+                        on_event(
+                            RingEvent::Data {
+                                conn: ConnId(slot),
+                                bytes: &self.recv_buf[..n],
+                            },
+                            &mut next,
+                        );
+                        (n, asked)
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => return delivered,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    Err(e) => return delivered + self.fail(slot, Some(e), on_event),
+                }
+            };
+            delivered += 1 + self.steer_recv(slot, next, on_event);
+            if n < asked {
+                // A short read emptied the socket buffer; skip the read that would only say so.
+                return delivered;
             }
         }
         delivered
+    }
+
+    /// Applies the callback's choice of where the connection's next bytes go; a steered
+    /// buffer that is full already is given back at once. Returns the events delivered.
+    fn steer_recv(
+        &mut self,
+        slot: u32,
+        mut next: RecvNext,
+        on_event: &mut impl FnMut(RingEvent<'_>, &mut RecvNext),
+    ) -> usize {
+        let mut delivered = 0;
+        loop {
+            let Some(conn) = self.conns.get_mut(slot) else {
+                return delivered;
+            };
+            match steer(next) {
+                Ok((into, own_bytes_max)) => {
+                    conn.into = into;
+                    conn.own_bytes_max = own_bytes_max;
+                    return delivered;
+                }
+                Err(buf) => {
+                    next = RecvNext::default();
+                    on_event(
+                        RingEvent::Filled {
+                            conn: ConnId(slot),
+                            buf,
+                        },
+                        &mut next,
+                    );
+                    delivered += 1;
+                }
+            }
+        }
     }
 
     /// Writes queued bytes until done or the socket is full, and registers EPOLLOUT only if
@@ -261,7 +341,7 @@ impl EpollBackend {
         &mut self,
         slot: u32,
         generation: u32,
-        on_event: &mut impl FnMut(RingEvent<'_>),
+        on_event: &mut impl FnMut(RingEvent<'_>, &mut RecvNext),
     ) -> Result<usize, RingError> {
         let Some(conn) = self.conns.get_current_mut(slot, generation) else {
             return Ok(0);
@@ -291,7 +371,10 @@ impl EpollBackend {
             conn.out_registered = want_out;
         }
         if writable {
-            on_event(RingEvent::Writable { conn: ConnId(slot) });
+            on_event(
+                RingEvent::Writable { conn: ConnId(slot) },
+                &mut RecvNext::default(),
+            );
             return Ok(1);
         }
         Ok(0)
@@ -299,7 +382,7 @@ impl EpollBackend {
 
     fn start_sends(
         &mut self,
-        on_event: &mut impl FnMut(RingEvent<'_>),
+        on_event: &mut impl FnMut(RingEvent<'_>, &mut RecvNext),
     ) -> Result<usize, RingError> {
         let mut ready = std::mem::take(&mut self.send_ready);
         let mut delivered = 0;
@@ -340,17 +423,20 @@ impl EpollBackend {
         &mut self,
         slot: u32,
         error: Option<io::Error>,
-        on_event: &mut impl FnMut(RingEvent<'_>),
+        on_event: &mut impl FnMut(RingEvent<'_>, &mut RecvNext),
     ) -> usize {
         let Some(conn) = self.conns.remove(slot) else {
             return 0;
         };
         self.deregister(&conn);
         drop(conn);
-        on_event(RingEvent::Closed {
-            conn: ConnId(slot),
-            error,
-        });
+        on_event(
+            RingEvent::Closed {
+                conn: ConnId(slot),
+                error,
+            },
+            &mut RecvNext::default(),
+        );
         1
     }
 }

@@ -11,6 +11,13 @@
 //! overflow it the caller gets [`SendError::Full`] and a [`RingEvent::Writable`] once the queue
 //! has drained below half.
 //!
+//! Receives can be steered ([`Ring::poll_steered`]): while handling a connection's `Data` or
+//! `Filled` event the caller may have the connection's next bytes received straight into a
+//! buffer of its own, up to a length ([`RecvNext::Into`], reported as one [`RingEvent::Filled`]),
+//! or take a short receive into the ring's buffer ([`RecvNext::Own`]). A large message whose
+//! length the caller has just read then crosses memory once, from the socket to where it is
+//! used, instead of through the ring's buffer and a copy.
+//!
 //! Both backends deliver the same events for the same traffic; only the chunking of `Data`
 //! may differ.
 
@@ -141,6 +148,8 @@ impl ConnId {
 pub enum RingEvent<'a> {
     /// Bytes received, borrowed from the connection's receive buffer.
     Data { conn: ConnId, bytes: &'a [u8] },
+    /// A buffer given with [`RecvNext::Into`] holds its length: it is the caller's again.
+    Filled { conn: ConnId, buf: Vec<u8> },
     /// The peer closed the connection (`error: None`) or it failed; the connection is gone.
     Closed {
         conn: ConnId,
@@ -148,6 +157,56 @@ pub enum RingEvent<'a> {
     },
     /// The send queue drained below half of its cap after a send was refused with `Full`.
     Writable { conn: ConnId },
+}
+
+/// Where a connection's next received bytes go: chosen by the [`Ring::poll_steered`] callback
+/// while it handles a `Data` or `Filled` event of that connection (other events ignore it).
+#[derive(Debug)]
+pub enum RecvNext {
+    /// The ring's own buffer, at most `bytes_max` bytes for the next receive (fewer than the
+    /// buffer holds: a short receive that leaves the rest in the socket for a later steer).
+    Own { bytes_max: usize },
+    /// Straight into `buf`, appended until it holds `len` bytes (room is reserved as needed),
+    /// however many receives that takes; then one [`RingEvent::Filled`] gives it back. Every
+    /// byte in between goes there, none through `Data`.
+    Into { buf: Vec<u8>, len: usize },
+}
+
+impl Default for RecvNext {
+    /// As many bytes as the ring's buffer holds, into it.
+    fn default() -> Self {
+        RecvNext::Own {
+            bytes_max: usize::MAX,
+        }
+    }
+}
+
+/// A connection's steered receive: `buf` is filled to `len` (the kernel may be writing into it).
+#[derive(Debug)]
+pub(crate) struct RecvInto {
+    pub(crate) buf: Vec<u8>,
+    pub(crate) len: usize,
+}
+
+impl RecvInto {
+    /// The bytes still to receive.
+    pub(crate) fn missing(&self) -> usize {
+        self.len - self.buf.len()
+    }
+}
+
+/// Applies a callback's choice: `Ok` with the connection's steered receive (if any) and the
+/// own buffer's next receive size, or `Err(buf)` when the buffer is full already (to be
+/// reported as `Filled` at once).
+pub(crate) fn steer(next: RecvNext) -> Result<(Option<RecvInto>, usize), Vec<u8>> {
+    match next {
+        RecvNext::Own { bytes_max } => Ok((None, bytes_max.max(1))),
+        RecvNext::Into { buf, len } if buf.len() >= len => Err(buf),
+        RecvNext::Into { mut buf, len } => {
+            buf.reserve_exact(len - buf.len());
+            Ok((Some(RecvInto { buf, len }), usize::MAX))
+        }
+    }
 }
 
 #[derive(Debug, Error)]
@@ -340,6 +399,16 @@ impl Ring {
         &mut self,
         timeout: Option<Duration>,
         on_event: &mut impl FnMut(RingEvent<'_>),
+    ) -> Result<usize, RingError> {
+        self.poll_steered(timeout, &mut |ev, _| on_event(ev))
+    }
+
+    /// [`Ring::poll`] whose callback may also steer the connection's next receive (see
+    /// [`RecvNext`]; left alone it is a full receive into the ring's buffer).
+    pub fn poll_steered(
+        &mut self,
+        timeout: Option<Duration>,
+        on_event: &mut impl FnMut(RingEvent<'_>, &mut RecvNext),
     ) -> Result<usize, RingError> {
         match &mut self.inner {
             RingInner::Uring(b) => b.poll(timeout, on_event),

@@ -1,6 +1,7 @@
 //! io_uring backend.
 //!
-//! Per connection: one RECV always outstanding into the connection's own receive buffer, and
+//! Per connection: one RECV always outstanding, into the connection's own receive buffer or
+//! the caller's buffer it was steered to (with MSG_WAITALL: one completion per steered buffer), and
 //! at most one SEND in flight from the send queue's active buffer while newer bytes collect in
 //! its pending buffer. Every operation's `user_data` packs the slot index, the slot's
 //! generation and an op tag, so a completion for a connection that was closed (and whose slot
@@ -17,8 +18,8 @@ use std::time::Duration;
 use io_uring::{opcode, squeue, types, IoUring};
 
 use super::{
-    ConnId, RingConfig, RingError, RingEvent, RingWaker, SendError, SendQueue, SlotTable, WakeFd,
-    CONNS_PER_RING_MAX,
+    steer, ConnId, RecvInto, RecvNext, RingConfig, RingError, RingEvent, RingWaker, SendError,
+    SendQueue, SlotTable, WakeFd, CONNS_PER_RING_MAX,
 };
 
 /// Completions taken from the completion queue per batch before any is dispatched.
@@ -107,6 +108,11 @@ struct UringConn {
     /// The kernel writes into this while a RECV is in flight; never moved or freed before
     /// that RECV's completion.
     recv_buf: Box<[u8]>,
+    /// The caller's buffer the RECV writes into instead, while steered there (the same rule
+    /// holds for its heap bytes).
+    into: Option<RecvInto>,
+    /// Bytes the next RECV into `recv_buf` may take (the caller may ask for a short one).
+    own_bytes_max: usize,
     send: SendQueue,
     recv_in_flight: bool,
     send_in_flight: bool,
@@ -227,6 +233,8 @@ impl UringBackend {
             stream,
             generation: 0,
             recv_buf: vec![0u8; self.recv_buffer_bytes].into_boxed_slice(),
+            into: None,
+            own_bytes_max: usize::MAX,
             send: SendQueue::new(self.send_buffer_bytes_max),
             recv_in_flight: false,
             send_in_flight: false,
@@ -273,7 +281,7 @@ impl UringBackend {
     pub(crate) fn poll(
         &mut self,
         timeout: Option<Duration>,
-        on_event: &mut impl FnMut(RingEvent<'_>),
+        on_event: &mut impl FnMut(RingEvent<'_>, &mut RecvNext),
     ) -> Result<usize, RingError> {
         let mut events = self.start_sends(on_event);
         if !self.wake_armed {
@@ -330,7 +338,7 @@ impl UringBackend {
     fn dispatch(
         &mut self,
         completion: Completion,
-        on_event: &mut impl FnMut(RingEvent<'_>),
+        on_event: &mut impl FnMut(RingEvent<'_>, &mut RecvNext),
     ) -> usize {
         let Some(key) = OpKey::unpack(completion.user_data) else {
             tracing::warn!(
@@ -356,12 +364,38 @@ impl UringBackend {
                 conn.recv_in_flight = false;
                 let result = completion.result;
                 if result > 0 {
-                    let len = (result as usize).min(conn.recv_buf.len());
-                    on_event(RingEvent::Data {
-                        conn: ConnId(key.slot),
-                        bytes: &conn.recv_buf[..len],
-                    });
-                    1 + self.arm_recv_or_fail(key.slot, on_event)
+                    let n = result as usize;
+                    let mut next = RecvNext::default();
+                    let delivered = match conn.into.as_mut() {
+                        Some(into) => {
+                            let n = n.min(into.missing());
+                            // SAFETY: the kernel wrote `n` bytes into the spare capacity this
+                            // RECV was given (at most `missing()` of it).
+                            unsafe { into.buf.set_len(into.buf.len() + n) };
+                            if into.missing() > 0 {
+                                // A short receive (a signal, or the peer closed): on with the rest.
+                                return self.arm_recv_or_fail(key.slot, on_event);
+                            }
+                            let buf = conn.into.take().map(|i| i.buf).unwrap_or_default();
+                            let conn = ConnId(key.slot);
+                            on_event(RingEvent::Filled { conn, buf }, &mut next);
+                            1
+                        }
+                        None => {
+                            let len = n.min(conn.recv_buf.len());
+                            on_event(
+                                RingEvent::Data {
+                                    conn: ConnId(key.slot),
+                                    bytes: &conn.recv_buf[..len],
+                                },
+                                &mut next,
+                            );
+                            1
+                        }
+                    };
+                    delivered
+                        + self.steer_recv(key.slot, next, on_event)
+                        + self.arm_recv_or_fail(key.slot, on_event)
                 } else if result == 0 {
                     self.fail(key.slot, None, on_event)
                 } else if is_retryable(-result) {
@@ -388,9 +422,12 @@ impl UringBackend {
                 let writable = conn.send.take_writable();
                 let failed = self.submit_send_or_fail(key.slot, on_event);
                 if failed == 0 && writable {
-                    on_event(RingEvent::Writable {
-                        conn: ConnId(key.slot),
-                    });
+                    on_event(
+                        RingEvent::Writable {
+                            conn: ConnId(key.slot),
+                        },
+                        &mut RecvNext::default(),
+                    );
                     return 1;
                 }
                 failed
@@ -403,16 +440,19 @@ impl UringBackend {
         &mut self,
         slot: u32,
         error: Option<io::Error>,
-        on_event: &mut impl FnMut(RingEvent<'_>),
+        on_event: &mut impl FnMut(RingEvent<'_>, &mut RecvNext),
     ) -> usize {
         let Some(conn) = self.conns.remove(slot) else {
             return 0;
         };
         self.retire(slot, conn);
-        on_event(RingEvent::Closed {
-            conn: ConnId(slot),
-            error,
-        });
+        on_event(
+            RingEvent::Closed {
+                conn: ConnId(slot),
+                error,
+            },
+            &mut RecvNext::default(),
+        );
         1
     }
 
@@ -477,6 +517,40 @@ impl UringBackend {
         }
     }
 
+    /// Applies the callback's choice of where the connection's next bytes go; a steered
+    /// buffer that is full already is given back at once. Returns the events delivered.
+    fn steer_recv(
+        &mut self,
+        slot: u32,
+        mut next: RecvNext,
+        on_event: &mut impl FnMut(RingEvent<'_>, &mut RecvNext),
+    ) -> usize {
+        let mut delivered = 0;
+        loop {
+            let Some(conn) = self.conns.get_mut(slot) else {
+                return delivered;
+            };
+            match steer(next) {
+                Ok((into, own_bytes_max)) => {
+                    conn.into = into;
+                    conn.own_bytes_max = own_bytes_max;
+                    return delivered;
+                }
+                Err(buf) => {
+                    next = RecvNext::default();
+                    on_event(
+                        RingEvent::Filled {
+                            conn: ConnId(slot),
+                            buf,
+                        },
+                        &mut next,
+                    );
+                    delivered += 1;
+                }
+            }
+        }
+    }
+
     fn arm_recv(&mut self, slot: u32) -> io::Result<()> {
         let Some(conn) = self.conns.get_mut(slot) else {
             return Ok(());
@@ -486,16 +560,29 @@ impl UringBackend {
             generation: conn.generation,
             tag: OpTag::Recv,
         };
-        let len = u32::try_from(conn.recv_buf.len()).unwrap_or(u32::MAX);
-        let entry = opcode::Recv::new(
-            types::Fd(conn.stream.as_raw_fd()),
-            conn.recv_buf.as_mut_ptr(),
-            len,
-        )
+        let fd = types::Fd(conn.stream.as_raw_fd());
+        let entry = match conn.into.as_mut() {
+            Some(into) => {
+                let len = u32::try_from(into.missing()).unwrap_or(u32::MAX);
+                let at = into.buf.spare_capacity_mut().as_mut_ptr().cast::<u8>();
+                // WAITALL: the kernel completes the RECV once the whole length is in (or the
+                // connection ends), not once per segment.
+                opcode::Recv::new(fd, at, len).flags(libc::MSG_WAITALL)
+            }
+            None => {
+                let len = conn.recv_buf.len().min(conn.own_bytes_max);
+                // A short receive is asked for once.
+                conn.own_bytes_max = usize::MAX;
+                let len = u32::try_from(len).unwrap_or(u32::MAX);
+                opcode::Recv::new(fd, conn.recv_buf.as_mut_ptr(), len)
+            }
+        }
         .build()
         .user_data(key.pack());
-        // SAFETY: `recv_buf` is a boxed slice owned by the connection, which is kept (as a
-        // zombie if need be) until this RECV completes.
+        // SAFETY: `recv_buf` is a boxed slice owned by the connection, and a steered buffer's
+        // heap bytes (`missing()` of spare capacity reserved by `steer`) are owned by the
+        // connection too, left alone until the RECV completes; the connection is kept (as a
+        // zombie if need be) until then.
         unsafe { push_entry(&mut self.ring, &entry)? };
         conn.recv_in_flight = true;
         self.ops_in_flight += 1;
@@ -535,7 +622,11 @@ impl UringBackend {
 
     /// Re-arms the connection's RECV; a connection that cannot get one is failed, since it
     /// would never receive again. Returns the number of events delivered.
-    fn arm_recv_or_fail(&mut self, slot: u32, on_event: &mut impl FnMut(RingEvent<'_>)) -> usize {
+    fn arm_recv_or_fail(
+        &mut self,
+        slot: u32,
+        on_event: &mut impl FnMut(RingEvent<'_>, &mut RecvNext),
+    ) -> usize {
         match self.arm_recv(slot) {
             Ok(()) => 0,
             Err(e) => self.fail(slot, Some(e), on_event),
@@ -547,7 +638,7 @@ impl UringBackend {
     fn submit_send_or_fail(
         &mut self,
         slot: u32,
-        on_event: &mut impl FnMut(RingEvent<'_>),
+        on_event: &mut impl FnMut(RingEvent<'_>, &mut RecvNext),
     ) -> usize {
         match self.submit_send(slot) {
             Ok(()) => 0,
@@ -557,7 +648,7 @@ impl UringBackend {
 
     /// Submits a SEND for each connection that queued bytes since the last poll; returns the
     /// number of events delivered.
-    fn start_sends(&mut self, on_event: &mut impl FnMut(RingEvent<'_>)) -> usize {
+    fn start_sends(&mut self, on_event: &mut impl FnMut(RingEvent<'_>, &mut RecvNext)) -> usize {
         let mut ready = std::mem::take(&mut self.send_ready);
         let mut delivered = 0;
         for &slot in &ready {

@@ -8,7 +8,7 @@
 //! the slot table is the user's state), each keeping its calls in a
 //! [`CallEngine`](super::calls::CallEngine).
 
-use super::conns::{ConnSet, ReconnectPolicy};
+use super::conns::{ConnSet, OwnedReply, ReconnectPolicy, ReplyBody};
 use super::tasks::{TaskId, TaskQueue};
 use super::EngineError;
 use crate::rpc::RpcError;
@@ -51,6 +51,18 @@ pub trait Protocol {
         now: Instant,
         queue: &mut Q,
     );
+    /// A reply received into a buffer of its own (a large one, see [`super::conns`]): a user
+    /// that would copy the result bytes elsewhere may keep the buffer instead. By default it
+    /// is lent like any other reply.
+    fn on_reply_owned<Q: TaskQueue<Task = Self::Task>>(
+        &mut self,
+        xid: u32,
+        reply: OwnedReply,
+        now: Instant,
+        queue: &mut Q,
+    ) {
+        self.on_reply(xid, Ok(reply.body()), now, queue);
+    }
     /// The time [`Protocol::poll_timeout`] asked for has come (or passed).
     fn on_timeout<Q: TaskQueue<Task = Self::Task>>(&mut self, now: Instant, queue: &mut Q);
     /// Encodes the calls it wants sent into `bufs[slot]`; returns how many.
@@ -152,8 +164,9 @@ where
                 }
                 wake.saturating_duration_since(now)
             };
-            conns.poll(timeout, |xid, outcome, now| {
-                proto.on_reply(xid, outcome, now, queue)
+            conns.poll(timeout, |xid, body, now| match body {
+                ReplyBody::Lent(outcome) => proto.on_reply(xid, outcome, now, queue),
+                ReplyBody::Owned(reply) => proto.on_reply_owned(xid, reply, now, queue),
             })?;
             conns.take_broken(Instant::now(), |slot| proto.on_conn_down(slot));
         }

@@ -67,9 +67,9 @@ pub const CHUNKS_PER_FILE_MAX_DEFAULT: u32 = 16;
 /// 0.77 s with 2 in flight, 0.67 s with 4 (and 0.1 s more client CPU with 2).
 pub const CHUNKS_PER_FILE_MIN: u32 = 4;
 /// The window grows while fewer READs than this seem queued behind each other ...
-const WINDOW_QUEUED_LOW: f64 = 1.0;
+const WINDOW_GROW_QUEUED_MAX: f64 = 1.0;
 /// ... and shrinks while more than this do (TCP Vegas' alpha and beta, in READs).
-const WINDOW_QUEUED_HIGH: f64 = 3.0;
+const WINDOW_SHRINK_QUEUED_MIN: f64 = 3.0;
 /// Weight of a new latency in the running mean (1/8, as TCP's smoothed RTT).
 const LATENCY_MEAN_WEIGHT: f64 = 0.125;
 /// READ size used until FSINFO says otherwise.
@@ -356,19 +356,23 @@ impl<T> FileState<T> {
 /// each waits on the path's latency, not once they queue at the server: there each is buffered
 /// and copied while it waits, for nothing (nfs-ganesha on loopback, a 1 GiB file: 0.67 to
 /// 0.78 s of server CPU with 16 READs of 1 MiB in flight, 0.47 to 0.57 s with 4 to 8, 0.40 s
-/// for libnfs' one at a time). From the lowest latency seen (`lat_min`: the path and one READ's service) and the
-/// running mean (`lat_mean`), `chunks × (1 − lat_min / lat_mean)` estimates the READs queued
-/// rather than travelling; once per window of replies the window grows by one while that is
-/// below [`WINDOW_QUEUED_LOW`] and shrinks by one while it is above [`WINDOW_QUEUED_HIGH`].
+/// for libnfs' one at a time).
+///
+/// From the lowest latency seen (`lat_min`: the path and one READ's service) and the running
+/// mean (`lat_mean`), `chunks × (1 − lat_min / lat_mean)` estimates the READs queued rather
+/// than travelling; once per window of replies the window grows by one while that is below
+/// [`WINDOW_GROW_QUEUED_MAX`] and shrinks by one while it is above [`WINDOW_SHRINK_QUEUED_MIN`].
 /// Over a long path the latency stays near `lat_min` and the window opens to its maximum; on
-/// loopback it stays near its minimum.
+/// loopback it stays near its minimum. `lat_min` is kept for the whole scan: a path that gets
+/// slower for good reads as queueing, and the window stays smaller than it could be (the side
+/// that costs throughput, never the server's memory).
 #[derive(Debug, Clone)]
 struct Window {
     chunks: u32,
     chunks_max: u32,
     lat_min_s: f64,
     lat_mean_s: f64,
-    /// Replies since the last change of `chunks`.
+    /// Replies since the last decision.
     replies: u32,
 }
 
@@ -398,9 +402,9 @@ impl Window {
         }
         self.replies = 0;
         let queued = self.chunks as f64 * (1.0 - self.lat_min_s / self.lat_mean_s);
-        if queued < WINDOW_QUEUED_LOW && self.chunks < self.chunks_max {
+        if queued < WINDOW_GROW_QUEUED_MAX && self.chunks < self.chunks_max {
             self.chunks += 1;
-        } else if queued > WINDOW_QUEUED_HIGH && self.chunks > CHUNKS_PER_FILE_MIN {
+        } else if queued > WINDOW_SHRINK_QUEUED_MIN && self.chunks > CHUNKS_PER_FILE_MIN {
             self.chunks -= 1;
         }
     }

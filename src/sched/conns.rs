@@ -9,12 +9,12 @@
 //!
 //! Replies are framed in place: a record that arrives whole in one receive is lent to the caller
 //! straight from the ring's buffer. A large record (at least [`OWN_RECORD_BYTES_MIN`]) that does
-//! not is received straight into a buffer of its own (the ring is steered there once its length
-//! is known) and handed over as an [`OwnedReply`] the caller may keep: a 1 MiB READ's data then
-//! crosses memory once, from the socket to the hashing thread, not through the ring's buffer, a
-//! reassembly buffer and a chunk copy. Those buffers come from, and go back to, the set's
-//! [`RecordPool`]. Small records split across receives, and multi-fragment records, are
-//! reassembled by copying.
+//! not gets a buffer of its own: the bytes that came with its record mark are copied there and
+//! the ring is steered to receive the rest straight into it. It is handed over as an
+//! [`OwnedReply`] the caller may keep: most of a 1 MiB READ's data then crosses memory once, from
+//! the socket to the hashing thread, instead of through the ring's buffer, a reassembly buffer
+//! and a chunk copy. Those buffers come from, and go back to, the set's [`RecordPool`]. Small
+//! records split across receives, and multi-fragment records, are reassembled by copying.
 
 use super::EngineError;
 use crate::client::{connect_tcp, SourcePort};

@@ -89,30 +89,30 @@ pub struct Saved {
     pub valid_bytes: u64,
 }
 
-/// Reads a journal.
+/// Reads a journal, as a stream (a compaction replays the file it is writing).
 pub fn read(path: &Path) -> Result<Saved, JournalError> {
     let io_err = |source| JournalError::Io {
         path: path.to_path_buf(),
         source,
     };
-    let mut bytes = Vec::new();
-    File::open(path)
-        .and_then(|mut f| f.read_to_end(&mut bytes))
-        .map_err(io_err)?;
-    if bytes.len() < MAGIC.len() || &bytes[..MAGIC.len()] != MAGIC {
+    let mut input = io::BufReader::with_capacity(1 << 20, File::open(path).map_err(io_err)?);
+    let mut magic = [0u8; MAGIC.len()];
+    if input.read_exact(&mut magic).is_err() || &magic != MAGIC {
         return Err(JournalError::NotAJournal(path.to_path_buf()));
     }
     let damaged = |why: &str| JournalError::Damaged {
         path: path.to_path_buf(),
         why: why.to_string(),
     };
-    let mut at = MAGIC.len();
+    let mut at = MAGIC.len() as u64;
     let mut saved: Option<Saved> = None;
     let mut known: HashMap<u64, Box<[u8]>> = HashMap::new();
     // Children of a task whose last record (`Done`) has not come yet.
     let mut partial: HashMap<u64, Vec<SavedTask>> = HashMap::new();
-    while let Some(payload) = next_record(&bytes, &mut at) {
-        let mut r = XdrReader::new(payload);
+    let mut payload = Vec::new();
+    while next_record(&mut input, &mut payload).map_err(io_err)? {
+        at += 8 + payload.len() as u64;
+        let mut r = XdrReader::new(&payload);
         let bad = |_| damaged("a record does not decode");
         match r.u32().map_err(bad)? {
             KIND_START => {
@@ -154,30 +154,48 @@ pub fn read(path: &Path) -> Result<Saved, JournalError> {
             _ => return Err(damaged("unknown record")),
         }
         if let Some(s) = &mut saved {
-            s.valid_bytes = at as u64;
+            s.valid_bytes = at;
         }
     }
     let mut saved = saved.ok_or_else(|| damaged("no start record"))?;
     saved.tasks = known.into_iter().collect();
-    // Shallow directories first (their ids say nothing of depth, but their order is stable).
+    // In id order: stable from one read to the next.
     saved.tasks.sort_unstable_by_key(|(id, _)| *id);
     Ok(saved)
 }
 
-/// The next whole record's payload at `*at`, or `None` at the end or at a torn record.
-fn next_record<'a>(bytes: &'a [u8], at: &mut usize) -> Option<&'a [u8]> {
-    let head = bytes.get(*at..*at + 8)?;
-    let len = u32::from_be_bytes(head[..4].try_into().ok()?);
-    let crc = u32::from_be_bytes(head[4..].try_into().ok()?);
+/// Reads the next whole record's payload into `payload`; false at the end or at a torn or
+/// damaged record (its checksum does not match).
+fn next_record(input: &mut impl Read, payload: &mut Vec<u8>) -> io::Result<bool> {
+    let mut head = [0u8; 8];
+    if !read_full(input, &mut head)? {
+        return Ok(false);
+    }
+    let len = u32::from_be_bytes([head[0], head[1], head[2], head[3]]);
+    let crc = u32::from_be_bytes([head[4], head[5], head[6], head[7]]);
     if len > RECORD_BYTES_MAX {
-        return None;
+        return Ok(false);
     }
-    let payload = bytes.get(*at + 8..*at + 8 + len as usize)?;
-    if crc32fast::hash(payload) != crc {
-        return None;
+    payload.clear();
+    payload.resize(len as usize, 0);
+    if !read_full(input, payload)? {
+        return Ok(false);
     }
-    *at += 8 + len as usize;
-    Some(payload)
+    Ok(crc32fast::hash(payload) == crc)
+}
+
+/// Fills `buf`; false if the input ends first.
+fn read_full(input: &mut impl Read, buf: &mut [u8]) -> io::Result<bool> {
+    let mut got = 0;
+    while got < buf.len() {
+        match input.read(&mut buf[got..]) {
+            Ok(0) => return Ok(false),
+            Ok(n) => got += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(true)
 }
 
 fn read_tasks(r: &mut XdrReader<'_>) -> crate::xdr::XdrResult<Vec<SavedTask>> {
@@ -204,8 +222,9 @@ pub struct JournalWriter {
     scan: Vec<u8>,
     epoch: u16,
     rooted: bool,
-    /// The frontier as written so far: tasks created and not done.
-    known: HashMap<u64, Box<[u8]>>,
+    /// The frontier as written so far: tasks created and not done, with the size of each
+    /// one's serialised form (the forms themselves are in the file: a compaction replays it).
+    known: HashMap<u64, u32>,
     /// Bytes a snapshot of `known` takes, about.
     known_bytes: u64,
     /// Tasks done whose own creation is not written yet (their parent is not done): their
@@ -237,14 +256,14 @@ impl JournalWriter {
             scan: scan.to_vec(),
             epoch,
             rooted: true,
-            known: tasks.into_iter().collect(),
+            known: tasks.iter().map(|(id, t)| (*id, t.len() as u32)).collect(),
             known_bytes,
             held_back: HashMap::new(),
             file_bytes: 0,
             payload: Vec::new(),
             compactions: 0,
         };
-        w.write_snapshot(false)?;
+        w.write_snapshot(false, &tasks)?;
         Ok(w)
     }
 
@@ -253,7 +272,7 @@ impl JournalWriter {
     pub fn start_unrooted(path: &Path, scan: &[u8], epoch: u16) -> Result<(), JournalError> {
         let mut w = JournalWriter::create(path, scan, epoch, Vec::new())?;
         w.rooted = false;
-        w.write_snapshot(false)
+        w.write_snapshot(false, &[])
     }
 
     fn io_err(&self) -> impl Fn(io::Error) -> JournalError {
@@ -286,12 +305,12 @@ impl JournalWriter {
                 };
                 self.append_done(kind, id, chunk)?;
             }
-            if let Some(t) = self.known.remove(&id) {
-                self.known_bytes -= 12 + t.len() as u64;
+            if let Some(len) = self.known.remove(&id) {
+                self.known_bytes -= 12 + u64::from(len);
             }
             for (child, task) in children {
                 self.known_bytes += 12 + task.len() as u64;
-                self.known.insert(child, task);
+                self.known.insert(child, task.len() as u32);
                 if let Some(grandchildren) = self.held_back.remove(&child) {
                     ready.push((child, grandchildren));
                 }
@@ -340,7 +359,10 @@ impl JournalWriter {
         self.file.get_ref().sync_data().map_err(&err)?;
         let snapshot = self.known_bytes + self.scan.len() as u64 + 64;
         if self.file_bytes > COMPACT_BYTES_MIN && self.file_bytes > COMPACT_RATIO * snapshot {
-            self.write_snapshot(false)?;
+            // The frontier's tasks are read back from the file (what was just synced): memory
+            // holds only their ids between compactions.
+            let saved = read(&self.path)?;
+            self.write_snapshot(false, &saved.tasks)?;
             self.compactions += 1;
         }
         Ok(())
@@ -350,7 +372,9 @@ impl JournalWriter {
     /// journal of one snapshot.
     pub fn complete(&mut self) -> Result<(), JournalError> {
         self.held_back.clear();
-        self.write_snapshot(true)
+        self.known.clear();
+        self.known_bytes = 0;
+        self.write_snapshot(true, &[])
     }
 
     /// Tasks in the frontier as written.
@@ -360,7 +384,7 @@ impl JournalWriter {
 
     /// Rewrites the journal as one `Start` record of the frontier (and `Completed`): written
     /// beside, synced, renamed over the old one, the directory synced.
-    fn write_snapshot(&mut self, completed: bool) -> Result<(), JournalError> {
+    fn write_snapshot(&mut self, completed: bool, tasks: &[SavedTask]) -> Result<(), JournalError> {
         let mut side = self.path.as_os_str().to_owned();
         side.push("-new");
         let side = PathBuf::from(side);
@@ -371,7 +395,7 @@ impl JournalWriter {
             .truncate(true)
             .open(&side)
             .map_err(&err)?;
-        let mut out = BufWriter::with_capacity(1 << 20, file);
+        let mut out = BufWriter::with_capacity(64 << 10, file);
         out.write_all(MAGIC).map_err(&err)?;
         let old = std::mem::replace(&mut self.file, out);
         drop(old);
@@ -383,16 +407,7 @@ impl JournalWriter {
                 .u32(u32::from(self.epoch))
                 .bool(self.rooted)
                 .opaque(&self.scan);
-            let tasks = if completed { 0 } else { self.known.len() };
-            write_tasks(
-                &mut w,
-                self.known
-                    .iter()
-                    .take(tasks)
-                    .map(|(i, t)| (*i, &t[..]))
-                    .collect::<Vec<_>>()
-                    .into_iter(),
-            );
+            write_tasks(&mut w, tasks.iter().map(|(i, t)| (*i, &t[..])));
         }
         self.append(&payload)?;
         if completed {

@@ -18,9 +18,9 @@ use std::time::{Duration, Instant};
 /// Tasks finished and not yet reported durable past which the source asks the output for a
 /// checkpoint: each holds its record (about 200 bytes with its children's) until then, so on a
 /// fast scan of small directories a 10-second interval would hold hundreds of thousands.
-pub const FINISHED_UNDURABLE_MAX: usize = 8192;
+pub const FINISHED_UNDURABLE_MAX: usize = 4096;
 /// Checkpoints asked for that reason at most this often (each syncs the output).
-const ASKED_CHECKPOINT_INTERVAL: Duration = Duration::from_millis(500);
+const ASKED_CHECKPOINT_INTERVAL: Duration = Duration::from_millis(250);
 
 /// A directory task between being found and being durable.
 struct HeldDir {
@@ -62,19 +62,9 @@ impl JournaledTasks {
         journal: Option<JournalWriter>,
         stop: Arc<AtomicBool>,
     ) -> JournaledTasks {
-        let mut held = Held::default();
-        for (id, _) in &roots {
-            held.dirs.insert(
-                *id,
-                HeldDir {
-                    children: Vec::new(),
-                    undurable: 1,
-                },
-            );
-        }
         JournaledTasks {
             deques: LocalDeques::with_ids(roots, epoch),
-            held: Mutex::new(held),
+            held: Mutex::new(Held::default()),
             journal: journal.map(Mutex::new),
             failed: Mutex::new(None),
             stop,
@@ -207,7 +197,19 @@ impl TaskQueue for JournaledQueue<'_> {
     type Task = Task;
 
     fn take(&mut self) -> Option<(TaskId, Task)> {
-        self.inner.take()
+        let (id, task) = self.inner.take()?;
+        if self.tasks.journal.is_some() && matches!(task, Task::Dir(_)) {
+            // Held from its start (a queued directory costs nothing here: its record is in
+            // its parent's children).
+            self.tasks.held().dirs.insert(
+                id,
+                HeldDir {
+                    children: Vec::new(),
+                    undurable: 1,
+                },
+            );
+        }
+        Some((id, task))
     }
 
     fn push_child(&mut self, parent: TaskId, child: Task) {
@@ -215,21 +217,14 @@ impl TaskQueue for JournaledQueue<'_> {
             self.inner.push(child);
             return;
         }
-        // Held while the task is queued: a thread that steals it and finishes it at once must
-        // find it held.
+        // Held while the task is queued: a thread that steals a lookup batch and finishes it at
+        // once must find its owner counting it.
         let mut held = self.tasks.held();
         let owner = JournaledTasks::owner(&held, parent);
         match child {
             Task::Dir(d) => {
                 let saved: Box<[u8]> = d.to_xdr().into();
                 let id = self.inner.push(Task::Dir(d));
-                held.dirs.insert(
-                    id,
-                    HeldDir {
-                        children: Vec::new(),
-                        undurable: 1,
-                    },
-                );
                 if let Some(o) = owner {
                     held.dirs
                         .get_mut(&o)

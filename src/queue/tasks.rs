@@ -8,10 +8,9 @@ use super::redis::ClaimedTask;
 use super::source::{QueueSource, SourceState};
 use super::TaskRecord;
 use crate::rpc::nfs3::FileHandle;
-use crate::sched::{TaskId, TaskQueue, TaskSource};
+use crate::sched::{TaskId, TaskParts, TaskQueue, TaskSource};
 use crate::walker::{DirTask, Task};
 use crossbeam_deque::{Injector, Steal};
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
@@ -19,18 +18,10 @@ use std::sync::{Mutex, MutexGuard};
 struct HeldDir {
     queue_id: super::TaskId,
     children: Vec<TaskRecord>,
-    /// The directory's own listing and its lookup batches not yet finished.
-    unfinished: usize,
-    /// The same, not yet durable.
-    undurable: usize,
 }
 
-#[derive(Default)]
-struct Held {
-    dirs: HashMap<TaskId, HeldDir>,
-    /// Lookup batch → the directory it belongs to.
-    lookups: HashMap<TaskId, TaskId>,
-}
+/// The directories this host works on; their lookup batches are their local tasks.
+type Held = TaskParts<HeldDir>;
 
 /// See the module documentation.
 pub struct RedisTasks {
@@ -66,15 +57,6 @@ impl RedisTasks {
         TaskId(self.next_id.fetch_add(1, Ordering::Relaxed))
     }
 
-    /// The directory a task belongs to (itself, or the directory of a lookup batch).
-    fn owner(held: &Held, id: TaskId) -> Option<TaskId> {
-        if held.dirs.contains_key(&id) {
-            Some(id)
-        } else {
-            held.lookups.get(&id).copied()
-        }
-    }
-
     fn take_claimed(&self, c: ClaimedTask) -> Option<(TaskId, Task)> {
         let id = self.new_id();
         let Some(fh) = FileHandle::from_bytes(&c.task.handle) else {
@@ -83,13 +65,11 @@ impl RedisTasks {
             self.source.durable(&[c.id]);
             return None;
         };
-        self.held().dirs.insert(
+        self.held().insert(
             id,
             HeldDir {
                 queue_id: c.id,
                 children: Vec::new(),
-                unfinished: 1,
-                undurable: 1,
             },
         );
         Some((
@@ -124,21 +104,13 @@ impl TaskSource for RedisTasks {
     }
 
     fn durable(&self, ids: &[TaskId]) {
-        let mut done = Vec::new();
-        {
+        let done: Vec<super::TaskId> = {
             let mut held = self.held();
-            for id in ids {
-                let Some(dir) = Self::owner(&held, *id) else {
-                    continue;
-                };
-                held.lookups.remove(id);
-                let d = held.dirs.get_mut(&dir).expect("owner is held");
-                d.undurable -= 1;
-                if d.undurable == 0 {
-                    done.push(held.dirs.remove(&dir).expect("held").queue_id);
-                }
-            }
-        }
+            ids.iter()
+                .filter_map(|id| held.durable(*id))
+                .map(|(_, d)| d.queue_id)
+                .collect()
+        };
         if !done.is_empty() {
             self.source.durable(&done);
         }
@@ -163,42 +135,30 @@ impl TaskQueue for RedisTaskQueue<'_> {
 
     fn push_child(&mut self, parent: TaskId, child: Task) {
         let mut held = self.tasks.held();
-        let Some(dir) = RedisTasks::owner(&held, parent) else {
-            return;
-        };
         match child {
             Task::Dir(d) => {
-                held.dirs
-                    .get_mut(&dir)
-                    .expect("owner is held")
-                    .children
-                    .push(TaskRecord {
+                if let Some(dir) = held.record_mut(parent) {
+                    dir.children.push(TaskRecord {
                         handle: d.fh.as_bytes().to_vec(),
                         path: d.path,
                         depth: d.depth,
                         fsid: d.fsid,
                     });
+                }
             }
             lookups @ Task::Lookups(_) => {
                 let id = self.tasks.new_id();
-                held.lookups.insert(id, dir);
-                let d = held.dirs.get_mut(&dir).expect("owner is held");
-                d.unfinished += 1;
-                d.undurable += 1;
-                drop(held);
-                self.tasks.lookups.push((id, lookups));
+                if held.add_local(parent, id) {
+                    drop(held);
+                    self.tasks.lookups.push((id, lookups));
+                }
             }
         }
     }
 
     fn finish(&mut self, id: TaskId) {
         let mut held = self.tasks.held();
-        let Some(dir) = RedisTasks::owner(&held, id) else {
-            return;
-        };
-        let d = held.dirs.get_mut(&dir).expect("owner is held");
-        d.unfinished -= 1;
-        if d.unfinished == 0 {
+        if let Some((_, d)) = held.finished(id) {
             let children = std::mem::take(&mut d.children);
             let queue_id = d.queue_id;
             drop(held);

@@ -7,10 +7,9 @@
 //! reported durable by the output's checkpoint.
 
 use super::journal::{JournalError, JournalWriter, SavedTask};
-use crate::sched::{LocalDeques, LocalQueue, TaskId, TaskQueue, TaskSource};
+use crate::sched::{LocalDeques, LocalQueue, TaskId, TaskParts, TaskQueue, TaskSource};
 use crate::walker::Task;
 use crate::xdr::XdrEncode;
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -22,20 +21,9 @@ pub const FINISHED_UNDURABLE_MAX: usize = 4096;
 /// Checkpoints asked for that reason at most this often (each syncs the output).
 const ASKED_CHECKPOINT_INTERVAL: Duration = Duration::from_millis(250);
 
-/// A directory task between being found and being durable.
-struct HeldDir {
-    /// The directory tasks it found, serialised.
-    children: Vec<SavedTask>,
-    /// Its listing and its lookup batches not yet durable.
-    undurable: usize,
-}
-
-#[derive(Default)]
-struct Held {
-    dirs: HashMap<TaskId, HeldDir>,
-    /// Lookup batch → the directory it belongs to.
-    lookups: HashMap<TaskId, TaskId>,
-}
+/// The directories being listed, each with the directory tasks it found (serialised); their
+/// lookup batches are its local tasks.
+type Held = TaskParts<Vec<SavedTask>>;
 
 /// See the module documentation.
 pub struct JournaledTasks {
@@ -97,15 +85,6 @@ impl JournaledTasks {
             .map(|j| j.lock().unwrap_or_else(|e| e.into_inner()))
     }
 
-    /// The directory a task belongs to (itself, or the directory of a lookup batch).
-    fn owner(held: &Held, id: TaskId) -> Option<TaskId> {
-        if held.dirs.contains_key(&id) {
-            Some(id)
-        } else {
-            held.lookups.get(&id).copied()
-        }
-    }
-
     fn fail(&self, e: JournalError) {
         self.stop.store(true, Ordering::Relaxed);
         let mut failed = self.failed.lock().unwrap_or_else(|e| e.into_inner());
@@ -157,22 +136,10 @@ impl TaskSource for JournaledTasks {
             .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |v| {
                 Some(v.saturating_sub(n))
             });
-        let mut done = Vec::new();
-        {
+        let done: Vec<(TaskId, Vec<SavedTask>)> = {
             let mut held = self.held();
-            for id in ids {
-                let Some(dir) = Self::owner(&held, *id) else {
-                    continue;
-                };
-                held.lookups.remove(id);
-                let d = held.dirs.get_mut(&dir).expect("owner is held");
-                d.undurable -= 1;
-                if d.undurable == 0 {
-                    let d = held.dirs.remove(&dir).expect("held");
-                    done.push((dir, d.children));
-                }
-            }
-        }
+            ids.iter().filter_map(|id| held.durable(*id)).collect()
+        };
         if done.is_empty() {
             return;
         }
@@ -201,13 +168,7 @@ impl TaskQueue for JournaledQueue<'_> {
         if self.tasks.journal.is_some() && matches!(task, Task::Dir(_)) {
             // Held from its start (a queued directory costs nothing here: its record is in
             // its parent's children).
-            self.tasks.held().dirs.insert(
-                id,
-                HeldDir {
-                    children: Vec::new(),
-                    undurable: 1,
-                },
-            );
+            self.tasks.held().insert(id, Vec::new());
         }
         Some((id, task))
     }
@@ -220,25 +181,17 @@ impl TaskQueue for JournaledQueue<'_> {
         // Held while the task is queued: a thread that steals a lookup batch and finishes it at
         // once must find its owner counting it.
         let mut held = self.tasks.held();
-        let owner = JournaledTasks::owner(&held, parent);
         match child {
             Task::Dir(d) => {
                 let saved: Box<[u8]> = d.to_xdr().into();
                 let id = self.inner.push(Task::Dir(d));
-                if let Some(o) = owner {
-                    held.dirs
-                        .get_mut(&o)
-                        .expect("owner is held")
-                        .children
-                        .push((id.0, saved));
+                if let Some(children) = held.record_mut(parent) {
+                    children.push((id.0, saved));
                 }
             }
             lookups @ Task::Lookups(_) => {
                 let id = self.inner.push(lookups);
-                if let Some(o) = owner {
-                    held.lookups.insert(id, o);
-                    held.dirs.get_mut(&o).expect("owner is held").undurable += 1;
-                }
+                held.add_local(parent, id);
             }
         }
     }
@@ -319,7 +272,7 @@ mod tests {
             }),
         );
         q.finish(rid);
-        let mut taken = HashMap::new();
+        let mut taken = std::collections::HashMap::new();
         while let Some((id, t)) = q.take() {
             let name = match t {
                 Task::Dir(d) => String::from_utf8(d.path).unwrap(),

@@ -19,7 +19,7 @@ pub use balance::ConnBalancer;
 pub use calls::{Attempts, CallCounters, CallEngine, CallPolicy, Inflight, Queued};
 pub use drive::{drive, DriveContext, Protocol};
 pub use rate::RateLimiter;
-pub use tasks::{LocalDeques, LocalQueue, NoTasks, TaskId, TaskQueue, TaskSource};
+pub use tasks::{LocalDeques, LocalQueue, NoTasks, TaskId, TaskParts, TaskQueue, TaskSource};
 
 use crate::client::SourcePort;
 use crate::ring::{Backend, Ring, RingConfig};

@@ -229,6 +229,97 @@ impl<T> TaskQueue for LocalQueue<'_, T> {
     }
 }
 
+/// Tasks a source records (a directory shared through a queue, or saved in a frontier
+/// journal), each with the local tasks that belong to it (a directory's lookup batches: work
+/// never shared nor saved). A recorded task is finished, or durable, once it and all of its
+/// local tasks are: the two task sources that record tasks keep their records here.
+pub struct TaskParts<R> {
+    tasks: std::collections::HashMap<TaskId, Parts<R>>,
+    /// Local task → the recorded task it belongs to.
+    locals: std::collections::HashMap<TaskId, TaskId>,
+}
+
+/// One recorded task: the source's record, and its parts (itself and its local tasks) not
+/// yet finished and not yet durable.
+struct Parts<R> {
+    record: R,
+    unfinished: usize,
+    undurable: usize,
+}
+
+impl<R> Default for TaskParts<R> {
+    fn default() -> Self {
+        TaskParts {
+            tasks: std::collections::HashMap::new(),
+            locals: std::collections::HashMap::new(),
+        }
+    }
+}
+
+impl<R> TaskParts<R> {
+    /// Records task `id` (started or about to be).
+    pub fn insert(&mut self, id: TaskId, record: R) {
+        self.tasks.insert(
+            id,
+            Parts {
+                record,
+                unfinished: 1,
+                undurable: 1,
+            },
+        );
+    }
+
+    /// The recorded task `id` is or belongs to.
+    pub fn owner(&self, id: TaskId) -> Option<TaskId> {
+        if self.tasks.contains_key(&id) {
+            Some(id)
+        } else {
+            self.locals.get(&id).copied()
+        }
+    }
+
+    /// The record of the task `id` is or belongs to.
+    pub fn record_mut(&mut self, id: TaskId) -> Option<&mut R> {
+        let owner = self.owner(id)?;
+        self.tasks.get_mut(&owner).map(|p| &mut p.record)
+    }
+
+    /// Adds the local task `local`, made by `parent` (a recorded task or one of its local
+    /// tasks); false if `parent` belongs to no recorded task.
+    pub fn add_local(&mut self, parent: TaskId, local: TaskId) -> bool {
+        let Some(owner) = self.owner(parent) else {
+            return false;
+        };
+        self.locals.insert(local, owner);
+        let p = self.tasks.get_mut(&owner).expect("owner is recorded");
+        p.unfinished += 1;
+        p.undurable += 1;
+        true
+    }
+
+    /// Task `id` finished; returns its recorded task's record once all of its parts have.
+    pub fn finished(&mut self, id: TaskId) -> Option<(TaskId, &mut R)> {
+        let owner = self.owner(id)?;
+        let p = self.tasks.get_mut(&owner).expect("owner is recorded");
+        p.unfinished -= 1;
+        (p.unfinished == 0).then_some((owner, &mut p.record))
+    }
+
+    /// Task `id` is durable; returns its recorded task, and forgets it, once all of its
+    /// parts are.
+    pub fn durable(&mut self, id: TaskId) -> Option<(TaskId, R)> {
+        let owner = self.owner(id)?;
+        self.locals.remove(&id);
+        let p = self.tasks.get_mut(&owner).expect("owner is recorded");
+        p.undurable -= 1;
+        if p.undurable > 0 {
+            return None;
+        }
+        let p = self.tasks.remove(&owner).expect("recorded");
+        Some((owner, p.record))
+    }
+}
+
 /// A source without tasks, for protocol users that make their own work (the bench).
 #[derive(Debug, Default, Clone, Copy)]
 pub struct NoTasks;
@@ -251,6 +342,26 @@ impl TaskQueue for NoTasks {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_recorded_task_ends_with_its_local_tasks() {
+        let mut parts = TaskParts::default();
+        parts.insert(TaskId(1), "dir");
+        assert!(parts.add_local(TaskId(1), TaskId(2)));
+        assert!(
+            parts.add_local(TaskId(2), TaskId(3)),
+            "a local task's own local task"
+        );
+        assert!(!parts.add_local(TaskId(9), TaskId(4)));
+        assert_eq!(parts.owner(TaskId(3)), Some(TaskId(1)));
+        assert!(parts.finished(TaskId(1)).is_none());
+        assert!(parts.finished(TaskId(3)).is_none());
+        assert_eq!(parts.finished(TaskId(2)).map(|(id, _)| id), Some(TaskId(1)));
+        assert!(parts.durable(TaskId(2)).is_none());
+        assert!(parts.durable(TaskId(1)).is_none());
+        assert_eq!(parts.durable(TaskId(3)), Some((TaskId(1), "dir")));
+        assert_eq!(parts.owner(TaskId(1)), None, "forgotten once durable");
+    }
 
     #[test]
     fn counts_outstanding_and_steals_in_batches() {

@@ -130,6 +130,7 @@ pub fn run(now: &ScanArgs, file: &Path) -> Result<i32> {
         let info_resumes = u32::from(saved.epoch) + 1;
         let resuming = Resuming {
             saved,
+            tasks: Vec::new(),
             stored: None,
             root_stored: false,
         };
@@ -142,6 +143,9 @@ pub fn run(now: &ScanArgs, file: &Path) -> Result<i32> {
             _ => run_text_file(&args, format, file, Some(resuming)),
         };
     }
+    // Decoded once: the copy or the skipped paths, and the walk, start from it.
+    let tasks = frontier_tasks(&saved, &jpath)?;
+    let frontier = FrontierPaths::new(&tasks);
     match desc["format"].as_str() {
         Some("sqlite") => {
             let scan = prior::read_scan(&prior::source_of(file))?;
@@ -172,6 +176,7 @@ pub fn run(now: &ScanArgs, file: &Path) -> Result<i32> {
             }
             let resuming = Resuming {
                 saved,
+                tasks,
                 stored: None,
                 root_stored: false,
             };
@@ -183,7 +188,6 @@ pub fn run(now: &ScanArgs, file: &Path) -> Result<i32> {
             } else {
                 (Format::Ndjson, TextFormat::Ndjson)
             };
-            let frontier = FrontierPaths::new(&frontier_tasks(&saved, &jpath)?);
             let stored = text::prepare(file, text_format, &frontier)
                 .with_context(|| format!("resuming {}", file.display()))?;
             if !quiet {
@@ -203,6 +207,7 @@ pub fn run(now: &ScanArgs, file: &Path) -> Result<i32> {
             }
             let resuming = Resuming {
                 saved,
+                tasks,
                 root_stored: stored.root_stored,
                 stored: Some(Arc::new(stored.skip)),
             };

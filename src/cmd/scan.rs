@@ -8,11 +8,11 @@ use nfs_walker::output::sqlite::{ScanEnd, ScanInfo, ScanStatus};
 use nfs_walker::output::synced::{DurabilityListener, SyncedTextWriter};
 use nfs_walker::output::{self, Batcher, Format, OutputBatch, TextWriter};
 use nfs_walker::record::EntryRecord;
-use nfs_walker::resume::journal::{self, JournalWriter, Saved};
+use nfs_walker::resume::journal::{JournalWriter, Saved};
+use nfs_walker::resume::journal_path;
 use nfs_walker::resume::prior::PriorDb;
 use nfs_walker::resume::source::JournaledTasks;
 use nfs_walker::resume::text::{SkipStored, StoredPaths};
-use nfs_walker::resume::{frontier_tasks, journal_path};
 use nfs_walker::ring::Backend;
 use nfs_walker::scan::{self, Progress, ScanReport, WalkSetup};
 use nfs_walker::sched::{EngineOptions, RateLimiter, TaskId, TaskSource};
@@ -466,6 +466,8 @@ fn checkpoint_interval(args: &ScanArgs) -> Result<Duration> {
 pub struct Resuming {
     /// The journal as the stopped run left it (with no root: the scan starts anew).
     pub saved: Saved,
+    /// Its frontier decoded as tasks (`saved.tasks` keeps their serialised forms).
+    pub tasks: Vec<(TaskId, Task)>,
     /// Text outputs: the paths the file holds below the frontier.
     pub stored: Option<Arc<StoredPaths>>,
     /// The root's own entry is stored already.
@@ -515,9 +517,7 @@ impl Journaling {
         let resume = self.resume.lock().unwrap_or_else(|e| e.into_inner());
         Ok(match resume.as_ref() {
             None => nfs_walker::resume::FrontierPaths::default(),
-            Some(r) => {
-                nfs_walker::resume::FrontierPaths::new(&frontier_tasks(&r.saved, &self.path)?)
-            }
+            Some(r) => nfs_walker::resume::FrontierPaths::new(&r.tasks),
         })
     }
 
@@ -534,32 +534,26 @@ impl Journaling {
     /// the journal started afresh as one snapshot.
     fn source(&self, root: Task, stop: Arc<AtomicBool>) -> Result<Arc<JournaledTasks>> {
         let resume = self.resume.lock().unwrap_or_else(|e| e.into_inner()).take();
-        let (roots, epoch) = match &resume {
-            None => (vec![(TaskId(0), root)], 0),
-            Some(r) => {
-                let epoch = r
-                    .saved
-                    .epoch
-                    .checked_add(1)
-                    .filter(|e| *e <= nfs_walker::resume::RESUMES_MAX)
-                    .ok_or(nfs_walker::resume::ResumeError::TooManyResumes)?;
-                if r.saved.rooted {
-                    (frontier_tasks(&r.saved, &self.path)?, epoch)
-                } else {
-                    (vec![(TaskId(0), root)], epoch)
-                }
+        let epoch = match &resume {
+            None => 0,
+            Some(r) => r
+                .saved
+                .epoch
+                .checked_add(1)
+                .filter(|e| *e <= nfs_walker::resume::RESUMES_MAX)
+                .ok_or(nfs_walker::resume::ResumeError::TooManyResumes)?,
+        };
+        // The journal starts afresh with the frontier the run starts from.
+        let (roots, saved) = match resume {
+            Some(r) if r.saved.rooted => (r.tasks, r.saved.tasks),
+            _ => {
+                let form = match &root {
+                    Task::Dir(d) => vec![(0, nfs_walker::xdr::XdrEncode::to_xdr(d).into())],
+                    Task::Lookups(_) => Vec::new(),
+                };
+                (vec![(TaskId(0), root)], form)
             }
         };
-        let saved: Vec<journal::SavedTask> = roots
-            .iter()
-            .filter_map(|(id, t)| match t {
-                Task::Dir(d) => Some((
-                    id.0,
-                    nfs_walker::xdr::XdrEncode::to_xdr(d).into_boxed_slice(),
-                )),
-                Task::Lookups(_) => None,
-            })
-            .collect();
         let writer = JournalWriter::create(&self.path, &self.scan, epoch, saved)
             .with_context(|| format!("writing {}", self.path.display()))?;
         let tasks = Arc::new(JournaledTasks::new(roots, epoch, Some(writer), stop));

@@ -67,6 +67,17 @@ fn database_parts_of_hosts_killed_restarted_and_late_merge_to_the_exact_listing(
     killed_restarted_and_late("db");
 }
 
+/// Rows in a part: entries of a database, lines of NDJSON (the last possibly torn).
+fn part_rows(path: &Path) -> usize {
+    if path.extension().is_some_and(|e| e == "db") {
+        let conn = rusqlite::Connection::open(path).unwrap();
+        conn.query_row("SELECT count(*) FROM entries", [], |r| r.get::<_, i64>(0))
+            .unwrap() as usize
+    } else {
+        std::fs::read(path).unwrap().split(|&x| x == b'\n').count()
+    }
+}
+
 /// Four hosts writing parts of kind `ext`: two killed mid-scan (one comes back, one never),
 /// one joining late; the merged parts are exactly the listing.
 fn killed_restarted_and_late(ext: &str) {
@@ -88,17 +99,10 @@ fn killed_restarted_and_late(ext: &str) {
         h.kill().unwrap();
         h.wait().unwrap();
     }
-    let b_killed_rows = if ext == "db" {
-        let conn = rusqlite::Connection::open(part("b")).unwrap();
-        conn.query_row("SELECT count(*) FROM entries", [], |r| r.get::<_, i64>(0))
-            .unwrap() as usize
-    } else {
-        std::fs::read(part("b"))
-            .unwrap()
-            .split(|&x| x == b'\n')
-            .count()
-    };
-    assert!(b_killed_rows > 1, "b wrote nothing before it was killed");
+    assert!(
+        part_rows(&part("b")) > 1,
+        "b wrote nothing before it was killed"
+    );
     std::thread::sleep(Duration::from_millis(300));
     // d joins late; b comes back with the same command (its earlier part is kept aside).
     let d = host(&server.url(), &queue, &part("d"));
@@ -116,6 +120,9 @@ fn killed_restarted_and_late(ext: &str) {
             .unwrap_or(0);
     }
     assert!(taken_over > 0, "no host took over the killed host's tasks");
+    // The late host found work: directories are offered to idle hosts while others hold
+    // large subtrees.
+    assert!(part_rows(&part("d")) > 1, "the late host listed nothing");
     let mut parts: Vec<PathBuf> = ["a", "b", "c", "d"].iter().map(|n| part(n)).collect();
     let aside = dir.path().join(format!("part-b.1.{ext}"));
     assert!(aside.exists(), "the killed run's part was not kept aside");

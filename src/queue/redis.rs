@@ -11,10 +11,10 @@ use std::time::Duration;
 
 /// Creates the queue if it does not exist: the meta hash, the stream with its group, the root
 /// task, in one step. Returns 1 when it created the queue, 0 when it existed.
-/// KEYS: meta, stream, stats. ARGV: url, options, created_ms, root task, group.
+/// KEYS: meta, stream, stats. ARGV: url, options, created_ms, root task, group, layout.
 pub const CREATE_SCRIPT: &str = r"
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
-redis.call('HSET', KEYS[1], 'url', ARGV[1], 'options', ARGV[2], 'created_ms', ARGV[3], 'layout', '1')
+redis.call('HSET', KEYS[1], 'url', ARGV[1], 'options', ARGV[2], 'created_ms', ARGV[3], 'layout', ARGV[6])
 redis.call('XGROUP', 'CREATE', KEYS[2], ARGV[5], '0', 'MKSTREAM')
 redis.call('XADD', KEYS[2], '*', 't', ARGV[4])
 redis.call('HSET', KEYS[3], 'tasks_found', 1, 'tasks_done', 0, 'entries', 0)
@@ -25,27 +25,33 @@ return 1
 /// caller and only once per task (the `listed` marker). Returns, per task, 1 (added), 0 (added
 /// before) or -1 (not the caller's: taken over or acknowledged). One call records many tasks:
 /// the script's fixed cost is paid once per batch, not per directory.
-/// KEYS: stream, listed, stats. ARGV: group, consumer, then per task: id, entries, number of
-/// children, children...
+///
+/// A record of kind 0 is an *offer*: directories of a task's subtree that the caller hands to
+/// other hosts while it goes on listing the rest of the subtree itself (see
+/// [`super::source`]). They are added while the task is pending to the caller, with no marker:
+/// the task stays pending until its whole subtree is durable, and its final record (kind 1)
+/// comes after every offer of it.
+/// KEYS: stream, listed, stats. ARGV: group, consumer, then per record: id, entries, kind (1
+/// listed, 0 offer), number of children, children...
 pub const FINISH_SCRIPT: &str = r"
 local out = {}
 local found, entries = 0, 0
 local i = 3
 while i <= #ARGV do
-  local id, n, k = ARGV[i], tonumber(ARGV[i + 1]), tonumber(ARGV[i + 2])
+  local id, n, kind, k = ARGV[i], tonumber(ARGV[i + 1]), ARGV[i + 2], tonumber(ARGV[i + 3])
   local r = 1
   local p = redis.call('XPENDING', KEYS[1], ARGV[1], id, id, 1)
   if #p == 0 or p[1][2] ~= ARGV[2] then
     r = -1
-  elseif redis.call('HSETNX', KEYS[2], id, ARGV[2]) == 0 then
+  elseif kind == '1' and redis.call('HSETNX', KEYS[2], id, ARGV[2]) == 0 then
     r = 0
   else
-    for j = i + 3, i + 2 + k do redis.call('XADD', KEYS[1], '*', 't', ARGV[j]) end
+    for j = i + 4, i + 3 + k do redis.call('XADD', KEYS[1], '*', 't', ARGV[j]) end
     found = found + k
     entries = entries + n
   end
   out[#out + 1] = r
-  i = i + 3 + k
+  i = i + 4 + k
 end
 if found > 0 then redis.call('HINCRBY', KEYS[3], 'tasks_found', found) end
 if entries > 0 then
@@ -90,6 +96,10 @@ for i = 3, #ARGV do
 end
 return lost
 ";
+
+/// The version of the queue's keys and scripts: hosts of another layout are refused (2: a
+/// task is a subtree, offered with kind-0 records of the finish script).
+pub const QUEUE_LAYOUT: &str = "2";
 
 /// How long one Redis call may take before the connection counts as lost.
 pub const REDIS_IO_TIMEOUT: Duration = Duration::from_secs(10);
@@ -142,6 +152,17 @@ pub struct ConsumerStats {
 pub struct ClaimedTask {
     pub id: TaskId,
     pub task: TaskRecord,
+}
+
+/// What a host tells the queue about a task it holds: its listing is done (`listed`: the
+/// children are added once, and the task may then be acknowledged), or it offers some
+/// directories of the task's subtree to other hosts while it goes on (`listed` false).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FinishRecord {
+    pub id: TaskId,
+    pub children: Vec<TaskRecord>,
+    pub entries: u64,
+    pub listed: bool,
 }
 
 /// One connection to the queue.
@@ -280,17 +301,20 @@ impl RedisQueue {
             .arg(now_ms)
             .arg(root.encode())
             .arg(GROUP)
+            .arg(QUEUE_LAYOUT)
             .query(&mut self.conn)
             .map_err(|e| self.err(e))?;
         if created == 1 {
             return Ok(Joined::Created);
         }
-        let (url, options): (Option<String>, Option<String>) = ::redis::cmd("HMGET")
-            .arg(&self.keys.meta)
-            .arg("url")
-            .arg("options")
-            .query(&mut self.conn)
-            .map_err(|e| self.err(e))?;
+        let (url, options, layout): (Option<String>, Option<String>, Option<String>) =
+            ::redis::cmd("HMGET")
+                .arg(&self.keys.meta)
+                .arg("url")
+                .arg("options")
+                .arg("layout")
+                .query(&mut self.conn)
+                .map_err(|e| self.err(e))?;
         let mismatch = |what, theirs: Option<String>, ours: &str| QueueError::Mismatch {
             name: self.keys.name.clone(),
             what,
@@ -302,6 +326,13 @@ impl RedisQueue {
         }
         if options.as_deref() != Some(scan.options.as_str()) {
             return Err(mismatch("the options", options, &scan.options));
+        }
+        if layout.as_deref() != Some(QUEUE_LAYOUT) {
+            return Err(mismatch(
+                "the queue layout (another nfs-walker version)",
+                layout,
+                QUEUE_LAYOUT,
+            ));
         }
         // The stream must still be there (a restart without persistence loses it).
         let exists: i64 = ::redis::cmd("EXISTS")
@@ -395,10 +426,7 @@ impl RedisQueue {
 
     /// Records listed tasks (their children and entry counts), pipelined: one round trip for
     /// the whole batch.
-    pub fn finish(
-        &mut self,
-        done: &[(TaskId, Vec<TaskRecord>, u64)],
-    ) -> Result<Vec<FinishOutcome>, QueueError> {
+    pub fn finish(&mut self, done: &[FinishRecord]) -> Result<Vec<FinishOutcome>, QueueError> {
         if done.is_empty() {
             return Ok(Vec::new());
         }
@@ -413,9 +441,12 @@ impl RedisQueue {
                 .arg(&self.keys.stats)
                 .arg(GROUP)
                 .arg(&self.consumer);
-            for (id, children, entries) in chunk {
-                c.arg(id.to_string()).arg(*entries).arg(children.len());
-                for child in children {
+            for r in chunk {
+                c.arg(r.id.to_string())
+                    .arg(r.entries)
+                    .arg(if r.listed { "1" } else { "0" })
+                    .arg(r.children.len());
+                for child in &r.children {
                     c.arg(child.encode());
                 }
             }
@@ -482,6 +513,28 @@ impl RedisQueue {
             .arg(entries)
             .query::<()>(&mut self.conn)
             .map_err(|e| self.err(e))
+    }
+
+    /// Tasks waiting for a host: in the stream and delivered to no one (the stream's length
+    /// less its pending entries, in one round trip). Hosts offer work when this runs low.
+    pub fn waiting(&mut self) -> Result<u64, QueueError> {
+        let (len, pending): (u64, Value) = ::redis::pipe()
+            .cmd("XLEN")
+            .arg(&self.keys.stream)
+            .cmd("XPENDING")
+            .arg(&self.keys.stream)
+            .arg(GROUP)
+            .query(&mut self.conn)
+            .map_err(|e| self.err(e))?;
+        // The summary form: [count, smallest id, greatest id, [[consumer, count]...]].
+        let pending = match pending {
+            Value::Array(v) => match v.first() {
+                Some(Value::Int(n)) => *n as u64,
+                _ => return Err(QueueError::BadReply("XPENDING")),
+            },
+            _ => return Err(QueueError::BadReply("XPENDING")),
+        };
+        Ok(len.saturating_sub(pending))
     }
 
     /// Tasks found and not yet acknowledged, anywhere (the termination test).

@@ -12,10 +12,12 @@
 //! listed, finished but not yet recorded, recorded but not yet acknowledged), says so on stderr,
 //! and retries with a growing pause until Redis answers again; the scripts are safe to repeat.
 
-use super::redis::{is_connection_error, ClaimedTask, Joined, RedisQueue, ScanIdentity};
+use super::redis::{
+    is_connection_error, ClaimedTask, FinishRecord, Joined, RedisQueue, ScanIdentity,
+};
 use super::{decide, LocalWork, Next, QueueError, QueueUrl, TaskId, TaskRecord};
 use std::collections::{HashMap, HashSet, VecDeque};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -23,8 +25,19 @@ use std::time::{Duration, Instant};
 /// The default of `--claim-idle`.
 pub const CLAIM_IDLE_DEFAULT: Duration = Duration::from_secs(60);
 /// Tasks claimed per round trip: enough that Redis is asked once per many directories, few
-/// enough that a host does not hoard work others could do (a buffer is at most two batches).
+/// enough that a host does not hoard work others could do (a buffer is at most one batch).
 pub const BATCH_DEFAULT: usize = 64;
+/// How often a host with directories to spare asks Redis how many tasks wait there: often
+/// enough that an idle host waits for work a few milliseconds, rarely enough that a lone host
+/// spends well under 1% of its time asking.
+const OFFER_POLL_EVERY: Duration = Duration::from_millis(10);
+
+/// A host offers directories only while it has more than this many not yet started: twice what
+/// makes it claim (a batch), so what it offers it would not need to claim back.
+pub fn offer_keep(batch: usize) -> usize {
+    2 * batch
+}
+
 /// Longest pause between polls of an idle host, and between reconnect attempts.
 const POLL_PAUSE_MAX: Duration = Duration::from_millis(50);
 const RECONNECT_PAUSE_MAX: Duration = Duration::from_secs(2);
@@ -74,17 +87,13 @@ pub struct HostShare {
     pub tasks_lost: u64,
 }
 
-struct Finished {
-    id: TaskId,
-    children: Vec<TaskRecord>,
-    entries: u64,
-}
-
 #[derive(Default)]
 struct Inner {
     ready: VecDeque<ClaimedTask>,
     running: HashSet<TaskId>,
-    finishing: Vec<Finished>,
+    /// Listed tasks and offers, in the order they happened (a task's offers before its
+    /// listing), waiting to be recorded in Redis.
+    finishing: Vec<FinishRecord>,
     /// Recorded in Redis, waiting for durability.
     awaiting: HashSet<TaskId>,
     /// Reported durable by the output (possibly before they were recorded).
@@ -102,7 +111,7 @@ impl Inner {
         LocalWork {
             buffered: self.ready.len(),
             running: self.running.len(),
-            finishing: self.finishing.len(),
+            finishing: self.finishing.iter().filter(|f| f.listed).count(),
             awaiting_durable: self.awaiting.len(),
         }
     }
@@ -110,7 +119,7 @@ impl Inner {
     fn held_ids(&self) -> Vec<TaskId> {
         let mut ids: Vec<TaskId> = self.ready.iter().map(|t| t.id).collect();
         ids.extend(self.running.iter().copied());
-        ids.extend(self.finishing.iter().map(|f| f.id));
+        ids.extend(self.finishing.iter().filter(|f| f.listed).map(|f| f.id));
         ids.extend(self.awaiting.iter().copied());
         ids
     }
@@ -126,6 +135,12 @@ struct Shared {
     /// Wakes scanning threads waiting for tasks.
     work: Condvar,
     stop: AtomicBool,
+    /// Directories found on this host and not yet started (kept in the scanning side's local
+    /// deques): a host claims tasks from Redis only when it runs short of its own.
+    local_backlog: AtomicUsize,
+    /// How many directories other hosts could use now: the queue thread sets it from the
+    /// number of tasks waiting in Redis, the scanning side counts it down as it offers.
+    offers_wanted: AtomicUsize,
 }
 
 impl Shared {
@@ -137,6 +152,7 @@ impl Shared {
 /// A host's connection to a shared queue (see the module documentation).
 pub struct QueueSource {
     shared: Arc<Shared>,
+    batch: usize,
     thread: Option<JoinHandle<()>>,
     joined: Joined,
 }
@@ -160,14 +176,18 @@ impl QueueSource {
             wake: Condvar::new(),
             work: Condvar::new(),
             stop: AtomicBool::new(false),
+            local_backlog: AtomicUsize::new(0),
+            offers_wanted: AtomicUsize::new(0),
         });
         let s = shared.clone();
+        let batch = opts.batch;
         let thread = std::thread::Builder::new()
             .name("nfs-walker-queue".into())
             .spawn(move || QueueThread::new(q, s, opts).run())
             .map_err(|_| QueueError::BadReply("cannot start the queue thread"))?;
         Ok(QueueSource {
             shared,
+            batch,
             thread: Some(thread),
             joined,
         })
@@ -209,13 +229,68 @@ impl QueueSource {
     pub fn finished(&self, id: TaskId, children: Vec<TaskRecord>, entries: u64) {
         let mut g = self.shared.lock();
         g.running.remove(&id);
-        g.finishing.push(Finished {
+        g.finishing.push(FinishRecord {
             id,
             children,
             entries,
+            listed: true,
         });
         drop(g);
         self.shared.wake.notify_one();
+    }
+
+    /// Hands `dirs`, directories of the subtree of `id` (a task this host is listing), to
+    /// other hosts: they are added to the queue before `id`'s own listing is recorded, so
+    /// every directory found stays in the queue, or in the subtree of a task pending in it,
+    /// until it is durable.
+    pub fn offer(&self, id: TaskId, dirs: Vec<TaskRecord>) {
+        if dirs.is_empty() {
+            return;
+        }
+        let mut g = self.shared.lock();
+        g.finishing.push(FinishRecord {
+            id,
+            children: dirs,
+            entries: 0,
+            listed: false,
+        });
+        drop(g);
+        self.shared.wake.notify_one();
+    }
+
+    /// How many directories other hosts could use now; takes up to `most` of them (the caller
+    /// then offers that many).
+    pub fn take_offers_wanted(&self, most: usize) -> usize {
+        let mut took = 0;
+        let _ = self
+            .shared
+            .offers_wanted
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |w| {
+                took = w.min(most);
+                Some(w - took)
+            });
+        took
+    }
+
+    /// Whether other hosts could use directories now (cheap; checked per task taken).
+    pub fn offers_wanted(&self) -> bool {
+        self.shared.offers_wanted.load(Ordering::Relaxed) > 0
+    }
+
+    /// Wakes the queue thread (the scanning side ran short of directories).
+    pub fn wake(&self) {
+        self.shared.wake.notify_one();
+    }
+
+    /// The batch size: claims are of this many tasks at most.
+    pub fn batch(&self) -> usize {
+        self.batch
+    }
+
+    /// The count of directories this host found and has not started yet (kept by the
+    /// scanning side, read by the queue thread to decide when to claim).
+    pub fn local_backlog(&self) -> &AtomicUsize {
+        &self.shared.local_backlog
     }
 
     /// These finished tasks have their entries durably in the output: acknowledge them.
@@ -285,6 +360,7 @@ struct QueueThread {
     own_pending_from: Option<String>,
     autoclaim_cursor: String,
     last_touch: Instant,
+    last_waiting_poll: Instant,
     last_autoclaim: Option<Instant>,
 }
 
@@ -297,6 +373,7 @@ impl QueueThread {
             own_pending_from: Some("0".into()),
             autoclaim_cursor: "0-0".into(),
             last_touch: Instant::now(),
+            last_waiting_poll: Instant::now() - OFFER_POLL_EVERY,
             last_autoclaim: None,
         }
     }
@@ -313,6 +390,12 @@ impl QueueThread {
                     }
                     let _ = self.shared.wake.wait_timeout(g, pause);
                     pause = (pause * 2).min(POLL_PAUSE_MAX);
+                    if self.shared.local_backlog.load(Ordering::Relaxed)
+                        > offer_keep(self.opts.batch)
+                    {
+                        // Directories to spare: keep asking whether anyone wants them.
+                        pause = pause.min(OFFER_POLL_EVERY);
+                    }
                 }
                 Err(e) if is_connection_error(&e) => self.reconnect(&e),
                 Err(e) => {
@@ -393,6 +476,7 @@ impl QueueThread {
         moved |= self.ack_durable()?;
         self.touch_held()?;
         moved |= self.refill()?;
+        self.poll_waiting()?;
         let held_nothing_to_list = {
             let l = self.shared.lock().local();
             l.buffered + l.running + l.finishing == 0
@@ -416,20 +500,22 @@ impl QueueThread {
         Ok(moved)
     }
 
-    /// Records every task finished since the last round, in one pipelined round trip.
+    /// Records every task finished (and every offer) since the last round, in one pipelined
+    /// round trip.
     fn record_finished(&mut self) -> Result<bool, QueueError> {
         let batch = std::mem::take(&mut self.shared.lock().finishing);
         if batch.is_empty() {
             return Ok(false);
         }
-        let args: Vec<(TaskId, Vec<TaskRecord>, u64)> = batch
-            .iter()
-            .map(|f| (f.id, f.children.clone(), f.entries))
-            .collect();
-        match self.q.finish(&args) {
+        match self.q.finish(&batch) {
             Ok(outcomes) => {
                 let mut g = self.shared.lock();
                 for (f, o) in batch.iter().zip(outcomes) {
+                    if !f.listed {
+                        // An offer: its task's own record follows, and tells whether the task
+                        // is still this host's.
+                        continue;
+                    }
                     if o.may_ack() {
                         if o == super::FinishOutcome::Added {
                             g.share.entries += f.entries;
@@ -444,7 +530,8 @@ impl QueueThread {
                 Ok(true)
             }
             Err(e) => {
-                // Put them back in front, in order: the script is safe to run again.
+                // Put them back in front, in order: the script is safe to run again (an offer
+                // recorded twice only lists its directories twice; `merge` keeps one copy).
                 let mut g = self.shared.lock();
                 let newer = std::mem::replace(&mut g.finishing, batch);
                 g.finishing.extend(newer);
@@ -516,17 +603,40 @@ impl QueueThread {
         Ok(())
     }
 
-    /// Tops the local buffer up to two batches: this consumer's own pending tasks first (a
-    /// restart), then new tasks, then tasks of stopped hosts.
+    /// While this host holds more directories than it needs, finds out every
+    /// [`OFFER_POLL_EVERY`] how many tasks wait in Redis for a host, and asks the scanning side
+    /// to offer enough to bring that up to a batch (what an idle host claims at once).
+    fn poll_waiting(&mut self) -> Result<(), QueueError> {
+        let backlog = self.shared.local_backlog.load(Ordering::Relaxed);
+        if backlog <= offer_keep(self.opts.batch) {
+            self.shared.offers_wanted.store(0, Ordering::Relaxed);
+            return Ok(());
+        }
+        if self.last_waiting_poll.elapsed() < OFFER_POLL_EVERY {
+            return Ok(());
+        }
+        self.last_waiting_poll = Instant::now();
+        let waiting = self.q.waiting()? as usize;
+        self.shared
+            .offers_wanted
+            .store(self.opts.batch.saturating_sub(waiting), Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Tops the local buffer up to a batch, but only when this host runs short of directories
+    /// of its own (a host holding a large subtree leaves the queue's tasks to idle hosts): this
+    /// consumer's own pending tasks first (a restart), then new tasks, then tasks of stopped
+    /// hosts.
     fn refill(&mut self) -> Result<bool, QueueError> {
+        let backlog = self.shared.local_backlog.load(Ordering::Relaxed);
         let (buffered, held): (usize, HashSet<TaskId>) = {
             let g = self.shared.lock();
-            if g.ready.len() >= self.opts.batch {
+            if g.ready.len() + backlog >= self.opts.batch {
                 return Ok(false);
             }
             (g.ready.len(), g.held_ids().into_iter().collect())
         };
-        let want = 2 * self.opts.batch - buffered;
+        let want = self.opts.batch - buffered;
         let mut got = Vec::new();
         if let Some(from) = self.own_pending_from.clone() {
             let mine = self.q.read(want, &from)?;

@@ -182,6 +182,27 @@ impl<T> LocalQueue<'_, T> {
     }
 }
 
+impl<T> LocalQueue<'_, T> {
+    /// Takes the oldest task queued on any thread (the shallowest directory: the largest
+    /// subtree left), for a source that hands such work to other hosts.
+    pub fn steal_oldest(&self) -> Option<(TaskId, T)> {
+        let n = self.stealers.len();
+        loop {
+            let mut retry = false;
+            for k in 0..n {
+                match self.stealers[(self.index + k) % n].steal() {
+                    Steal::Success(t) => return Some(t),
+                    Steal::Retry => retry = true,
+                    Steal::Empty => {}
+                }
+            }
+            if !retry {
+                return None;
+            }
+        }
+    }
+}
+
 impl<T> TaskQueue for LocalQueue<'_, T> {
     type Task = T;
 

@@ -85,14 +85,20 @@ fi
 if [ "$what" = all ] || [ "$what" = overhead ]; then
     mock_url "$TREE"
     echo "== overhead: $TREE without latency, one process, --threads 1, NDJSON to a file (median of $RUNS)"
+    echo "   (both keep their output crash-safe: the plain scan its frontier journal, the queue scan its acks)"
     plain=(); queued=()
     for r in $(seq "$RUNS"); do
         s=$(date +%s.%N)
         "$W" scan "$URL" -q --threads 1 -o "$work/plain.ndjson" 2>/dev/null
         e=$(date +%s.%N)
         plain+=("$(awk -v s="$s" -v e="$e" 'BEGIN { print e - s }')")
-        read -r s e _ < <(queue_run 1 "over-$r-$$" --threads 1)
+        plain_lines=$(wc -l <"$work/plain.ndjson")
+        read -r s e lines < <(queue_run 1 "over-$r-$$" --threads 1)
         queued+=("$(awk -v s="$s" -v e="$e" 'BEGIN { print e - s }')")
+        if [ "$lines" != "$plain_lines" ]; then
+            echo "with --queue $lines entries, without $plain_lines: not the same scan" >&2
+            exit 1
+        fi
     done
     med() { printf '%s\n' "$@" | sort -g | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
     p=$(med "${plain[@]}"); q=$(med "${queued[@]}")

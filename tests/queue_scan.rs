@@ -92,9 +92,20 @@ fn killed_restarted_and_late(ext: &str) {
     let a = host(&server.url(), &queue, &part("a"));
     let mut b = host(&server.url(), &queue, &part("b"));
     let mut c = host(&server.url(), &queue, &part("c"));
-    std::thread::sleep(Duration::from_millis(600));
-    // b and c die mid-scan, holding tasks; their parts may end in a torn line. c never comes
-    // back: its tasks are taken over by the others after --claim-idle.
+    // Once b and c have written (so they hold tasks: the first host holds the root's subtree
+    // and they work on what it offers), they die mid-scan; their parts may end in a torn line.
+    // c never comes back: its tasks are taken over by the others after --claim-idle.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while [part("b"), part("c")]
+        .iter()
+        .any(|p| !p.exists() || part_rows(p) <= 1)
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "b or c got no work in 20 s"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
     for h in [&mut b, &mut c] {
         h.kill().unwrap();
         h.wait().unwrap();

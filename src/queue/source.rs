@@ -30,13 +30,19 @@ pub const BATCH_DEFAULT: usize = 64;
 /// How often a host with directories to spare asks Redis how many tasks wait there: often
 /// enough that an idle host waits for work a few milliseconds, rarely enough that a lone host
 /// spends well under 1% of its time asking.
-const OFFER_POLL_EVERY: Duration = Duration::from_millis(10);
+const OFFER_POLL_EVERY: Duration = Duration::from_millis(5);
+/// The stock of offered tasks waiting in Redis grows to this many batches at most (16 × 64
+/// tasks of ~200 bytes: 200 KiB of Redis memory per offering host).
+const OFFER_STOCK_BATCHES_MAX: usize = 16;
+/// A host without work of its own asks Redis for tasks this often at least.
+const HUNGRY_POLL_MAX: Duration = Duration::from_millis(2);
 
-/// A host offers directories only while it has more than this many not yet started: twice what
-/// makes it claim (a batch), so what it offers it would not need to claim back.
-pub fn offer_keep(batch: usize) -> usize {
-    2 * batch
-}
+/// A host offers directories only while it has more than this many not yet started (what it
+/// cannot start now anyway), and claims tasks from Redis only when it has fewer than
+/// [`CLAIM_BELOW`] and nothing buffered: a host holding a subtree works on it rather than on
+/// the queue's tasks, so Redis sees a directory only when it moves between hosts.
+pub const OFFER_KEEP: usize = 16;
+pub const CLAIM_BELOW: usize = 4;
 
 /// Longest pause between polls of an idle host, and between reconnect attempts.
 const POLL_PAUSE_MAX: Duration = Duration::from_millis(50);
@@ -152,7 +158,6 @@ impl Shared {
 /// A host's connection to a shared queue (see the module documentation).
 pub struct QueueSource {
     shared: Arc<Shared>,
-    batch: usize,
     thread: Option<JoinHandle<()>>,
     joined: Joined,
 }
@@ -180,14 +185,12 @@ impl QueueSource {
             offers_wanted: AtomicUsize::new(0),
         });
         let s = shared.clone();
-        let batch = opts.batch;
         let thread = std::thread::Builder::new()
             .name("nfs-walker-queue".into())
             .spawn(move || QueueThread::new(q, s, opts).run())
             .map_err(|_| QueueError::BadReply("cannot start the queue thread"))?;
         Ok(QueueSource {
             shared,
-            batch,
             thread: Some(thread),
             joined,
         })
@@ -282,11 +285,6 @@ impl QueueSource {
         self.shared.wake.notify_one();
     }
 
-    /// The batch size: claims are of this many tasks at most.
-    pub fn batch(&self) -> usize {
-        self.batch
-    }
-
     /// The count of directories this host found and has not started yet (kept by the
     /// scanning side, read by the queue thread to decide when to claim).
     pub fn local_backlog(&self) -> &AtomicUsize {
@@ -361,11 +359,14 @@ struct QueueThread {
     autoclaim_cursor: String,
     last_touch: Instant,
     last_waiting_poll: Instant,
+    /// How many tasks this host keeps waiting in Redis while it has directories to spare.
+    offer_stock: usize,
     last_autoclaim: Option<Instant>,
 }
 
 impl QueueThread {
     fn new(q: RedisQueue, shared: Arc<Shared>, opts: QueueOptions) -> Self {
+        let batch = opts.batch;
         QueueThread {
             q,
             shared,
@@ -374,6 +375,7 @@ impl QueueThread {
             autoclaim_cursor: "0-0".into(),
             last_touch: Instant::now(),
             last_waiting_poll: Instant::now() - OFFER_POLL_EVERY,
+            offer_stock: batch,
             last_autoclaim: None,
         }
     }
@@ -390,11 +392,13 @@ impl QueueThread {
                     }
                     let _ = self.shared.wake.wait_timeout(g, pause);
                     pause = (pause * 2).min(POLL_PAUSE_MAX);
-                    if self.shared.local_backlog.load(Ordering::Relaxed)
-                        > offer_keep(self.opts.batch)
-                    {
+                    let backlog = self.shared.local_backlog.load(Ordering::Relaxed);
+                    if backlog > OFFER_KEEP {
                         // Directories to spare: keep asking whether anyone wants them.
                         pause = pause.min(OFFER_POLL_EVERY);
+                    } else if backlog < CLAIM_BELOW {
+                        // Short of work: other hosts' offers are taken as they come.
+                        pause = pause.min(HUNGRY_POLL_MAX);
                     }
                 }
                 Err(e) if is_connection_error(&e) => self.reconnect(&e),
@@ -608,7 +612,7 @@ impl QueueThread {
     /// to offer enough to bring that up to a batch (what an idle host claims at once).
     fn poll_waiting(&mut self) -> Result<(), QueueError> {
         let backlog = self.shared.local_backlog.load(Ordering::Relaxed);
-        if backlog <= offer_keep(self.opts.batch) {
+        if backlog <= OFFER_KEEP {
             self.shared.offers_wanted.store(0, Ordering::Relaxed);
             return Ok(());
         }
@@ -617,9 +621,19 @@ impl QueueThread {
         }
         self.last_waiting_poll = Instant::now();
         let waiting = self.q.waiting()? as usize;
-        self.shared
-            .offers_wanted
-            .store(self.opts.batch.saturating_sub(waiting), Ordering::Relaxed);
+        // The stock of waiting tasks follows demand: emptied since the last poll, other hosts
+        // take more than it holds, so it doubles; left untouched, it halves, down to a batch
+        // (a lone host keeps just that much in Redis, and later lists it itself).
+        let most = self.opts.batch * OFFER_STOCK_BATCHES_MAX;
+        if waiting == 0 {
+            self.offer_stock = (self.offer_stock * 2).min(most);
+        } else if waiting >= self.offer_stock {
+            self.offer_stock = (self.offer_stock / 2).max(self.opts.batch);
+        }
+        self.shared.offers_wanted.store(
+            self.offer_stock.saturating_sub(waiting),
+            Ordering::Relaxed,
+        );
         Ok(())
     }
 
@@ -631,7 +645,7 @@ impl QueueThread {
         let backlog = self.shared.local_backlog.load(Ordering::Relaxed);
         let (buffered, held): (usize, HashSet<TaskId>) = {
             let g = self.shared.lock();
-            if g.ready.len() + backlog >= self.opts.batch {
+            if g.ready.len() + backlog >= CLAIM_BELOW {
                 return Ok(false);
             }
             (g.ready.len(), g.held_ids().into_iter().collect())

@@ -8,7 +8,7 @@
 //! only then is it acknowledged.
 //!
 //! Work moves to other hosts by *offers*: while this host holds more directories not yet
-//! started than it needs ([`super::source::offer_keep`]) and fewer than a batch of tasks wait in
+//! started than it can start now ([`super::source::OFFER_KEEP`]) and fewer than a batch of tasks wait in
 //! Redis for a host, the oldest of them (the shallowest: the largest subtrees) are added to the
 //! stream as tasks of their own, recorded before their claimed task's own listing, so the
 //! invariant of exact termination holds: every directory found and not yet durable is a stream
@@ -20,7 +20,7 @@
 //! are never offered.
 
 use super::redis::ClaimedTask;
-use super::source::{offer_keep, QueueSource, SourceState};
+use super::source::{QueueSource, SourceState, CLAIM_BELOW, OFFER_KEEP};
 use super::TaskRecord;
 use crate::rpc::nfs3::FileHandle;
 use crate::sched::{LocalDeques, LocalQueue, TaskId, TaskParts, TaskQueue, TaskSource};
@@ -98,8 +98,7 @@ impl RedisTasks {
 
     fn backlog_took(&self, n: usize) {
         let before = self.source.local_backlog().fetch_sub(n, Ordering::Relaxed);
-        let batch = self.source.batch();
-        if before >= batch && before - n < batch {
+        if before >= CLAIM_BELOW && before - n < CLAIM_BELOW {
             // Running short: the queue thread claims from Redis now rather than at its next
             // poll.
             self.source.wake();
@@ -120,11 +119,10 @@ impl RedisTaskQueue<'_> {
     fn offer_some(&mut self) {
         let tasks = self.tasks;
         let backlog = tasks.source.local_backlog().load(Ordering::Relaxed);
-        let keep = offer_keep(tasks.source.batch());
-        if backlog <= keep {
+        if backlog <= OFFER_KEEP {
             return;
         }
-        let n = tasks.source.take_offers_wanted(backlog - keep);
+        let n = tasks.source.take_offers_wanted(backlog - OFFER_KEEP);
         let mut taken = Vec::with_capacity(n);
         while taken.len() < n {
             match self.dirs.steal_oldest() {

@@ -9,7 +9,11 @@ mod common;
 use common::redis::RedisServer;
 use nfs_walker::queue::redis::{RedisQueue, ScanIdentity};
 use nfs_walker::queue::source::{HostShare, QueueOptions, QueueSource, SourceState};
+use nfs_walker::queue::tasks::RedisTasks;
 use nfs_walker::queue::{QueueUrl, TaskRecord};
+use nfs_walker::rpc::nfs3::FileHandle;
+use nfs_walker::sched::{TaskQueue, TaskSource};
+use nfs_walker::walker::{DirTask, Task};
 use std::collections::{BTreeSet, HashMap};
 use std::time::{Duration, Instant};
 
@@ -27,10 +31,15 @@ fn hash(p: &[u8]) -> u64 {
 const DEPTH_MAX: u32 = 5;
 
 fn listing(path: &[u8], depth: u32) -> (Vec<Vec<u8>>, Vec<Vec<u8>>) {
+    listing_to(path, depth, DEPTH_MAX)
+}
+
+/// The tree down to `depth_max` (each directory's listing does not depend on it).
+fn listing_to(path: &[u8], depth: u32, depth_max: u32) -> (Vec<Vec<u8>>, Vec<Vec<u8>>) {
     let h = hash(path);
     let subdirs = if depth == 0 {
         8
-    } else if depth < DEPTH_MAX {
+    } else if depth < depth_max {
         (h % 5) as usize
     } else {
         0
@@ -53,11 +62,15 @@ fn listing(path: &[u8], depth: u32) -> (Vec<Vec<u8>>, Vec<Vec<u8>>) {
 }
 
 fn expected_tree() -> BTreeSet<Vec<u8>> {
+    expected_tree_to(DEPTH_MAX)
+}
+
+fn expected_tree_to(depth_max: u32) -> BTreeSet<Vec<u8>> {
     let mut all = BTreeSet::new();
     let mut stack = vec![(b".".to_vec(), 0u32)];
     all.insert(b".".to_vec());
     while let Some((p, d)) = stack.pop() {
-        let (dirs, files) = listing(&p, d);
+        let (dirs, files) = listing_to(&p, d, depth_max);
         all.extend(files);
         for c in dirs {
             all.insert(c.clone());
@@ -104,6 +117,7 @@ fn host(
         claim_idle,
         batch: 16,
         verbose: true,
+        ..QueueOptions::default()
     };
     let source = QueueSource::start(
         url,
@@ -336,4 +350,221 @@ fn wrong_password_and_another_scans_queue_are_refused_in_one_line() {
         );
     }
     drop(first);
+}
+
+/// The depth of the tree the subtree tests walk: about 3,000 directories.
+const SUBTREE_DEPTH_MAX: u32 = 8;
+
+/// One host as the scan runs it: the engine's side of [`RedisTasks`] (take, children, finish,
+/// durable), one task at a time, with `latency` per listing and a checkpoint every 20 ms.
+/// With `die_after`, it stops dead after that many listings.
+fn subtree_host(
+    url: &QueueUrl,
+    consumer: &str,
+    latency: Duration,
+    die_after: Option<usize>,
+    opts: QueueOptions,
+) -> (HostRun, usize) {
+    let source = QueueSource::start(
+        url,
+        consumer,
+        &identity("nfs://server/export"),
+        &root(),
+        opts,
+    )
+    .expect("join the queue");
+    let tasks = RedisTasks::new(source);
+    let mut q = tasks.queues(1).pop().unwrap();
+    let mut durable = Vec::new();
+    let mut pending = Vec::new();
+    let mut finished_ids = Vec::new();
+    let mut listed = 0;
+    let mut last_checkpoint = Instant::now();
+    let completed = loop {
+        match tasks.source().state() {
+            SourceState::Done => break true,
+            SourceState::Failed(m) => panic!("queue failed: {m}"),
+            SourceState::Working => {}
+        }
+        if let Some((id, task)) = q.take() {
+            let Task::Dir(d) = task else {
+                panic!("no lookup batches here")
+            };
+            let (dirs, files) = listing_to(&d.path, d.depth, SUBTREE_DEPTH_MAX);
+            std::thread::sleep(latency);
+            if d.depth == 0 {
+                pending.push(d.path.clone());
+            }
+            pending.extend(files);
+            for p in dirs {
+                pending.push(p.clone());
+                let fh = FileHandle::from_bytes(&hash(&p).to_le_bytes()).unwrap();
+                q.push_child(
+                    id,
+                    Task::Dir(DirTask {
+                        fh,
+                        path: p,
+                        depth: d.depth + 1,
+                        fsid: 1,
+                    }),
+                );
+            }
+            q.finish(id);
+            finished_ids.push(id);
+            listed += 1;
+            if die_after == Some(listed) {
+                drop(q);
+                let share = tasks.source().share();
+                drop(tasks);
+                let run = HostRun {
+                    durable,
+                    share,
+                    completed: false,
+                };
+                return (run, listed);
+            }
+        } else {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        let wants = tasks.source().wants_checkpoint();
+        if wants || last_checkpoint.elapsed() >= Duration::from_millis(20) {
+            durable.append(&mut pending);
+            tasks.durable(&std::mem::take(&mut finished_ids));
+            last_checkpoint = Instant::now();
+        }
+    };
+    drop(q);
+    durable.append(&mut pending);
+    let run = HostRun {
+        durable,
+        share: tasks.into_source().stop(),
+        completed,
+    };
+    (run, listed)
+}
+
+fn subtree_opts(subtree_hold: Duration) -> QueueOptions {
+    QueueOptions {
+        claim_idle: Duration::from_millis(600),
+        subtree_hold,
+        verbose: true,
+        ..QueueOptions::default()
+    }
+}
+
+#[test]
+fn a_lone_host_lists_its_subtree_itself_and_asks_redis_for_few_tasks() {
+    let Some(redis) = RedisServer::start(None, false) else {
+        return;
+    };
+    let url = QueueUrl::parse(&redis.url("lone"), None).unwrap();
+    let expected = expected_tree_to(SUBTREE_DEPTH_MAX);
+    let dirs = expected
+        .iter()
+        .filter(|p| p.as_slice() == b"." || p.rsplit(|&b| b == b'/').next().unwrap()[0] == b'd')
+        .count() as u64;
+    let (run, listed) = subtree_host(
+        &url,
+        "host-a",
+        Duration::ZERO,
+        None,
+        subtree_opts(Duration::from_secs(3600)),
+    );
+    assert!(run.completed);
+    assert_exact(&[run], &expected);
+    assert_eq!(listed as u64, dirs, "every directory listed once");
+    let stats = RedisQueue::connect(&url, "observer")
+        .unwrap()
+        .stats()
+        .unwrap();
+    assert_eq!(stats.outstanding, 0);
+    assert_eq!(stats.tasks_found, stats.tasks_done);
+    // The root, and what the host offered while no one took it (a stock of one batch at a
+    // time, which it later took back itself): not one task per directory.
+    assert!(
+        stats.tasks_found * 4 < dirs,
+        "{} tasks in Redis for {dirs} directories",
+        stats.tasks_found
+    );
+}
+
+#[test]
+fn idle_hosts_get_offered_work_and_a_dead_hosts_subtrees_are_taken_over_exactly() {
+    let Some(redis) = RedisServer::start(None, false) else {
+        return;
+    };
+    let url = QueueUrl::parse(&redis.url("offers"), None).unwrap();
+    let expected = expected_tree_to(SUBTREE_DEPTH_MAX);
+    let latency = Duration::from_micros(300);
+    // A seeds the root and holds the whole tree at first; B and C get work only through
+    // offers. C dies holding subtrees (taken over after claim_idle); D joins late.
+    let threads: Vec<_> = [
+        ("host-a", None, Duration::ZERO),
+        ("host-b", None, Duration::from_millis(20)),
+        ("host-c", Some(300), Duration::from_millis(20)),
+        ("host-d", None, Duration::from_millis(300)),
+    ]
+    .into_iter()
+    .map(|(name, die, delay)| {
+        let url = url.clone();
+        std::thread::spawn(move || {
+            std::thread::sleep(delay);
+            subtree_host(
+                &url,
+                name,
+                latency,
+                die,
+                subtree_opts(Duration::from_secs(3600)),
+            )
+        })
+    })
+    .collect();
+    let runs: Vec<(HostRun, usize)> = threads.into_iter().map(|t| t.join().unwrap()).collect();
+    for (name, (_, listed)) in ["a", "b", "c", "d"].iter().zip(&runs) {
+        assert!(*listed > 0, "host {name} listed nothing");
+    }
+    let completed: Vec<bool> = runs.iter().map(|(r, _)| r.completed).collect();
+    assert_eq!(completed, [true, true, false, true]);
+    let runs: Vec<HostRun> = runs.into_iter().map(|(r, _)| r).collect();
+    assert_exact(&runs, &expected);
+    let taken_over: u64 = runs.iter().map(|r| r.share.tasks_claimed_over).sum();
+    assert!(taken_over > 0, "no task was taken over");
+    let stats = RedisQueue::connect(&url, "observer")
+        .unwrap()
+        .stats()
+        .unwrap();
+    assert_eq!((stats.outstanding, stats.pending), (0, 0));
+}
+
+#[test]
+fn a_subtree_held_too_long_goes_back_so_a_dead_host_loses_little() {
+    let Some(redis) = RedisServer::start(None, false) else {
+        return;
+    };
+    let url = QueueUrl::parse(&redis.url("hold"), None).unwrap();
+    let expected = expected_tree_to(SUBTREE_DEPTH_MAX);
+    let latency = Duration::from_micros(500);
+    // A alone, giving back what it holds every 50 ms, dies after 1,500 listings (about half
+    // the tree, a second or more); B then does the rest.
+    // A batch of one keeps the stock of offered tasks at one: A holds nearly all of the tree
+    // in the root's task, as a host does while others are busy.
+    let opts = QueueOptions {
+        batch: 1,
+        ..subtree_opts(Duration::from_millis(50))
+    };
+    let (a, _) = subtree_host(&url, "host-a", latency, Some(1500), opts.clone());
+    let (b, _) = subtree_host(&url, "host-b", latency, None, opts);
+    assert!(b.completed);
+    let relisted = {
+        let mine: BTreeSet<&Vec<u8>> = a.durable.iter().collect();
+        b.durable.iter().filter(|p| mine.contains(p)).count()
+    };
+    let a_durable = a.durable.len();
+    assert_exact(&[a, b], &expected);
+    // Without giving back, A holds the root's task to its death and B lists all of it again
+    // (measured: every path). With it, B lists again only what A did in its last moments.
+    assert!(
+        relisted * 4 < a_durable,
+        "B listed {relisted} of the {a_durable} paths A had made durable again"
+    );
 }

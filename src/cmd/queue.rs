@@ -10,9 +10,7 @@ use nfs_walker::output::synced::{DurabilityListener, SyncedTextWriter};
 use nfs_walker::output::{Batcher, Format};
 use nfs_walker::path_error::PathError;
 use nfs_walker::queue::redis::{Joined, RedisQueue, ScanIdentity};
-use nfs_walker::queue::source::{
-    local_consumer_name, QueueOptions, QueueSource, SourceState, BATCH_DEFAULT,
-};
+use nfs_walker::queue::source::{local_consumer_name, QueueOptions, QueueSource, SourceState};
 use nfs_walker::queue::tasks::RedisTasks;
 use nfs_walker::queue::{QueueUrl, TaskRecord, PASSWORD_ENV};
 use nfs_walker::record::EntryRef;
@@ -233,8 +231,8 @@ pub fn run_scan(args: &ScanArgs, queue_url: &str) -> Result<i32> {
         consumer,
         opts: QueueOptions {
             claim_idle: q.claim_idle.max(Duration::from_millis(100)),
-            batch: BATCH_DEFAULT,
             verbose: true,
+            ..QueueOptions::default()
         },
         slot: TasksSlot::default(),
     };

@@ -61,9 +61,33 @@ end
 return out
 ";
 
-/// Tasks recorded per script call at most (a call runs atomically: Redis serves no one else
-/// meanwhile, so calls stay short).
+/// Tasks recorded, and directories added, per script call at most (a call runs atomically:
+/// Redis serves no one else meanwhile, so calls stay short).
 const FINISH_TASKS_PER_CALL: usize = 128;
+const FINISH_DIRS_PER_CALL: usize = 1024;
+
+/// `done` cut into the records of one script call each (a record with more directories than
+/// [`FINISH_DIRS_PER_CALL`] goes alone).
+fn finish_calls(done: &[FinishRecord]) -> impl Iterator<Item = &[FinishRecord]> {
+    let mut rest = done;
+    std::iter::from_fn(move || {
+        if rest.is_empty() {
+            return None;
+        }
+        let mut n = 0;
+        let mut dirs = 0;
+        while n < rest.len() && n < FINISH_TASKS_PER_CALL {
+            dirs += rest[n].children.len();
+            if n > 0 && dirs > FINISH_DIRS_PER_CALL {
+                break;
+            }
+            n += 1;
+        }
+        let (call, after) = rest.split_at(n);
+        rest = after;
+        Some(call)
+    })
+}
 
 /// Acknowledges durable tasks: XACK, XDEL and the marker, together. Counts only the tasks this
 /// call acknowledged, so a retried call counts nothing twice. Returns that count.
@@ -431,7 +455,7 @@ impl RedisQueue {
             return Ok(Vec::new());
         }
         let mut pipe = ::redis::pipe();
-        for chunk in done.chunks(FINISH_TASKS_PER_CALL) {
+        for chunk in finish_calls(done) {
             let c = pipe
                 .cmd("EVALSHA")
                 .arg(&self.sha_finish)
@@ -716,7 +740,38 @@ const _: () = assert!(HANDLE_BYTES_MAX <= u8::MAX as usize);
 
 #[cfg(test)]
 mod tests {
-    use super::consumer_name;
+    use super::{consumer_name, finish_calls, FinishRecord, TaskId, TaskRecord};
+
+    #[test]
+    fn finish_calls_bound_records_and_directories() {
+        let rec = |dirs: usize| FinishRecord {
+            id: TaskId { ms: 1, seq: 0 },
+            children: vec![
+                TaskRecord {
+                    handle: vec![1],
+                    path: b"d".to_vec(),
+                    depth: 1,
+                    fsid: 1
+                };
+                dirs
+            ],
+            entries: 0,
+            listed: dirs == 0,
+        };
+        let sizes = |done: &[FinishRecord]| -> Vec<usize> {
+            finish_calls(done).map(<[FinishRecord]>::len).collect()
+        };
+        assert_eq!(sizes(&[]), Vec::<usize>::new());
+        // 300 listings without children: 128 records a call.
+        assert_eq!(sizes(&vec![rec(0); 300]), [128, 128, 44]);
+        // Offers of 600 directories: one a call (two would add 1,200); one of 5,000 alone.
+        assert_eq!(
+            sizes(&[rec(600), rec(600), rec(5000), rec(0)]),
+            [1, 1, 1, 1]
+        );
+        assert_eq!(sizes(&[rec(5000), rec(0), rec(0)]), [1, 2]);
+        assert_eq!(sizes(&[rec(400), rec(600), rec(30)]), [2, 1]);
+    }
 
     #[test]
     fn consumer_names_are_stable_per_output() {

@@ -37,12 +37,22 @@ const OFFER_STOCK_BATCHES_MAX: usize = 16;
 /// A host without work of its own asks Redis for tasks this often at least.
 const HUNGRY_POLL_MAX: Duration = Duration::from_millis(2);
 
-/// A host offers directories only while it has more than this many not yet started (what it
-/// cannot start now anyway), and claims tasks from Redis only when it has fewer than
-/// [`CLAIM_BELOW`] and nothing buffered: a host holding a subtree works on it rather than on
-/// the queue's tasks, so Redis sees a directory only when it moves between hosts.
-pub const OFFER_KEEP: usize = 16;
-pub const CLAIM_BELOW: usize = 4;
+/// A host offers directories while it has at least [`OFFER_FROM`] not yet started, half of
+/// them at most (it goes on with the other half), and claims tasks from Redis only when it has
+/// fewer than [`CLAIM_BELOW`] and nothing buffered: a host holding a subtree works on it
+/// rather than on the queue's tasks, so Redis sees a directory only when it moves between
+/// hosts.
+pub const OFFER_FROM: usize = 4;
+pub const CLAIM_BELOW: usize = 2;
+
+/// Directories in one offer record at most: a script call adds them all while Redis serves no
+/// one else (1,024 XADDs: about a millisecond).
+const OFFER_RECORD_DIRS_MAX: usize = 1024;
+
+/// The default of [`QueueOptions::subtree_hold`]: long enough that giving a subtree's rest back
+/// to the queue (a round trip per directory not yet started) is rare, short enough that a dead
+/// host's lost work is minutes at most with the default `--claim-idle`.
+pub const SUBTREE_HOLD_DEFAULT: Duration = Duration::from_secs(30);
 
 /// Longest pause between polls of an idle host, and between reconnect attempts.
 const POLL_PAUSE_MAX: Duration = Duration::from_millis(50);
@@ -55,6 +65,10 @@ pub struct QueueOptions {
     /// Tasks pending longer than this on a consumer are taken over.
     pub claim_idle: Duration,
     pub batch: usize,
+    /// A claimed task (a subtree) is held at most about this long: then the directories of it
+    /// not yet started go back to the queue, and the task is acknowledged once what was started
+    /// is durable. A host that dies therefore loses about this much work, not its subtrees.
+    pub subtree_hold: Duration,
     /// Print progress and outage messages on stderr.
     pub verbose: bool,
 }
@@ -64,6 +78,7 @@ impl Default for QueueOptions {
         QueueOptions {
             claim_idle: CLAIM_IDLE_DEFAULT,
             batch: BATCH_DEFAULT,
+            subtree_hold: SUBTREE_HOLD_DEFAULT,
             verbose: true,
         }
     }
@@ -158,6 +173,7 @@ impl Shared {
 /// A host's connection to a shared queue (see the module documentation).
 pub struct QueueSource {
     shared: Arc<Shared>,
+    subtree_hold: Duration,
     thread: Option<JoinHandle<()>>,
     joined: Joined,
 }
@@ -185,12 +201,14 @@ impl QueueSource {
             offers_wanted: AtomicUsize::new(0),
         });
         let s = shared.clone();
+        let subtree_hold = opts.subtree_hold;
         let thread = std::thread::Builder::new()
             .name("nfs-walker-queue".into())
             .spawn(move || QueueThread::new(q, s, opts).run())
             .map_err(|_| QueueError::BadReply("cannot start the queue thread"))?;
         Ok(QueueSource {
             shared,
+            subtree_hold,
             thread: Some(thread),
             joined,
         })
@@ -251,12 +269,24 @@ impl QueueSource {
             return;
         }
         let mut g = self.shared.lock();
-        g.finishing.push(FinishRecord {
-            id,
-            children: dirs,
-            entries: 0,
-            listed: false,
-        });
+        // Directories offered one by one (found by a closing task's running parts) go in one
+        // record, and many (a subtree given back) in several: one script call adds a record's
+        // directories while Redis serves no one else.
+        let mut dirs = dirs.into_iter().peekable();
+        if let Some(last) = g.finishing.last_mut() {
+            if !last.listed && last.id == id {
+                let room = OFFER_RECORD_DIRS_MAX.saturating_sub(last.children.len());
+                last.children.extend(dirs.by_ref().take(room));
+            }
+        }
+        while dirs.peek().is_some() {
+            g.finishing.push(FinishRecord {
+                id,
+                children: dirs.by_ref().take(OFFER_RECORD_DIRS_MAX).collect(),
+                entries: 0,
+                listed: false,
+            });
+        }
         drop(g);
         self.shared.wake.notify_one();
     }
@@ -278,6 +308,11 @@ impl QueueSource {
     /// Whether other hosts could use directories now (cheap; checked per task taken).
     pub fn offers_wanted(&self) -> bool {
         self.shared.offers_wanted.load(Ordering::Relaxed) > 0
+    }
+
+    /// How long a claimed subtree is held at most ([`QueueOptions::subtree_hold`]).
+    pub fn subtree_hold(&self) -> Duration {
+        self.subtree_hold
     }
 
     /// Wakes the queue thread (the scanning side ran short of directories).
@@ -393,7 +428,7 @@ impl QueueThread {
                     let _ = self.shared.wake.wait_timeout(g, pause);
                     pause = (pause * 2).min(POLL_PAUSE_MAX);
                     let backlog = self.shared.local_backlog.load(Ordering::Relaxed);
-                    if backlog > OFFER_KEEP {
+                    if backlog >= OFFER_FROM {
                         // Directories to spare: keep asking whether anyone wants them.
                         pause = pause.min(OFFER_POLL_EVERY);
                     } else if backlog < CLAIM_BELOW {
@@ -612,7 +647,7 @@ impl QueueThread {
     /// to offer enough to bring that up to a batch (what an idle host claims at once).
     fn poll_waiting(&mut self) -> Result<(), QueueError> {
         let backlog = self.shared.local_backlog.load(Ordering::Relaxed);
-        if backlog <= OFFER_KEEP {
+        if backlog < OFFER_FROM {
             self.shared.offers_wanted.store(0, Ordering::Relaxed);
             return Ok(());
         }
@@ -630,10 +665,9 @@ impl QueueThread {
         } else if waiting >= self.offer_stock {
             self.offer_stock = (self.offer_stock / 2).max(self.opts.batch);
         }
-        self.shared.offers_wanted.store(
-            self.offer_stock.saturating_sub(waiting),
-            Ordering::Relaxed,
-        );
+        self.shared
+            .offers_wanted
+            .store(self.offer_stock.saturating_sub(waiting), Ordering::Relaxed);
         Ok(())
     }
 
@@ -645,7 +679,7 @@ impl QueueThread {
         let backlog = self.shared.local_backlog.load(Ordering::Relaxed);
         let (buffered, held): (usize, HashSet<TaskId>) = {
             let g = self.shared.lock();
-            if g.ready.len() + backlog >= CLAIM_BELOW {
+            if g.ready.len() >= self.opts.batch || g.ready.len() + backlog >= CLAIM_BELOW {
                 return Ok(false);
             }
             (g.ready.len(), g.held_ids().into_iter().collect())

@@ -7,20 +7,25 @@
 //! every directory of its subtree that this host kept is listed and durable in its output;
 //! only then is it acknowledged.
 //!
-//! Work moves to other hosts by *offers*: while this host holds more directories not yet
-//! started than it can start now ([`super::source::OFFER_KEEP`]) and fewer than a batch of tasks wait in
-//! Redis for a host, the oldest of them (the shallowest: the largest subtrees) are added to the
-//! stream as tasks of their own, recorded before their claimed task's own listing, so the
-//! invariant of exact termination holds: every directory found and not yet durable is a stream
-//! entry, or in the subtree of one pending to a live or dead host. A host that dies loses its
-//! subtrees to whoever takes them over; they are listed again from their roots (the offered
-//! parts twice; `merge` keeps one copy of every path).
+//! Work moves to other hosts by *offers*: while fewer tasks wait in Redis than idle hosts
+//! take (a stock that follows demand, see [`super::source`]), a host with directories not yet
+//! started ([`super::source::OFFER_FROM`]) adds up to half of them, the oldest (the shallowest:
+//! the largest subtrees), to the stream as tasks of their own. They are recorded before their
+//! claimed task's own listing, so the invariant of exact termination holds: every directory
+//! found and not yet durable is a stream entry, or in the subtree of one pending to a live or
+//! dead host.
+//!
+//! A claimed task is held at most [`super::source::QueueOptions::subtree_hold`]: then the rest
+//! of its subtree goes back to the queue the same way, and the task is acknowledged once what
+//! was started is durable. A host that dies loses what it did in its tasks since it claimed
+//! them, a bounded time; whoever takes them over lists them again from their roots (and the
+//! parts listed twice are dropped by `merge`, which keeps one copy of every path).
 //!
 //! A directory's lookup batches (`getattr` mode, or entries a server sent without attributes)
 //! are never offered.
 
 use super::redis::ClaimedTask;
-use super::source::{QueueSource, SourceState, CLAIM_BELOW, OFFER_KEEP};
+use super::source::{QueueSource, SourceState, CLAIM_BELOW, OFFER_FROM};
 use super::TaskRecord;
 use crate::rpc::nfs3::FileHandle;
 use crate::sched::{LocalDeques, LocalQueue, TaskId, TaskParts, TaskQueue, TaskSource};
@@ -28,11 +33,20 @@ use crate::walker::{DirTask, Task};
 use crossbeam_deque::{Injector, Steal};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard};
+use std::time::Instant;
+
+/// A thread looks for subtrees held too long once every this many tasks it takes (the check
+/// walks the held tasks: a few hundred at most).
+const CLOSE_CHECK_EVERY_TAKES: u32 = 64;
 
 /// A task claimed from the queue, as this host works on it: its local tasks are the
 /// directories of its subtree kept here and all their lookup batches.
 struct HeldDir {
     queue_id: super::TaskId,
+    claimed_at: Instant,
+    /// Held past [`QueueSource::subtree_hold`]: its directories not yet started go back to
+    /// the queue, and so do those its running parts find from now on.
+    closing: bool,
 }
 
 type Held = TaskParts<HeldDir>;
@@ -84,7 +98,14 @@ impl RedisTasks {
             self.source.durable(&[c.id]);
             return None;
         };
-        self.held().insert(id, HeldDir { queue_id: c.id });
+        self.held().insert(
+            id,
+            HeldDir {
+                queue_id: c.id,
+                claimed_at: Instant::now(),
+                closing: false,
+            },
+        );
         Some((
             id,
             Task::Dir(DirTask {
@@ -111,6 +132,7 @@ impl RedisTasks {
 pub struct RedisTaskQueue<'a> {
     tasks: &'a RedisTasks,
     dirs: LocalQueue<'a, DirTask>,
+    takes: u32,
 }
 
 impl RedisTaskQueue<'_> {
@@ -119,10 +141,10 @@ impl RedisTaskQueue<'_> {
     fn offer_some(&mut self) {
         let tasks = self.tasks;
         let backlog = tasks.source.local_backlog().load(Ordering::Relaxed);
-        if backlog <= OFFER_KEEP {
+        if backlog < OFFER_FROM {
             return;
         }
-        let n = tasks.source.take_offers_wanted(backlog - OFFER_KEEP);
+        let n = tasks.source.take_offers_wanted(backlog / 2);
         let mut taken = Vec::with_capacity(n);
         while taken.len() < n {
             match self.dirs.steal_oldest() {
@@ -134,50 +156,101 @@ impl RedisTaskQueue<'_> {
             return;
         }
         tasks.backlog_took(taken.len());
-        // Under the lock, so that no other part of a claimed task finishes before its offers
-        // are handed to the queue thread (the order the queue records them in).
         let mut held = tasks.held();
+        tasks.offer_taken(&mut held, taken);
+    }
+
+    /// Gives the subtrees held longer than [`QueueSource::subtree_hold`] back to the queue:
+    /// their directories not yet started are offered now, those their running parts find
+    /// later are offered as they are found, and the tasks end (and are acknowledged) once
+    /// their running parts are durable.
+    fn close_old(&mut self) {
+        let tasks = self.tasks;
+        let hold = tasks.source.subtree_hold();
+        let mut held = tasks.held();
+        let mut any = false;
+        for r in held.records_mut() {
+            if !r.closing && r.claimed_at.elapsed() >= hold {
+                r.closing = true;
+                any = true;
+            }
+        }
+        if !any {
+            return;
+        }
+        // Every queued directory comes off the deques: those of closing tasks are offered,
+        // the others go back (under new ids, counted before the old ones are let go).
+        let mut queued = Vec::new();
+        while let Some(t) = self.dirs.steal_oldest() {
+            queued.push(t);
+        }
+        let mut offered = Vec::new();
+        for (id, d) in queued {
+            if held.record_mut(id).is_none_or(|r| r.closing) {
+                offered.push((id, d));
+            } else {
+                let new_id = self.dirs.push(d);
+                held.add_local(id, new_id);
+                held.finished(id);
+                held.durable(id);
+            }
+        }
+        tasks.backlog_took(offered.len());
+        tasks.offer_taken(&mut held, offered);
+    }
+}
+
+impl RedisTasks {
+    /// Offers `taken` (queued directories of held tasks, off the deques) to other hosts. The
+    /// offer reaches the queue thread before the directories count as finished, so their
+    /// task's own listing, which cannot come before that, is recorded after the offer (the
+    /// queue thread records both in the order they came).
+    fn offer_taken(&self, held: &mut Held, taken: Vec<(TaskId, DirTask)>) {
+        if taken.is_empty() {
+            return;
+        }
         let mut by_task: Vec<(super::TaskId, Vec<TaskRecord>)> = Vec::new();
-        for (id, d) in &taken {
+        let mut ids = Vec::with_capacity(taken.len());
+        for (id, d) in taken {
             // Every queued directory belongs to a held task: it was added under this lock
             // together with its part count, and a task is forgotten only once all its parts
             // are durable, which a queued directory is not.
-            let Some(queue_id) = held.record_mut(*id).map(|r| r.queue_id) else {
+            let Some(queue_id) = held.record_mut(id).map(|r| r.queue_id) else {
                 debug_assert!(false, "a queued directory of no held task");
                 continue;
             };
-            let record = TaskRecord {
-                handle: d.fh.as_bytes().to_vec(),
-                path: d.path.clone(),
-                depth: d.depth,
-                fsid: d.fsid,
-            };
+            let record = dir_record(d);
             match by_task.iter_mut().find(|(q, _)| *q == queue_id) {
                 Some((_, v)) => v.push(record),
                 None => by_task.push((queue_id, vec![record])),
             }
+            ids.push(id);
         }
         for (queue_id, dirs) in by_task {
-            tasks.source.offer(queue_id, dirs);
+            self.source.offer(queue_id, dirs);
         }
-        let mut finished = Vec::new();
         let mut durable = Vec::new();
-        for (id, _) in &taken {
+        for id in ids {
             // An offered directory is done here: it neither runs nor writes on this host.
-            if let Some((_, r)) = held.finished(*id) {
-                finished.push(r.queue_id);
+            if let Some((_, r)) = held.finished(id) {
+                self.source.finished(r.queue_id, Vec::new(), 0);
             }
-            if let Some((_, r)) = held.durable(*id) {
+            if let Some((_, r)) = held.durable(id) {
                 durable.push(r.queue_id);
             }
         }
-        for queue_id in finished {
-            tasks.source.finished(queue_id, Vec::new(), 0);
-        }
-        drop(held);
         if !durable.is_empty() {
-            tasks.source.durable(&durable);
+            self.source.durable(&durable);
         }
+    }
+}
+
+fn dir_record(d: DirTask) -> TaskRecord {
+    TaskRecord {
+        handle: d.fh.as_bytes().to_vec(),
+        path: d.path,
+        depth: d.depth,
+        fsid: d.fsid,
     }
 }
 
@@ -189,7 +262,11 @@ impl TaskSource for RedisTasks {
         self.dirs
             .queues(threads)
             .into_iter()
-            .map(|dirs| RedisTaskQueue { tasks: self, dirs })
+            .map(|dirs| RedisTaskQueue {
+                tasks: self,
+                dirs,
+                takes: 0,
+            })
             .collect()
     }
 
@@ -223,6 +300,10 @@ impl TaskQueue for RedisTaskQueue<'_> {
                 Steal::Empty => break,
             }
         }
+        self.takes += 1;
+        if self.takes.is_multiple_of(CLOSE_CHECK_EVERY_TAKES) {
+            self.close_old();
+        }
         if self.tasks.source.offers_wanted() {
             self.offer_some();
         }
@@ -238,7 +319,12 @@ impl TaskQueue for RedisTaskQueue<'_> {
         let mut held = self.tasks.held();
         match child {
             Task::Dir(d) => {
-                if held.owner(parent).is_none() {
+                let Some(owner) = held.record_mut(parent) else {
+                    return;
+                };
+                if owner.closing {
+                    let queue_id = owner.queue_id;
+                    self.tasks.source.offer(queue_id, vec![dir_record(d)]);
                     return;
                 }
                 // Pushed under the lock: the thread that steals it cannot finish it before it

@@ -318,6 +318,11 @@ impl<R> TaskParts<R> {
         true
     }
 
+    /// Every recorded task's record.
+    pub fn records_mut(&mut self) -> impl Iterator<Item = &mut R> {
+        self.tasks.values_mut().map(|p| &mut p.record)
+    }
+
     /// Task `id` finished; returns its recorded task's record once all of its parts have.
     pub fn finished(&mut self, id: TaskId) -> Option<(TaskId, &mut R)> {
         let owner = self.owner(id)?;

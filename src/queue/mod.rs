@@ -2,25 +2,28 @@
 //!
 //! Every participating host runs the same `scan URL --queue redis://…/NAME` command. The
 //! first one creates the stream and the consumer group and seeds the root (atomically, in one
-//! Lua script); the others join. A host claims tasks in batches into a local buffer
-//! ([`source::QueueSource`]), so scanning threads never wait on Redis per directory; the
-//! children a listing finds go back to the stream; a task is acknowledged (and deleted) only
-//! once its entries are durable in that host's output. Tasks idle on a consumer for longer than
+//! Lua script); the others join. A task is a subtree: the host that claims it lists it and
+//! everything below it on its own deques ([`tasks::RedisTasks`]), and offers directories of it
+//! back to the stream only while other hosts could use them, so Redis is asked per piece of
+//! work that moves, not per directory. Claims and offers are batched by a queue thread
+//! ([`source::QueueSource`]); a task is acknowledged (and deleted) only once every directory of
+//! it this host kept is durable in its output. Tasks idle on a consumer for longer than
 //! `--claim-idle` are taken over with XAUTOCLAIM; a live host keeps its own tasks from looking
 //! idle by touching them (an owner-checked XCLAIM) a few times per claim interval.
 //!
 //! # Exact termination
 //!
-//! Every task is one stream entry from the moment its parent's listing is recorded until its own
-//! acknowledgement, which deletes it (XACK and XDEL in one script). The children of a task are
-//! added by one script ([`redis::FINISH_SCRIPT`]) that runs only while the task is pending to
-//! the caller and only once per task (a marker in the `listed` hash), and a task is acked only
-//! after that script returned. So at every instant each directory that is found and not yet
-//! durably listed is a stream entry, or the descendant of one whose children are not yet added.
-//! The stream's length (XLEN, one atomic read) is therefore zero exactly when the scan is
-//! done: entries pending on another host, dead or alive, count, and so do entries no one has
-//! read yet. No counter kept beside the stream can drift from it, because there is none.
-//! [`decide`] is the rule each host applies.
+//! Every task is one stream entry from the moment it is added (the root by the first host,
+//! the others as offers) until its acknowledgement, which deletes it (XACK and XDEL in one
+//! script). Offers are added by one script ([`redis::FINISH_SCRIPT`]) that runs only while the
+//! task they come from is pending to the caller, and a task's own record (once per task: a
+//! marker in the `listed` hash) comes after all its offers, and its acknowledgement after
+//! that. So at every instant each directory that is found and not yet durably listed is a
+//! stream entry, or in the subtree of one that is pending. The stream's length (XLEN, one
+//! atomic read) is therefore zero exactly when the scan is done: entries pending on another
+//! host, dead or alive, count, and so do entries no one has read yet. No counter kept beside
+//! the stream can drift from it, because there is none. [`decide`] is the rule each host
+//! applies.
 
 pub mod redis;
 pub mod source;

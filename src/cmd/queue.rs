@@ -118,7 +118,7 @@ impl QueueSetup {
         }
         if !quiet {
             eprintln!(
-                "nfs-walker: queue {}: this host acknowledged {} directories ({} taken over from stopped hosts, {} lost to others){}",
+                "nfs-walker: queue {}: this host acknowledged {} tasks ({} taken over from stopped hosts, {} lost to others){}",
                 self.url,
                 share.tasks_done,
                 share.tasks_claimed_over,
@@ -356,7 +356,7 @@ fn status(a: &StatusArgs) -> Result<i32> {
     }
     println!("queue {url} ({state}): scan of {}", s.url);
     println!(
-        "  directories: {} found, {} done ({:.1}%), {} queued, {} pending on hosts",
+        "  tasks (subtrees): {} found, {} done ({:.1}%), {} queued, {} pending on hosts",
         s.tasks_found,
         s.tasks_done,
         100.0 * s.tasks_done as f64 / s.tasks_found.max(1) as f64,
@@ -364,7 +364,7 @@ fn status(a: &StatusArgs) -> Result<i32> {
         s.pending
     );
     println!(
-        "  entries: {written} written by the hosts; {entries_per_s:.0} entries/s, {tasks_per_s:.0} directories/s over the last {secs:.1} s"
+        "  entries: {written} written by the hosts; {entries_per_s:.0} entries/s, {tasks_per_s:.0} tasks/s over the last {secs:.1} s"
     );
     for c in &s.consumers {
         let idle = Duration::from_millis(c.idle_ms);

@@ -45,6 +45,12 @@ const HUNGRY_POLL_MAX: Duration = Duration::from_millis(2);
 pub const OFFER_FROM: usize = 4;
 pub const CLAIM_BELOW: usize = 2;
 
+/// A host short of directories of its own tops its buffer of claimed tasks up to a batch once it
+/// holds this many or fewer, so its threads never wait for a claim's round trip.
+fn refill_at(batch: usize) -> usize {
+    batch / 2
+}
+
 /// Directories in one offer record at most: a script call adds them all while Redis serves no
 /// one else (1,024 XADDs: about a millisecond).
 const OFFER_RECORD_DIRS_MAX: usize = 1024;
@@ -173,6 +179,7 @@ impl Shared {
 /// A host's connection to a shared queue (see the module documentation).
 pub struct QueueSource {
     shared: Arc<Shared>,
+    batch: usize,
     subtree_hold: Duration,
     thread: Option<JoinHandle<()>>,
     joined: Joined,
@@ -202,12 +209,14 @@ impl QueueSource {
         });
         let s = shared.clone();
         let subtree_hold = opts.subtree_hold;
+        let batch = opts.batch;
         let thread = std::thread::Builder::new()
             .name("nfs-walker-queue".into())
             .spawn(move || QueueThread::new(q, s, opts).run())
             .map_err(|_| QueueError::BadReply("cannot start the queue thread"))?;
         Ok(QueueSource {
             shared,
+            batch,
             subtree_hold,
             thread: Some(thread),
             joined,
@@ -223,7 +232,7 @@ impl QueueSource {
         let mut g = self.shared.lock();
         let t = g.ready.pop_front()?;
         g.running.insert(t.id);
-        if g.ready.is_empty() {
+        if g.ready.len() == refill_at(self.batch) {
             self.shared.wake.notify_one();
         }
         Some(t)
@@ -679,7 +688,7 @@ impl QueueThread {
         let backlog = self.shared.local_backlog.load(Ordering::Relaxed);
         let (buffered, held): (usize, HashSet<TaskId>) = {
             let g = self.shared.lock();
-            if g.ready.len() >= self.opts.batch || g.ready.len() + backlog >= CLAIM_BELOW {
+            if g.ready.len() > refill_at(self.opts.batch) || backlog >= CLAIM_BELOW {
                 return Ok(false);
             }
             (g.ready.len(), g.held_ids().into_iter().collect())

@@ -13,27 +13,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 runs=${1:-5}
-target=${CARGO_TARGET_DIR:-target}
-cargo build --release -q -p nfs-walker -p mock-nfsd
-bin=$target/release/nfs-walker
-tmp=$(mktemp -d)
-mock_pid=""
-cleanup() {
-    if [ -n "$mock_pid" ]; then kill "$mock_pid" 2>/dev/null || true; wait "$mock_pid" 2>/dev/null || true; fi
-    rm -rf "$tmp"
-}
-trap cleanup EXIT
+. benches/lib.sh
 
-url=${NFS_WALKER_BENCH_URL:-}
-if [ -z "$url" ]; then
-    "$target/release/mock-nfsd" --tree "${NFS_WALKER_BENCH_TREE:-flat:1000000}" >"$tmp/mock.out" 2>&1 &
-    mock_pid=$!
-    for _ in $(seq 1 100); do grep -q '^listening on' "$tmp/mock.out" && break; sleep 0.1; done
-    port=$(sed -n 's/^listening on .*:\([0-9]*\)$/\1/p' "$tmp/mock.out")
-    [ -n "$port" ] || { cat "$tmp/mock.out" >&2; echo "mock-nfsd did not start" >&2; exit 1; }
-    url="nfs://127.0.0.1/export?nfsport=$port&mountport=$port"
-fi
-echo "server: $url (${NFS_WALKER_BENCH_TREE:-flat:1000000})"
+echo "server: $url ($tree)"
 echo "machine: $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg), database on $(df --output=fstype "$tmp" | tail -1)"
 
 intervals="86400 10 1 0.25"
@@ -57,9 +39,6 @@ for i in $(seq 1 "$runs"); do
 done
 echo
 
-median() {  # FILE COLUMN
-    sort -n -k"$2" "$1" | awk -v c="$2" '{ v[NR] = $c } END { print v[int((NR + 1) / 2)] }'
-}
 base=$(median "$tmp/86400" 1)
 printf '%-26s %10s %12s %12s %12s %10s\n' "median of $runs runs" "wall s" "checkpoints" "in them s" "of wall" "vs never"
 for c in $intervals; do

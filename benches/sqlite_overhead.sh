@@ -16,26 +16,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 runs=${1:-5}
-target=${CARGO_TARGET_DIR:-target}
-cargo build --release -q -p nfs-walker -p mock-nfsd
-bin=$target/release/nfs-walker
-tmp=$(mktemp -d)
-mock_pid=""
-cleanup() {
-    if [ -n "$mock_pid" ]; then kill "$mock_pid" 2>/dev/null || true; wait "$mock_pid" 2>/dev/null || true; fi
-    rm -rf "$tmp"
-}
-trap cleanup EXIT
+. benches/lib.sh
 
-url=${NFS_WALKER_BENCH_URL:-}
-if [ -z "$url" ]; then
-    "$target/release/mock-nfsd" --tree "${NFS_WALKER_BENCH_TREE:-flat:1000000}" >"$tmp/mock.out" 2>&1 &
-    mock_pid=$!
-    for _ in $(seq 1 100); do grep -q '^listening on' "$tmp/mock.out" && break; sleep 0.1; done
-    port=$(sed -n 's/^listening on .*:\([0-9]*\)$/\1/p' "$tmp/mock.out")
-    [ -n "$port" ] || { cat "$tmp/mock.out" >&2; echo "mock-nfsd did not start" >&2; exit 1; }
-    url="nfs://127.0.0.1/export?nfsport=$port&mountport=$port"
-fi
 echo "server: $url"
 echo "machine: $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg)"
 
@@ -62,9 +44,6 @@ echo
 rows=$(sqlite3 "$tmp/scan.db" 'SELECT entries || " entries, status " || status FROM scan' 2>/dev/null || echo "?")
 echo "last database: $rows, $(du -h "$tmp/scan.db" | cut -f1)"
 
-median() {  # FILE COLUMN
-    sort -n -k"$2" "$1" | awk -v c="$2" '{ v[NR] = $c } END { print v[int((NR + 1) / 2)] }'
-}
 nd_wall=$(median "$tmp/ndjson" 1); nd_scan=$(median "$tmp/ndjson" 2)
 sq_wall=$(median "$tmp/sqlite" 1); sq_scan=$(median "$tmp/sqlite" 2); sq_fin=$(median "$tmp/sqlite" 3)
 printf '%-22s %10s %10s %10s\n' "median of $runs runs" "wall s" "scan s" "finish s"

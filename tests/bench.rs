@@ -66,9 +66,7 @@ fn num(v: &Value) -> f64 {
 }
 
 fn temp_dir(name: &str) -> std::path::PathBuf {
-    let d = std::env::temp_dir().join(format!("nfs-walker-bench-{}-{name}", std::process::id()));
-    std::fs::create_dir_all(&d).unwrap();
-    d
+    common::temp_dir("bench", name)
 }
 
 #[test]

@@ -16,15 +16,6 @@ use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-fn require<T>(what: &str) -> Option<T> {
-    assert!(
-        !in_ci(),
-        "{what} is required in CI (tests/run.sh provides it)"
-    );
-    eprintln!("note: skipping: {what} is not available");
-    None
-}
-
 /// The Python interpreter with duckdb and pyarrow that tests/run.sh installs.
 fn python() -> Option<PathBuf> {
     match std::env::var_os("NFS_WALKER_PYTHON") {
@@ -34,30 +25,7 @@ fn python() -> Option<PathBuf> {
 }
 
 fn temp_dir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!(
-        "nfs-walker-columnar-it-{}-{name}",
-        std::process::id()
-    ));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).expect("temp dir");
-    d
-}
-
-fn walker(args: &[&std::ffi::OsStr]) -> std::process::Output {
-    let out = Command::new(walker_bin())
-        .args(args)
-        .output()
-        .expect("run nfs-walker");
-    assert!(
-        out.status.success(),
-        "nfs-walker {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
-}
-
-fn os(s: &str) -> &std::ffi::OsStr {
-    std::ffi::OsStr::new(s)
+    common::temp_dir("columnar-it", name)
 }
 
 /// Reads a Parquet input with pyarrow (every row) and DuckDB (count, sum(size), and the rows
@@ -156,23 +124,23 @@ fn duckdb_and_pyarrow_read_a_ganesha_scan_as_find_sees_it() {
         let tree_url = url_with_path(&url, tree);
         let file = dir.join(format!("{tree}.parquet"));
         let parts = dir.join(format!("{tree}-parts"));
-        walker(&[
-            os("scan"),
-            os(&tree_url),
-            os("-q"),
-            os("-o"),
+        common::run_walker_ok(&[
+            common::os("scan"),
+            common::os(&tree_url),
+            common::os("-q"),
+            common::os("-o"),
             file.as_os_str(),
         ]);
-        walker(&[
-            os("scan"),
-            os(&tree_url),
-            os("-q"),
-            os("-o"),
+        common::run_walker_ok(&[
+            common::os("scan"),
+            common::os(&tree_url),
+            common::os("-q"),
+            common::os("-o"),
             parts.as_os_str(),
-            os("--format"),
-            os("parquet"),
-            os("--part-rows"),
-            os("1000"),
+            common::os("--format"),
+            common::os("parquet"),
+            common::os("--part-rows"),
+            common::os("1000"),
         ]);
         let expected = find_listing(&local, None, true);
         let expected_sum: u64 = expected.iter().map(|r| r.attrs.size).sum();
@@ -247,11 +215,11 @@ fn convert_round_trips_database_parquet_database() {
     let server = Server::start(config).unwrap();
     let dir = temp_dir("convert");
     let db = dir.join("scan.db");
-    walker(&[
-        os("scan"),
-        os(&server.url()),
-        os("-q"),
-        os("-o"),
+    common::run_walker_ok(&[
+        common::os("scan"),
+        common::os(&server.url()),
+        common::os("-q"),
+        common::os("-o"),
         db.as_os_str(),
     ]);
     server.shutdown();
@@ -259,19 +227,29 @@ fn convert_round_trips_database_parquet_database() {
     let parts = dir.join("parts");
     let back = dir.join("back.db");
     let back_parts = dir.join("back-parts.db");
-    walker(&[os("convert"), os("-q"), db.as_os_str(), pq.as_os_str()]);
-    walker(&[os("convert"), os("-q"), pq.as_os_str(), back.as_os_str()]);
-    walker(&[
-        os("convert"),
-        os("-q"),
+    common::run_walker_ok(&[
+        common::os("convert"),
+        common::os("-q"),
+        db.as_os_str(),
+        pq.as_os_str(),
+    ]);
+    common::run_walker_ok(&[
+        common::os("convert"),
+        common::os("-q"),
+        pq.as_os_str(),
+        back.as_os_str(),
+    ]);
+    common::run_walker_ok(&[
+        common::os("convert"),
+        common::os("-q"),
         db.as_os_str(),
         parts.as_os_str(),
-        os("--to"),
-        os("parquet"),
+        common::os("--to"),
+        common::os("parquet"),
     ]);
-    walker(&[
-        os("convert"),
-        os("-q"),
+    common::run_walker_ok(&[
+        common::os("convert"),
+        common::os("-q"),
         parts.as_os_str(),
         back_parts.as_os_str(),
     ]);
@@ -315,19 +293,29 @@ fn convert_round_trips_database_parquet_database() {
     // same figures in all four forms.
     let from_db = dir.join("from-db.ndjson");
     let from_pq = dir.join("from-pq.ndjson");
-    walker(&[os("convert"), os("-q"), db.as_os_str(), from_db.as_os_str()]);
-    walker(&[os("convert"), os("-q"), pq.as_os_str(), from_pq.as_os_str()]);
+    common::run_walker_ok(&[
+        common::os("convert"),
+        common::os("-q"),
+        db.as_os_str(),
+        from_db.as_os_str(),
+    ]);
+    common::run_walker_ok(&[
+        common::os("convert"),
+        common::os("-q"),
+        pq.as_os_str(),
+        from_pq.as_os_str(),
+    ]);
     let ndjson = std::fs::read(&from_db).unwrap();
     assert_eq!(ndjson.iter().filter(|&&b| b == b'\n').count(), 30000);
     assert_eq!(ndjson, std::fs::read(&from_pq).unwrap());
     let stats = |p: &Path| -> Value {
-        let out = walker(&[
-            os("stats"),
+        let out = common::run_walker_ok(&[
+            common::os("stats"),
             p.as_os_str(),
-            os("--all"),
-            os("--json"),
-            os("--now"),
-            os("1700000000"),
+            common::os("--all"),
+            common::os("--json"),
+            common::os("--now"),
+            common::os("1700000000"),
         ]);
         let mut v: Value = serde_json::from_slice(&out.stdout).unwrap();
         let o = v.as_object_mut().unwrap();
@@ -364,7 +352,12 @@ fn a_killed_parquet_scan_leaves_only_complete_parts() {
     let parts = dir.join("parts");
     let single = dir.join("scan.parquet");
     let mut children: Vec<std::process::Child> = [
-        vec![os("--format"), os("parquet"), os("--part-rows"), os("5000")],
+        vec![
+            common::os("--format"),
+            common::os("parquet"),
+            common::os("--part-rows"),
+            common::os("5000"),
+        ],
         vec![],
     ]
     .iter()
@@ -372,11 +365,11 @@ fn a_killed_parquet_scan_leaves_only_complete_parts() {
     .map(|(extra, out)| {
         Command::new(walker_bin())
             .args([
-                os("scan"),
-                os(&server.url()),
-                os("-q"),
-                os("--maxcount"),
-                os("8192"),
+                common::os("scan"),
+                common::os(&server.url()),
+                common::os("-q"),
+                common::os("--maxcount"),
+                common::os("8192"),
             ])
             .arg("-o")
             .arg(out)
@@ -408,7 +401,8 @@ fn a_killed_parquet_scan_leaves_only_complete_parts() {
         assert!(n >= 5000, "{}: {n} rows", f.display());
         rows += n;
     }
-    let out = walker(&[os("stats"), parts.as_os_str(), os("--json")]);
+    let out =
+        common::run_walker_ok(&[common::os("stats"), parts.as_os_str(), common::os("--json")]);
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["summary"]["entries"].as_u64(), Some(rows));
     // The last complete part says the scan had not finished.

@@ -12,10 +12,7 @@ use std::process::{Command, Stdio};
 use std::time::Instant;
 
 fn temp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("nfs-walker-crash-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+    common::temp_dir("crash", name)
 }
 
 fn scan_command(url: &str, db: &Path) -> Command {

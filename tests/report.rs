@@ -13,15 +13,6 @@ use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-fn require<T>(what: &str) -> Option<T> {
-    assert!(
-        !in_ci(),
-        "{what} is required in CI (tests/run.sh provides it)"
-    );
-    eprintln!("note: skipping: {what} is not available");
-    None
-}
-
 fn chromium() -> Option<&'static str> {
     match Command::new("chromium").arg("--version").output() {
         Ok(o) if o.status.success() => Some("chromium"),
@@ -30,30 +21,7 @@ fn chromium() -> Option<&'static str> {
 }
 
 fn temp_dir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!(
-        "nfs-walker-report-it-{}-{name}",
-        std::process::id()
-    ));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).expect("temp dir");
-    d
-}
-
-fn walker(args: &[&std::ffi::OsStr]) -> std::process::Output {
-    let out = Command::new(walker_bin())
-        .args(args)
-        .output()
-        .expect("run nfs-walker");
-    assert!(
-        out.status.success(),
-        "nfs-walker {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
-}
-
-fn os(s: &str) -> &std::ffi::OsStr {
-    std::ffi::OsStr::new(s)
+    common::temp_dir("report-it", name)
 }
 
 /// The `data-value` of the element marked `data-total="NAME"`.
@@ -161,28 +129,28 @@ fn chromium_shows_the_report_offline_with_the_totals_of_stats() {
     let tree_url = url_with_path(&url, "mixed");
     let db = dir.join("mixed.db");
     let pq = dir.join("mixed.parquet");
-    walker(&[
-        os("scan"),
-        os(&tree_url),
-        os("-q"),
-        os("-o"),
+    common::run_walker_ok(&[
+        common::os("scan"),
+        common::os(&tree_url),
+        common::os("-q"),
+        common::os("-o"),
         db.as_os_str(),
     ]);
-    walker(&[
-        os("scan"),
-        os(&tree_url),
-        os("-q"),
-        os("-o"),
+    common::run_walker_ok(&[
+        common::os("scan"),
+        common::os(&tree_url),
+        common::os("-q"),
+        common::os("-o"),
         pq.as_os_str(),
     ]);
     for input in [&db, &pq] {
         let what = input.display().to_string();
         let html = input.with_extension("html");
-        walker(&[
-            os("report"),
-            os("-q"),
+        common::run_walker_ok(&[
+            common::os("report"),
+            common::os("-q"),
             input.as_os_str(),
-            os("-o"),
+            common::os("-o"),
             html.as_os_str(),
         ]);
         let page = std::fs::read_to_string(&html).unwrap();
@@ -192,9 +160,11 @@ fn chromium_shows_the_report_offline_with_the_totals_of_stats() {
         ] {
             assert!(!page.contains(banned), "{what}: the page holds {banned}");
         }
-        let stats: Value =
-            serde_json::from_slice(&walker(&[os("stats"), input.as_os_str(), os("--json")]).stdout)
-                .unwrap();
+        let stats: Value = serde_json::from_slice(
+            &common::run_walker_ok(&[common::os("stats"), input.as_os_str(), common::os("--json")])
+                .stdout,
+        )
+        .unwrap();
         let s = &stats["summary"];
         let by_type = |t: &str| -> u64 {
             s["by_type"]

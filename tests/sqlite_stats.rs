@@ -6,6 +6,7 @@
 //! sets them); without them they are skipped with a note, unless CI is set, where they fail.
 
 mod common;
+use common::require;
 
 use serde_json::Value;
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -15,15 +16,6 @@ use std::time::{Duration, Instant};
 
 const BIN: &str = env!("CARGO_BIN_EXE_nfs-walker");
 const NS: i64 = 1_000_000_000;
-
-/// Skips (with a note) or fails in CI when something the test needs is missing.
-fn require<T>(what: &str) -> Option<T> {
-    if common::in_ci() {
-        panic!("{what} is required in CI");
-    }
-    eprintln!("note: skipping: {what} is not available");
-    None
-}
 
 /// (URL of export sub-directory `sub`, its local directory) on the test ganesha.
 fn ganesha(sub: &str) -> Option<(String, PathBuf)> {
@@ -43,13 +35,7 @@ fn sqlite3_cli() -> Option<()> {
 }
 
 fn temp_dir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!(
-        "nfs-walker-sqlite-it-{}-{name}",
-        std::process::id()
-    ));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).expect("temp dir");
-    d
+    common::temp_dir("sqlite-it", name)
 }
 
 fn scan(url: &str, out: &Path, extra: &[&str]) -> std::process::Output {

@@ -69,6 +69,42 @@ pub fn run_walker(args: &[&str]) -> Output {
     out
 }
 
+/// Runs nfs-walker with `args` (paths among them) and asserts it succeeded.
+pub fn run_walker_ok(args: &[&std::ffi::OsStr]) -> Output {
+    let out = Command::new(walker_bin())
+        .args(args)
+        .output()
+        .expect("run nfs-walker");
+    assert!(
+        out.status.success(),
+        "nfs-walker {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+pub fn os(s: &str) -> &std::ffi::OsStr {
+    std::ffi::OsStr::new(s)
+}
+
+/// A fresh directory `nfs-walker-SUITE-PID-NAME` under the system's temp directory.
+pub fn temp_dir(suite: &str, name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("nfs-walker-{suite}-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).expect("temp dir");
+    d
+}
+
+/// None, with a note, when a test's requirement `what` is missing; under CI a failure.
+pub fn require<T>(what: &str) -> Option<T> {
+    assert!(
+        !in_ci(),
+        "{what} is required in CI (tests/run.sh provides it)"
+    );
+    eprintln!("note: skipping: {what} is not available");
+    None
+}
+
 pub fn parse_ndjson(bytes: &[u8]) -> Vec<EntryRecord> {
     std::str::from_utf8(bytes)
         .expect("NDJSON is UTF-8")

@@ -10,7 +10,7 @@ use common::redis::RedisServer;
 use nfs_walker::queue::redis::{RedisQueue, ScanIdentity};
 use nfs_walker::queue::source::{HostShare, QueueOptions, QueueSource, SourceState};
 use nfs_walker::queue::tasks::RedisTasks;
-use nfs_walker::queue::{QueueUrl, TaskRecord};
+use nfs_walker::queue::QueueUrl;
 use nfs_walker::rpc::nfs3::FileHandle;
 use nfs_walker::sched::{TaskQueue, TaskSource};
 use nfs_walker::walker::{DirTask, Task};
@@ -80,9 +80,9 @@ fn expected_tree_to(depth_max: u32) -> BTreeSet<Vec<u8>> {
     all
 }
 
-fn root() -> TaskRecord {
-    TaskRecord {
-        handle: vec![1; 8],
+fn root() -> DirTask {
+    DirTask {
+        fh: FileHandle::from_bytes(&[1; 8]).unwrap(),
         path: b".".to_vec(),
         depth: 0,
         fsid: 1,
@@ -148,8 +148,8 @@ fn host(
             pending.extend(files.iter().cloned());
             let children = dirs
                 .into_iter()
-                .map(|p| TaskRecord {
-                    handle: hash(&p).to_le_bytes().to_vec(),
+                .map(|p| DirTask {
+                    fh: FileHandle::from_bytes(&hash(&p).to_le_bytes()).unwrap(),
                     path: p,
                     depth: t.task.depth + 1,
                     fsid: 1,

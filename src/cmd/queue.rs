@@ -12,7 +12,7 @@ use nfs_walker::path_error::PathError;
 use nfs_walker::queue::redis::{Joined, RedisQueue, ScanIdentity};
 use nfs_walker::queue::source::{local_consumer_name, QueueOptions, QueueSource, SourceState};
 use nfs_walker::queue::tasks::RedisTasks;
-use nfs_walker::queue::{QueueUrl, TaskRecord, PASSWORD_ENV};
+use nfs_walker::queue::{QueueUrl, PASSWORD_ENV};
 use nfs_walker::record::EntryRef;
 use nfs_walker::scan::EntrySink;
 use nfs_walker::sched::TaskId;
@@ -80,17 +80,11 @@ pub struct QueueSetup {
 impl QueueSetup {
     /// Joins the queue (seeding `root` if this host is the first) and returns the source.
     pub fn start(&self, args: &ScanArgs, root: &DirTask) -> Result<Arc<RedisTasks>> {
-        let record = TaskRecord {
-            handle: root.fh.as_bytes().to_vec(),
-            path: root.path.clone(),
-            depth: root.depth,
-            fsid: root.fsid,
-        };
         let source = QueueSource::start(
             &self.url,
             &self.consumer,
             &scan_identity(args),
-            &record,
+            root,
             self.opts.clone(),
         )?;
         if !args.quiet {

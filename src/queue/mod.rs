@@ -29,6 +29,8 @@ pub mod redis;
 pub mod source;
 pub mod tasks;
 
+pub use crate::walker::DirTask;
+use crate::xdr::{XdrDecode, XdrEncode, XdrReader, XdrWriter};
 use std::fmt;
 use thiserror::Error;
 
@@ -38,10 +40,6 @@ pub const PASSWORD_ENV: &str = "NFS_WALKER_REDIS_PASSWORD";
 pub const REDIS_PORT_DEFAULT: u16 = 6379;
 /// Queue names: long enough for `scan-filer1-export-2026-11-29`, short enough for a key.
 pub const NAME_BYTES_MAX: usize = 64;
-/// An NFSv3 file handle is at most 64 bytes (RFC 1813, NFS3_FHSIZE).
-pub const HANDLE_BYTES_MAX: usize = 64;
-/// Path bytes of a task at most: 10,000 levels (the walk's depth limit) of long names fit.
-pub const TASK_PATH_BYTES_MAX: usize = 4 << 20;
 
 #[derive(Debug, Error)]
 pub enum QueueError {
@@ -251,66 +249,34 @@ impl fmt::Display for TaskId {
     }
 }
 
-/// A directory to list, in the form that travels between hosts.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TaskRecord {
-    pub handle: Vec<u8>,
-    /// Path relative to the scan root ("." for the root), exact bytes.
-    pub path: Vec<u8>,
-    pub depth: u32,
-    pub fsid: u64,
+/// A directory to list travels between hosts as a stream entry's value: a tag, then
+/// [`DirTask`]'s XDR form (the one a saved frontier uses; binary, because Redis values are
+/// binary-safe and paths need not be UTF-8). A different layout gets a new tag, so a host of
+/// another version reading the queue fails with "malformed task" instead of misreading it.
+const TASK_TAG: u8 = 0xD2;
+
+pub fn encode_task(t: &DirTask) -> Vec<u8> {
+    let mut out = vec![TASK_TAG];
+    t.encode(&mut XdrWriter::new(&mut out));
+    out
 }
 
-/// The first byte of an encoded task; a different layout gets a new tag, so a host of another
-/// version reading the queue fails with "malformed task" instead of misreading it.
-const TASK_TAG_V1: u8 = 0xD1;
-/// tag, depth (4), fsid (8), handle length (1).
-const TASK_HEADER_BYTES: usize = 1 + 4 + 8 + 1;
-
-impl TaskRecord {
-    /// `tag | depth u32 LE | fsid u64 LE | handle length u8 | handle | path`: binary, because
-    /// Redis values are binary-safe and paths need not be UTF-8.
-    pub fn encode(&self) -> Vec<u8> {
-        debug_assert!(self.handle.len() <= HANDLE_BYTES_MAX);
-        let mut out = Vec::with_capacity(TASK_HEADER_BYTES + self.handle.len() + self.path.len());
-        out.push(TASK_TAG_V1);
-        out.extend_from_slice(&self.depth.to_le_bytes());
-        out.extend_from_slice(&self.fsid.to_le_bytes());
-        out.push(self.handle.len() as u8);
-        out.extend_from_slice(&self.handle);
-        out.extend_from_slice(&self.path);
-        out
-    }
-
-    pub fn decode(b: &[u8]) -> Result<TaskRecord, QueueError> {
-        if b.len() < TASK_HEADER_BYTES {
-            return Err(QueueError::BadTask("too short"));
+pub fn decode_task(b: &[u8]) -> Result<DirTask, QueueError> {
+    match b.split_first() {
+        Some((&TASK_TAG, xdr)) => {
+            let mut r = XdrReader::new(xdr);
+            let t = DirTask::decode(&mut r).map_err(|_| QueueError::BadTask("task form"))?;
+            r.finish()
+                .map_err(|_| QueueError::BadTask("bytes after the task"))?;
+            if t.path.is_empty() {
+                return Err(QueueError::BadTask("empty path"));
+            }
+            Ok(t)
         }
-        if b[0] != TASK_TAG_V1 {
-            return Err(QueueError::BadTask(
-                "unknown layout (another nfs-walker version?)",
-            ));
-        }
-        let depth = u32::from_le_bytes(b[1..5].try_into().expect("4 bytes"));
-        let fsid = u64::from_le_bytes(b[5..13].try_into().expect("8 bytes"));
-        let fh_len = usize::from(b[13]);
-        if fh_len == 0 || fh_len > HANDLE_BYTES_MAX {
-            return Err(QueueError::BadTask("handle length"));
-        }
-        let rest = &b[TASK_HEADER_BYTES..];
-        if rest.len() < fh_len {
-            return Err(QueueError::BadTask("truncated handle"));
-        }
-        let (handle, path) = rest.split_at(fh_len);
-        if path.is_empty() || path.len() > TASK_PATH_BYTES_MAX {
-            return Err(QueueError::BadTask("path length"));
-        }
-        Ok(TaskRecord {
-            handle: handle.to_vec(),
-            path: path.to_vec(),
-            depth,
-            fsid,
-        })
+        Some(_) => Err(QueueError::BadTask(
+            "unknown layout (another nfs-walker version?)",
+        )),
+        None => Err(QueueError::BadTask("empty")),
     }
 }
 
@@ -426,23 +392,26 @@ mod tests {
 
     #[test]
     fn tasks_round_trip() {
-        let t = TaskRecord {
-            handle: vec![7; 64],
+        let t = DirTask {
+            fh: crate::rpc::nfs3::FileHandle::from_bytes(&[7; 64]).unwrap(),
             path: b"a/\xff\xfe/b".to_vec(),
             depth: 3,
             fsid: u64::MAX - 1,
         };
-        assert_eq!(TaskRecord::decode(&t.encode()).unwrap(), t);
-        let enc = t.encode();
-        for cut in 0..TASK_HEADER_BYTES + 64 + 1 {
-            assert!(TaskRecord::decode(&enc[..cut]).is_err(), "cut at {cut}");
+        let enc = encode_task(&t);
+        assert_eq!(decode_task(&enc).unwrap(), t);
+        for cut in 0..enc.len() {
+            assert!(decode_task(&enc[..cut]).is_err(), "cut at {cut}");
         }
         let mut other = enc.clone();
-        other[0] = 0;
-        assert!(TaskRecord::decode(&other).is_err());
-        let mut long_fh = enc;
-        long_fh[13] = 65;
-        assert!(TaskRecord::decode(&long_fh).is_err());
+        other[0] = 0xD1;
+        assert!(decode_task(&other).is_err(), "the layout before");
+        let mut long_fh = enc.clone();
+        long_fh[4] = 65; // the handle's length, past NFS3_FHSIZE
+        assert!(decode_task(&long_fh).is_err());
+        let mut trailing = enc;
+        trailing.push(0);
+        assert!(decode_task(&trailing).is_err());
     }
 
     #[test]

@@ -4,7 +4,8 @@
 //! connection without doing its work twice.
 
 use super::{
-    FinishOutcome, QueueError, QueueKeys, QueueUrl, TaskId, TaskRecord, GROUP, HANDLE_BYTES_MAX,
+    decode_task, encode_task, DirTask, FinishOutcome, QueueError, QueueKeys, QueueUrl, TaskId,
+    GROUP,
 };
 use ::redis::{Client, Connection, ConnectionAddr, ConnectionInfo, RedisConnectionInfo, Value};
 use std::time::Duration;
@@ -175,7 +176,7 @@ pub struct ConsumerStats {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ClaimedTask {
     pub id: TaskId,
-    pub task: TaskRecord,
+    pub task: DirTask,
 }
 
 /// What a host tells the queue about a task it holds: its listing is done (`listed`: the
@@ -184,7 +185,7 @@ pub struct ClaimedTask {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FinishRecord {
     pub id: TaskId,
-    pub children: Vec<TaskRecord>,
+    pub children: Vec<DirTask>,
     pub entries: u64,
     pub listed: bool,
 }
@@ -310,7 +311,7 @@ impl RedisQueue {
 
     /// Creates the queue with `root` as its first task, or joins it; refuses a queue of another
     /// scan.
-    pub fn join(&mut self, scan: &ScanIdentity, root: &TaskRecord) -> Result<Joined, QueueError> {
+    pub fn join(&mut self, scan: &ScanIdentity, root: &DirTask) -> Result<Joined, QueueError> {
         let now_ms = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_millis() as u64);
@@ -323,7 +324,7 @@ impl RedisQueue {
             .arg(&scan.url)
             .arg(&scan.options)
             .arg(now_ms)
-            .arg(root.encode())
+            .arg(encode_task(root))
             .arg(GROUP)
             .arg(QUEUE_LAYOUT)
             .query(&mut self.conn)
@@ -471,7 +472,7 @@ impl RedisQueue {
                     .arg(if r.listed { "1" } else { "0" })
                     .arg(r.children.len());
                 for child in &r.children {
-                    c.arg(child.encode());
+                    c.arg(encode_task(child));
                 }
             }
         }
@@ -682,7 +683,7 @@ fn parse_entries(entries: Vec<Value>, out: &mut Vec<ClaimedTask>) -> Result<(), 
         };
         out.push(ClaimedTask {
             id,
-            task: TaskRecord::decode(value)?,
+            task: decode_task(value)?,
         });
     }
     Ok(())
@@ -736,19 +737,18 @@ pub fn consumer_name(host: &str, output: &[u8]) -> String {
 }
 
 // The handle limit is part of the encoding; keep the two in step.
-const _: () = assert!(HANDLE_BYTES_MAX <= u8::MAX as usize);
 
 #[cfg(test)]
 mod tests {
-    use super::{consumer_name, finish_calls, FinishRecord, TaskId, TaskRecord};
+    use super::{consumer_name, finish_calls, DirTask, FinishRecord, TaskId};
 
     #[test]
     fn finish_calls_bound_records_and_directories() {
         let rec = |dirs: usize| FinishRecord {
             id: TaskId { ms: 1, seq: 0 },
             children: vec![
-                TaskRecord {
-                    handle: vec![1],
+                DirTask {
+                    fh: crate::rpc::nfs3::FileHandle::from_bytes(&[1]).unwrap(),
                     path: b"d".to_vec(),
                     depth: 1,
                     fsid: 1

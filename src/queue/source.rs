@@ -15,7 +15,7 @@
 use super::redis::{
     is_connection_error, ClaimedTask, FinishRecord, Joined, RedisQueue, ScanIdentity,
 };
-use super::{decide, LocalWork, Next, QueueError, QueueUrl, TaskId, TaskRecord};
+use super::{decide, DirTask, LocalWork, Next, QueueError, QueueUrl, TaskId};
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
@@ -193,7 +193,7 @@ impl QueueSource {
         url: &QueueUrl,
         consumer: &str,
         scan: &ScanIdentity,
-        root: &TaskRecord,
+        root: &DirTask,
         opts: QueueOptions,
     ) -> Result<QueueSource, QueueError> {
         let mut q = RedisQueue::connect(url, consumer)?;
@@ -256,7 +256,7 @@ impl QueueSource {
 
     /// A task was listed: its child directories and how many entries it wrote. Its
     /// entries must already be on their way to the output.
-    pub fn finished(&self, id: TaskId, children: Vec<TaskRecord>, entries: u64) {
+    pub fn finished(&self, id: TaskId, children: Vec<DirTask>, entries: u64) {
         let mut g = self.shared.lock();
         g.running.remove(&id);
         g.finishing.push(FinishRecord {
@@ -273,7 +273,7 @@ impl QueueSource {
     /// other hosts: they are added to the queue before `id`'s own listing is recorded, so
     /// every directory found stays in the queue, or in the subtree of a task pending in it,
     /// until it is durable.
-    pub fn offer(&self, id: TaskId, dirs: Vec<TaskRecord>) {
+    pub fn offer(&self, id: TaskId, dirs: Vec<DirTask>) {
         if dirs.is_empty() {
             return;
         }

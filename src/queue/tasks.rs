@@ -26,8 +26,6 @@
 
 use super::redis::ClaimedTask;
 use super::source::{QueueSource, SourceState, CLAIM_BELOW, OFFER_FROM};
-use super::TaskRecord;
-use crate::rpc::nfs3::FileHandle;
 use crate::sched::{LocalDeques, LocalQueue, TaskId, TaskParts, TaskQueue, TaskSource};
 use crate::walker::{DirTask, Task};
 use crossbeam_deque::{Injector, Steal};
@@ -90,14 +88,8 @@ impl RedisTasks {
         TaskId(self.next_id.fetch_add(1, Ordering::Relaxed))
     }
 
-    fn take_claimed(&self, c: ClaimedTask) -> Option<(TaskId, Task)> {
+    fn take_claimed(&self, c: ClaimedTask) -> (TaskId, Task) {
         let id = self.new_id();
-        let Some(fh) = FileHandle::from_bytes(&c.task.handle) else {
-            // Refused by the decoder already; a handle the walk cannot use is listed by no one.
-            self.source.finished(c.id, Vec::new(), 0);
-            self.source.durable(&[c.id]);
-            return None;
-        };
         self.held().insert(
             id,
             HeldDir {
@@ -106,15 +98,7 @@ impl RedisTasks {
                 closing: false,
             },
         );
-        Some((
-            id,
-            Task::Dir(DirTask {
-                fh,
-                path: c.task.path,
-                depth: c.task.depth,
-                fsid: c.task.fsid,
-            }),
-        ))
+        (id, Task::Dir(c.task))
     }
 
     fn backlog_took(&self, n: usize) {
@@ -209,7 +193,7 @@ impl RedisTasks {
         if taken.is_empty() {
             return;
         }
-        let mut by_task: Vec<(super::TaskId, Vec<TaskRecord>)> = Vec::new();
+        let mut by_task: Vec<(super::TaskId, Vec<DirTask>)> = Vec::new();
         let mut ids = Vec::with_capacity(taken.len());
         for (id, d) in taken {
             // Every queued directory belongs to a held task: it was added under this lock
@@ -219,7 +203,7 @@ impl RedisTasks {
                 debug_assert!(false, "a queued directory of no held task");
                 continue;
             };
-            let record = dir_record(d);
+            let record = d;
             match by_task.iter_mut().find(|(q, _)| *q == queue_id) {
                 Some((_, v)) => v.push(record),
                 None => by_task.push((queue_id, vec![record])),
@@ -242,15 +226,6 @@ impl RedisTasks {
         if !durable.is_empty() {
             self.source.durable(&durable);
         }
-    }
-}
-
-fn dir_record(d: DirTask) -> TaskRecord {
-    TaskRecord {
-        handle: d.fh.as_bytes().to_vec(),
-        path: d.path,
-        depth: d.depth,
-        fsid: d.fsid,
     }
 }
 
@@ -312,7 +287,7 @@ impl TaskQueue for RedisTaskQueue<'_> {
             return Some((id, Task::Dir(d)));
         }
         let claimed = self.tasks.source.take()?;
-        self.tasks.take_claimed(claimed)
+        Some(self.tasks.take_claimed(claimed))
     }
 
     fn push_child(&mut self, parent: TaskId, child: Task) {
@@ -324,7 +299,7 @@ impl TaskQueue for RedisTaskQueue<'_> {
                 };
                 if owner.closing {
                     let queue_id = owner.queue_id;
-                    self.tasks.source.offer(queue_id, vec![dir_record(d)]);
+                    self.tasks.source.offer(queue_id, vec![d]);
                     return;
                 }
                 // Pushed under the lock: the thread that steals it cannot finish it before it

@@ -861,7 +861,8 @@ impl Walker4 {
             );
         }
         let idmap = &self.setup.idmap;
-        let attrs = a.to_entry_attrs(idmap.resolve(a.owner), idmap.resolve(a.owner_group));
+        let ((uid, owner), (gid, group)) = (idmap.resolve(a.owner), idmap.resolve(a.owner_group));
+        let attrs = a.to_entry_attrs(uid, gid);
         if !(self.cfg.dirs_only && attrs.kind != EntryType::Dir) {
             self.stats.entries += 1;
             self.stats.entries_by_type[type_index(attrs.kind)] += 1;
@@ -871,6 +872,8 @@ impl Walker4 {
                 attrs: &attrs,
                 depth,
                 target: None,
+                owner,
+                group,
             });
         }
         if a.ftype != FileType4::Dir || self.cfg.max_depth.is_some_and(|m| depth >= m) {

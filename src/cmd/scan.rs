@@ -894,6 +894,8 @@ pub fn scan_into(
         attrs: root.attrs,
         depth: 0,
         target: None,
+        owner: root.owner.clone(),
+        group: root.group.clone(),
     };
     // Through a batcher of its own, so it is encoded exactly as the scanning threads encode.
     // (A resumed scan whose output holds it already does not write it again.)
@@ -1092,6 +1094,9 @@ struct ScanRoot {
     v4: Option<Arc<nfs_walker::walk4::Walk4Setup>>,
     mounted: Option<nfs_walker::client::Mounted>,
     v4_client: Option<nfs_walker::client::nfs4::Nfs4Client>,
+    /// The root's NFSv4 owner names (see `EntryRecord::owner`).
+    owner: Option<Vec<u8>>,
+    group: Option<Vec<u8>>,
 }
 
 impl ScanRoot {
@@ -1106,6 +1111,8 @@ impl ScanRoot {
                 v4: None,
                 mounted: Some(m),
                 v4_client: None,
+                owner: None,
+                group: None,
             });
         }
         let mut c = nfs_walker::client::nfs4::Nfs4Client::connect(url, client)?;
@@ -1127,6 +1134,8 @@ impl ScanRoot {
         Ok(ScanRoot {
             fh,
             attrs: obj.attrs,
+            owner: obj.owner,
+            group: obj.group,
             cred_xdr: c.cred_xdr.clone(),
             addrs: c.addrs.clone(),
             v4: Some(Arc::new(setup)),

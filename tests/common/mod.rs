@@ -145,6 +145,8 @@ pub fn find_listing(dir: &Path, maxdepth: Option<u32>, with_root: bool) -> Vec<E
                 },
                 depth,
                 target: (kind == EntryType::Symlink).then(|| f[12].to_vec()),
+                owner: None,
+                group: None,
             }
         })
         .collect()

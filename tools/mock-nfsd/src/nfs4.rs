@@ -349,8 +349,14 @@ impl Service {
             maxname: NAME_BYTES_MAX as u32,
             mode: v3.mode & 0o7777,
             numlinks: v3.nlink,
-            owner: decimal(v3.uid, &mut bufs.owner),
-            owner_group: decimal(v3.gid, &mut bufs.group),
+            owner: match crate::owner_name(v3.uid, false).filter(|_| self.owner_names) {
+                Some(name) => name,
+                None => decimal(v3.uid, &mut bufs.owner),
+            },
+            owner_group: match crate::owner_name(v3.gid, true).filter(|_| self.owner_names) {
+                Some(name) => name,
+                None => decimal(v3.gid, &mut bufs.group),
+            },
             rawdev: (v3.rdev.major, v3.rdev.minor),
             space_used: v3.used,
             time_access: NfsTime4::from_ns(v3.atime.to_ns()),

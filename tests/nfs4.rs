@@ -267,3 +267,125 @@ fn scan_over_v4_matches_find_on_ganesha() {
     }
     let _ = std::fs::remove_file(idmap);
 }
+
+/// A scan of a server that sends owner names (`alice@example.com`) keeps each name in
+/// `owner` / `group` with `nobody` as the id, in NDJSON, CSV, the database and Parquet (each
+/// read back exactly), and keeps numeric owners as ids alone; `--idmap` turns the names it
+/// lists into ids and keeps the names; `ls` shows names.
+#[test]
+fn owner_names_are_kept_in_every_output_and_mapped_by_idmap() {
+    let config = Config {
+        tree: "mixed:3000:7".parse().unwrap(),
+        owner_names: true,
+        ..Default::default()
+    };
+    let server = Server::start(config.clone()).unwrap();
+    let url = v4_url(server.port(), "");
+    let expected: Vec<EntryRecord> = mock_nfsd::listing(&config, false).collect();
+    let wheel = &b"wheel, \"admins\"@example.com"[..];
+    assert!(expected
+        .iter()
+        .any(|r| r.owner.as_deref() == Some(b"alice@example.com")));
+    assert!(expected.iter().any(|r| r.group.as_deref() == Some(wheel)));
+    assert!(
+        expected
+            .iter()
+            .any(|r| r.owner.is_none() && r.attrs.uid > 1000 && r.attrs.uid < 1100),
+        "numeric owners too"
+    );
+
+    let (out, err, code) = scan_v4(&url, &[]);
+    assert_eq!(code, Some(0), "{err}");
+    assert_exact_ndjson(&out, expected.iter().cloned(), "v4 scan with owner names");
+
+    let dir = std::env::temp_dir().join(format!("nfs-walker-owners-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let db = dir.join("scan.db");
+    let (_, err, code) = scan_v4(&url, &["-o", db.to_str().unwrap()]);
+    assert_eq!(code, Some(0), "{err}");
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    let version: i32 = conn
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(version, 4);
+    let count = |sql: &str| -> i64 { conn.query_row(sql, [], |r| r.get(0)).unwrap() };
+    let want = |f: &dyn Fn(&EntryRecord) -> bool| expected.iter().filter(|r| f(r)).count() as i64;
+    assert_eq!(
+        count("SELECT count(*) FROM entries WHERE owner = 'alice@example.com' AND uid = 65534"),
+        want(&|r| r.owner.as_deref() == Some(b"alice@example.com"))
+    );
+    assert_eq!(
+        count(r#"SELECT count(*) FROM entries WHERE "group" = 'wheel, "admins"@example.com'"#),
+        want(&|r| r.group.as_deref() == Some(wheel))
+    );
+    assert_eq!(
+        count("SELECT count(*) FROM entries WHERE owner IS NULL"),
+        want(&|r| r.owner.is_none())
+    );
+    drop(conn);
+    // Every format carries the names: database -> Parquet -> CSV and NDJSON.
+    let parquet = dir.join("scan.parquet");
+    let csv = dir.join("scan.csv");
+    let back = dir.join("back.ndjson");
+    for (from, to) in [(&db, &parquet), (&parquet, &csv), (&parquet, &back)] {
+        let out = run_walker(&[
+            "convert",
+            "-q",
+            from.to_str().unwrap(),
+            to.to_str().unwrap(),
+        ]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    assert_exact_ndjson(
+        &std::fs::read(&back).unwrap(),
+        expected.iter().cloned(),
+        "database and Parquet with owner names",
+    );
+    let csv = std::fs::read_to_string(&csv).unwrap();
+    let header = csv.lines().next().unwrap();
+    assert!(header.ends_with(",target_b64,owner,group"), "{header}");
+    let root = expected.iter().find(|r| r.path == b".").unwrap();
+    let root_row = csv.lines().find(|l| l.starts_with(".,dir,")).unwrap();
+    let quoted = |n: &Option<Vec<u8>>| match n.as_deref() {
+        Some(n) if n.contains(&b',') => {
+            format!("\"{}\"", String::from_utf8_lossy(n).replace('"', "\"\""))
+        }
+        Some(n) => String::from_utf8_lossy(n).into_owned(),
+        None => String::new(),
+    };
+    assert!(
+        root_row.ends_with(&format!(",{},{}", quoted(&root.owner), quoted(&root.group))),
+        "{root_row} vs {root:?}"
+    );
+    assert_eq!(
+        csv.matches("alice@example.com").count() as i64,
+        want(&|r| r.owner.as_deref() == Some(b"alice@example.com"))
+    );
+
+    // --idmap: listed names become ids (the name stays); unlisted ones stay nobody.
+    let map = dir.join("idmap");
+    std::fs::write(&map, "alice 1000\nstaff@example.com 50\n").unwrap();
+    let (out, err, code) = scan_v4(&url, &["--idmap", map.to_str().unwrap()]);
+    assert_eq!(code, Some(0), "{err}");
+    let mapped = expected.iter().cloned().map(|mut r| {
+        if r.owner.as_deref() == Some(b"alice@example.com") {
+            r.attrs.uid = 1000;
+        }
+        if r.group.as_deref() == Some(b"staff@example.com") {
+            r.attrs.gid = 50;
+        }
+        r
+    });
+    assert_exact_ndjson(&out, mapped, "v4 scan with an id map");
+
+    let out = run_walker(&["ls", &url]);
+    assert!(out.status.success());
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(table.contains(" alice@example.com "), "{table}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -9,11 +9,13 @@
 //! NFS4ERR_DELAY and NFS4ERR_GRACE wait like JUKEBOX; BADSESSION / DEADSESSION set up a new
 //! session, STALE_CLIENTID a new client ID, and the call is resent; a retry the server already
 //! saw (RETRY_UNCACHED_REP) moves its slot on; a misordered slot means a new session; the lease
-//! is kept by the traffic itself, and a lone SEQUENCE when idle.
+//! is kept by the traffic itself, and a lone SEQUENCE when idle. With `--readlink`, a symbolic
+//! link is written once its target is read (SEQUENCE, PUTFH, READLINK), and its listing is
+//! done only when all of its links are.
 
 use crate::client::idmap::IdMap;
 use crate::path_error::PathError;
-use crate::record::{join_path, EntryRef, EntryType};
+use crate::record::{join_path, EntryAttrs, EntryRef, EntryType};
 use crate::rpc::nfs3::{proc3, FileHandle, Nfsstat3};
 use crate::rpc::nfs4::{
     encode_compound_call, op4, ArgOp, AttrMask, ChannelAttrs, CompoundReply, CreateSessionArgs,
@@ -100,15 +102,35 @@ enum Op4 {
     Renew {
         slot: Option<SlotClaim>,
     },
+    /// The target of a symbolic link a listing found (`--readlink`).
+    Readlink {
+        link: Box<PendingLink>,
+        slot: Option<SlotClaim>,
+    },
 }
 
 impl Op4 {
     fn slot(&mut self) -> Option<&mut Option<SlotClaim>> {
         match self {
-            Op4::List { slot, .. } | Op4::Renew { slot } => Some(slot),
+            Op4::List { slot, .. } | Op4::Renew { slot } | Op4::Readlink { slot, .. } => Some(slot),
             _ => None,
         }
     }
+}
+
+/// A symbolic link held back until its target is read: the record without the target.
+#[derive(Debug)]
+struct PendingLink {
+    /// The listing that found it (its slab key and id: a key may be reused once the listing
+    /// is gone, the id not).
+    task: usize,
+    id: TaskId,
+    path: Vec<u8>,
+    attrs: EntryAttrs,
+    depth: u32,
+    owner: Option<Vec<u8>>,
+    group: Option<Vec<u8>>,
+    fh: Vec<u8>,
 }
 
 struct Listing4 {
@@ -124,6 +146,10 @@ struct Listing4 {
     catch_up: u64,
     fruitless: u32,
     busy_delay: Duration,
+    /// The last page came (eof): the listing is done once `links` is 0 too.
+    eof: bool,
+    /// Links of this listing whose targets are being read.
+    links: u32,
 }
 
 /// The v4 walk state machine of one thread.
@@ -232,6 +258,8 @@ impl Walker4 {
                     catch_up: 0,
                     fruitless: 0,
                     busy_delay: crate::sched::calls::BUSY_DELAY_FIRST,
+                    eof: false,
+                    links: 0,
                 });
                 if let Some(why) = self.broken.clone() {
                     return self.fail_listing(key, why, None, sink);
@@ -272,6 +300,7 @@ impl Walker4 {
             self.last_send = Some(now);
             self.calls.push_back(Queued::new(Op4::Renew { slot: None }));
         }
+        self.fail_all_if_broken(sink);
     }
 
     /// Encodes queued calls while connections have room and (for session calls) slots are
@@ -336,10 +365,11 @@ impl Walker4 {
                 self.thread,
                 &mut bufs[conn],
             );
+            let proc_ = stats_proc(&q.call);
             self.calls.send(conn, q, now, |op, xid| {
                 encode_op4(cfg, setup, tasks, session, thread, op, xid, buf)
             });
-            self.stats.procs[proc3::READDIR as usize].calls += 1;
+            self.stats.procs[proc_].calls += 1;
             self.last_send = Some(now);
             n += 1;
         }
@@ -357,7 +387,7 @@ impl Walker4 {
             return;
         };
         let rtt_us = now.saturating_duration_since(call.sent_at).as_micros() as u64;
-        let _ = self.stats.procs[proc3::READDIR as usize]
+        let _ = self.stats.procs[stats_proc(&call.call)]
             .latency_us
             .record(rtt_us.max(1));
         let mut q = call.into_queued();
@@ -374,7 +404,9 @@ impl Walker4 {
         let result = match q.call {
             Op4::ExchangeId => self.on_exchange_id(body),
             Op4::CreateSession => self.on_create_session(body),
-            Op4::Renew { .. } | Op4::List { .. } => self.on_session_reply(&mut q, body, now, sink),
+            Op4::Renew { .. } | Op4::List { .. } | Op4::Readlink { .. } => {
+                self.on_session_reply(&mut q, body, now, sink)
+            }
         };
         if let Err(e) = result {
             self.release_slot(&mut q.call, false);
@@ -382,6 +414,23 @@ impl Walker4 {
             if let Err(q) = self.calls.retry(q, now) {
                 self.give_up(q.call, msg, None, sink);
             }
+        }
+        self.fail_all_if_broken(sink);
+    }
+
+    /// A thread that cannot set up a session any more sends nothing: every listing and every
+    /// call waiting to be sent fails with the reason (links are written without targets), so
+    /// the walk ends instead of waiting for calls that never leave.
+    fn fail_all_if_broken(&mut self, sink: &mut impl WalkSink) {
+        let Some(why) = self.broken.clone() else {
+            return;
+        };
+        for q in self.calls.take_unsent() {
+            self.give_up(q.call, why.clone(), None, sink);
+        }
+        let keys: Vec<usize> = self.tasks.iter().map(|(k, _)| k).collect();
+        for k in keys {
+            self.fail_listing(k, why.clone(), None, sink);
         }
     }
 
@@ -469,6 +518,14 @@ impl Walker4 {
         }
     }
 
+    /// Whether a call's slot belongs to the session this thread holds now.
+    fn of_current_session(&self, op: &mut Op4) -> bool {
+        match (&self.session, op.slot()) {
+            (Session::Ready(s), Some(Some(c))) => c.generation == s.generation,
+            _ => false,
+        }
+    }
+
     /// Forgets the session (and with `client`, the client ID): the next poll sets up anew;
     /// calls holding slots of it claim new ones.
     fn lose_session(&mut self, client: bool) {
@@ -524,22 +581,26 @@ impl Walker4 {
                         self.stats.jukebox += 1;
                         return Ok(());
                     }
-                    Recovery::NewSession => {
+                    // Every call in flight on a lost session comes back with this: the loss
+                    // counts once, for the calls of the current session; the others are resent.
+                    Recovery::NewSession if self.of_current_session(&mut q.call) => {
                         self.count_setup(status);
                         self.lose_session(
                             status == Nfsstat4::StaleClientid || status == Nfsstat4::Expired,
                         );
                     }
+                    Recovery::NewSession => {}
                     Recovery::ResetSlot => match status {
                         Nfsstat4::RetryUncachedRep | Nfsstat4::SeqFalseRetry => {
                             // The server has this sequence ID already: the call goes again on a
                             // fresh claim (the slot keeps the server's count).
                             self.release_slot(&mut q.call, true);
                         }
-                        _ => {
+                        _ if self.of_current_session(&mut q.call) => {
                             self.count_setup(status);
                             self.lose_session(false);
                         }
+                        _ => {}
                     },
                     Recovery::Fail => {
                         self.release_slot(&mut q.call, true);
@@ -559,8 +620,10 @@ impl Walker4 {
                 return Ok(());
             }
         }
-        let Op4::List { task, .. } = q.call else {
-            return Ok(()); // a lease renewal: nothing more
+        let task = match q.call {
+            Op4::List { task, .. } => task,
+            Op4::Readlink { .. } => return self.on_readlink_reply(q, r, now, sink),
+            _ => return Ok(()), // a lease renewal: nothing more
         };
         let listing = r.expect(op4::PUTFH).and_then(|_| r.expect(op4::READDIR));
         match listing {
@@ -603,6 +666,95 @@ impl Walker4 {
         }
     }
 
+    /// The rest of a READLINK reply after its SEQUENCE: the link is written with its target;
+    /// DELAY and GRACE wait; any other status writes it without one and reports why (the
+    /// link exists, only its target is unknown), as over v3.
+    fn on_readlink_reply(
+        &mut self,
+        q: Queued<Op4>,
+        mut r: CompoundReply<'_>,
+        now: Instant,
+        sink: &mut impl WalkSink,
+    ) -> Result<(), Nfs4ReplyError> {
+        match r.expect(op4::PUTFH).and_then(|_| r.expect(op4::READLINK)) {
+            Ok(ResOk::Readlink(target)) => {
+                r.finish()?;
+                let Op4::Readlink { link, .. } = q.call else {
+                    unreachable!("called for READLINK calls only")
+                };
+                self.link_done(&link, Some(target), sink);
+                Ok(())
+            }
+            Ok(_) => Err(Nfs4ReplyError::Missing(op4::READLINK)),
+            Err(Nfs4ReplyError::Status { status, .. })
+                if matches!(status, Nfsstat4::Delay | Nfsstat4::Grace) =>
+            {
+                self.stats.jukebox += 1;
+                let delay = CallEngine::<Op4>::busy_delay(q.attempts.busy_waits);
+                if let Err(q) = self.calls.wait_busy(q, delay, now) {
+                    let msg = format!("server still busy ({status})");
+                    self.give_up(q.call, msg, Some(status), sink);
+                }
+                Ok(())
+            }
+            Err(Nfs4ReplyError::Status { status, op }) => {
+                let msg = format!("{} failed: {status}", crate::rpc::nfs4::op_name(op));
+                self.give_up(q.call, msg, Some(status), sink);
+                Ok(())
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Writes a link held for its target, and finishes its listing if that was the last.
+    fn link_done(&mut self, link: &PendingLink, target: Option<&[u8]>, sink: &mut impl WalkSink) {
+        self.emit(
+            &link.path,
+            &link.attrs,
+            link.depth,
+            target,
+            link.owner.as_deref(),
+            link.group.as_deref(),
+            sink,
+        );
+        if let Some(l) = self.tasks.get_mut(link.task).filter(|l| l.id == link.id) {
+            l.links -= 1;
+            self.maybe_finish(link.task, sink);
+        }
+    }
+
+    /// A listing is done when its last page came and its links are written.
+    fn maybe_finish(&mut self, task: usize, sink: &mut impl WalkSink) {
+        if self.tasks.get(task).is_some_and(|l| l.eof && l.links == 0) {
+            let l = self.tasks.remove(task);
+            sink.task_done(l.id, false);
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn emit(
+        &mut self,
+        path: &[u8],
+        attrs: &EntryAttrs,
+        depth: u32,
+        target: Option<&[u8]>,
+        owner: Option<&[u8]>,
+        group: Option<&[u8]>,
+        sink: &mut impl WalkSink,
+    ) {
+        self.stats.entries += 1;
+        self.stats.entries_by_type[type_index(attrs.kind)] += 1;
+        self.stats.bytes += attrs.size;
+        sink.entry(&EntryRef {
+            path,
+            attrs,
+            depth,
+            target,
+            owner,
+            group,
+        });
+    }
+
     fn restart_listing(&mut self, task: usize, sink: &mut impl WalkSink) {
         let Some(l) = self.tasks.get_mut(task) else {
             return;
@@ -643,6 +795,18 @@ impl Walker4 {
                 }
             }
             Op4::Renew { .. } => {}
+            Op4::Readlink { link, .. } => {
+                self.report(
+                    PathError {
+                        path: link.path.clone(),
+                        op: "readlink",
+                        message,
+                        status: status.and_then(v3_status),
+                    },
+                    sink,
+                );
+                self.link_done(&link, None, sink);
+            }
         }
     }
 
@@ -714,10 +878,10 @@ impl Walker4 {
         let dups_before = self.stats.duplicates_skipped;
         let new = self.emit_page(task, list, sink);
         if list.eof {
-            if let Some(l) = self.tasks.try_remove(task) {
-                sink.task_done(l.id, false);
+            if let Some(l) = self.tasks.get_mut(task) {
+                l.eof = true;
             }
-            return;
+            return self.maybe_finish(task, sink);
         }
         let dups = self.stats.duplicates_skipped - dups_before;
         let Some(l) = self.tasks.get_mut(task) else {
@@ -863,18 +1027,31 @@ impl Walker4 {
         let idmap = &self.setup.idmap;
         let ((uid, owner), (gid, group)) = (idmap.resolve(a.owner), idmap.resolve(a.owner_group));
         let attrs = a.to_entry_attrs(uid, gid);
-        if !(self.cfg.dirs_only && attrs.kind != EntryType::Dir) {
-            self.stats.entries += 1;
-            self.stats.entries_by_type[type_index(attrs.kind)] += 1;
-            self.stats.bytes += attrs.size;
-            sink.entry(&EntryRef {
-                path,
-                attrs: &attrs,
-                depth,
-                target: None,
-                owner,
-                group,
-            });
+        // With --dirs-only a link is never written, so its target is not worth a call; a
+        // link without a handle is written without a target.
+        if self.cfg.readlink
+            && !self.cfg.dirs_only
+            && a.ftype == FileType4::Lnk
+            && !a.filehandle.is_empty()
+        {
+            if let Some(l) = self.tasks.get_mut(task) {
+                l.links += 1;
+            }
+            self.calls.push_back(Queued::new(Op4::Readlink {
+                link: Box::new(PendingLink {
+                    task,
+                    id,
+                    path: path.clone(),
+                    attrs,
+                    depth,
+                    owner: owner.map(<[u8]>::to_vec),
+                    group: group.map(<[u8]>::to_vec),
+                    fh: a.filehandle.to_vec(),
+                }),
+                slot: None,
+            }));
+        } else if !(self.cfg.dirs_only && attrs.kind != EntryType::Dir) {
+            self.emit(path, &attrs, depth, None, owner, group, sink);
         }
         if a.ftype != FileType4::Dir || self.cfg.max_depth.is_some_and(|m| depth >= m) {
             return;
@@ -1017,8 +1194,23 @@ fn encode_op4(
             };
             encode_compound_call(buf, xid, cred, TAG, MINOR_VERSION_1, &[sequence(s, claim)]);
         }
+        Op4::Readlink { link, slot } => {
+            let (Session::Ready(s), Some(claim)) = (session, slot.as_ref()) else {
+                unreachable!("READLINKs are sent with a session and a slot")
+            };
+            let ops = [sequence(s, claim), ArgOp::PutFh(&link.fh), ArgOp::Readlink];
+            encode_compound_call(buf, xid, cred, TAG, MINOR_VERSION_1, &ops);
+        }
     }
     crate::rpc::nfs4::NFSPROC4_COMPOUND
+}
+
+/// The procedure a call counts under in the scan's statistics.
+fn stats_proc(op: &Op4) -> usize {
+    match op {
+        Op4::Readlink { .. } => proc3::READLINK as usize,
+        _ => proc3::READDIR as usize,
+    }
 }
 
 fn sequence(s: &Slots, claim: &SlotClaim) -> ArgOp<'static> {

@@ -248,6 +248,35 @@ fn scan_over_v4_is_exact_through_session_loss_delay_storms_and_resets() {
     );
 }
 
+/// `--readlink` over v4 writes every link with its target, exactly, also while sessions are
+/// lost and the server answers DELAY (to READLINKs too).
+#[test]
+fn scan_over_v4_reads_link_targets_exactly_through_faults() {
+    for faults in ["", "delay:p=0.05,badsession:every=25"] {
+        let config = Config {
+            tree: "mixed:20000:3".parse().unwrap(),
+            faults: faults.parse().unwrap(),
+            ..Default::default()
+        };
+        let server = Server::start(config.clone()).unwrap();
+        let expected: Vec<EntryRecord> = mock_nfsd::listing(&config, true).collect();
+        let links = expected.iter().filter(|r| r.target.is_some()).count() as u64;
+        assert!(links > 100, "the tree has links: {links}");
+        let (out, err, code) = scan_v4(
+            &v4_url(server.port(), ""),
+            &["--readlink", "--timeout", "1"],
+        );
+        assert_eq!(code, Some(0), "{err}");
+        assert_exact_ndjson(
+            &out,
+            expected.into_iter(),
+            &format!("v4 scan --readlink, faults {faults:?}"),
+        );
+        let stats = server.stats();
+        assert!(stats.get("v4_readlink") >= links, "{stats:?}");
+    }
+}
+
 #[test]
 fn scan_over_v4_matches_find_on_ganesha() {
     let Some((url, dir)) = ganesha() else { return };
@@ -255,14 +284,18 @@ fn scan_over_v4_matches_find_on_ganesha() {
     let idmap_arg = idmap.to_str().unwrap();
     for tree in ["mixed", "names", "deep", "flat"] {
         let expected = find_listing(&dir.join(tree), None, true);
-        let (out, err, code) = scan_v4(&ganesha_v4(&url, tree), &["--idmap", idmap_arg]);
+        let (out, err, code) = scan_v4(
+            &ganesha_v4(&url, tree),
+            &["--idmap", idmap_arg, "--readlink"],
+        );
         assert_eq!(code, Some(0), "v4 scan {tree}: {err}");
+        // with the link targets `find -printf %l` gives
         assert_same_listing(
             parse_ndjson(&out),
             expected,
             Fields::All,
-            false,
-            &format!("v4 scan {tree}"),
+            true,
+            &format!("v4 scan --readlink {tree}"),
         );
     }
     let _ = std::fs::remove_file(idmap);

@@ -3,9 +3,14 @@
 //! per listing page, chained by cookie and verifier like v3, with the same guards (entries
 //! remembered per listing, cookies seen twice, replies that bring nothing new).
 //!
-//! Each thread holds its own client ID and session, set up in-band (EXCHANGE_ID, then
-//! CREATE_SESSION with every slot the server grants), so no thread ever waits for another: a
-//! call takes a free slot and carries its sequence ID; a reply frees it. Errors:
+//! Every thread uses the one client ID and session the cold path set up ([`Shared4`]), each
+//! with a disjoint range of its slots (slot 0 stays the cold path's), so no thread ever waits
+//! for another on the hot path: a call takes a free slot of the thread's range and carries its
+//! sequence ID; a reply frees it. Each connection is bound with BIND_CONN_TO_SESSION before its
+//! first call of a session. A lost session is re-created by the first thread that sees it lost
+//! (in-band: CREATE_SESSION, or EXCHANGE_ID first when the client ID is gone); the others wait
+//! for it and take the new session's ranges. (Where the server grants fewer slots than there
+//! are threads, each thread sets up a session of its own instead, in-band as above.) Errors:
 //! NFS4ERR_DELAY and NFS4ERR_GRACE wait like JUKEBOX; BADSESSION / DEADSESSION set up a new
 //! session, STALE_CLIENTID a new client ID, and the call is resent; a retry the server already
 //! saw (RETRY_UNCACHED_REP) moves its slot on; a misordered slot means a new session; the lease
@@ -18,9 +23,10 @@ use crate::path_error::PathError;
 use crate::record::{join_path, EntryAttrs, EntryRef, EntryType};
 use crate::rpc::nfs3::{proc3, FileHandle, Nfsstat3};
 use crate::rpc::nfs4::{
-    encode_compound_call, op4, ArgOp, AttrMask, ChannelAttrs, CompoundReply, CreateSessionArgs,
-    Entry4, ExchangeIdArgs, FileType4, Nfs4ReplyError, Nfsstat4, ReaddirArgs4, Recovery, ResOk,
-    SequenceArgs, SessionId, EXCHGID4_FLAG_USE_NON_PNFS, MINOR_VERSION_1,
+    encode_compound_call, op4, ArgOp, AttrMask, BindConn, ChannelAttrs, CompoundReply,
+    CreateSessionArgs, Entry4, ExchangeIdArgs, FileType4, Nfs4ReplyError, Nfsstat4, ReaddirArgs4,
+    Recovery, ResOk, SequenceArgs, SessionId, CDFC4_FORE, EXCHGID4_FLAG_USE_NON_PNFS,
+    MINOR_VERSION_1,
 };
 use crate::rpc::RpcError;
 use crate::sched::{CallEngine, CallPolicy, Queued, RateLimiter, TaskId};
@@ -33,7 +39,7 @@ use crate::walker::seen::{EmittedSet, HashSet64};
 use crate::walker::stats::type_index;
 use crate::walker::{DirTask, Task, VisitedDirs, WalkSink, WalkStats};
 use slab::Slab;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 /// Slots asked of the server per thread's session; it grants what it will.
@@ -50,12 +56,101 @@ const TAG: &[u8] = b"nfs-walker";
 /// cause is not understood yet, see benches/nfs4.sh.
 pub const V4_PAGE_BYTES_MAX: u32 = 128 << 10;
 
+/// How often a thread waiting for another to re-create the shared session looks again.
+const SHARED_SESSION_POLL: Duration = Duration::from_millis(2);
+
 /// What every v4 walk thread shares.
 pub struct Walk4Setup {
-    /// The client owner; each thread appends its number (one client ID per thread).
+    /// The client owner (threads with sessions of their own append their number).
     pub owner: Vec<u8>,
     pub verifier: [u8; 8],
     pub idmap: Arc<IdMap>,
+    /// The session the threads share; `None`: each thread sets up its own.
+    pub shared: Option<Shared4>,
+}
+
+/// A session as the threads share it.
+#[derive(Debug, Clone, Copy)]
+struct SharedSession {
+    clientid: u64,
+    id: SessionId,
+    /// Fore-channel slots granted (slot 0 is the cold path's; the rest are divided).
+    slots: u32,
+    max_response: u32,
+    /// Bumped by every re-creation.
+    generation: u32,
+}
+
+/// The client ID and session every walk thread uses, and its re-creation after a loss: the
+/// first thread to see the current session lost re-creates it, the others wait. Locked only
+/// when a session is lost or taken, never per call.
+pub struct Shared4 {
+    state: Mutex<SharedState>,
+}
+
+struct SharedState {
+    /// `None` while a thread re-creates it.
+    current: Option<SharedSession>,
+    generation: u32,
+    clientid: u64,
+    /// The sequence ID of the client ID's next CREATE_SESSION.
+    create_seq: u32,
+    /// Set when the re-creating thread gave up: every thread fails with it.
+    broken: Option<String>,
+}
+
+impl Shared4 {
+    /// The session the cold path set up (`create_seq`: its client ID's next CREATE_SESSION).
+    pub fn new(
+        clientid: u64,
+        create_seq: u32,
+        id: SessionId,
+        slots: u32,
+        max_response: u32,
+    ) -> Self {
+        Shared4 {
+            state: Mutex::new(SharedState {
+                current: Some(SharedSession {
+                    clientid,
+                    id,
+                    slots,
+                    max_response,
+                    generation: 1,
+                }),
+                generation: 1,
+                clientid,
+                create_seq,
+                broken: None,
+            }),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, SharedState> {
+        // A thread that panicked holding it left a consistent state (plain fields).
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The client ID and session in use now, to be destroyed at the end.
+    pub fn current(&self) -> Option<(u64, SessionId)> {
+        self.lock().current.map(|s| (s.clientid, s.id))
+    }
+
+    /// Whether `threads` threads can each have slots of their own (beside the cold path's).
+    pub fn fits(&self, threads: usize) -> bool {
+        self.lock()
+            .current
+            .is_some_and(|s| slot_range(s.slots, threads, threads - 1).is_some())
+    }
+}
+
+/// The slots of thread `thread` of `threads` in a session of `slots` slots: slot 0 is the cold
+/// path's, the rest divided evenly; `None` where there are too few for one each.
+fn slot_range(slots: u32, threads: usize, thread: usize) -> Option<std::ops::Range<u32>> {
+    let usable = u64::from(slots.saturating_sub(1));
+    let (t, n) = (thread as u64, threads.max(1) as u64);
+    let lo = 1 + (t * usable / n) as u32;
+    let hi = 1 + ((t + 1) * usable / n) as u32;
+    (lo < hi).then_some(lo..hi)
 }
 
 /// The session of this thread.
@@ -68,6 +163,8 @@ enum Session {
         sequence: u32,
     },
     Ready(Box<Slots>),
+    /// The shared session was lost and another thread re-creates it.
+    Waiting,
 }
 
 struct Slots {
@@ -80,6 +177,8 @@ struct Slots {
     seq: Vec<u32>,
     free: Vec<u32>,
     max_response: u32,
+    /// The shared session's generation this is (0 for a session of the thread's own).
+    shared_gen: u32,
 }
 
 /// A claimed slot: which, with which sequence ID, in which session generation.
@@ -107,6 +206,8 @@ enum Op4 {
         link: Box<PendingLink>,
         slot: Option<SlotClaim>,
     },
+    /// BIND_CONN_TO_SESSION: the connection it goes on serves this session.
+    Bind(SessionId),
 }
 
 impl Op4 {
@@ -171,6 +272,14 @@ pub struct Walker4 {
     /// Why the thread cannot reach the server any more (session set-up failing): every listing
     /// is failed with it.
     broken: Option<String>,
+    /// Threads of the walk.
+    threads: usize,
+    /// This thread has a session of its own (the shared one has too few slots).
+    private: bool,
+    /// This thread re-creates the shared session.
+    recreator: bool,
+    /// Per connection: the `generation` of the session it was bound to (0: none).
+    bound: Vec<u32>,
 }
 
 impl Walker4 {
@@ -180,6 +289,7 @@ impl Walker4 {
         visited: Arc<VisitedDirs>,
         conns: usize,
         thread: usize,
+        threads: usize,
     ) -> Self {
         let policy = CallPolicy {
             timeout: cfg.rpc_timeout,
@@ -188,7 +298,8 @@ impl Walker4 {
             resend_lost: true,
         };
         let calls = CallEngine::new(policy, conns, cfg.inflight_per_conn, thread);
-        Walker4 {
+        let private = !setup.shared.as_ref().is_some_and(|s| s.fits(threads));
+        let mut w = Walker4 {
             cfg,
             setup,
             visited,
@@ -203,7 +314,57 @@ impl Walker4 {
             scratch_path: Vec::with_capacity(4096),
             stats: WalkStats::new(),
             broken: None,
+            threads,
+            private,
+            recreator: false,
+            bound: vec![0; conns],
+        };
+        if !private {
+            w.take_shared();
         }
+        w
+    }
+
+    /// Takes the shared session's current state: its session (this thread's slots of it), a
+    /// wait while another thread re-creates it, or the reason it is gone for good.
+    fn take_shared(&mut self) {
+        let Some(shared) = &self.setup.shared else {
+            return;
+        };
+        let st = shared.lock();
+        if let Some(why) = &st.broken {
+            self.broken = Some(why.clone());
+            return;
+        }
+        let Some(s) = st.current else {
+            self.session = Session::Waiting;
+            return;
+        };
+        drop(st);
+        self.ready_shared(s);
+    }
+
+    /// Uses (this thread's slots of) a shared session.
+    fn ready_shared(&mut self, s: SharedSession) {
+        let Some(range) = slot_range(s.slots, self.threads, self.thread) else {
+            self.broken = Some(format!(
+                "the server granted {} session slots, too few for {} threads; run with fewer \
+                 --threads",
+                s.slots, self.threads
+            ));
+            return;
+        };
+        self.generation += 1;
+        self.session = Session::Ready(Box::new(Slots {
+            clientid: s.clientid,
+            create_seq: 0,
+            id: s.id,
+            generation: self.generation,
+            seq: vec![0; s.slots as usize],
+            free: range.rev().collect(),
+            max_response: s.max_response,
+            shared_gen: s.generation,
+        }));
     }
 
     pub fn with_rate_limit(mut self, rate: Option<Arc<RateLimiter>>) -> Self {
@@ -235,9 +396,16 @@ impl Walker4 {
 
     pub fn on_conn_up(&mut self, conn: usize) {
         self.calls.on_conn_up(conn);
+        // A new connection serves no session yet.
+        if let Some(b) = self.bound.get_mut(conn) {
+            *b = 0;
+        }
     }
 
     pub fn on_conn_down(&mut self, conn: usize) {
+        if let Some(b) = self.bound.get_mut(conn) {
+            *b = 0;
+        }
         let lost = self.calls.on_conn_down(conn);
         debug_assert!(lost.is_empty(), "the walk's policy resends lost calls");
     }
@@ -277,6 +445,7 @@ impl Walker4 {
     pub fn poll_timeout(&self, now: Instant) -> Option<Instant> {
         let renew = match (&self.session, self.last_send) {
             (Session::Ready(_), Some(t)) if self.calls.is_idle() => Some(t + LEASE_RENEW_IDLE),
+            (Session::Waiting, _) => Some(now + SHARED_SESSION_POLL),
             _ => None,
         };
         match (self.calls.poll_timeout(now), renew) {
@@ -286,6 +455,9 @@ impl Walker4 {
     }
 
     pub fn on_timeout(&mut self, now: Instant, sink: &mut impl WalkSink) {
+        if matches!(self.session, Session::Waiting) {
+            self.take_shared();
+        }
         for call in self.calls.on_timeout(now) {
             let msg = format!("no reply within {} ms", self.cfg.rpc_timeout.as_millis());
             let q = call.into_queued();
@@ -307,7 +479,7 @@ impl Walker4 {
     /// free. Session set-up goes first; nothing else leaves before a session is ready.
     pub fn poll_transmit(&mut self, now: Instant, bufs: &mut [Vec<u8>]) -> usize {
         if !matches!(self.session, Session::Ready(_)) && !self.setting_up {
-            if self.broken.is_some() {
+            if self.broken.is_some() || matches!(self.session, Session::Waiting) {
                 return 0;
             }
             let op = match self.session {
@@ -344,6 +516,20 @@ impl Walker4 {
                     continue; // the listing failed while this call waited
                 }
             }
+            // A connection serves a session once bound to it: BIND_CONN_TO_SESSION goes first
+            // (SP4_NONE lets a SEQUENCE bind it implicitly too, so the calls behind it need
+            // not wait for its reply).
+            let bind = match &self.session {
+                Session::Ready(s) if !setup_call && self.bound[conn] != self.generation => {
+                    Some(s.id)
+                }
+                _ => None,
+            };
+            if let Some(id) = bind {
+                self.bound[conn] = self.generation;
+                self.calls.push_front(q);
+                q = Queued::new(Op4::Bind(id));
+            }
             // Claim a slot (or keep the one a resend holds, in this session generation).
             if let (Session::Ready(s), Some(claim)) = (&mut self.session, q.call.slot()) {
                 let valid = claim.is_some_and(|c| c.generation == s.generation);
@@ -357,17 +543,18 @@ impl Walker4 {
                     });
                 }
             }
-            let (cfg, setup, tasks, session, thread, buf) = (
+            let (cfg, setup, tasks, session, buf) = (
                 &self.cfg,
                 &self.setup,
                 &mut self.tasks,
                 &self.session,
-                self.thread,
                 &mut bufs[conn],
             );
+            // A thread with a session of its own has a client ID of its own too.
+            let suffix = self.private.then_some(self.thread);
             let proc_ = stats_proc(&q.call);
             self.calls.send(conn, q, now, |op, xid| {
-                encode_op4(cfg, setup, tasks, session, thread, op, xid, buf)
+                encode_op4(cfg, setup, tasks, session, suffix, op, xid, buf)
             });
             self.stats.procs[proc_].calls += 1;
             self.last_send = Some(now);
@@ -407,6 +594,9 @@ impl Walker4 {
             Op4::Renew { .. } | Op4::List { .. } | Op4::Readlink { .. } => {
                 self.on_session_reply(&mut q, body, now, sink)
             }
+            // A failed binding is not acted on: the connection's next SEQUENCE binds it
+            // implicitly (SP4_NONE) or reports the session lost, which is handled there.
+            Op4::Bind(_) => Ok(()),
         };
         if let Err(e) = result {
             self.release_slot(&mut q.call, false);
@@ -463,6 +653,26 @@ impl Walker4 {
         match r.expect(op4::CREATE_SESSION) {
             Ok(ResOk::CreateSession(s)) => {
                 let slots = s.fore.maxrequests.clamp(1, THREAD_SLOTS_WANTED);
+                if self.recreator {
+                    // The new shared session: published for the threads waiting for it.
+                    self.recreator = false;
+                    let shared = self.setup.shared.as_ref().expect("recreators share");
+                    let mut st = shared.lock();
+                    st.generation += 1;
+                    st.clientid = clientid;
+                    st.create_seq = sequence.wrapping_add(1);
+                    let new = SharedSession {
+                        clientid,
+                        id: s.sessionid,
+                        slots,
+                        max_response: s.fore.maxresponsesize,
+                        generation: st.generation,
+                    };
+                    st.current = Some(new);
+                    drop(st);
+                    self.ready_shared(new);
+                    return Ok(());
+                }
                 self.generation += 1;
                 self.session = Session::Ready(Box::new(Slots {
                     clientid,
@@ -472,6 +682,7 @@ impl Walker4 {
                     seq: vec![0; slots as usize],
                     free: (0..slots).rev().collect(),
                     max_response: s.fore.maxresponsesize,
+                    shared_gen: 0,
                 }));
                 Ok(())
             }
@@ -496,10 +707,20 @@ impl Walker4 {
         }
     }
 
-    /// Session set-up keeps failing: every listing of this thread fails with the reason.
+    /// Session set-up keeps failing: every listing of this thread fails with the reason (and
+    /// of every thread, when this one was re-creating the shared session).
     fn setup_failed(&mut self, status: Nfsstat4) {
         let why = format!("NFSv4.1 session set-up failed: {status}");
+        self.publish_broken(&why);
         self.broken = Some(why);
+    }
+
+    fn publish_broken(&mut self, why: &str) {
+        if std::mem::take(&mut self.recreator) {
+            if let Some(shared) = &self.setup.shared {
+                shared.lock().broken = Some(why.to_string());
+            }
+        }
     }
 
     /// Frees a call's slot. `used`: the server accepted its SEQUENCE (the sequence ID stands);
@@ -529,6 +750,41 @@ impl Walker4 {
     /// Forgets the session (and with `client`, the client ID): the next poll sets up anew;
     /// calls holding slots of it claim new ones.
     fn lose_session(&mut self, client: bool) {
+        if let (Session::Ready(s), false) = (&self.session, self.private) {
+            let mine = s.shared_gen;
+            let shared = self
+                .setup
+                .shared
+                .as_ref()
+                .expect("threads without sessions share");
+            let mut st = shared.lock();
+            if let Some(why) = &st.broken {
+                self.broken = Some(why.clone());
+                return;
+            }
+            match st.current {
+                // Another thread has re-created it already: take the new one.
+                Some(s) if s.generation != mine => {
+                    drop(st);
+                    self.ready_shared(s);
+                }
+                // This thread is the first to see it lost: it re-creates it.
+                Some(_) => {
+                    st.current = None;
+                    self.recreator = true;
+                    self.session = if client {
+                        Session::NoClient
+                    } else {
+                        Session::ClientOnly {
+                            clientid: st.clientid,
+                            sequence: st.create_seq,
+                        }
+                    };
+                }
+                None => self.session = Session::Waiting,
+            }
+            return;
+        }
         if let Session::Ready(s) = &self.session {
             self.session = if client {
                 Session::NoClient
@@ -788,13 +1044,15 @@ impl Walker4 {
             Op4::List { task, .. } => self.fail_listing(task, message, status, sink),
             Op4::ExchangeId | Op4::CreateSession => {
                 self.setting_up = false;
-                self.broken = Some(format!("NFSv4.1 session set-up: {message}"));
+                let why = format!("NFSv4.1 session set-up: {message}");
+                self.publish_broken(&why);
+                self.broken = Some(why);
                 let keys: Vec<usize> = self.tasks.iter().map(|(k, _)| k).collect();
                 for k in keys {
                     self.fail_listing(k, message.clone(), status, sink);
                 }
             }
-            Op4::Renew { .. } => {}
+            Op4::Renew { .. } | Op4::Bind(_) => {}
             Op4::Readlink { link, .. } => {
                 self.report(
                     PathError {
@@ -1116,7 +1374,7 @@ fn encode_op4(
     setup: &Walk4Setup,
     tasks: &mut Slab<Listing4>,
     session: &Session,
-    thread: usize,
+    owner_suffix: Option<usize>,
     op: &mut Op4,
     xid: u32,
     buf: &mut Vec<u8>,
@@ -1125,7 +1383,9 @@ fn encode_op4(
     let mut owner = setup.owner.clone();
     match op {
         Op4::ExchangeId => {
-            owner.extend_from_slice(format!("/t{thread}").as_bytes());
+            if let Some(thread) = owner_suffix {
+                owner.extend_from_slice(format!("/t{thread}").as_bytes());
+            }
             let ops = [ArgOp::ExchangeId(ExchangeIdArgs {
                 verifier: setup.verifier,
                 ownerid: &owner,
@@ -1193,6 +1453,14 @@ fn encode_op4(
                 unreachable!("renewals are sent with a session and a slot")
             };
             encode_compound_call(buf, xid, cred, TAG, MINOR_VERSION_1, &[sequence(s, claim)]);
+        }
+        Op4::Bind(id) => {
+            let ops = [ArgOp::BindConnToSession(BindConn {
+                sessionid: *id,
+                dir: CDFC4_FORE,
+                use_rdma: false,
+            })];
+            encode_compound_call(buf, xid, cred, TAG, MINOR_VERSION_1, &ops);
         }
         Op4::Readlink { link, slot } => {
             let (Session::Ready(s), Some(claim)) = (session, slot.as_ref()) else {
@@ -1327,6 +1595,7 @@ mod tests {
             owner: b"test".to_vec(),
             verifier: [1; 8],
             idmap: Arc::new(IdMap::default()),
+            shared: None,
         });
         let mut w = Walker4::new(
             Arc::new(WalkConfig::default()),
@@ -1334,6 +1603,7 @@ mod tests {
             Arc::new(VisitedDirs::default()),
             1,
             0,
+            1,
         );
         let mut sink = Collect::default();
         let now = Instant::now();
@@ -1372,8 +1642,25 @@ mod tests {
         let calls = sent(&mut w, now);
         assert_eq!(calls[0].1, [op4::CREATE_SESSION]);
         w.on_reply(calls[0].0, Ok(&session_reply(1)), now, &mut sink);
-        // The listing: SEQUENCE (slot 0, sequence 1), PUTFH, READDIR.
-        let calls = sent(&mut w, now);
+        // The connection is bound first, then the listing: SEQUENCE (slot 0, sequence 1),
+        // PUTFH, READDIR.
+        let mut calls = sent(&mut w, now);
+        assert_eq!(calls[0].1, [op4::BIND_CONN_TO_SESSION]);
+        let bind = |w: &mut Walker4, xid: u32, id: u8, sink: &mut Collect| {
+            let ok = reply(|e, b| {
+                e.ok(
+                    b,
+                    op4::BIND_CONN_TO_SESSION,
+                    &ResOk::BindConnToSession(BindConn {
+                        sessionid: SessionId([id; 16]),
+                        dir: CDFC4_FORE,
+                        use_rdma: false,
+                    }),
+                )
+            });
+            w.on_reply(xid, Ok(&ok), now, sink);
+        };
+        bind(&mut w, calls.remove(0).0, 1, &mut sink);
         assert_eq!(calls[0].1, [op4::SEQUENCE, op4::PUTFH, op4::READDIR]);
         let s = calls[0].2.unwrap();
         assert_eq!((s.sequenceid, s.sessionid), (1, SessionId([1; 16])));
@@ -1384,7 +1671,13 @@ mod tests {
         assert_eq!(calls[0].1, [op4::CREATE_SESSION]);
         w.on_reply(calls[0].0, Ok(&session_reply(2)), now, &mut sink);
         let calls = sent(&mut w, now);
-        let s = calls[0].2.unwrap();
+        assert_eq!(
+            calls[0].1,
+            [op4::BIND_CONN_TO_SESSION],
+            "bound to the new session"
+        );
+        bind(&mut w, calls[0].0, 2, &mut sink);
+        let s = calls[1].2.unwrap();
         assert_eq!((s.sequenceid, s.sessionid), (1, SessionId([2; 16])));
         // A page: a file and a directory, eof.
         let page = reply(|e, b| {
@@ -1410,11 +1703,90 @@ mod tests {
             }
             e.finish_readdir(b, rd, true);
         });
-        w.on_reply(calls[0].0, Ok(&page), now, &mut sink);
+        w.on_reply(calls[1].0, Ok(&page), now, &mut sink);
         assert_eq!(sink.paths, [b"f".to_vec(), b"d".to_vec()]);
         assert_eq!(sink.spawned, [b"d".to_vec()]);
         assert_eq!(sink.done, [TaskId(1)]);
         assert!(sink.errors.is_empty());
         assert!(w.is_idle());
+    }
+
+    fn dir_task(name: &[u8]) -> Task {
+        Task::Dir(DirTask {
+            fh: FileHandle::from_bytes(name).unwrap(),
+            path: name.to_vec(),
+            depth: 1,
+            fsid: 0,
+        })
+    }
+
+    /// Two threads on one shared session use disjoint slots; when it is lost, the first to
+    /// see it re-creates it on the shared client ID while the other waits, then both go on
+    /// with the new session on their own slots, each connection bound to it first.
+    #[test]
+    fn threads_share_one_session_and_one_of_them_re_creates_it() {
+        let setup = Arc::new(Walk4Setup {
+            owner: b"test".to_vec(),
+            verifier: [1; 8],
+            idmap: Arc::new(IdMap::default()),
+            shared: Some(Shared4::new(9, 4, SessionId([1; 16]), 5, 1 << 20)),
+        });
+        let mut walkers: Vec<Walker4> = (0..2)
+            .map(|t| {
+                Walker4::new(
+                    Arc::new(WalkConfig::default()),
+                    setup.clone(),
+                    Arc::new(VisitedDirs::default()),
+                    1,
+                    t,
+                    2,
+                )
+            })
+            .collect();
+        let mut sink = Collect::default();
+        let now = Instant::now();
+        let mut listings = Vec::new();
+        for (t, w) in walkers.iter_mut().enumerate() {
+            w.on_conn_up(0);
+            w.add_task(TaskId(t as u64), dir_task(b"d"), &mut sink);
+            let calls = sent(w, now);
+            // No EXCHANGE_ID or CREATE_SESSION: the session is there; the binding goes first.
+            assert_eq!(calls.len(), 2, "thread {t}");
+            assert_eq!(calls[0].1, [op4::BIND_CONN_TO_SESSION]);
+            let s = calls[1].2.unwrap();
+            assert_eq!(s.sessionid, SessionId([1; 16]));
+            // slot 0 is the cold path's; 1..3 thread 0's, 3..5 thread 1's
+            assert!(
+                (1 + 2 * t as u32..3 + 2 * t as u32).contains(&s.slotid),
+                "{s:?}"
+            );
+            listings.push(calls[1].0);
+        }
+        let bad = reply(|e, b| e.fail(b, op4::SEQUENCE, Nfsstat4::Badsession));
+        walkers[0].on_reply(listings[0], Ok(&bad), now, &mut sink);
+        walkers[1].on_reply(listings[1], Ok(&bad), now, &mut sink);
+        // Thread 0 re-creates it with the shared client ID's next sequence; thread 1 waits.
+        let calls = sent(&mut walkers[0], now);
+        assert_eq!(calls.len(), 1);
+        assert_eq!(calls[0].1, [op4::CREATE_SESSION]);
+        assert!(sent(&mut walkers[1], now).is_empty());
+        assert!(walkers[1]
+            .poll_timeout(now)
+            .is_some_and(|t| t <= now + SHARED_SESSION_POLL));
+        walkers[0].on_reply(calls[0].0, Ok(&session_reply(2)), now, &mut sink);
+        walkers[1].on_timeout(now, &mut sink);
+        for (t, w) in walkers.iter_mut().enumerate() {
+            let calls = sent(w, now);
+            assert_eq!(calls[0].1, [op4::BIND_CONN_TO_SESSION], "thread {t}");
+            let s = calls[1].2.unwrap();
+            assert_eq!(s.sessionid, SessionId([2; 16]), "thread {t}");
+            // the new session's 8 slots: 1..4 and 4..8
+            assert!([1..4, 4..8][t].contains(&s.slotid), "{s:?}");
+        }
+        assert_eq!(
+            setup.shared.as_ref().unwrap().current(),
+            Some((9, SessionId([2; 16])))
+        );
+        assert!(sink.errors.is_empty());
     }
 }

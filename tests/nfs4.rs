@@ -212,13 +212,23 @@ fn scan_over_v4_is_exact_on_mock_trees_on_both_backends() {
     };
     let server = Server::start(config.clone()).unwrap();
     for io in ["uring", "epoll"] {
-        let (out, err, code) = scan_v4(&v4_url(server.port(), ""), &["--io", io]);
+        let (out, err, code) = scan_v4(
+            &v4_url(server.port(), ""),
+            &["--io", io, "--threads", "2", "--connections", "2"],
+        );
         assert_eq!(code, Some(0), "{err}");
         assert_exact_ndjson(&out, mock_nfsd::listing(&config, false), "v4 scan of mixed");
     }
     let stats = server.stats();
     assert!(stats.get("v4_readdir") > 100);
     assert_eq!(stats.get("readdirplus"), 0, "no v3 call in a v4 scan");
+    // One client ID and session per scan, shared by every thread; every connection of every
+    // thread bound to it; the session and client ID destroyed at the end.
+    let stats = server.stats();
+    assert_eq!(stats.get("v4_exchange_id"), 2, "{stats:?}");
+    assert_eq!(stats.get("v4_create_session"), 2, "{stats:?}");
+    assert_eq!(stats.get("v4_destroy_session"), 2, "{stats:?}");
+    assert!(stats.get("v4_bind_conn_to_session") >= 2 * 4, "{stats:?}");
 }
 
 #[test]

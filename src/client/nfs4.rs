@@ -100,7 +100,8 @@ pub struct Nfs4Client {
     /// finds the same client ID.
     pub owner: Vec<u8>,
     pub verifier: [u8; 8],
-    create_seq: u32,
+    /// The sequence ID of the client ID's next CREATE_SESSION.
+    pub create_seq: u32,
     slot_seq: u32,
     pub idmap: IdMap,
     tag: &'static [u8],

@@ -1023,6 +1023,7 @@ pub fn scan_into(
                         setup.visited.clone(),
                         t.conns,
                         t.index,
+                        engine.threads,
                     )
                     .with_rate_limit(setup.rate.clone())
                 };
@@ -1130,6 +1131,14 @@ impl ScanRoot {
             owner: c.owner.clone(),
             verifier: c.verifier,
             idmap: Arc::new(c.idmap.clone()),
+            // The walk threads share the cold path's client ID and session.
+            shared: Some(nfs_walker::walk4::Shared4::new(
+                c.session.clientid,
+                c.create_seq,
+                c.session.sessionid,
+                c.session.slots,
+                c.session.max_response_bytes,
+            )),
         };
         Ok(ScanRoot {
             fh,
@@ -1149,7 +1158,14 @@ impl ScanRoot {
         if let Some(m) = self.mounted {
             m.unmount();
         }
-        if let Some(c) = self.v4_client {
+        if let Some(mut c) = self.v4_client {
+            // The walk may have re-created the shared session: the one in use now goes.
+            if let Some((clientid, id)) =
+                self.v4.as_ref().and_then(|s| s.shared.as_ref()?.current())
+            {
+                c.session.clientid = clientid;
+                c.session.sessionid = id;
+            }
             c.close();
         }
     }

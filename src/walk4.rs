@@ -37,7 +37,7 @@ use crate::walker::config::{
 use crate::walker::machine::listing::entry_key;
 use crate::walker::seen::{EmittedSet, HashSet64};
 use crate::walker::stats::type_index;
-use crate::walker::{DirTask, Task, VisitedDirs, WalkSink, WalkStats};
+use crate::walker::{DirTask, ObjectRef, Task, VisitedDirs, WalkSink, WalkStats};
 use slab::Slab;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -135,6 +135,33 @@ impl Shared4 {
         self.lock().current.map(|s| (s.clientid, s.id))
     }
 
+    /// Makes a session set up elsewhere the current one (a bench's fresh session for its load).
+    pub fn set_current(
+        &self,
+        clientid: u64,
+        create_seq: u32,
+        id: SessionId,
+        slots: u32,
+        max_response: u32,
+    ) {
+        let mut st = self.lock();
+        st.generation += 1;
+        st.clientid = clientid;
+        st.create_seq = create_seq;
+        st.current = Some(SharedSession {
+            clientid,
+            id,
+            slots,
+            max_response,
+            generation: st.generation,
+        });
+    }
+
+    /// The session in use now and its slots (a bench's load goes on it).
+    pub fn session_slots(&self) -> Option<(SessionId, u32)> {
+        self.lock().current.map(|s| (s.id, s.slots))
+    }
+
     /// Whether `threads` threads can each have slots of their own (beside the cold path's).
     pub fn fits(&self, threads: usize) -> bool {
         self.lock()
@@ -145,7 +172,11 @@ impl Shared4 {
 
 /// The slots of thread `thread` of `threads` in a session of `slots` slots: slot 0 is the cold
 /// path's, the rest divided evenly; `None` where there are too few for one each.
-fn slot_range(slots: u32, threads: usize, thread: usize) -> Option<std::ops::Range<u32>> {
+pub(crate) fn slot_range(
+    slots: u32,
+    threads: usize,
+    thread: usize,
+) -> Option<std::ops::Range<u32>> {
     let usable = u64::from(slots.saturating_sub(1));
     let (t, n) = (thread as u64, threads.max(1) as u64);
     let lo = 1 + (t * usable / n) as u32;
@@ -1187,7 +1218,7 @@ impl Walker4 {
     }
 
     #[allow(clippy::too_many_arguments)]
-    fn on_entry(
+    fn on_entry<S: WalkSink>(
         &mut self,
         task: usize,
         id: TaskId,
@@ -1195,7 +1226,7 @@ impl Walker4 {
         depth: u32,
         e: &Entry4<'_>,
         path: &mut Vec<u8>,
-        sink: &mut impl WalkSink,
+        sink: &mut S,
     ) {
         let name = e.name;
         let bad = if name.is_empty() {
@@ -1285,6 +1316,19 @@ impl Walker4 {
         let idmap = &self.setup.idmap;
         let ((uid, owner), (gid, group)) = (idmap.resolve(a.owner), idmap.resolve(a.owner_group));
         let attrs = a.to_entry_attrs(uid, gid);
+        if S::WANTS_OBJECTS {
+            // A bench's sample: the object and where it was listed.
+            if let Some(dir) = self.tasks.get(task).map(|l| l.task.fh) {
+                let fh = FileHandle::from_bytes(a.filehandle);
+                sink.object(&ObjectRef {
+                    dir: &dir,
+                    name,
+                    fh: fh.as_ref(),
+                    kind: attrs.kind,
+                    size: attrs.size,
+                });
+            }
+        }
         // With --dirs-only a link is never written, so its target is not worth a call; a
         // link without a handle is written without a target.
         if self.cfg.readlink

@@ -473,6 +473,13 @@ impl Nfs4Client {
 
     /// DESTROY_SESSION, then DESTROY_CLIENTID: the server frees our state now instead of at
     /// lease expiry. Best effort.
+    /// Destroys session `old` (one whose slots other clients of this process used, so their
+    /// sequence IDs are unknown here) and sets up a fresh one, every slot at its start.
+    pub fn replace_session(&mut self, old: SessionId) -> Result<(), Nfs4ClientError> {
+        let _ = self.raw(&[ArgOp::DestroySession(old)]);
+        self.establish()
+    }
+
     pub fn close(mut self) {
         let id = self.session.sessionid;
         let _ = self.raw(&[ArgOp::DestroySession(id)]);

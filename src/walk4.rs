@@ -67,18 +67,33 @@ pub struct Walk4Setup {
     pub idmap: Arc<IdMap>,
     /// The session the threads share; `None`: each thread sets up its own.
     pub shared: Option<Shared4>,
+    /// Content reads go beside the walk on the shared session: each thread's slots are split
+    /// between its walk and its reads.
+    pub reads: bool,
+}
+
+impl Walk4Setup {
+    /// Which share of the session's slots (index, of how many) the walk of thread `thread`
+    /// of `threads` takes; its reads take the next one.
+    pub fn walk_share(&self, thread: usize, threads: usize) -> (usize, usize) {
+        if self.reads {
+            (2 * thread, 2 * threads)
+        } else {
+            (thread, threads)
+        }
+    }
 }
 
 /// A session as the threads share it.
 #[derive(Debug, Clone, Copy)]
-struct SharedSession {
-    clientid: u64,
-    id: SessionId,
+pub(crate) struct SharedSession {
+    pub(crate) clientid: u64,
+    pub(crate) id: SessionId,
     /// Fore-channel slots granted (slot 0 is the cold path's; the rest are divided).
-    slots: u32,
-    max_response: u32,
+    pub(crate) slots: u32,
+    pub(crate) max_response: u32,
     /// Bumped by every re-creation.
-    generation: u32,
+    pub(crate) generation: u32,
 }
 
 /// The client ID and session every walk thread uses, and its re-creation after a loss: the
@@ -86,11 +101,16 @@ struct SharedSession {
 /// when a session is lost or taken, never per call.
 pub struct Shared4 {
     state: Mutex<SharedState>,
+    /// The generation last reported lost by [`Shared4::report_lost`] (0: none).
+    lost_generation: std::sync::atomic::AtomicU32,
 }
 
 struct SharedState {
     /// `None` while a thread re-creates it.
     current: Option<SharedSession>,
+    /// A session another user of it (content reads) found lost, with whether the client ID
+    /// went too: the walk of some thread re-creates it.
+    lost: Option<(u32, bool)>,
     generation: u32,
     clientid: u64,
     /// The sequence ID of the client ID's next CREATE_SESSION.
@@ -121,7 +141,30 @@ impl Shared4 {
                 clientid,
                 create_seq,
                 broken: None,
+                lost: None,
             }),
+            lost_generation: std::sync::atomic::AtomicU32::new(0),
+        }
+    }
+
+    /// The session to use now: `Ok(None)` while it is being re-created, `Err` when it cannot
+    /// be any more.
+    pub(crate) fn session(&self) -> Result<Option<SharedSession>, String> {
+        let st = self.lock();
+        match &st.broken {
+            Some(why) => Err(why.clone()),
+            None => Ok(st.current),
+        }
+    }
+
+    /// A user other than the walk (content reads) found session `generation` lost: the next
+    /// walk thread that looks re-creates it. (Checked by the walks without the lock.)
+    pub(crate) fn report_lost(&self, generation: u32, client: bool) {
+        let mut st = self.lock();
+        if st.current.is_some_and(|s| s.generation == generation) {
+            st.lost = Some((generation, client));
+            self.lost_generation
+                .store(generation, std::sync::atomic::Ordering::Release);
         }
     }
 
@@ -311,6 +354,8 @@ pub struct Walker4 {
     recreator: bool,
     /// Per connection: the `generation` of the session it was bound to (0: none).
     bound: Vec<u32>,
+    /// Which share of the shared session's slots is this walk's: (index, of how many).
+    share: (usize, usize),
 }
 
 impl Walker4 {
@@ -328,8 +373,11 @@ impl Walker4 {
             busy_waits_max: JUKEBOX_WAITS_MAX,
             resend_lost: true,
         };
-        let calls = CallEngine::new(policy, conns, cfg.inflight_per_conn, thread);
-        let private = !setup.shared.as_ref().is_some_and(|s| s.fits(threads));
+        // Beside content reads, the walk's XIDs keep their top bit clear (see content::scan).
+        let xid_thread = if setup.reads { thread & 7 } else { thread };
+        let calls = CallEngine::new(policy, conns, cfg.inflight_per_conn, xid_thread);
+        let share = setup.walk_share(thread, threads);
+        let private = !setup.shared.as_ref().is_some_and(|s| s.fits(share.1));
         let mut w = Walker4 {
             cfg,
             setup,
@@ -349,6 +397,7 @@ impl Walker4 {
             private,
             recreator: false,
             bound: vec![0; conns],
+            share,
         };
         if !private {
             w.take_shared();
@@ -375,9 +424,49 @@ impl Walker4 {
         self.ready_shared(s);
     }
 
+    /// Whether session set-up calls wait to be sent (see [`crate::scan::WalkMachine`]).
+    pub fn needs_setup(&self) -> bool {
+        self.broken.is_none()
+            && matches!(self.session, Session::NoClient | Session::ClientOnly { .. })
+    }
+
+    /// Acts on a loss of the shared session that content reads reported: as if a call of the
+    /// walk had found it (one atomic load when there is none).
+    ///
+    /// The reads of this thread wait on this walk alone (the other threads' walks may be done
+    /// and asleep), so a loss of a session newer than the walk's own counts too: the walk takes
+    /// the newer one first, then acts on its loss.
+    fn take_reported_loss(&mut self) {
+        let setup = self.setup.clone();
+        let Some(shared) = &setup.shared else {
+            return;
+        };
+        let lost = shared
+            .lost_generation
+            .load(std::sync::atomic::Ordering::Acquire);
+        let mine = match &self.session {
+            Session::Ready(s) if !self.private && lost != 0 => s.shared_gen,
+            _ => return,
+        };
+        if lost < mine {
+            return;
+        }
+        if lost > mine {
+            self.take_shared();
+        }
+        let Session::Ready(s) = &self.session else {
+            return;
+        };
+        let client = match shared.lock().lost {
+            Some((g, client)) if g == s.shared_gen => client,
+            _ => return,
+        };
+        self.lose_session(client);
+    }
+
     /// Uses (this thread's slots of) a shared session.
     fn ready_shared(&mut self, s: SharedSession) {
-        let Some(range) = slot_range(s.slots, self.threads, self.thread) else {
+        let Some(range) = slot_range(s.slots, self.share.1, self.share.0) else {
             self.broken = Some(format!(
                 "the server granted {} session slots, too few for {} threads; run with fewer \
                  --threads",
@@ -489,6 +578,7 @@ impl Walker4 {
         if matches!(self.session, Session::Waiting) {
             self.take_shared();
         }
+        self.take_reported_loss();
         for call in self.calls.on_timeout(now) {
             let msg = format!("no reply within {} ms", self.cfg.rpc_timeout.as_millis());
             let q = call.into_queued();
@@ -509,6 +599,7 @@ impl Walker4 {
     /// Encodes queued calls while connections have room and (for session calls) slots are
     /// free. Session set-up goes first; nothing else leaves before a session is ready.
     pub fn poll_transmit(&mut self, now: Instant, bufs: &mut [Vec<u8>]) -> usize {
+        self.take_reported_loss();
         if !matches!(self.session, Session::Ready(_)) && !self.setting_up {
             if self.broken.is_some() || matches!(self.session, Session::Waiting) {
                 return 0;
@@ -1640,6 +1731,7 @@ mod tests {
             verifier: [1; 8],
             idmap: Arc::new(IdMap::default()),
             shared: None,
+            reads: false,
         });
         let mut w = Walker4::new(
             Arc::new(WalkConfig::default()),
@@ -1774,6 +1866,7 @@ mod tests {
             verifier: [1; 8],
             idmap: Arc::new(IdMap::default()),
             shared: Some(Shared4::new(9, 4, SessionId([1; 16]), 5, 1 << 20)),
+            reads: false,
         });
         let mut walkers: Vec<Walker4> = (0..2)
             .map(|t| {

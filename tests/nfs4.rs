@@ -415,3 +415,70 @@ fn owner_names_are_kept_in_every_output_and_mapped_by_idmap() {
     assert!(table.contains(" alice@example.com "), "{table}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `--checksum` and `--file-type` over v4: READ COMPOUNDs on the reads' share of each thread's
+/// slots beside the walk; every regular file's checksum equals the mock's contents, exactly,
+/// also through lost sessions (reported by reads or the walk, re-created once) and DELAY.
+#[test]
+fn content_reads_over_v4_are_exact_through_faults() {
+    use checksum::ChecksumAlgo;
+    use mock_nfsd::content::file_checksum;
+    const MAX_SIZE: u64 = 4 << 20;
+    for faults in ["", "delay:p=0.05,badsession:every=400"] {
+        let config = Config {
+            tree: "mixed:3000:7".parse().unwrap(),
+            faults: faults.parse().unwrap(),
+            ..Default::default()
+        };
+        let server = Server::start(config.clone()).unwrap();
+        let max = MAX_SIZE.to_string();
+        let (out, err, code) = scan_v4(
+            &v4_url(server.port(), ""),
+            &[
+                "--checksum",
+                "xxh3",
+                "--checksum-max-size",
+                &max,
+                "--file-type",
+                "--threads",
+                "2",
+                "--timeout",
+                "2",
+            ],
+        );
+        assert_eq!(code, Some(0), "faults {faults:?}: {err}");
+        let lines: Vec<serde_json::Value> = out
+            .split(|&b| b == b'\n')
+            .filter(|l| !l.is_empty())
+            .map(|l| serde_json::from_slice(l).unwrap())
+            .collect();
+        let listing: Vec<EntryRecord> = mock_nfsd::listing(&config, false).collect();
+        assert_eq!(lines.len(), listing.len(), "every entry once: {err}");
+        let by_path: std::collections::HashMap<&str, &serde_json::Value> = lines
+            .iter()
+            .map(|v| (v["path"].as_str().unwrap(), v))
+            .collect();
+        let mut summed = 0;
+        for rec in &listing {
+            let path = String::from_utf8_lossy(&rec.path);
+            let Some(v) = by_path.get(path.as_ref()) else {
+                continue; // invalid UTF-8 names
+            };
+            let a = &rec.attrs;
+            let want = (a.kind == nfs_walker::record::EntryType::File && a.size <= MAX_SIZE)
+                .then(|| file_checksum(ChecksumAlgo::Xxh3, a.fileid, a.size));
+            assert_eq!(v["checksum"].as_str(), want.as_deref(), "{path}");
+            if a.kind == nfs_walker::record::EntryType::File && a.size > 0 {
+                assert!(v.get("mime").is_some(), "{path}: typed");
+            }
+            summed += usize::from(want.is_some());
+        }
+        assert!(summed > 1000, "{summed}");
+        let stats = server.stats();
+        assert!(stats.get("v4_read") > 1000, "{stats:?}");
+        assert_eq!(stats.get("read"), 0, "no NFSv3 READ");
+        if !faults.is_empty() {
+            assert!(stats.get("v4_create_session") > 2, "{stats:?}");
+        }
+    }
+}

@@ -363,6 +363,7 @@ fn connect_v4(
         verifier: client.verifier,
         idmap: Arc::new(client.idmap.clone()),
         shared: Some(shared),
+        reads: false,
     });
     let server = Server::V4 {
         client: Box::new(client),

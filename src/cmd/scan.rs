@@ -865,8 +865,8 @@ pub fn scan_into(
             std::fs::File::create(p).with_context(|| format!("creating {}", p.display()))?,
         ))),
     };
-    let root =
-        ScanRoot::connect(&url, &client).with_context(|| format!("mounting {}", args.url))?;
+    let root = ScanRoot::connect(&url, &client, args.content.enabled())
+        .with_context(|| format!("mounting {}", args.url))?;
     let walk = Arc::new(WalkConfig {
         // --big-dirs counts names: READDIR alone, as `names` lists.
         mode: if args.big_dirs.is_some() {
@@ -971,8 +971,19 @@ pub fn scan_into(
         queue_done = Some(tasks);
         r.map_err(anyhow::Error::from)
     } else if args.content.enabled() {
-        if root.v4.is_some() {
-            bail!("--checksum and --file-type read over NFSv3 only for now; drop version=4");
+        if let Some(v4) = &root.v4 {
+            // The reads take a share of each thread's slots of the shared session.
+            if !v4
+                .shared
+                .as_ref()
+                .is_some_and(|s| s.fits(2 * engine.threads))
+            {
+                bail!(
+                    "the server granted too few NFSv4.1 session slots for content reads on {} \
+                     threads; use fewer --threads",
+                    engine.threads
+                );
+            }
         }
         let source = local_source(roots, journaling, &stop)?;
         let tracks = source.wants_durability();
@@ -993,6 +1004,7 @@ pub fn scan_into(
             make_batcher,
             &cfg,
             &root.cred_xdr,
+            root.v4.as_ref(),
             &progress,
             &stop,
         ) {
@@ -1101,7 +1113,12 @@ struct ScanRoot {
 }
 
 impl ScanRoot {
-    fn connect(url: &NfsUrl, client: &nfs_walker::client::ClientOptions) -> Result<Self> {
+    /// `reads`: content reads go beside the walk (over v4 they take slots of their own).
+    fn connect(
+        url: &NfsUrl,
+        client: &nfs_walker::client::ClientOptions,
+        reads: bool,
+    ) -> Result<Self> {
         if client.version_for(url) != 4 {
             let m = mount(url, client)?;
             return Ok(ScanRoot {
@@ -1139,6 +1156,7 @@ impl ScanRoot {
                 c.session.slots,
                 c.session.max_response_bytes,
             )),
+            reads,
         };
         Ok(ScanRoot {
             fh,

@@ -598,7 +598,8 @@ impl Service {
                     (_, FileType3::Lnk) => return Err(Nfsstat4::Symlink),
                     _ => return Err(Nfsstat4::Inval),
                 };
-                // Files read as zeros over v4, as over v3.
+                // A file reads as its deterministic contents, as over v3 (the `rewrite` fault
+                // is v3's only: a v4 file keeps its first generation).
                 let len =
                     v3.size
                         .saturating_sub(a.offset)
@@ -606,6 +607,11 @@ impl Service {
                 let eof = a.offset.saturating_add(len as u64) >= v3.size;
                 conn.scratch.clear();
                 conn.scratch.resize(len, 0);
+                crate::content::fill(
+                    crate::content::content_seed(v3.fileid, 0),
+                    a.offset,
+                    &mut conn.scratch,
+                );
                 enc.ok(
                     out,
                     opnum,

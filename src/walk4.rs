@@ -487,6 +487,25 @@ impl Walker4 {
         }));
     }
 
+    /// The walker of engine thread `t` of `threads` for a scan set up as `walk` (configuration,
+    /// visited directories, rate limit).
+    pub fn for_thread(
+        walk: &crate::scan::WalkSetup,
+        v4: &Arc<Walk4Setup>,
+        t: &crate::sched::ThreadSetup,
+        threads: usize,
+    ) -> Self {
+        Walker4::new(
+            walk.walk.clone(),
+            v4.clone(),
+            walk.visited.clone(),
+            t.conns,
+            t.index,
+            threads,
+        )
+        .with_rate_limit(walk.rate.clone())
+    }
+
     pub fn with_rate_limit(mut self, rate: Option<Arc<RateLimiter>>) -> Self {
         self.calls = self.calls.with_rate_limit(rate);
         self

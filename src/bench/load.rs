@@ -88,6 +88,22 @@ pub enum LoadMode {
 }
 
 impl LoadMode {
+    /// The same load with at most `max` calls in flight (an open loop keeps at least one).
+    fn capped(self, max: usize) -> LoadMode {
+        match self {
+            LoadMode::Closed { inflight } => LoadMode::Closed {
+                inflight: inflight.min(max),
+            },
+            LoadMode::Open {
+                rate_per_s,
+                inflight_max,
+            } => LoadMode::Open {
+                rate_per_s,
+                inflight_max: inflight_max.clamp(1, max),
+            },
+        }
+    }
+
     /// The most calls in flight at once.
     pub fn inflight_max(&self) -> usize {
         match *self {
@@ -357,18 +373,6 @@ impl LoadGen {
         start: Instant,
     ) -> LoadGen {
         let conns = conns.clamp(1, CONNS_PER_THREAD_MAX);
-        let mode = match share.mode {
-            LoadMode::Closed { inflight } => LoadMode::Closed {
-                inflight: inflight.min(INFLIGHT_PER_THREAD_MAX),
-            },
-            LoadMode::Open {
-                rate_per_s,
-                inflight_max,
-            } => LoadMode::Open {
-                rate_per_s,
-                inflight_max: inflight_max.clamp(1, INFLIGHT_PER_THREAD_MAX),
-            },
-        };
         let slots4 = cfg.v4.map(|s| Slots4 {
             id: s.id,
             seq: vec![0; s.slots as usize],
@@ -377,18 +381,7 @@ impl LoadGen {
         });
         // Over v4 a thread has as many calls in flight as it has slots, at most.
         let cap = slots4.as_ref().map_or(usize::MAX, |s| s.free.len().max(1));
-        let mode = match mode {
-            LoadMode::Closed { inflight } => LoadMode::Closed {
-                inflight: inflight.min(cap),
-            },
-            LoadMode::Open {
-                rate_per_s,
-                inflight_max,
-            } => LoadMode::Open {
-                rate_per_s,
-                inflight_max: inflight_max.min(cap),
-            },
-        };
+        let mode = share.mode.capped(INFLIGHT_PER_THREAD_MAX).capped(cap);
         let share = LoadShare { mode, ..share };
         let inflight_max = mode.inflight_max();
         let open_period_ns = match mode {

@@ -253,15 +253,7 @@ pub fn sample_targets(s: &SampleSetup<'_>) -> Result<Targets, SampleError> {
             s.addrs,
             &source,
             |t: &crate::sched::ThreadSetup| {
-                crate::walk4::Walker4::new(
-                    setup.walk.clone(),
-                    v4.clone(),
-                    setup.visited.clone(),
-                    t.conns,
-                    t.index,
-                    s.engine.threads,
-                )
-                .with_rate_limit(setup.rate.clone())
+                crate::walk4::Walker4::for_thread(&setup, v4, t, s.engine.threads)
             },
             collector,
             &progress,

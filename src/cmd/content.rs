@@ -140,17 +140,7 @@ pub fn run_scan<S: TaskSource<Task = Task>, O: EntrySink>(
             engine,
             addrs,
             source,
-            |t: &ThreadSetup| {
-                nfs_walker::walk4::Walker4::new(
-                    setup.walk.clone(),
-                    v4.clone(),
-                    setup.visited.clone(),
-                    t.conns,
-                    t.index,
-                    engine.threads,
-                )
-                .with_rate_limit(setup.rate.clone())
-            },
+            |t: &ThreadSetup| nfs_walker::walk4::Walker4::for_thread(setup, v4, t, engine.threads),
             make_out,
             ContentThread::new,
             progress,

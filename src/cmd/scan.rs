@@ -1029,15 +1029,7 @@ pub fn scan_into(
             None => scan::run(&engine, &setup, &addrs, source, make_out, &progress, &stop),
             Some(v4) => {
                 let make_walker = |t: &nfs_walker::sched::ThreadSetup| {
-                    nfs_walker::walk4::Walker4::new(
-                        setup.walk.clone(),
-                        v4.clone(),
-                        setup.visited.clone(),
-                        t.conns,
-                        t.index,
-                        engine.threads,
-                    )
-                    .with_rate_limit(setup.rate.clone())
+                    nfs_walker::walk4::Walker4::for_thread(&setup, v4, t, engine.threads)
                 };
                 scan::run_with(
                     &engine,

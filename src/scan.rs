@@ -149,6 +149,11 @@ pub trait WalkMachine: Send {
     fn calls_sent(&self) -> u64;
     fn is_idle(&self) -> bool;
     fn take_stats(&mut self) -> WalkStats;
+    /// Whether the walker has session set-up to send (NFSv4.1): it goes out even while the
+    /// thread holds its walk back, as other calls of the thread wait for it.
+    fn needs_setup(&self) -> bool {
+        false
+    }
 }
 
 macro_rules! walk_machine {
@@ -210,7 +215,11 @@ walk_machine!(Walker, {
         Walker::has_parked(self)
     }
 });
-walk_machine!(crate::walk4::Walker4, {});
+walk_machine!(crate::walk4::Walker4, {
+    fn needs_setup(&self) -> bool {
+        crate::walk4::Walker4::needs_setup(self)
+    }
+});
 
 /// The walk of one thread as the engine's protocol user.
 pub struct WalkThread<O, W = Walker> {
@@ -288,6 +297,11 @@ impl<O: EntrySink, W: WalkMachine> WalkThread<O, W> {
 
     pub fn out(&self) -> &O {
         &self.out
+    }
+
+    /// See [`WalkMachine::needs_setup`].
+    pub fn walker_needs_setup(&self) -> bool {
+        self.walker.needs_setup()
     }
 
     /// The walker and, for one event, its sink over this thread's output and `queue`.

@@ -2,7 +2,9 @@
 //! scan it describes, and its entries as a stream in bounded memory.
 
 use crate::columnar;
-use crate::output::schema::{entries_content_fields, entries_has_content_columns, SQLITE_HEADER};
+use crate::output::schema::{
+    entries_content_fields, entries_has_content_columns, entries_owner_select, SQLITE_HEADER,
+};
 use crate::record::{ContentFields, EntryAttrs, EntryContent, EntryRef, EntryType};
 use crate::stats::db::{open_database, to_bytes, to_i64, to_u64};
 use crate::stats::ndjson::{for_each_ndjson_entry_with_content, read_line_bounded};
@@ -175,14 +177,17 @@ pub fn for_each_entry_with_content(
             } else {
                 "NULL, NULL"
             };
+            let owners = entries_owner_select(&conn)?;
             let mut stmt = conn.prepare(&format!(
                 "SELECT path, type, size, used, mode, nlink, uid, gid, fileid, fsid, atime_ns, \
-                 mtime_ns, ctime_ns, depth, target, {content} FROM entries ORDER BY id"
+                 mtime_ns, ctime_ns, depth, target, {content}, {owners} FROM entries ORDER BY id"
             ))?;
             let mut rows = stmt.query([])?;
             let mut n = 0;
             let mut path_buf = Vec::new();
             let mut target_buf = Vec::new();
+            let mut owner_buf = Vec::new();
+            let mut group_buf = Vec::new();
             while let Some(r) = rows.next()? {
                 path_buf.clear();
                 path_buf.extend_from_slice(&to_bytes(r.get_ref(0)?));
@@ -209,14 +214,20 @@ pub fn for_each_entry_with_content(
                     ctime_ns: to_i64(r.get_ref(12)?),
                 };
                 let depth = small(13)?;
-                let target = match r.get_ref(14)? {
-                    rusqlite::types::ValueRef::Null => None,
-                    v => {
-                        target_buf.clear();
-                        target_buf.extend_from_slice(&to_bytes(v));
-                        Some(target_buf.as_slice())
-                    }
+                // TEXT or BLOB (not UTF-8), NULL where there is none.
+                let bytes = |i: usize, buf: &mut Vec<u8>| -> rusqlite::Result<bool> {
+                    Ok(match r.get_ref(i)? {
+                        rusqlite::types::ValueRef::Null => false,
+                        v => {
+                            buf.clear();
+                            buf.extend_from_slice(&to_bytes(v));
+                            true
+                        }
+                    })
                 };
+                let target = bytes(14, &mut target_buf)?.then_some(target_buf.as_slice());
+                let owner = bytes(17, &mut owner_buf)?.then_some(owner_buf.as_slice());
+                let group = bytes(18, &mut group_buf)?.then_some(group_buf.as_slice());
                 let text = |i: usize| -> rusqlite::Result<Option<&str>> {
                     Ok(match r.get_ref(i)? {
                         rusqlite::types::ValueRef::Text(t) => std::str::from_utf8(t).ok(),
@@ -233,6 +244,8 @@ pub fn for_each_entry_with_content(
                         attrs: &attrs,
                         depth,
                         target,
+                        owner,
+                        group,
                     },
                     &content,
                 );

@@ -3,22 +3,30 @@
 //! per listing page, chained by cookie and verifier like v3, with the same guards (entries
 //! remembered per listing, cookies seen twice, replies that bring nothing new).
 //!
-//! Each thread holds its own client ID and session, set up in-band (EXCHANGE_ID, then
-//! CREATE_SESSION with every slot the server grants), so no thread ever waits for another: a
-//! call takes a free slot and carries its sequence ID; a reply frees it. Errors:
+//! Every thread uses the one client ID and session the cold path set up ([`Shared4`]), each
+//! with a disjoint range of its slots (slot 0 stays the cold path's), so no thread ever waits
+//! for another on the hot path: a call takes a free slot of the thread's range and carries its
+//! sequence ID; a reply frees it. Each connection is bound with BIND_CONN_TO_SESSION before its
+//! first call of a session. A lost session is re-created by the first thread that sees it lost
+//! (in-band: CREATE_SESSION, or EXCHANGE_ID first when the client ID is gone); the others wait
+//! for it and take the new session's ranges. (Where the server grants fewer slots than there
+//! are threads, each thread sets up a session of its own instead, in-band as above.) Errors:
 //! NFS4ERR_DELAY and NFS4ERR_GRACE wait like JUKEBOX; BADSESSION / DEADSESSION set up a new
 //! session, STALE_CLIENTID a new client ID, and the call is resent; a retry the server already
 //! saw (RETRY_UNCACHED_REP) moves its slot on; a misordered slot means a new session; the lease
-//! is kept by the traffic itself, and a lone SEQUENCE when idle.
+//! is kept by the traffic itself, and a lone SEQUENCE when idle. With `--readlink`, a symbolic
+//! link is written once its target is read (SEQUENCE, PUTFH, READLINK), and its listing is
+//! done only when all of its links are.
 
 use crate::client::idmap::IdMap;
 use crate::path_error::PathError;
-use crate::record::{join_path, EntryRef, EntryType};
+use crate::record::{join_path, EntryAttrs, EntryRef, EntryType};
 use crate::rpc::nfs3::{proc3, FileHandle, Nfsstat3};
 use crate::rpc::nfs4::{
-    encode_compound_call, op4, ArgOp, AttrMask, ChannelAttrs, CompoundReply, CreateSessionArgs,
-    Entry4, ExchangeIdArgs, FileType4, Nfs4ReplyError, Nfsstat4, ReaddirArgs4, Recovery, ResOk,
-    SequenceArgs, SessionId, EXCHGID4_FLAG_USE_NON_PNFS, MINOR_VERSION_1,
+    encode_compound_call, op4, ArgOp, AttrMask, BindConn, ChannelAttrs, CompoundReply,
+    CreateSessionArgs, Entry4, ExchangeIdArgs, FileType4, Nfs4ReplyError, Nfsstat4, ReaddirArgs4,
+    Recovery, ResOk, SequenceArgs, SessionId, CDFC4_FORE, EXCHGID4_FLAG_USE_NON_PNFS,
+    MINOR_VERSION_1,
 };
 use crate::rpc::RpcError;
 use crate::sched::{CallEngine, CallPolicy, Queued, RateLimiter, TaskId};
@@ -29,9 +37,9 @@ use crate::walker::config::{
 use crate::walker::machine::listing::entry_key;
 use crate::walker::seen::{EmittedSet, HashSet64};
 use crate::walker::stats::type_index;
-use crate::walker::{DirTask, Task, VisitedDirs, WalkSink, WalkStats};
+use crate::walker::{DirTask, ObjectRef, Task, VisitedDirs, WalkSink, WalkStats};
 use slab::Slab;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 /// Slots asked of the server per thread's session; it grants what it will.
@@ -48,12 +56,175 @@ const TAG: &[u8] = b"nfs-walker";
 /// cause is not understood yet, see benches/nfs4.sh.
 pub const V4_PAGE_BYTES_MAX: u32 = 128 << 10;
 
+/// How often a thread waiting for another to re-create the shared session looks again.
+const SHARED_SESSION_POLL: Duration = Duration::from_millis(2);
+
 /// What every v4 walk thread shares.
 pub struct Walk4Setup {
-    /// The client owner; each thread appends its number (one client ID per thread).
+    /// The client owner (threads with sessions of their own append their number).
     pub owner: Vec<u8>,
     pub verifier: [u8; 8],
     pub idmap: Arc<IdMap>,
+    /// The session the threads share; `None`: each thread sets up its own.
+    pub shared: Option<Shared4>,
+    /// Content reads go beside the walk on the shared session: each thread's slots are split
+    /// between its walk and its reads.
+    pub reads: bool,
+}
+
+impl Walk4Setup {
+    /// Which share of the session's slots (index, of how many) the walk of thread `thread`
+    /// of `threads` takes; its reads take the next one.
+    pub fn walk_share(&self, thread: usize, threads: usize) -> (usize, usize) {
+        if self.reads {
+            (2 * thread, 2 * threads)
+        } else {
+            (thread, threads)
+        }
+    }
+}
+
+/// A session as the threads share it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct SharedSession {
+    pub(crate) clientid: u64,
+    pub(crate) id: SessionId,
+    /// Fore-channel slots granted (slot 0 is the cold path's; the rest are divided).
+    pub(crate) slots: u32,
+    pub(crate) max_response: u32,
+    /// Bumped by every re-creation.
+    pub(crate) generation: u32,
+}
+
+/// The client ID and session every walk thread uses, and its re-creation after a loss: the
+/// first thread to see the current session lost re-creates it, the others wait. Locked only
+/// when a session is lost or taken, never per call.
+pub struct Shared4 {
+    state: Mutex<SharedState>,
+    /// The generation last reported lost by [`Shared4::report_lost`] (0: none).
+    lost_generation: std::sync::atomic::AtomicU32,
+}
+
+struct SharedState {
+    /// `None` while a thread re-creates it.
+    current: Option<SharedSession>,
+    /// A session another user of it (content reads) found lost, with whether the client ID
+    /// went too: the walk of some thread re-creates it.
+    lost: Option<(u32, bool)>,
+    generation: u32,
+    clientid: u64,
+    /// The sequence ID of the client ID's next CREATE_SESSION.
+    create_seq: u32,
+    /// Set when the re-creating thread gave up: every thread fails with it.
+    broken: Option<String>,
+}
+
+impl Shared4 {
+    /// The session the cold path set up (`create_seq`: its client ID's next CREATE_SESSION).
+    pub fn new(
+        clientid: u64,
+        create_seq: u32,
+        id: SessionId,
+        slots: u32,
+        max_response: u32,
+    ) -> Self {
+        Shared4 {
+            state: Mutex::new(SharedState {
+                current: Some(SharedSession {
+                    clientid,
+                    id,
+                    slots,
+                    max_response,
+                    generation: 1,
+                }),
+                generation: 1,
+                clientid,
+                create_seq,
+                broken: None,
+                lost: None,
+            }),
+            lost_generation: std::sync::atomic::AtomicU32::new(0),
+        }
+    }
+
+    /// The session to use now: `Ok(None)` while it is being re-created, `Err` when it cannot
+    /// be any more.
+    pub(crate) fn session(&self) -> Result<Option<SharedSession>, String> {
+        let st = self.lock();
+        match &st.broken {
+            Some(why) => Err(why.clone()),
+            None => Ok(st.current),
+        }
+    }
+
+    /// A user other than the walk (content reads) found session `generation` lost: the next
+    /// walk thread that looks re-creates it. (Checked by the walks without the lock.)
+    pub(crate) fn report_lost(&self, generation: u32, client: bool) {
+        let mut st = self.lock();
+        if st.current.is_some_and(|s| s.generation == generation) {
+            st.lost = Some((generation, client));
+            self.lost_generation
+                .store(generation, std::sync::atomic::Ordering::Release);
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, SharedState> {
+        // A thread that panicked holding it left a consistent state (plain fields).
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The client ID and session in use now, to be destroyed at the end.
+    pub fn current(&self) -> Option<(u64, SessionId)> {
+        self.lock().current.map(|s| (s.clientid, s.id))
+    }
+
+    /// Makes a session set up elsewhere the current one (a bench's fresh session for its load).
+    pub fn set_current(
+        &self,
+        clientid: u64,
+        create_seq: u32,
+        id: SessionId,
+        slots: u32,
+        max_response: u32,
+    ) {
+        let mut st = self.lock();
+        st.generation += 1;
+        st.clientid = clientid;
+        st.create_seq = create_seq;
+        st.current = Some(SharedSession {
+            clientid,
+            id,
+            slots,
+            max_response,
+            generation: st.generation,
+        });
+    }
+
+    /// The session in use now and its slots (a bench's load goes on it).
+    pub fn session_slots(&self) -> Option<(SessionId, u32)> {
+        self.lock().current.map(|s| (s.id, s.slots))
+    }
+
+    /// Whether `threads` threads can each have slots of their own (beside the cold path's).
+    pub fn fits(&self, threads: usize) -> bool {
+        self.lock()
+            .current
+            .is_some_and(|s| slot_range(s.slots, threads, threads - 1).is_some())
+    }
+}
+
+/// The slots of thread `thread` of `threads` in a session of `slots` slots: slot 0 is the cold
+/// path's, the rest divided evenly; `None` where there are too few for one each.
+pub(crate) fn slot_range(
+    slots: u32,
+    threads: usize,
+    thread: usize,
+) -> Option<std::ops::Range<u32>> {
+    let usable = u64::from(slots.saturating_sub(1));
+    let (t, n) = (thread as u64, threads.max(1) as u64);
+    let lo = 1 + (t * usable / n) as u32;
+    let hi = 1 + ((t + 1) * usable / n) as u32;
+    (lo < hi).then_some(lo..hi)
 }
 
 /// The session of this thread.
@@ -66,6 +237,8 @@ enum Session {
         sequence: u32,
     },
     Ready(Box<Slots>),
+    /// The shared session was lost and another thread re-creates it.
+    Waiting,
 }
 
 struct Slots {
@@ -78,6 +251,8 @@ struct Slots {
     seq: Vec<u32>,
     free: Vec<u32>,
     max_response: u32,
+    /// The shared session's generation this is (0 for a session of the thread's own).
+    shared_gen: u32,
 }
 
 /// A claimed slot: which, with which sequence ID, in which session generation.
@@ -100,15 +275,37 @@ enum Op4 {
     Renew {
         slot: Option<SlotClaim>,
     },
+    /// The target of a symbolic link a listing found (`--readlink`).
+    Readlink {
+        link: Box<PendingLink>,
+        slot: Option<SlotClaim>,
+    },
+    /// BIND_CONN_TO_SESSION: the connection it goes on serves this session.
+    Bind(SessionId),
 }
 
 impl Op4 {
     fn slot(&mut self) -> Option<&mut Option<SlotClaim>> {
         match self {
-            Op4::List { slot, .. } | Op4::Renew { slot } => Some(slot),
+            Op4::List { slot, .. } | Op4::Renew { slot } | Op4::Readlink { slot, .. } => Some(slot),
             _ => None,
         }
     }
+}
+
+/// A symbolic link held back until its target is read: the record without the target.
+#[derive(Debug)]
+struct PendingLink {
+    /// The listing that found it (its slab key and id: a key may be reused once the listing
+    /// is gone, the id not).
+    task: usize,
+    id: TaskId,
+    path: Vec<u8>,
+    attrs: EntryAttrs,
+    depth: u32,
+    owner: Option<Vec<u8>>,
+    group: Option<Vec<u8>>,
+    fh: Vec<u8>,
 }
 
 struct Listing4 {
@@ -124,6 +321,10 @@ struct Listing4 {
     catch_up: u64,
     fruitless: u32,
     busy_delay: Duration,
+    /// The last page came (eof): the listing is done once `links` is 0 too.
+    eof: bool,
+    /// Links of this listing whose targets are being read.
+    links: u32,
 }
 
 /// The v4 walk state machine of one thread.
@@ -145,6 +346,16 @@ pub struct Walker4 {
     /// Why the thread cannot reach the server any more (session set-up failing): every listing
     /// is failed with it.
     broken: Option<String>,
+    /// Threads of the walk.
+    threads: usize,
+    /// This thread has a session of its own (the shared one has too few slots).
+    private: bool,
+    /// This thread re-creates the shared session.
+    recreator: bool,
+    /// Per connection: the `generation` of the session it was bound to (0: none).
+    bound: Vec<u32>,
+    /// Which share of the shared session's slots is this walk's: (index, of how many).
+    share: (usize, usize),
 }
 
 impl Walker4 {
@@ -154,6 +365,7 @@ impl Walker4 {
         visited: Arc<VisitedDirs>,
         conns: usize,
         thread: usize,
+        threads: usize,
     ) -> Self {
         let policy = CallPolicy {
             timeout: cfg.rpc_timeout,
@@ -161,8 +373,12 @@ impl Walker4 {
             busy_waits_max: JUKEBOX_WAITS_MAX,
             resend_lost: true,
         };
-        let calls = CallEngine::new(policy, conns, cfg.inflight_per_conn, thread);
-        Walker4 {
+        // Beside content reads, the walk's XIDs keep their top bit clear (see content::scan).
+        let xid_thread = if setup.reads { thread & 7 } else { thread };
+        let calls = CallEngine::new(policy, conns, cfg.inflight_per_conn, xid_thread);
+        let share = setup.walk_share(thread, threads);
+        let private = !setup.shared.as_ref().is_some_and(|s| s.fits(share.1));
+        let mut w = Walker4 {
             cfg,
             setup,
             visited,
@@ -177,7 +393,117 @@ impl Walker4 {
             scratch_path: Vec::with_capacity(4096),
             stats: WalkStats::new(),
             broken: None,
+            threads,
+            private,
+            recreator: false,
+            bound: vec![0; conns],
+            share,
+        };
+        if !private {
+            w.take_shared();
         }
+        w
+    }
+
+    /// Takes the shared session's current state: its session (this thread's slots of it), a
+    /// wait while another thread re-creates it, or the reason it is gone for good.
+    fn take_shared(&mut self) {
+        let Some(shared) = &self.setup.shared else {
+            return;
+        };
+        let st = shared.lock();
+        if let Some(why) = &st.broken {
+            self.broken = Some(why.clone());
+            return;
+        }
+        let Some(s) = st.current else {
+            self.session = Session::Waiting;
+            return;
+        };
+        drop(st);
+        self.ready_shared(s);
+    }
+
+    /// Whether session set-up calls wait to be sent (see [`crate::scan::WalkMachine`]).
+    pub fn needs_setup(&self) -> bool {
+        self.broken.is_none()
+            && matches!(self.session, Session::NoClient | Session::ClientOnly { .. })
+    }
+
+    /// Acts on a loss of the shared session that content reads reported: as if a call of the
+    /// walk had found it (one atomic load when there is none).
+    ///
+    /// The reads of this thread wait on this walk alone (the other threads' walks may be done
+    /// and asleep), so a loss of a session newer than the walk's own counts too: the walk takes
+    /// the newer one first, then acts on its loss.
+    fn take_reported_loss(&mut self) {
+        let setup = self.setup.clone();
+        let Some(shared) = &setup.shared else {
+            return;
+        };
+        let lost = shared
+            .lost_generation
+            .load(std::sync::atomic::Ordering::Acquire);
+        let mine = match &self.session {
+            Session::Ready(s) if !self.private && lost != 0 => s.shared_gen,
+            _ => return,
+        };
+        if lost < mine {
+            return;
+        }
+        if lost > mine {
+            self.take_shared();
+        }
+        let Session::Ready(s) = &self.session else {
+            return;
+        };
+        let client = match shared.lock().lost {
+            Some((g, client)) if g == s.shared_gen => client,
+            _ => return,
+        };
+        self.lose_session(client);
+    }
+
+    /// Uses (this thread's slots of) a shared session.
+    fn ready_shared(&mut self, s: SharedSession) {
+        let Some(range) = slot_range(s.slots, self.share.1, self.share.0) else {
+            self.broken = Some(format!(
+                "the server granted {} session slots, too few for {} threads; run with fewer \
+                 --threads",
+                s.slots, self.threads
+            ));
+            return;
+        };
+        self.generation += 1;
+        self.session = Session::Ready(Box::new(Slots {
+            clientid: s.clientid,
+            create_seq: 0,
+            id: s.id,
+            generation: self.generation,
+            seq: vec![0; s.slots as usize],
+            free: range.rev().collect(),
+            max_response: s.max_response,
+            shared_gen: s.generation,
+        }));
+    }
+
+    /// The walker of engine thread `t` of `threads` for a scan set up as `walk` (configuration,
+    /// visited directories, rate limit).
+    pub fn for_thread(
+        walk: &crate::scan::WalkSetup,
+        v4: &Arc<Walk4Setup>,
+        t: &crate::sched::ThreadSetup,
+        threads: usize,
+    ) -> Self {
+        Walker4::new(
+            walk.walk.clone(),
+            v4.clone(),
+            walk.visited.clone(),
+            t.conns,
+            t.index,
+            threads,
+        )
+        .with_rate_limit(walk.rate.clone())
     }
 
     pub fn with_rate_limit(mut self, rate: Option<Arc<RateLimiter>>) -> Self {
@@ -209,9 +535,16 @@ impl Walker4 {
 
     pub fn on_conn_up(&mut self, conn: usize) {
         self.calls.on_conn_up(conn);
+        // A new connection serves no session yet.
+        if let Some(b) = self.bound.get_mut(conn) {
+            *b = 0;
+        }
     }
 
     pub fn on_conn_down(&mut self, conn: usize) {
+        if let Some(b) = self.bound.get_mut(conn) {
+            *b = 0;
+        }
         let lost = self.calls.on_conn_down(conn);
         debug_assert!(lost.is_empty(), "the walk's policy resends lost calls");
     }
@@ -232,6 +565,8 @@ impl Walker4 {
                     catch_up: 0,
                     fruitless: 0,
                     busy_delay: crate::sched::calls::BUSY_DELAY_FIRST,
+                    eof: false,
+                    links: 0,
                 });
                 if let Some(why) = self.broken.clone() {
                     return self.fail_listing(key, why, None, sink);
@@ -249,6 +584,7 @@ impl Walker4 {
     pub fn poll_timeout(&self, now: Instant) -> Option<Instant> {
         let renew = match (&self.session, self.last_send) {
             (Session::Ready(_), Some(t)) if self.calls.is_idle() => Some(t + LEASE_RENEW_IDLE),
+            (Session::Waiting, _) => Some(now + SHARED_SESSION_POLL),
             _ => None,
         };
         match (self.calls.poll_timeout(now), renew) {
@@ -258,6 +594,10 @@ impl Walker4 {
     }
 
     pub fn on_timeout(&mut self, now: Instant, sink: &mut impl WalkSink) {
+        if matches!(self.session, Session::Waiting) {
+            self.take_shared();
+        }
+        self.take_reported_loss();
         for call in self.calls.on_timeout(now) {
             let msg = format!("no reply within {} ms", self.cfg.rpc_timeout.as_millis());
             let q = call.into_queued();
@@ -272,13 +612,15 @@ impl Walker4 {
             self.last_send = Some(now);
             self.calls.push_back(Queued::new(Op4::Renew { slot: None }));
         }
+        self.fail_all_if_broken(sink);
     }
 
     /// Encodes queued calls while connections have room and (for session calls) slots are
     /// free. Session set-up goes first; nothing else leaves before a session is ready.
     pub fn poll_transmit(&mut self, now: Instant, bufs: &mut [Vec<u8>]) -> usize {
+        self.take_reported_loss();
         if !matches!(self.session, Session::Ready(_)) && !self.setting_up {
-            if self.broken.is_some() {
+            if self.broken.is_some() || matches!(self.session, Session::Waiting) {
                 return 0;
             }
             let op = match self.session {
@@ -315,6 +657,20 @@ impl Walker4 {
                     continue; // the listing failed while this call waited
                 }
             }
+            // A connection serves a session once bound to it: BIND_CONN_TO_SESSION goes first
+            // (SP4_NONE lets a SEQUENCE bind it implicitly too, so the calls behind it need
+            // not wait for its reply).
+            let bind = match &self.session {
+                Session::Ready(s) if !setup_call && self.bound[conn] != self.generation => {
+                    Some(s.id)
+                }
+                _ => None,
+            };
+            if let Some(id) = bind {
+                self.bound[conn] = self.generation;
+                self.calls.push_front(q);
+                q = Queued::new(Op4::Bind(id));
+            }
             // Claim a slot (or keep the one a resend holds, in this session generation).
             if let (Session::Ready(s), Some(claim)) = (&mut self.session, q.call.slot()) {
                 let valid = claim.is_some_and(|c| c.generation == s.generation);
@@ -328,18 +684,20 @@ impl Walker4 {
                     });
                 }
             }
-            let (cfg, setup, tasks, session, thread, buf) = (
+            let (cfg, setup, tasks, session, buf) = (
                 &self.cfg,
                 &self.setup,
                 &mut self.tasks,
                 &self.session,
-                self.thread,
                 &mut bufs[conn],
             );
+            // A thread with a session of its own has a client ID of its own too.
+            let suffix = self.private.then_some(self.thread);
+            let proc_ = stats_proc(&q.call);
             self.calls.send(conn, q, now, |op, xid| {
-                encode_op4(cfg, setup, tasks, session, thread, op, xid, buf)
+                encode_op4(cfg, setup, tasks, session, suffix, op, xid, buf)
             });
-            self.stats.procs[proc3::READDIR as usize].calls += 1;
+            self.stats.procs[proc_].calls += 1;
             self.last_send = Some(now);
             n += 1;
         }
@@ -357,7 +715,7 @@ impl Walker4 {
             return;
         };
         let rtt_us = now.saturating_duration_since(call.sent_at).as_micros() as u64;
-        let _ = self.stats.procs[proc3::READDIR as usize]
+        let _ = self.stats.procs[stats_proc(&call.call)]
             .latency_us
             .record(rtt_us.max(1));
         let mut q = call.into_queued();
@@ -374,7 +732,12 @@ impl Walker4 {
         let result = match q.call {
             Op4::ExchangeId => self.on_exchange_id(body),
             Op4::CreateSession => self.on_create_session(body),
-            Op4::Renew { .. } | Op4::List { .. } => self.on_session_reply(&mut q, body, now, sink),
+            Op4::Renew { .. } | Op4::List { .. } | Op4::Readlink { .. } => {
+                self.on_session_reply(&mut q, body, now, sink)
+            }
+            // A failed binding is not acted on: the connection's next SEQUENCE binds it
+            // implicitly (SP4_NONE) or reports the session lost, which is handled there.
+            Op4::Bind(_) => Ok(()),
         };
         if let Err(e) = result {
             self.release_slot(&mut q.call, false);
@@ -382,6 +745,23 @@ impl Walker4 {
             if let Err(q) = self.calls.retry(q, now) {
                 self.give_up(q.call, msg, None, sink);
             }
+        }
+        self.fail_all_if_broken(sink);
+    }
+
+    /// A thread that cannot set up a session any more sends nothing: every listing and every
+    /// call waiting to be sent fails with the reason (links are written without targets), so
+    /// the walk ends instead of waiting for calls that never leave.
+    fn fail_all_if_broken(&mut self, sink: &mut impl WalkSink) {
+        let Some(why) = self.broken.clone() else {
+            return;
+        };
+        for q in self.calls.take_unsent() {
+            self.give_up(q.call, why.clone(), None, sink);
+        }
+        let keys: Vec<usize> = self.tasks.iter().map(|(k, _)| k).collect();
+        for k in keys {
+            self.fail_listing(k, why.clone(), None, sink);
         }
     }
 
@@ -414,6 +794,26 @@ impl Walker4 {
         match r.expect(op4::CREATE_SESSION) {
             Ok(ResOk::CreateSession(s)) => {
                 let slots = s.fore.maxrequests.clamp(1, THREAD_SLOTS_WANTED);
+                if self.recreator {
+                    // The new shared session: published for the threads waiting for it.
+                    self.recreator = false;
+                    let shared = self.setup.shared.as_ref().expect("recreators share");
+                    let mut st = shared.lock();
+                    st.generation += 1;
+                    st.clientid = clientid;
+                    st.create_seq = sequence.wrapping_add(1);
+                    let new = SharedSession {
+                        clientid,
+                        id: s.sessionid,
+                        slots,
+                        max_response: s.fore.maxresponsesize,
+                        generation: st.generation,
+                    };
+                    st.current = Some(new);
+                    drop(st);
+                    self.ready_shared(new);
+                    return Ok(());
+                }
                 self.generation += 1;
                 self.session = Session::Ready(Box::new(Slots {
                     clientid,
@@ -423,6 +823,7 @@ impl Walker4 {
                     seq: vec![0; slots as usize],
                     free: (0..slots).rev().collect(),
                     max_response: s.fore.maxresponsesize,
+                    shared_gen: 0,
                 }));
                 Ok(())
             }
@@ -447,10 +848,20 @@ impl Walker4 {
         }
     }
 
-    /// Session set-up keeps failing: every listing of this thread fails with the reason.
+    /// Session set-up keeps failing: every listing of this thread fails with the reason (and
+    /// of every thread, when this one was re-creating the shared session).
     fn setup_failed(&mut self, status: Nfsstat4) {
         let why = format!("NFSv4.1 session set-up failed: {status}");
+        self.publish_broken(&why);
         self.broken = Some(why);
+    }
+
+    fn publish_broken(&mut self, why: &str) {
+        if std::mem::take(&mut self.recreator) {
+            if let Some(shared) = &self.setup.shared {
+                shared.lock().broken = Some(why.to_string());
+            }
+        }
     }
 
     /// Frees a call's slot. `used`: the server accepted its SEQUENCE (the sequence ID stands);
@@ -469,9 +880,52 @@ impl Walker4 {
         }
     }
 
+    /// Whether a call's slot belongs to the session this thread holds now.
+    fn of_current_session(&self, op: &mut Op4) -> bool {
+        match (&self.session, op.slot()) {
+            (Session::Ready(s), Some(Some(c))) => c.generation == s.generation,
+            _ => false,
+        }
+    }
+
     /// Forgets the session (and with `client`, the client ID): the next poll sets up anew;
     /// calls holding slots of it claim new ones.
     fn lose_session(&mut self, client: bool) {
+        if let (Session::Ready(s), false) = (&self.session, self.private) {
+            let mine = s.shared_gen;
+            let shared = self
+                .setup
+                .shared
+                .as_ref()
+                .expect("threads without sessions share");
+            let mut st = shared.lock();
+            if let Some(why) = &st.broken {
+                self.broken = Some(why.clone());
+                return;
+            }
+            match st.current {
+                // Another thread has re-created it already: take the new one.
+                Some(s) if s.generation != mine => {
+                    drop(st);
+                    self.ready_shared(s);
+                }
+                // This thread is the first to see it lost: it re-creates it.
+                Some(_) => {
+                    st.current = None;
+                    self.recreator = true;
+                    self.session = if client {
+                        Session::NoClient
+                    } else {
+                        Session::ClientOnly {
+                            clientid: st.clientid,
+                            sequence: st.create_seq,
+                        }
+                    };
+                }
+                None => self.session = Session::Waiting,
+            }
+            return;
+        }
         if let Session::Ready(s) = &self.session {
             self.session = if client {
                 Session::NoClient
@@ -524,22 +978,26 @@ impl Walker4 {
                         self.stats.jukebox += 1;
                         return Ok(());
                     }
-                    Recovery::NewSession => {
+                    // Every call in flight on a lost session comes back with this: the loss
+                    // counts once, for the calls of the current session; the others are resent.
+                    Recovery::NewSession if self.of_current_session(&mut q.call) => {
                         self.count_setup(status);
                         self.lose_session(
                             status == Nfsstat4::StaleClientid || status == Nfsstat4::Expired,
                         );
                     }
+                    Recovery::NewSession => {}
                     Recovery::ResetSlot => match status {
                         Nfsstat4::RetryUncachedRep | Nfsstat4::SeqFalseRetry => {
                             // The server has this sequence ID already: the call goes again on a
                             // fresh claim (the slot keeps the server's count).
                             self.release_slot(&mut q.call, true);
                         }
-                        _ => {
+                        _ if self.of_current_session(&mut q.call) => {
                             self.count_setup(status);
                             self.lose_session(false);
                         }
+                        _ => {}
                     },
                     Recovery::Fail => {
                         self.release_slot(&mut q.call, true);
@@ -559,8 +1017,10 @@ impl Walker4 {
                 return Ok(());
             }
         }
-        let Op4::List { task, .. } = q.call else {
-            return Ok(()); // a lease renewal: nothing more
+        let task = match q.call {
+            Op4::List { task, .. } => task,
+            Op4::Readlink { .. } => return self.on_readlink_reply(q, r, now, sink),
+            _ => return Ok(()), // a lease renewal: nothing more
         };
         let listing = r.expect(op4::PUTFH).and_then(|_| r.expect(op4::READDIR));
         match listing {
@@ -603,6 +1063,95 @@ impl Walker4 {
         }
     }
 
+    /// The rest of a READLINK reply after its SEQUENCE: the link is written with its target;
+    /// DELAY and GRACE wait; any other status writes it without one and reports why (the
+    /// link exists, only its target is unknown), as over v3.
+    fn on_readlink_reply(
+        &mut self,
+        q: Queued<Op4>,
+        mut r: CompoundReply<'_>,
+        now: Instant,
+        sink: &mut impl WalkSink,
+    ) -> Result<(), Nfs4ReplyError> {
+        match r.expect(op4::PUTFH).and_then(|_| r.expect(op4::READLINK)) {
+            Ok(ResOk::Readlink(target)) => {
+                r.finish()?;
+                let Op4::Readlink { link, .. } = q.call else {
+                    unreachable!("called for READLINK calls only")
+                };
+                self.link_done(&link, Some(target), sink);
+                Ok(())
+            }
+            Ok(_) => Err(Nfs4ReplyError::Missing(op4::READLINK)),
+            Err(Nfs4ReplyError::Status { status, .. })
+                if matches!(status, Nfsstat4::Delay | Nfsstat4::Grace) =>
+            {
+                self.stats.jukebox += 1;
+                let delay = CallEngine::<Op4>::busy_delay(q.attempts.busy_waits);
+                if let Err(q) = self.calls.wait_busy(q, delay, now) {
+                    let msg = format!("server still busy ({status})");
+                    self.give_up(q.call, msg, Some(status), sink);
+                }
+                Ok(())
+            }
+            Err(Nfs4ReplyError::Status { status, op }) => {
+                let msg = format!("{} failed: {status}", crate::rpc::nfs4::op_name(op));
+                self.give_up(q.call, msg, Some(status), sink);
+                Ok(())
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Writes a link held for its target, and finishes its listing if that was the last.
+    fn link_done(&mut self, link: &PendingLink, target: Option<&[u8]>, sink: &mut impl WalkSink) {
+        self.emit(
+            &link.path,
+            &link.attrs,
+            link.depth,
+            target,
+            link.owner.as_deref(),
+            link.group.as_deref(),
+            sink,
+        );
+        if let Some(l) = self.tasks.get_mut(link.task).filter(|l| l.id == link.id) {
+            l.links -= 1;
+            self.maybe_finish(link.task, sink);
+        }
+    }
+
+    /// A listing is done when its last page came and its links are written.
+    fn maybe_finish(&mut self, task: usize, sink: &mut impl WalkSink) {
+        if self.tasks.get(task).is_some_and(|l| l.eof && l.links == 0) {
+            let l = self.tasks.remove(task);
+            sink.task_done(l.id, false);
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn emit(
+        &mut self,
+        path: &[u8],
+        attrs: &EntryAttrs,
+        depth: u32,
+        target: Option<&[u8]>,
+        owner: Option<&[u8]>,
+        group: Option<&[u8]>,
+        sink: &mut impl WalkSink,
+    ) {
+        self.stats.entries += 1;
+        self.stats.entries_by_type[type_index(attrs.kind)] += 1;
+        self.stats.bytes += attrs.size;
+        sink.entry(&EntryRef {
+            path,
+            attrs,
+            depth,
+            target,
+            owner,
+            group,
+        });
+    }
+
     fn restart_listing(&mut self, task: usize, sink: &mut impl WalkSink) {
         let Some(l) = self.tasks.get_mut(task) else {
             return;
@@ -636,13 +1185,27 @@ impl Walker4 {
             Op4::List { task, .. } => self.fail_listing(task, message, status, sink),
             Op4::ExchangeId | Op4::CreateSession => {
                 self.setting_up = false;
-                self.broken = Some(format!("NFSv4.1 session set-up: {message}"));
+                let why = format!("NFSv4.1 session set-up: {message}");
+                self.publish_broken(&why);
+                self.broken = Some(why);
                 let keys: Vec<usize> = self.tasks.iter().map(|(k, _)| k).collect();
                 for k in keys {
                     self.fail_listing(k, message.clone(), status, sink);
                 }
             }
-            Op4::Renew { .. } => {}
+            Op4::Renew { .. } | Op4::Bind(_) => {}
+            Op4::Readlink { link, .. } => {
+                self.report(
+                    PathError {
+                        path: link.path.clone(),
+                        op: "readlink",
+                        message,
+                        status: status.and_then(v3_status),
+                    },
+                    sink,
+                );
+                self.link_done(&link, None, sink);
+            }
         }
     }
 
@@ -714,10 +1277,10 @@ impl Walker4 {
         let dups_before = self.stats.duplicates_skipped;
         let new = self.emit_page(task, list, sink);
         if list.eof {
-            if let Some(l) = self.tasks.try_remove(task) {
-                sink.task_done(l.id, false);
+            if let Some(l) = self.tasks.get_mut(task) {
+                l.eof = true;
             }
-            return;
+            return self.maybe_finish(task, sink);
         }
         let dups = self.stats.duplicates_skipped - dups_before;
         let Some(l) = self.tasks.get_mut(task) else {
@@ -765,7 +1328,7 @@ impl Walker4 {
     }
 
     #[allow(clippy::too_many_arguments)]
-    fn on_entry(
+    fn on_entry<S: WalkSink>(
         &mut self,
         task: usize,
         id: TaskId,
@@ -773,7 +1336,7 @@ impl Walker4 {
         depth: u32,
         e: &Entry4<'_>,
         path: &mut Vec<u8>,
-        sink: &mut impl WalkSink,
+        sink: &mut S,
     ) {
         let name = e.name;
         let bad = if name.is_empty() {
@@ -861,17 +1424,46 @@ impl Walker4 {
             );
         }
         let idmap = &self.setup.idmap;
-        let attrs = a.to_entry_attrs(idmap.resolve(a.owner), idmap.resolve(a.owner_group));
-        if !(self.cfg.dirs_only && attrs.kind != EntryType::Dir) {
-            self.stats.entries += 1;
-            self.stats.entries_by_type[type_index(attrs.kind)] += 1;
-            self.stats.bytes += attrs.size;
-            sink.entry(&EntryRef {
-                path,
-                attrs: &attrs,
-                depth,
-                target: None,
-            });
+        let ((uid, owner), (gid, group)) = (idmap.resolve(a.owner), idmap.resolve(a.owner_group));
+        let attrs = a.to_entry_attrs(uid, gid);
+        if S::WANTS_OBJECTS {
+            // A bench's sample: the object and where it was listed.
+            if let Some(dir) = self.tasks.get(task).map(|l| l.task.fh) {
+                let fh = FileHandle::from_bytes(a.filehandle);
+                sink.object(&ObjectRef {
+                    dir: &dir,
+                    name,
+                    fh: fh.as_ref(),
+                    kind: attrs.kind,
+                    size: attrs.size,
+                });
+            }
+        }
+        // With --dirs-only a link is never written, so its target is not worth a call; a
+        // link without a handle is written without a target.
+        if self.cfg.readlink
+            && !self.cfg.dirs_only
+            && a.ftype == FileType4::Lnk
+            && !a.filehandle.is_empty()
+        {
+            if let Some(l) = self.tasks.get_mut(task) {
+                l.links += 1;
+            }
+            self.calls.push_back(Queued::new(Op4::Readlink {
+                link: Box::new(PendingLink {
+                    task,
+                    id,
+                    path: path.clone(),
+                    attrs,
+                    depth,
+                    owner: owner.map(<[u8]>::to_vec),
+                    group: group.map(<[u8]>::to_vec),
+                    fh: a.filehandle.to_vec(),
+                }),
+                slot: None,
+            }));
+        } else if !(self.cfg.dirs_only && attrs.kind != EntryType::Dir) {
+            self.emit(path, &attrs, depth, None, owner, group, sink);
         }
         if a.ftype != FileType4::Dir || self.cfg.max_depth.is_some_and(|m| depth >= m) {
             return;
@@ -936,7 +1528,7 @@ fn encode_op4(
     setup: &Walk4Setup,
     tasks: &mut Slab<Listing4>,
     session: &Session,
-    thread: usize,
+    owner_suffix: Option<usize>,
     op: &mut Op4,
     xid: u32,
     buf: &mut Vec<u8>,
@@ -945,7 +1537,9 @@ fn encode_op4(
     let mut owner = setup.owner.clone();
     match op {
         Op4::ExchangeId => {
-            owner.extend_from_slice(format!("/t{thread}").as_bytes());
+            if let Some(thread) = owner_suffix {
+                owner.extend_from_slice(format!("/t{thread}").as_bytes());
+            }
             let ops = [ArgOp::ExchangeId(ExchangeIdArgs {
                 verifier: setup.verifier,
                 ownerid: &owner,
@@ -1014,8 +1608,31 @@ fn encode_op4(
             };
             encode_compound_call(buf, xid, cred, TAG, MINOR_VERSION_1, &[sequence(s, claim)]);
         }
+        Op4::Bind(id) => {
+            let ops = [ArgOp::BindConnToSession(BindConn {
+                sessionid: *id,
+                dir: CDFC4_FORE,
+                use_rdma: false,
+            })];
+            encode_compound_call(buf, xid, cred, TAG, MINOR_VERSION_1, &ops);
+        }
+        Op4::Readlink { link, slot } => {
+            let (Session::Ready(s), Some(claim)) = (session, slot.as_ref()) else {
+                unreachable!("READLINKs are sent with a session and a slot")
+            };
+            let ops = [sequence(s, claim), ArgOp::PutFh(&link.fh), ArgOp::Readlink];
+            encode_compound_call(buf, xid, cred, TAG, MINOR_VERSION_1, &ops);
+        }
     }
     crate::rpc::nfs4::NFSPROC4_COMPOUND
+}
+
+/// The procedure a call counts under in the scan's statistics.
+fn stats_proc(op: &Op4) -> usize {
+    match op {
+        Op4::Readlink { .. } => proc3::READLINK as usize,
+        _ => proc3::READDIR as usize,
+    }
 }
 
 fn sequence(s: &Slots, claim: &SlotClaim) -> ArgOp<'static> {
@@ -1132,6 +1749,8 @@ mod tests {
             owner: b"test".to_vec(),
             verifier: [1; 8],
             idmap: Arc::new(IdMap::default()),
+            shared: None,
+            reads: false,
         });
         let mut w = Walker4::new(
             Arc::new(WalkConfig::default()),
@@ -1139,6 +1758,7 @@ mod tests {
             Arc::new(VisitedDirs::default()),
             1,
             0,
+            1,
         );
         let mut sink = Collect::default();
         let now = Instant::now();
@@ -1177,8 +1797,25 @@ mod tests {
         let calls = sent(&mut w, now);
         assert_eq!(calls[0].1, [op4::CREATE_SESSION]);
         w.on_reply(calls[0].0, Ok(&session_reply(1)), now, &mut sink);
-        // The listing: SEQUENCE (slot 0, sequence 1), PUTFH, READDIR.
-        let calls = sent(&mut w, now);
+        // The connection is bound first, then the listing: SEQUENCE (slot 0, sequence 1),
+        // PUTFH, READDIR.
+        let mut calls = sent(&mut w, now);
+        assert_eq!(calls[0].1, [op4::BIND_CONN_TO_SESSION]);
+        let bind = |w: &mut Walker4, xid: u32, id: u8, sink: &mut Collect| {
+            let ok = reply(|e, b| {
+                e.ok(
+                    b,
+                    op4::BIND_CONN_TO_SESSION,
+                    &ResOk::BindConnToSession(BindConn {
+                        sessionid: SessionId([id; 16]),
+                        dir: CDFC4_FORE,
+                        use_rdma: false,
+                    }),
+                )
+            });
+            w.on_reply(xid, Ok(&ok), now, sink);
+        };
+        bind(&mut w, calls.remove(0).0, 1, &mut sink);
         assert_eq!(calls[0].1, [op4::SEQUENCE, op4::PUTFH, op4::READDIR]);
         let s = calls[0].2.unwrap();
         assert_eq!((s.sequenceid, s.sessionid), (1, SessionId([1; 16])));
@@ -1189,7 +1826,13 @@ mod tests {
         assert_eq!(calls[0].1, [op4::CREATE_SESSION]);
         w.on_reply(calls[0].0, Ok(&session_reply(2)), now, &mut sink);
         let calls = sent(&mut w, now);
-        let s = calls[0].2.unwrap();
+        assert_eq!(
+            calls[0].1,
+            [op4::BIND_CONN_TO_SESSION],
+            "bound to the new session"
+        );
+        bind(&mut w, calls[0].0, 2, &mut sink);
+        let s = calls[1].2.unwrap();
         assert_eq!((s.sequenceid, s.sessionid), (1, SessionId([2; 16])));
         // A page: a file and a directory, eof.
         let page = reply(|e, b| {
@@ -1215,11 +1858,91 @@ mod tests {
             }
             e.finish_readdir(b, rd, true);
         });
-        w.on_reply(calls[0].0, Ok(&page), now, &mut sink);
+        w.on_reply(calls[1].0, Ok(&page), now, &mut sink);
         assert_eq!(sink.paths, [b"f".to_vec(), b"d".to_vec()]);
         assert_eq!(sink.spawned, [b"d".to_vec()]);
         assert_eq!(sink.done, [TaskId(1)]);
         assert!(sink.errors.is_empty());
         assert!(w.is_idle());
+    }
+
+    fn dir_task(name: &[u8]) -> Task {
+        Task::Dir(DirTask {
+            fh: FileHandle::from_bytes(name).unwrap(),
+            path: name.to_vec(),
+            depth: 1,
+            fsid: 0,
+        })
+    }
+
+    /// Two threads on one shared session use disjoint slots; when it is lost, the first to
+    /// see it re-creates it on the shared client ID while the other waits, then both go on
+    /// with the new session on their own slots, each connection bound to it first.
+    #[test]
+    fn threads_share_one_session_and_one_of_them_re_creates_it() {
+        let setup = Arc::new(Walk4Setup {
+            owner: b"test".to_vec(),
+            verifier: [1; 8],
+            idmap: Arc::new(IdMap::default()),
+            shared: Some(Shared4::new(9, 4, SessionId([1; 16]), 5, 1 << 20)),
+            reads: false,
+        });
+        let mut walkers: Vec<Walker4> = (0..2)
+            .map(|t| {
+                Walker4::new(
+                    Arc::new(WalkConfig::default()),
+                    setup.clone(),
+                    Arc::new(VisitedDirs::default()),
+                    1,
+                    t,
+                    2,
+                )
+            })
+            .collect();
+        let mut sink = Collect::default();
+        let now = Instant::now();
+        let mut listings = Vec::new();
+        for (t, w) in walkers.iter_mut().enumerate() {
+            w.on_conn_up(0);
+            w.add_task(TaskId(t as u64), dir_task(b"d"), &mut sink);
+            let calls = sent(w, now);
+            // No EXCHANGE_ID or CREATE_SESSION: the session is there; the binding goes first.
+            assert_eq!(calls.len(), 2, "thread {t}");
+            assert_eq!(calls[0].1, [op4::BIND_CONN_TO_SESSION]);
+            let s = calls[1].2.unwrap();
+            assert_eq!(s.sessionid, SessionId([1; 16]));
+            // slot 0 is the cold path's; 1..3 thread 0's, 3..5 thread 1's
+            assert!(
+                (1 + 2 * t as u32..3 + 2 * t as u32).contains(&s.slotid),
+                "{s:?}"
+            );
+            listings.push(calls[1].0);
+        }
+        let bad = reply(|e, b| e.fail(b, op4::SEQUENCE, Nfsstat4::Badsession));
+        walkers[0].on_reply(listings[0], Ok(&bad), now, &mut sink);
+        walkers[1].on_reply(listings[1], Ok(&bad), now, &mut sink);
+        // Thread 0 re-creates it with the shared client ID's next sequence; thread 1 waits.
+        let calls = sent(&mut walkers[0], now);
+        assert_eq!(calls.len(), 1);
+        assert_eq!(calls[0].1, [op4::CREATE_SESSION]);
+        assert!(sent(&mut walkers[1], now).is_empty());
+        assert!(walkers[1]
+            .poll_timeout(now)
+            .is_some_and(|t| t <= now + SHARED_SESSION_POLL));
+        walkers[0].on_reply(calls[0].0, Ok(&session_reply(2)), now, &mut sink);
+        walkers[1].on_timeout(now, &mut sink);
+        for (t, w) in walkers.iter_mut().enumerate() {
+            let calls = sent(w, now);
+            assert_eq!(calls[0].1, [op4::BIND_CONN_TO_SESSION], "thread {t}");
+            let s = calls[1].2.unwrap();
+            assert_eq!(s.sessionid, SessionId([2; 16]), "thread {t}");
+            // the new session's 8 slots: 1..4 and 4..8
+            assert!([1..4, 4..8][t].contains(&s.slotid), "{s:?}");
+        }
+        assert_eq!(
+            setup.shared.as_ref().unwrap().current(),
+            Some((9, SessionId([2; 16])))
+        );
+        assert!(sink.errors.is_empty());
     }
 }

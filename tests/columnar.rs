@@ -107,6 +107,8 @@ fn record_of(r: &Value) -> EntryRecord {
         },
         depth: n("depth") as u32,
         target: None,
+        owner: None,
+        group: None,
     }
 }
 

@@ -265,3 +265,28 @@ fn planted_groups_are_found(url: &str, scan_file: &Path) {
     linked.sort();
     assert_eq!(linked, ["dups/linked", "dups/linked-too"]);
 }
+
+/// Over NFSv4.1 (READ COMPOUNDs on the shared session) the checksums equal b3sum and the
+/// types `file --mime-type`, as over v3 (the 1 GiB file included: many chunks in flight).
+#[test]
+fn v4_checksums_and_types_equal_b3sum_and_file() {
+    let Some((url, dir)) = content() else { return };
+    let v4 = ganesha_v4(&url, "");
+    let files = fixture_files(&dir);
+    let (got, err, code) = scan(&v4, &["--checksum", "blake3", "--file-type"]);
+    assert_eq!(code, Some(0), "{err}");
+    let want = tool_digests(&["b3sum"], &dir, &files);
+    for (name, hex) in &want {
+        assert_eq!(
+            got[name]["checksum"].as_str(),
+            Some(format!("blake3:{hex}").as_str()),
+            "blake3 of {name} over v4"
+        );
+    }
+    let (v3, err, code) = scan(&url, &["--file-type"]);
+    assert_eq!(code, Some(0), "{err}");
+    for name in files.iter().filter(|f| f.starts_with("types/")) {
+        assert_eq!(got[name]["mime"], v3[name]["mime"], "{name}");
+        assert!(got[name]["mime"].is_string(), "{name}");
+    }
+}

@@ -139,23 +139,6 @@ fn v4_errors_name_the_path() {
     );
 }
 
-/// The ganesha URL for NFSv4.1: the same host and NFS port, no MOUNT.
-fn ganesha_v4(url: &str, sub: &str) -> String {
-    let (base, query) = url.split_once('?').unwrap_or((url, ""));
-    let port = query
-        .split('&')
-        .find_map(|kv| kv.strip_prefix("nfsport="))
-        .unwrap_or("2049");
-    let rest = base.strip_prefix("nfs://").expect("nfs URL");
-    let (host, path) = rest.split_once('/').unwrap_or((rest, ""));
-    let host = host.rsplit_once(':').map_or(host, |(h, _)| h);
-    format!(
-        "nfs://{host}:{port}/{}/{}?version=4",
-        path.trim_end_matches('/'),
-        sub.trim_start_matches('/')
-    )
-}
-
 /// Owner names to ids for servers that send names: the local users and groups (the test
 /// server runs on this host, so its names are ours).
 fn local_idmap() -> std::path::PathBuf {
@@ -212,13 +195,23 @@ fn scan_over_v4_is_exact_on_mock_trees_on_both_backends() {
     };
     let server = Server::start(config.clone()).unwrap();
     for io in ["uring", "epoll"] {
-        let (out, err, code) = scan_v4(&v4_url(server.port(), ""), &["--io", io]);
+        let (out, err, code) = scan_v4(
+            &v4_url(server.port(), ""),
+            &["--io", io, "--threads", "2", "--connections", "2"],
+        );
         assert_eq!(code, Some(0), "{err}");
         assert_exact_ndjson(&out, mock_nfsd::listing(&config, false), "v4 scan of mixed");
     }
     let stats = server.stats();
     assert!(stats.get("v4_readdir") > 100);
     assert_eq!(stats.get("readdirplus"), 0, "no v3 call in a v4 scan");
+    // One client ID and session per scan, shared by every thread; every connection of every
+    // thread bound to it; the session and client ID destroyed at the end.
+    let stats = server.stats();
+    assert_eq!(stats.get("v4_exchange_id"), 2, "{stats:?}");
+    assert_eq!(stats.get("v4_create_session"), 2, "{stats:?}");
+    assert_eq!(stats.get("v4_destroy_session"), 2, "{stats:?}");
+    assert!(stats.get("v4_bind_conn_to_session") >= 2 * 4, "{stats:?}");
 }
 
 #[test]
@@ -248,6 +241,35 @@ fn scan_over_v4_is_exact_through_session_loss_delay_storms_and_resets() {
     );
 }
 
+/// `--readlink` over v4 writes every link with its target, exactly, also while sessions are
+/// lost and the server answers DELAY (to READLINKs too).
+#[test]
+fn scan_over_v4_reads_link_targets_exactly_through_faults() {
+    for faults in ["", "delay:p=0.05,badsession:every=25"] {
+        let config = Config {
+            tree: "mixed:20000:3".parse().unwrap(),
+            faults: faults.parse().unwrap(),
+            ..Default::default()
+        };
+        let server = Server::start(config.clone()).unwrap();
+        let expected: Vec<EntryRecord> = mock_nfsd::listing(&config, true).collect();
+        let links = expected.iter().filter(|r| r.target.is_some()).count() as u64;
+        assert!(links > 100, "the tree has links: {links}");
+        let (out, err, code) = scan_v4(
+            &v4_url(server.port(), ""),
+            &["--readlink", "--timeout", "1"],
+        );
+        assert_eq!(code, Some(0), "{err}");
+        assert_exact_ndjson(
+            &out,
+            expected.into_iter(),
+            &format!("v4 scan --readlink, faults {faults:?}"),
+        );
+        let stats = server.stats();
+        assert!(stats.get("v4_readlink") >= links, "{stats:?}");
+    }
+}
+
 #[test]
 fn scan_over_v4_matches_find_on_ganesha() {
     let Some((url, dir)) = ganesha() else { return };
@@ -255,15 +277,208 @@ fn scan_over_v4_matches_find_on_ganesha() {
     let idmap_arg = idmap.to_str().unwrap();
     for tree in ["mixed", "names", "deep", "flat"] {
         let expected = find_listing(&dir.join(tree), None, true);
-        let (out, err, code) = scan_v4(&ganesha_v4(&url, tree), &["--idmap", idmap_arg]);
+        let (out, err, code) = scan_v4(
+            &ganesha_v4(&url, tree),
+            &["--idmap", idmap_arg, "--readlink"],
+        );
         assert_eq!(code, Some(0), "v4 scan {tree}: {err}");
+        // with the link targets `find -printf %l` gives
         assert_same_listing(
             parse_ndjson(&out),
             expected,
             Fields::All,
-            false,
-            &format!("v4 scan {tree}"),
+            true,
+            &format!("v4 scan --readlink {tree}"),
         );
     }
     let _ = std::fs::remove_file(idmap);
+}
+
+/// A scan of a server that sends owner names (`alice@example.com`) keeps each name in
+/// `owner` / `group` with `nobody` as the id, in NDJSON, CSV, the database and Parquet (each
+/// read back exactly), and keeps numeric owners as ids alone; `--idmap` turns the names it
+/// lists into ids and keeps the names; `ls` shows names.
+#[test]
+fn owner_names_are_kept_in_every_output_and_mapped_by_idmap() {
+    let config = Config {
+        tree: "mixed:3000:7".parse().unwrap(),
+        owner_names: true,
+        ..Default::default()
+    };
+    let server = Server::start(config.clone()).unwrap();
+    let url = v4_url(server.port(), "");
+    let expected: Vec<EntryRecord> = mock_nfsd::listing(&config, false).collect();
+    let wheel = &b"wheel, \"admins\"@example.com"[..];
+    assert!(expected
+        .iter()
+        .any(|r| r.owner.as_deref() == Some(b"alice@example.com")));
+    assert!(expected.iter().any(|r| r.group.as_deref() == Some(wheel)));
+    assert!(
+        expected
+            .iter()
+            .any(|r| r.owner.is_none() && r.attrs.uid > 1000 && r.attrs.uid < 1100),
+        "numeric owners too"
+    );
+
+    let (out, err, code) = scan_v4(&url, &[]);
+    assert_eq!(code, Some(0), "{err}");
+    assert_exact_ndjson(&out, expected.iter().cloned(), "v4 scan with owner names");
+
+    let dir = std::env::temp_dir().join(format!("nfs-walker-owners-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let db = dir.join("scan.db");
+    let (_, err, code) = scan_v4(&url, &["-o", db.to_str().unwrap()]);
+    assert_eq!(code, Some(0), "{err}");
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    let version: i32 = conn
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(version, 4);
+    let count = |sql: &str| -> i64 { conn.query_row(sql, [], |r| r.get(0)).unwrap() };
+    let want = |f: &dyn Fn(&EntryRecord) -> bool| expected.iter().filter(|r| f(r)).count() as i64;
+    assert_eq!(
+        count("SELECT count(*) FROM entries WHERE owner = 'alice@example.com' AND uid = 65534"),
+        want(&|r| r.owner.as_deref() == Some(b"alice@example.com"))
+    );
+    assert_eq!(
+        count(r#"SELECT count(*) FROM entries WHERE "group" = 'wheel, "admins"@example.com'"#),
+        want(&|r| r.group.as_deref() == Some(wheel))
+    );
+    assert_eq!(
+        count("SELECT count(*) FROM entries WHERE owner IS NULL"),
+        want(&|r| r.owner.is_none())
+    );
+    drop(conn);
+    // Every format carries the names: database -> Parquet -> CSV and NDJSON.
+    let parquet = dir.join("scan.parquet");
+    let csv = dir.join("scan.csv");
+    let back = dir.join("back.ndjson");
+    for (from, to) in [(&db, &parquet), (&parquet, &csv), (&parquet, &back)] {
+        let out = run_walker(&[
+            "convert",
+            "-q",
+            from.to_str().unwrap(),
+            to.to_str().unwrap(),
+        ]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    assert_exact_ndjson(
+        &std::fs::read(&back).unwrap(),
+        expected.iter().cloned(),
+        "database and Parquet with owner names",
+    );
+    let csv = std::fs::read_to_string(&csv).unwrap();
+    let header = csv.lines().next().unwrap();
+    assert!(header.ends_with(",target_b64,owner,group"), "{header}");
+    let root = expected.iter().find(|r| r.path == b".").unwrap();
+    let root_row = csv.lines().find(|l| l.starts_with(".,dir,")).unwrap();
+    let quoted = |n: &Option<Vec<u8>>| match n.as_deref() {
+        Some(n) if n.contains(&b',') => {
+            format!("\"{}\"", String::from_utf8_lossy(n).replace('"', "\"\""))
+        }
+        Some(n) => String::from_utf8_lossy(n).into_owned(),
+        None => String::new(),
+    };
+    assert!(
+        root_row.ends_with(&format!(",{},{}", quoted(&root.owner), quoted(&root.group))),
+        "{root_row} vs {root:?}"
+    );
+    assert_eq!(
+        csv.matches("alice@example.com").count() as i64,
+        want(&|r| r.owner.as_deref() == Some(b"alice@example.com"))
+    );
+
+    // --idmap: listed names become ids (the name stays); unlisted ones stay nobody.
+    let map = dir.join("idmap");
+    std::fs::write(&map, "alice 1000\nstaff@example.com 50\n").unwrap();
+    let (out, err, code) = scan_v4(&url, &["--idmap", map.to_str().unwrap()]);
+    assert_eq!(code, Some(0), "{err}");
+    let mapped = expected.iter().cloned().map(|mut r| {
+        if r.owner.as_deref() == Some(b"alice@example.com") {
+            r.attrs.uid = 1000;
+        }
+        if r.group.as_deref() == Some(b"staff@example.com") {
+            r.attrs.gid = 50;
+        }
+        r
+    });
+    assert_exact_ndjson(&out, mapped, "v4 scan with an id map");
+
+    let out = run_walker(&["ls", &url]);
+    assert!(out.status.success());
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(table.contains(" alice@example.com "), "{table}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `--checksum` and `--file-type` over v4: READ COMPOUNDs on the reads' share of each thread's
+/// slots beside the walk; every regular file's checksum equals the mock's contents, exactly,
+/// also through lost sessions (reported by reads or the walk, re-created once) and DELAY.
+#[test]
+fn content_reads_over_v4_are_exact_through_faults() {
+    use checksum::ChecksumAlgo;
+    use mock_nfsd::content::file_checksum;
+    const MAX_SIZE: u64 = 4 << 20;
+    for faults in ["", "delay:p=0.05,badsession:every=400"] {
+        let config = Config {
+            tree: "mixed:3000:7".parse().unwrap(),
+            faults: faults.parse().unwrap(),
+            ..Default::default()
+        };
+        let server = Server::start(config.clone()).unwrap();
+        let max = MAX_SIZE.to_string();
+        let (out, err, code) = scan_v4(
+            &v4_url(server.port(), ""),
+            &[
+                "--checksum",
+                "xxh3",
+                "--checksum-max-size",
+                &max,
+                "--file-type",
+                "--threads",
+                "2",
+                "--timeout",
+                "2",
+            ],
+        );
+        assert_eq!(code, Some(0), "faults {faults:?}: {err}");
+        let lines: Vec<serde_json::Value> = out
+            .split(|&b| b == b'\n')
+            .filter(|l| !l.is_empty())
+            .map(|l| serde_json::from_slice(l).unwrap())
+            .collect();
+        let listing: Vec<EntryRecord> = mock_nfsd::listing(&config, false).collect();
+        assert_eq!(lines.len(), listing.len(), "every entry once: {err}");
+        let by_path: std::collections::HashMap<&str, &serde_json::Value> = lines
+            .iter()
+            .map(|v| (v["path"].as_str().unwrap(), v))
+            .collect();
+        let mut summed = 0;
+        for rec in &listing {
+            let path = String::from_utf8_lossy(&rec.path);
+            let Some(v) = by_path.get(path.as_ref()) else {
+                continue; // invalid UTF-8 names
+            };
+            let a = &rec.attrs;
+            let want = (a.kind == nfs_walker::record::EntryType::File && a.size <= MAX_SIZE)
+                .then(|| file_checksum(ChecksumAlgo::Xxh3, a.fileid, a.size));
+            assert_eq!(v["checksum"].as_str(), want.as_deref(), "{path}");
+            if a.kind == nfs_walker::record::EntryType::File && a.size > 0 {
+                assert!(v.get("mime").is_some(), "{path}: typed");
+            }
+            summed += usize::from(want.is_some());
+        }
+        assert!(summed > 1000, "{summed}");
+        let stats = server.stats();
+        assert!(stats.get("v4_read") > 1000, "{stats:?}");
+        assert_eq!(stats.get("read"), 0, "no NFSv3 READ");
+        if !faults.is_empty() {
+            assert!(stats.get("v4_create_session") > 2, "{stats:?}");
+        }
+    }
 }

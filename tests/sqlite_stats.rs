@@ -828,6 +828,8 @@ fn stats_reads_ndjson_from_stdin_and_refuses_other_files() {
         },
         depth: if path == b"." { 0 } else { 1 },
         target: None,
+        owner: None,
+        group: None,
     };
     let mut input = Vec::new();
     for r in [

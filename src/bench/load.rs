@@ -23,11 +23,19 @@
 
 use super::ops::{BenchOp, BENCH_OPS_MAX};
 use super::sample::Targets;
+use crate::rpc::msg::{encode_call_header, CallHeader};
+use crate::rpc::nfs3::NFS_PROGRAM;
 use crate::rpc::nfs3::{
     encode_nfs3_call, AccessArgs, FsstatArgs, GetattrArgs, LookupArgs, ReadArgs, ReadReply,
     ReaddirArgs, ReaddirPlusArgs, ReadlinkArgs, ACCESS3_DELETE, ACCESS3_EXECUTE, ACCESS3_EXTEND,
     ACCESS3_LOOKUP, ACCESS3_MODIFY, ACCESS3_READ,
 };
+use crate::rpc::nfs4::{
+    encode_compound_call, fattr4, op4, ArgOp, AttrMask, CompoundReply, Nfsstat4, ReadArgs4,
+    ReaddirArgs4, ResOk, SequenceArgs, SessionId, Stateid, MINOR_VERSION_1, NFSPROC4_COMPOUND,
+    NFSPROC4_NULL, NFS_V4,
+};
+use crate::rpc::record::{begin_record, end_record};
 use crate::rpc::RpcError;
 use crate::sched::{CallEngine, CallPolicy, Queued};
 use crate::xdr::{XdrEncode, XdrWriter};
@@ -80,6 +88,22 @@ pub enum LoadMode {
 }
 
 impl LoadMode {
+    /// The same load with at most `max` calls in flight (an open loop keeps at least one).
+    fn capped(self, max: usize) -> LoadMode {
+        match self {
+            LoadMode::Closed { inflight } => LoadMode::Closed {
+                inflight: inflight.min(max),
+            },
+            LoadMode::Open {
+                rate_per_s,
+                inflight_max,
+            } => LoadMode::Open {
+                rate_per_s,
+                inflight_max: inflight_max.clamp(1, max),
+            },
+        }
+    }
+
     /// The most calls in flight at once.
     pub fn inflight_max(&self) -> usize {
         match *self {
@@ -112,6 +136,27 @@ pub struct LoadConfig {
     pub cred_xdr: Vec<u8>,
     /// `--max-rate`: the limit every thread's calls share.
     pub rate: Option<Arc<crate::sched::RateLimiter>>,
+    /// NFSv4.1: the session every call goes on (each thread on its own slots of it).
+    pub v4: Option<LoadSession4>,
+}
+
+/// The NFSv4.1 session of a bench: every call is a COMPOUND starting with SEQUENCE on a slot
+/// of the thread's range (as the walk divides them), so a thread's calls in flight are at most
+/// its slots.
+#[derive(Debug, Clone, Copy)]
+pub struct LoadSession4 {
+    pub id: SessionId,
+    pub slots: u32,
+    pub threads: usize,
+}
+
+/// One thread's slots of a [`LoadSession4`]: the last sequence ID sent on each, and the free
+/// ones. A slot whose call timed out or was lost is retired: whether the server saw its
+/// sequence ID is unknown, and a bench does not resend to find out.
+struct Slots4 {
+    id: SessionId,
+    seq: Vec<u32>,
+    free: Vec<u32>,
 }
 
 /// One thread's part of the load.
@@ -281,6 +326,8 @@ struct BenchCall {
     phase: Phase,
     /// Where latency is measured from: the send (closed loop) or the due time (open loop).
     start_at: Instant,
+    /// NFSv4.1: the session slot the call holds.
+    slot: Option<u32>,
 }
 
 /// The load generator of one thread.
@@ -311,6 +358,7 @@ pub struct LoadGen {
     /// Emptied sets to reuse.
     pool: Vec<IntervalSet>,
     counters: LoadCounters,
+    slots4: Option<Slots4>,
 }
 
 impl LoadGen {
@@ -325,18 +373,15 @@ impl LoadGen {
         start: Instant,
     ) -> LoadGen {
         let conns = conns.clamp(1, CONNS_PER_THREAD_MAX);
-        let mode = match share.mode {
-            LoadMode::Closed { inflight } => LoadMode::Closed {
-                inflight: inflight.min(INFLIGHT_PER_THREAD_MAX),
-            },
-            LoadMode::Open {
-                rate_per_s,
-                inflight_max,
-            } => LoadMode::Open {
-                rate_per_s,
-                inflight_max: inflight_max.clamp(1, INFLIGHT_PER_THREAD_MAX),
-            },
-        };
+        let slots4 = cfg.v4.map(|s| Slots4 {
+            id: s.id,
+            seq: vec![0; s.slots as usize],
+            free: crate::walk4::slot_range(s.slots, s.threads, thread as usize)
+                .map_or_else(Vec::new, |r| r.rev().collect()),
+        });
+        // Over v4 a thread has as many calls in flight as it has slots, at most.
+        let cap = slots4.as_ref().map_or(usize::MAX, |s| s.free.len().max(1));
+        let mode = share.mode.capped(INFLIGHT_PER_THREAD_MAX).capped(cap);
         let share = LoadShare { mode, ..share };
         let inflight_max = mode.inflight_max();
         let open_period_ns = match mode {
@@ -389,6 +434,7 @@ impl LoadGen {
             finished: Vec::new(),
             pool: Vec::new(),
             counters: LoadCounters::new(ops),
+            slots4,
             cfg,
         }
     }
@@ -428,6 +474,7 @@ impl LoadGen {
     pub fn on_conn_down(&mut self, conn: usize) {
         for lost in self.calls.on_conn_down(conn) {
             let c = lost.call;
+            // Its slot is retired (see [`Slots4`]).
             self.counters.phase_mut(c.phase)[c.op as usize].lost += 1;
         }
     }
@@ -502,7 +549,14 @@ impl LoadGen {
     }
 
     fn has_room(&self) -> bool {
-        self.calls.inflight() < self.share.mode.inflight_max() && self.calls.has_room()
+        self.calls.inflight() < self.share.mode.inflight_max()
+            && self.calls.has_room()
+            && self.slot_free()
+    }
+
+    /// Whether a call can start: over v4, a slot is free.
+    fn slot_free(&self) -> bool {
+        self.slots4.as_ref().is_none_or(|s| !s.free.is_empty())
     }
 
     /// The earliest time at which the generator wants to be polled again, even without
@@ -540,7 +594,7 @@ impl LoadGen {
         let mut n = 0;
         match self.share.mode {
             LoadMode::Closed { inflight } => {
-                while self.calls.inflight() < inflight {
+                while self.calls.inflight() < inflight && self.slot_free() {
                     let Some(conn) = self.calls.pick_conn(now) else {
                         break;
                     };
@@ -549,7 +603,7 @@ impl LoadGen {
                 }
             }
             LoadMode::Open { inflight_max, .. } => {
-                while self.calls.inflight() < inflight_max {
+                while self.calls.inflight() < inflight_max && self.slot_free() {
                     let due = self.open_due(self.open_started);
                     if due > now || due >= self.end {
                         break;
@@ -604,15 +658,29 @@ impl LoadGen {
         } else {
             Phase::Measured
         };
+        let sequence = self.slots4.as_mut().and_then(|s| {
+            let slot = s.free.pop()?;
+            s.seq[slot as usize] = s.seq[slot as usize].wrapping_add(1);
+            Some(SequenceArgs {
+                sessionid: s.id,
+                sequenceid: s.seq[slot as usize],
+                slotid: slot,
+                highest_slotid: s.seq.len() as u32 - 1,
+                cachethis: false,
+            })
+        });
         let call = BenchCall {
             op: op_index as u8,
             phase,
             start_at,
+            slot: sequence.map(|s| s.slotid),
         };
         let (t, cfg) = (&*self.targets, &*self.cfg);
-        self.calls.send(conn, Queued::new(call), now, |_, xid| {
-            encode_bench_call(t, cfg, op, (target, offset), xid, buf)
-        });
+        self.calls
+            .send(conn, Queued::new(call), now, |_, xid| match sequence {
+                Some(seq) => encode_bench_call4(t, cfg, op, (target, offset), seq, xid, buf),
+                None => encode_bench_call(t, cfg, op, (target, offset), xid, buf),
+            });
         self.counters.phase_mut(phase)[op_index].calls += 1;
     }
 }
@@ -701,6 +769,147 @@ fn encode_bench_call(
     proc_
 }
 
+/// The COMPOUND of `op` over NFSv4.1 (after SEQUENCE `seq`), as close to the v3 procedure as
+/// v4 has: GETATTR of the record's attributes, LOOKUP then GETFH and GETATTR (what a v3 LOOKUP
+/// returns), READDIR asking file ids alone (READDIR) or the record's attributes and handles
+/// (READDIRPLUS, as the walk asks), READ with the anonymous stateid. NULL is the v4 NULL
+/// procedure. (FSSTAT has no v4 form here: it is skipped before the run.)
+fn encode_bench_call4(
+    t: &Targets,
+    cfg: &LoadConfig,
+    op: BenchOp,
+    (target, offset): (usize, u64),
+    seq: SequenceArgs,
+    xid: u32,
+    buf: &mut Vec<u8>,
+) -> u32 {
+    let cred = &cfg.cred_xdr;
+    if op == BenchOp::Null {
+        let start = begin_record(buf);
+        let mut w = XdrWriter::new(buf);
+        let hdr = CallHeader {
+            prog: NFS_PROGRAM,
+            vers: NFS_V4,
+            proc_: NFSPROC4_NULL,
+        };
+        encode_call_header(&mut w, xid, &hdr, cred);
+        end_record(buf, start);
+        return NFSPROC4_NULL;
+    }
+    let object = t.objects.get(target).unwrap_or(&t.root_fh).as_bytes();
+    let dir = t.dirs.get(target).unwrap_or(&t.root_fh).as_bytes();
+    let readdir = |attr_request| {
+        ArgOp::Readdir(ReaddirArgs4 {
+            cookie: 0,
+            cookieverf: [0; 8],
+            dircount: cfg.dircount.min(cfg.maxcount),
+            maxcount: cfg.maxcount,
+            attr_request,
+        })
+    };
+    let lookup = t.lookups.get(target);
+    let (fh, ops): (&[u8], [Option<ArgOp<'_>>; 3]) = match op {
+        BenchOp::Getattr | BenchOp::Fsstat => {
+            (object, [Some(ArgOp::Getattr(AttrMask::RECORD)), None, None])
+        }
+        BenchOp::Access => (object, [Some(ArgOp::Access(ACCESS_ALL)), None, None]),
+        BenchOp::Lookup => match lookup {
+            Some(l) => (
+                l.dir.as_bytes(),
+                [
+                    Some(ArgOp::Lookup(t.lookup_name(l))),
+                    Some(ArgOp::GetFh),
+                    Some(ArgOp::Getattr(AttrMask::RECORD)),
+                ],
+            ),
+            None => (t.root_fh.as_bytes(), [Some(ArgOp::GetFh), None, None]),
+        },
+        BenchOp::Readdir => (
+            dir,
+            [Some(readdir(AttrMask::of(&[fattr4::FILEID]))), None, None],
+        ),
+        BenchOp::ReaddirPlus => (dir, [Some(readdir(AttrMask::RECORD)), None, None]),
+        BenchOp::Readlink => (
+            t.symlinks.get(target).unwrap_or(&t.root_fh).as_bytes(),
+            [Some(ArgOp::Readlink), None, None],
+        ),
+        BenchOp::Read => (
+            // No file: the root, which the server refuses (NFS4ERR_ISDIR), counted as failed.
+            t.files
+                .get(target)
+                .map_or(t.root_fh.as_bytes(), |f| f.fh.as_bytes()),
+            [
+                Some(ArgOp::Read(ReadArgs4 {
+                    stateid: Stateid::default(),
+                    offset,
+                    count: cfg.read_size,
+                })),
+                None,
+                None,
+            ],
+        ),
+        BenchOp::Null => unreachable!("NULL is sent above"),
+    };
+    let mut all: Vec<ArgOp<'_>> = Vec::with_capacity(5);
+    all.push(ArgOp::Sequence(seq));
+    all.push(ArgOp::PutFh(fh));
+    all.extend(ops.into_iter().flatten());
+    encode_compound_call(buf, xid, cred, b"nfs-walker bench", MINOR_VERSION_1, &all);
+    NFSPROC4_COMPOUND
+}
+
+/// How a v4 bench reply went: the SEQUENCE result decides the slot's fate, the COMPOUND's
+/// status the call's, READ's data its bytes.
+struct Reply4 {
+    /// The server took the slot's sequence ID (`None`: the reply did not decode).
+    slot_used: Option<bool>,
+    failed: Option<bool>,
+    bytes: u64,
+}
+
+fn decode_reply4(body: &[u8], op: BenchOp) -> Reply4 {
+    let malformed = Reply4 {
+        slot_used: None,
+        failed: Some(false),
+        bytes: 0,
+    };
+    if op == BenchOp::Null {
+        return Reply4 {
+            slot_used: Some(false),
+            failed: None,
+            bytes: 0,
+        };
+    }
+    let Ok(mut r) = CompoundReply::decode(body) else {
+        return malformed;
+    };
+    let status = r.status;
+    let seq_ok = match r.next_op() {
+        Ok(Some(first)) if first.op == op4::SEQUENCE => first.result.is_ok(),
+        _ => return malformed,
+    };
+    if status != Nfsstat4::Ok {
+        return Reply4 {
+            slot_used: Some(seq_ok),
+            failed: Some(true),
+            bytes: 0,
+        };
+    }
+    let mut bytes = 0;
+    if op == BenchOp::Read {
+        while let Ok(Some(res)) = r.next_op() {
+            if let Ok(ResOk::Read { data, .. }) = res.result {
+                bytes = data.len() as u64;
+            }
+        }
+    }
+    Reply4 {
+        slot_used: Some(true),
+        failed: None,
+        bytes,
+    }
+}
+
 impl LoadGen {
     /// A reply arrived at `now`: `outcome` is the RPC layer's verdict (result bytes or why
     /// not).
@@ -719,6 +928,20 @@ impl LoadGen {
         histogram.saturating_record(latency_ns.clamp(1, LATENCY_NS_MAX));
         let mut bytes = 0u64;
         let failed = match outcome {
+            Ok(body) if self.slots4.is_some() => {
+                let r = decode_reply4(body, self.cfg.ops[op_index]);
+                if let (Some(s), Some(slot)) = (self.slots4.as_mut(), call.slot) {
+                    // A reply that did not decode leaves its slot retired (see [`Slots4`]).
+                    if let Some(used) = r.slot_used {
+                        if !used {
+                            s.seq[slot as usize] = s.seq[slot as usize].wrapping_sub(1);
+                        }
+                        s.free.push(slot);
+                    }
+                }
+                bytes = r.bytes;
+                r.failed
+            }
             Err(_) => Some(false),
             // NULL has no result; every other procedure's result starts with its status.
             Ok(_) if self.cfg.ops[op_index] == BenchOp::Null => None,
@@ -896,6 +1119,7 @@ mod tests {
             read_size: 1000,
             cred_xdr: crate::rpc::Auth::None.to_xdr(),
             rate: None,
+            v4: None,
         })
     }
 

@@ -25,9 +25,14 @@ pub use ops::BenchOp;
 pub use report::{BenchReport, OpReport, SkippedOp, TargetCounts};
 pub use sample::{SampleError, SampleStats, Targets};
 
+use crate::client::nfs4::{Nfs4Client, Nfs4ClientError};
 use crate::client::{mount, ClientOptions, MountFlowError, Mounted, NfsUrl, UrlError};
 use crate::content::ContentConfig;
+use crate::record::EntryAttrs;
+use crate::rpc::nfs3::FileHandle;
 use crate::sched::EngineError;
+use crate::walk4::{Shared4, Walk4Setup};
+use load::LoadSession4;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Duration;
@@ -41,6 +46,8 @@ pub enum BenchError {
     Mount(#[from] MountFlowError),
     #[error(transparent)]
     Sample(#[from] SampleError),
+    #[error(transparent)]
+    V4(#[from] Nfs4ClientError),
     #[error("nothing to run: {0}")]
     NoOps(String),
     #[error("invalid bench settings: {0}")]
@@ -182,10 +189,50 @@ impl BenchConfig {
     }
 }
 
+/// How the bench reaches the server: mounted over NFSv3, or a client ID and session over
+/// NFSv4.1 (which the threads share, each on its own slots).
+pub enum Server {
+    V3(Box<Mounted>),
+    V4 {
+        client: Box<Nfs4Client>,
+        setup: Arc<Walk4Setup>,
+    },
+}
+
+impl Server {
+    pub fn addrs(&self) -> &[std::net::SocketAddr] {
+        match self {
+            Server::V3(m) => &m.nfs_addrs,
+            Server::V4 { client, .. } => &client.addrs,
+        }
+    }
+
+    pub fn cred_xdr(&self) -> &[u8] {
+        match self {
+            Server::V3(m) => &m.cred_xdr,
+            Server::V4 { client, .. } => &client.cred_xdr,
+        }
+    }
+
+    /// Unmounts (v3), or destroys the session in use and the client ID (v4).
+    pub fn close(self) {
+        match self {
+            Server::V3(m) => m.unmount(),
+            Server::V4 { mut client, setup } => {
+                if let Some((clientid, id)) = setup.shared.as_ref().and_then(|s| s.current()) {
+                    client.session.clientid = clientid;
+                    client.session.sessionid = id;
+                }
+                client.close();
+            }
+        }
+    }
+}
+
 /// A mounted server with its sample: ready to run.
 pub struct Prepared {
     pub url: String,
-    pub mounted: Mounted,
+    pub server: Server,
     pub targets: Arc<Targets>,
     /// The operations that can run, in the configured order.
     pub ops: Vec<BenchOp>,
@@ -197,26 +244,61 @@ pub struct Prepared {
 pub fn prepare(url: &str, cfg: &BenchConfig) -> Result<Prepared, BenchError> {
     cfg.validate()?;
     let parsed = NfsUrl::parse(url)?;
-    let mounted = mount(&parsed, &cfg.client)?;
-    let root = mounted.root_fh;
+    let (server, root, root_attrs) = if cfg.client.version_for(&parsed) == 4 {
+        connect_v4(&parsed, cfg)?
+    } else {
+        let m = mount(&parsed, &cfg.client)?;
+        let (root, attrs) = (m.root_fh, m.root_attrs.to_entry_attrs());
+        (Server::V3(Box::new(m)), root, attrs)
+    };
+    let v4 = match &server {
+        Server::V4 { setup, .. } => Some(setup.clone()),
+        Server::V3(_) => None,
+    };
     let targets = if cfg.ops.iter().any(|op| needs_sample(*op)) {
         sample::sample_targets(&sample::SampleSetup {
-            addrs: &mounted.nfs_addrs,
+            addrs: server.addrs(),
             root_fh: root,
-            root_fsid: mounted.root_attrs.fsid,
-            root_fileid: mounted.root_attrs.fileid,
+            root_fsid: root_attrs.fsid,
+            root_fileid: root_attrs.fileid,
             entries_max: cfg.sample_entries,
             engine: &engine_options(cfg),
             rpc_timeout: cfg.rpc_timeout,
-            cred_xdr: mounted.cred_xdr.clone(),
+            cred_xdr: server.cred_xdr().to_vec(),
             rate: rate_limit(cfg),
+            v4: v4.clone(),
         })?
     } else {
         Targets::root_only(root)
     };
+    let mut server = server;
+    if let Server::V4 { client, setup } = &mut server {
+        // The sample walk advanced the slots' sequence IDs in its threads, which are gone:
+        // the load starts on a fresh session.
+        let shared = setup.shared.as_ref().expect("v4 benches share a session");
+        let old = shared
+            .current()
+            .map_or(client.session.sessionid, |(_, id)| id);
+        client.replace_session(old)?;
+        let s = client.session;
+        shared.set_current(
+            s.clientid,
+            client.create_seq,
+            s.sessionid,
+            s.slots,
+            s.max_response_bytes,
+        );
+    }
     let mut ops = Vec::new();
     let mut skipped = Vec::new();
     for &op in &cfg.ops {
+        if v4.is_some() && op == BenchOp::Fsstat {
+            skipped.push(SkippedOp {
+                op,
+                reason: "NFSv4 has no FSSTAT (its figures are attributes)".into(),
+            });
+            continue;
+        }
         if targets.count(op) > 0 {
             ops.push(op);
             continue;
@@ -237,11 +319,57 @@ pub fn prepare(url: &str, cfg: &BenchConfig) -> Result<Prepared, BenchError> {
     }
     Ok(Prepared {
         url: url.to_string(),
-        mounted,
+        server,
         targets: Arc::new(targets),
         ops,
         skipped,
     })
+}
+
+/// The NFSv4.1 client ID and session (the threads' shared one) and the root's handle and
+/// attributes.
+fn connect_v4(
+    url: &NfsUrl,
+    cfg: &BenchConfig,
+) -> Result<(Server, FileHandle, EntryAttrs), BenchError> {
+    let mut client = Nfs4Client::connect(url, &cfg.client)?;
+    let root = client.lookup_path(&url.path)?;
+    let fh = FileHandle::from_bytes(&root.fh).ok_or_else(|| {
+        BenchError::Config(format!(
+            "the server's handle of the root is {} bytes; nfs-walker keeps handles of at most 64",
+            root.fh.len()
+        ))
+    })?;
+    let s = client.session;
+    let shared = Shared4::new(
+        s.clientid,
+        client.create_seq,
+        s.sessionid,
+        s.slots,
+        s.max_response_bytes,
+    );
+    let threads = cfg.engine.threads;
+    if !shared.fits(threads) {
+        let why = format!(
+            "the server granted {} session slots, too few for {threads} threads; use fewer \
+             --threads",
+            s.slots
+        );
+        client.close();
+        return Err(BenchError::Config(why));
+    }
+    let setup = Arc::new(Walk4Setup {
+        owner: client.owner.clone(),
+        verifier: client.verifier,
+        idmap: Arc::new(client.idmap.clone()),
+        shared: Some(shared),
+        reads: false,
+    });
+    let server = Server::V4 {
+        client: Box::new(client),
+        setup,
+    };
+    Ok((server, fh, root.attrs))
 }
 
 /// The engine settings of a bench, with the client's source port and connect timeout.
@@ -289,18 +417,32 @@ pub fn run_prepared(
         maxcount: cfg.maxcount,
         dircount: cfg.dircount.min(cfg.maxcount),
         read_size: cfg.read_size.unwrap_or_else(|| {
-            let (rtpref, rtmax) = p
-                .mounted
-                .fsinfo
-                .as_ref()
-                .map_or((0, 0), |f| (f.rtpref, f.rtmax));
+            // Over v4 there is no FSINFO here: the reader's default chunk.
+            let (rtpref, rtmax) = match &p.server {
+                Server::V3(m) => m.fsinfo.as_ref().map_or((0, 0), |f| (f.rtpref, f.rtmax)),
+                Server::V4 { .. } => (0, 0),
+            };
             ContentConfig::chunk_for_server(rtpref, rtmax)
         }),
-        cred_xdr: p.mounted.cred_xdr.clone(),
+        cred_xdr: p.server.cred_xdr().to_vec(),
         rate: rate_limit(cfg),
+        v4: match &p.server {
+            Server::V3(_) => None,
+            Server::V4 { setup, .. } => {
+                let shared = setup.shared.as_ref();
+                let (id, slots) = shared.and_then(|s| s.session_slots()).ok_or_else(|| {
+                    BenchError::Config("the NFSv4.1 session was lost during the sample".into())
+                })?;
+                Some(LoadSession4 {
+                    id,
+                    slots,
+                    threads: engine_options(cfg).threads,
+                })
+            }
+        },
     });
     let run = engine::run_load(
-        &p.mounted.nfs_addrs,
+        p.server.addrs(),
         p.targets.clone(),
         load,
         cfg.mode,
@@ -365,6 +507,6 @@ pub fn run(
 ) -> Result<BenchReport, BenchError> {
     let p = prepare(url, cfg)?;
     let report = run_prepared(&p, cfg, stop, sink);
-    p.mounted.unmount();
+    p.server.close();
     report
 }

@@ -196,6 +196,8 @@ pub struct SampleSetup<'a> {
     /// The encoded RPC credential.
     pub cred_xdr: Vec<u8>,
     pub rate: Option<Arc<RateLimiter>>,
+    /// NFSv4.1: the walk goes over the shared session (see [`crate::walk4`]).
+    pub v4: Option<Arc<crate::walk4::Walk4Setup>>,
 }
 
 /// Walks the tree below the root until `entries_max` entries are taken (or the tree ends).
@@ -231,24 +233,45 @@ pub fn sample_targets(s: &SampleSetup<'_>) -> Result<Targets, SampleError> {
         max: entries_max as u64,
         stop: AtomicBool::new(false),
     });
-    let (report, collectors) = scan::run(
-        s.engine,
-        &setup,
-        s.addrs,
-        &source,
-        |_| SampleCollector {
-            targets: Targets::default(),
-            quota: quota.clone(),
-        },
-        &Arc::new(Progress::default()),
-        &quota.stop,
-    )?;
+    let collector = |_| SampleCollector {
+        targets: Targets::default(),
+        quota: quota.clone(),
+    };
+    let progress = Arc::new(Progress::default());
+    let (report, collectors) = match &s.v4 {
+        None => scan::run(
+            s.engine,
+            &setup,
+            s.addrs,
+            &source,
+            collector,
+            &progress,
+            &quota.stop,
+        )?,
+        Some(v4) => scan::run_with(
+            s.engine,
+            s.addrs,
+            &source,
+            |t: &crate::sched::ThreadSetup| {
+                crate::walk4::Walker4::for_thread(&setup, v4, t, s.engine.threads)
+            },
+            collector,
+            &progress,
+            &quota.stop,
+        )?,
+    };
     for c in collectors {
         let stats = c.targets.stats;
         targets.stats.entries += stats.entries;
         targets.absorb(c.targets);
     }
-    let rdp = &report.stats.procs[proc3::READDIRPLUS as usize];
+    // Over v4 the listings count as READDIR (one COMPOUND with the attributes and handles).
+    let listing = if s.v4.is_some() {
+        proc3::READDIR
+    } else {
+        proc3::READDIRPLUS
+    };
+    let rdp = &report.stats.procs[listing as usize];
     targets.stats.readdirplus_calls = rdp.calls;
     targets.stats.dirs_failed = rdp.errors;
     Ok(targets)

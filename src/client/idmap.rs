@@ -1,6 +1,8 @@
 //! NFSv4 owners (`owner`, `owner_group` strings) to numeric ids. Numeric strings (`1000`, as
 //! servers send with numeric owners enabled) are ids already; names (`alice@example.com`) are
-//! looked up in the user's map (`--idmap FILE`), first whole, then without `@domain`.
+//! looked up in the user's map (`--idmap FILE`), first whole, then without `@domain`. A name
+//! is also kept as it is (the record's `owner` / `group`): the map is the user's word, the
+//! name the server's, and a name without a map entry would otherwise be lost in `nobody`.
 
 use crate::rpc::nfs4::Owner;
 use std::collections::HashMap;
@@ -67,17 +69,21 @@ impl IdMap {
         Ok(IdMap { ids })
     }
 
-    /// The id of an `owner` / `owner_group` string.
-    pub fn resolve(&self, owner: &[u8]) -> u32 {
+    /// The id of an `owner` / `owner_group` string, and the name to keep in the record: the
+    /// string itself where it is a name, none where it is a number (the id says it all) or
+    /// empty (the server sent no owner).
+    pub fn resolve<'a>(&self, owner: &'a [u8]) -> (u32, Option<&'a [u8]>) {
         match Owner::parse(owner) {
-            Owner::Id(id) => id,
+            Owner::Id(id) => (id, None),
             Owner::Name(name) => {
                 let local = name.split(|&b| b == b'@').next().unwrap_or(name);
-                self.ids
+                let id = self
+                    .ids
                     .get(name)
                     .or_else(|| self.ids.get(local))
                     .copied()
-                    .unwrap_or(NOBODY_ID)
+                    .unwrap_or(NOBODY_ID);
+                (id, (!name.is_empty()).then_some(name))
             }
         }
     }
@@ -97,11 +103,21 @@ mod tests {
         let map = IdMap::parse(b"# users\nalice 1000\nstaff@example.com 50  # a group\n\n")
             .ok()
             .unwrap();
-        assert_eq!(map.resolve(b"42"), 42);
-        assert_eq!(map.resolve(b"alice"), 1000);
-        assert_eq!(map.resolve(b"alice@example.com"), 1000);
-        assert_eq!(map.resolve(b"staff@example.com"), 50);
-        assert_eq!(map.resolve(b"bob@example.com"), NOBODY_ID);
+        assert_eq!(map.resolve(b"42"), (42, None));
+        assert_eq!(map.resolve(b"alice"), (1000, Some(&b"alice"[..])));
+        assert_eq!(
+            map.resolve(b"alice@example.com"),
+            (1000, Some(&b"alice@example.com"[..]))
+        );
+        assert_eq!(
+            map.resolve(b"staff@example.com"),
+            (50, Some(&b"staff@example.com"[..]))
+        );
+        assert_eq!(
+            map.resolve(b"bob@example.com"),
+            (NOBODY_ID, Some(&b"bob@example.com"[..]))
+        );
+        assert_eq!(map.resolve(b""), (NOBODY_ID, None));
         assert!(matches!(
             IdMap::parse(b"alice x\n"),
             Err(ParseError::Syntax(1))

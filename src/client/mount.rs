@@ -92,7 +92,9 @@ pub enum MountFlowError {
     Path { path: String, source: NfsReplyError },
     #[error("{path} is not a directory")]
     NotADirectory { path: String },
-    #[error("this command speaks NFSv3 only (NFSv4.1 works with ls and scan); drop version=4")]
+    #[error(
+        "this command speaks NFSv3 only (NFSv4.1 works with ls, scan and bench); drop version=4"
+    )]
     V4Unsupported,
 }
 

@@ -69,9 +69,10 @@ pub struct Object4 {
     pub fh: Vec<u8>,
     pub ftype: FileType4,
     pub attrs: crate::record::EntryAttrs,
-    /// The raw owner strings (names where the server does not send numbers).
-    pub owner: Vec<u8>,
-    pub owner_group: Vec<u8>,
+    /// The owner and group names, where the server sent names rather than numbers (see
+    /// [`crate::record::EntryRecord::owner`]).
+    pub owner: Option<Vec<u8>>,
+    pub group: Option<Vec<u8>>,
     pub mounted_on_fileid: u64,
 }
 
@@ -99,7 +100,8 @@ pub struct Nfs4Client {
     /// finds the same client ID.
     pub owner: Vec<u8>,
     pub verifier: [u8; 8],
-    create_seq: u32,
+    /// The sequence ID of the client ID's next CREATE_SESSION.
+    pub create_seq: u32,
     slot_seq: u32,
     pub idmap: IdMap,
     tag: &'static [u8],
@@ -419,15 +421,14 @@ impl Nfs4Client {
 
     /// The owned form of attributes, owners resolved through the id map.
     pub fn object(&self, fh: Vec<u8>, a: &Fattr4<'_>) -> Object4 {
+        let (uid, owner) = self.idmap.resolve(a.owner);
+        let (gid, group) = self.idmap.resolve(a.owner_group);
         Object4 {
             fh,
             ftype: a.ftype,
-            attrs: a.to_entry_attrs(
-                self.idmap.resolve(a.owner),
-                self.idmap.resolve(a.owner_group),
-            ),
-            owner: a.owner.to_vec(),
-            owner_group: a.owner_group.to_vec(),
+            attrs: a.to_entry_attrs(uid, gid),
+            owner: owner.map(<[u8]>::to_vec),
+            group: group.map(<[u8]>::to_vec),
             mounted_on_fileid: a.mounted_on_fileid,
         }
     }
@@ -472,6 +473,13 @@ impl Nfs4Client {
 
     /// DESTROY_SESSION, then DESTROY_CLIENTID: the server frees our state now instead of at
     /// lease expiry. Best effort.
+    /// Destroys session `old` (one whose slots other clients of this process used, so their
+    /// sequence IDs are unknown here) and sets up a fresh one, every slot at its start.
+    pub fn replace_session(&mut self, old: SessionId) -> Result<(), Nfs4ClientError> {
+        let _ = self.raw(&[ArgOp::DestroySession(old)]);
+        self.establish()
+    }
+
     pub fn close(mut self) {
         let id = self.session.sessionid;
         let _ = self.raw(&[ArgOp::DestroySession(id)]);

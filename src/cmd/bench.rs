@@ -24,7 +24,7 @@ const OPEN_INFLIGHT_DEFAULT: usize = 65_536;
 
 #[derive(Args, Clone, Debug)]
 pub struct BenchArgs {
-    /// nfs://host[:port]/path[?uid=N&gid=N&mountport=N&nfsport=N&version=3]
+    /// nfs://host[:port]/path[?uid=N&gid=N&mountport=N&nfsport=N&version=3|4]
     pub url: String,
     /// Operations, comma-separated, issued in rotation: null, getattr, lookup, access,
     /// readdir, readdirplus, readlink, fsstat, read (sampled files read whole, a chunk a
@@ -255,7 +255,7 @@ fn bench_one(
         );
     }
     let result = bench::run_prepared(&prepared, cfg, stop, &mut sink);
-    prepared.mounted.unmount();
+    prepared.server.close();
     let report = result.with_context(|| format!("bench of {url} failed"))?;
     if let Some(e) = sink.hlog_error {
         return Err(e).context("writing the interval log");

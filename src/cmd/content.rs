@@ -95,6 +95,7 @@ pub fn run_scan<S: TaskSource<Task = Task>, O: EntrySink>(
     make_batcher: impl Fn() -> O + Sync,
     cfg: &ContentConfig,
     cred_xdr: &[u8],
+    v4: Option<&Arc<nfs_walker::walk4::Walk4Setup>>,
     progress: &Arc<Progress>,
     stop: &AtomicBool,
 ) -> Result<(ScanReport, ContentStats)> {
@@ -110,6 +111,7 @@ pub fn run_scan<S: TaskSource<Task = Task>, O: EntrySink>(
             resend_lost: true,
         },
         inflight_per_conn: setup.walk.inflight_per_conn,
+        v4: v4.map(|v| (v.clone(), engine.threads)),
     };
     let conns = (engine.connections / engine.threads.max(1)).max(1);
     // The walk's XIDs keep their top bit clear for the reads' (see `content::scan`).
@@ -122,16 +124,29 @@ pub fn run_scan<S: TaskSource<Task = Task>, O: EntrySink>(
         )
         .with_rate_limit(setup.rate.clone())
     };
-    let result = scan::run_wrapped(
-        engine,
-        addrs,
-        source,
-        make_walker,
-        |index| ContentOut::new(make_batcher(), &content, index, conns),
-        ContentThread::new,
-        progress,
-        stop,
-    );
+    let make_out = |index| ContentOut::new(make_batcher(), &content, index, conns);
+    let result = match v4 {
+        None => scan::run_wrapped(
+            engine,
+            addrs,
+            source,
+            make_walker,
+            make_out,
+            ContentThread::new,
+            progress,
+            stop,
+        ),
+        Some(v4) => scan::run_wrapped(
+            engine,
+            addrs,
+            source,
+            |t: &ThreadSetup| nfs_walker::walk4::Walker4::for_thread(setup, v4, t, engine.threads),
+            make_out,
+            ContentThread::new,
+            progress,
+            stop,
+        ),
+    };
     let mut stats = ContentStats::default();
     let report = result.map(|(report, outs)| {
         for out in outs {

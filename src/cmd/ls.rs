@@ -70,6 +70,8 @@ pub fn run(args: &LsArgs) -> Result<i32> {
                 attrs: a.to_entry_attrs(),
                 depth: 1,
                 target: None,
+                owner: None,
+                group: None,
             };
             if args.json {
                 line.clear();
@@ -159,12 +161,18 @@ fn mode_string(kind: EntryType, mode: u32) -> String {
 pub fn table_row(r: &EntryRecord) -> String {
     let a = &r.attrs;
     let secs = a.mtime_ns.div_euclid(1_000_000_000);
+    // An NFSv4 owner name says more than the id it was mapped to (often `nobody`), as `ls -l`
+    // shows names.
+    let who = |name: &Option<Vec<u8>>, id: u32| match name {
+        Some(n) => String::from_utf8_lossy(n).escape_debug().to_string(),
+        None => id.to_string(),
+    };
     let mut s = format!(
         "{} {:>3} {:>6} {:>6} {:>14} {} {}",
         mode_string(a.kind, a.mode),
         a.nlink,
-        a.uid,
-        a.gid,
+        who(&r.owner, a.uid),
+        who(&r.group, a.gid),
         a.size,
         super::format_utc(secs),
         String::from_utf8_lossy(&r.path).escape_debug()

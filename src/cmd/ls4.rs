@@ -74,6 +74,8 @@ pub fn run(args: &LsArgs, url: &NfsUrl) -> Result<i32> {
                 attrs: obj.attrs,
                 depth: 1,
                 target: None,
+                owner: obj.owner,
+                group: obj.group,
             };
             if args.json {
                 line.clear();

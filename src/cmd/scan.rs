@@ -865,8 +865,8 @@ pub fn scan_into(
             std::fs::File::create(p).with_context(|| format!("creating {}", p.display()))?,
         ))),
     };
-    let root =
-        ScanRoot::connect(&url, &client).with_context(|| format!("mounting {}", args.url))?;
+    let root = ScanRoot::connect(&url, &client, args.content.enabled())
+        .with_context(|| format!("mounting {}", args.url))?;
     let walk = Arc::new(WalkConfig {
         // --big-dirs counts names: READDIR alone, as `names` lists.
         mode: if args.big_dirs.is_some() {
@@ -894,6 +894,8 @@ pub fn scan_into(
         attrs: root.attrs,
         depth: 0,
         target: None,
+        owner: root.owner.clone(),
+        group: root.group.clone(),
     };
     // Through a batcher of its own, so it is encoded exactly as the scanning threads encode.
     // (A resumed scan whose output holds it already does not write it again.)
@@ -969,8 +971,19 @@ pub fn scan_into(
         queue_done = Some(tasks);
         r.map_err(anyhow::Error::from)
     } else if args.content.enabled() {
-        if root.v4.is_some() {
-            bail!("--checksum and --file-type read over NFSv3 only for now; drop version=4");
+        if let Some(v4) = &root.v4 {
+            // The reads take a share of each thread's slots of the shared session.
+            if !v4
+                .shared
+                .as_ref()
+                .is_some_and(|s| s.fits(2 * engine.threads))
+            {
+                bail!(
+                    "the server granted too few NFSv4.1 session slots for content reads on {} \
+                     threads; use fewer --threads",
+                    engine.threads
+                );
+            }
         }
         let source = local_source(roots, journaling, &stop)?;
         let tracks = source.wants_durability();
@@ -991,6 +1004,7 @@ pub fn scan_into(
             make_batcher,
             &cfg,
             &root.cred_xdr,
+            root.v4.as_ref(),
             &progress,
             &stop,
         ) {
@@ -1015,14 +1029,7 @@ pub fn scan_into(
             None => scan::run(&engine, &setup, &addrs, source, make_out, &progress, &stop),
             Some(v4) => {
                 let make_walker = |t: &nfs_walker::sched::ThreadSetup| {
-                    nfs_walker::walk4::Walker4::new(
-                        setup.walk.clone(),
-                        v4.clone(),
-                        setup.visited.clone(),
-                        t.conns,
-                        t.index,
-                    )
-                    .with_rate_limit(setup.rate.clone())
+                    nfs_walker::walk4::Walker4::for_thread(&setup, v4, t, engine.threads)
                 };
                 scan::run_with(
                     &engine,
@@ -1092,10 +1099,18 @@ struct ScanRoot {
     v4: Option<Arc<nfs_walker::walk4::Walk4Setup>>,
     mounted: Option<nfs_walker::client::Mounted>,
     v4_client: Option<nfs_walker::client::nfs4::Nfs4Client>,
+    /// The root's NFSv4 owner names (see `EntryRecord::owner`).
+    owner: Option<Vec<u8>>,
+    group: Option<Vec<u8>>,
 }
 
 impl ScanRoot {
-    fn connect(url: &NfsUrl, client: &nfs_walker::client::ClientOptions) -> Result<Self> {
+    /// `reads`: content reads go beside the walk (over v4 they take slots of their own).
+    fn connect(
+        url: &NfsUrl,
+        client: &nfs_walker::client::ClientOptions,
+        reads: bool,
+    ) -> Result<Self> {
         if client.version_for(url) != 4 {
             let m = mount(url, client)?;
             return Ok(ScanRoot {
@@ -1106,6 +1121,8 @@ impl ScanRoot {
                 v4: None,
                 mounted: Some(m),
                 v4_client: None,
+                owner: None,
+                group: None,
             });
         }
         let mut c = nfs_walker::client::nfs4::Nfs4Client::connect(url, client)?;
@@ -1123,10 +1140,21 @@ impl ScanRoot {
             owner: c.owner.clone(),
             verifier: c.verifier,
             idmap: Arc::new(c.idmap.clone()),
+            // The walk threads share the cold path's client ID and session.
+            shared: Some(nfs_walker::walk4::Shared4::new(
+                c.session.clientid,
+                c.create_seq,
+                c.session.sessionid,
+                c.session.slots,
+                c.session.max_response_bytes,
+            )),
+            reads,
         };
         Ok(ScanRoot {
             fh,
             attrs: obj.attrs,
+            owner: obj.owner,
+            group: obj.group,
             cred_xdr: c.cred_xdr.clone(),
             addrs: c.addrs.clone(),
             v4: Some(Arc::new(setup)),
@@ -1140,7 +1168,14 @@ impl ScanRoot {
         if let Some(m) = self.mounted {
             m.unmount();
         }
-        if let Some(c) = self.v4_client {
+        if let Some(mut c) = self.v4_client {
+            // The walk may have re-created the shared session: the one in use now goes.
+            if let Some((clientid, id)) =
+                self.v4.as_ref().and_then(|s| s.shared.as_ref()?.current())
+            {
+                c.session.clientid = clientid;
+                c.session.sessionid = id;
+            }
             c.close();
         }
     }

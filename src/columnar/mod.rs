@@ -20,7 +20,9 @@
 //! nanoseconds, UTC), `depth` (unsigned 32-bit), `extension` (as the database's column; null
 //! where none), `target` and `target_bytes` (symlink targets with `--readlink`, as `path`),
 //! `checksum` and `mime` (UTF-8, `--checksum` and `--file-type`; null where the scan read no
-//! contents or found no value; absent from files of schema version 1, which read as null).
+//! contents or found no value; absent from files of schema version 1, which read as null),
+//! `owner` and `group` (UTF-8: the NFSv4 owner names that are not numbers; null over v3 and
+//! for numeric owners; absent from files of schema versions 1 and 2, which read as null).
 //! The scan itself (URL, times, status, totals) is the JSON value of the key
 //! [`SCAN_METADATA_KEY`] in each file's key-value metadata.
 
@@ -42,8 +44,8 @@ pub const PART_SECONDS_DEFAULT: f64 = 10.0;
 /// The key-value metadata key holding the scan's description (JSON).
 pub const SCAN_METADATA_KEY: &str = "nfs_walker.scan";
 /// Stored in the scan metadata: the columns' meaning changes with it. Version 2 added
-/// `checksum` and `mime`.
-pub const PARQUET_SCHEMA_VERSION: u32 = 2;
+/// `checksum` and `mime`; version 3 `owner` and `group`.
+pub const PARQUET_SCHEMA_VERSION: u32 = 3;
 /// The first (and last) four bytes of every Parquet file.
 pub const PARQUET_MAGIC: &[u8; 4] = b"PAR1";
 
@@ -70,11 +72,13 @@ message nfs_walker_entry {
     OPTIONAL BYTE_ARRAY target_bytes;
     OPTIONAL BYTE_ARRAY checksum (STRING);
     OPTIONAL BYTE_ARRAY mime (STRING);
+    OPTIONAL BYTE_ARRAY owner (STRING);
+    OPTIONAL BYTE_ARRAY group (STRING);
 }
 ";
 
 /// The column names, in schema order.
-pub const COLUMNS: [&str; 20] = [
+pub const COLUMNS: [&str; 22] = [
     "path",
     "path_bytes",
     "type",
@@ -95,10 +99,14 @@ pub const COLUMNS: [&str; 20] = [
     "target_bytes",
     "checksum",
     "mime",
+    "owner",
+    "group",
 ];
 
 /// The columns files of schema version 1 lack: read as null there.
 pub const CONTENT_COLUMNS: [&str; 2] = ["checksum", "mime"];
+/// The columns files of schema versions 1 and 2 lack: read as null there.
+pub const OWNER_COLUMNS: [&str; 2] = ["owner", "group"];
 
 #[derive(Debug, Error)]
 pub enum ColumnarError {

@@ -2,7 +2,9 @@
 //! part files), a row group at a time and a batch of rows at a time: memory follows the batch,
 //! not the file.
 
-use super::{ColumnarError, COLUMNS, CONTENT_COLUMNS, PARQUET_MAGIC, SCAN_METADATA_KEY};
+use super::{
+    ColumnarError, COLUMNS, CONTENT_COLUMNS, OWNER_COLUMNS, PARQUET_MAGIC, SCAN_METADATA_KEY,
+};
 use crate::record::{ContentFields, EntryAttrs, EntryContent, EntryRef, EntryType};
 use parquet::column::reader::{get_typed_column_reader, ColumnReaderImpl};
 use parquet::data_type::{ByteArray, ByteArrayType, DataType, Int32Type, Int64Type};
@@ -160,12 +162,13 @@ fn read_file(
     let file = File::open(path).map_err(ColumnarError::io(path))?;
     let reader = SerializedFileReader::new(file)?;
     let schema = reader.metadata().file_metadata().schema_descr_ptr();
-    // Column positions; `usize::MAX` for a content column the file lacks (schema version 1).
+    // Column positions; `usize::MAX` for a content column the file lacks (schema version 1)
+    // or an owner column (versions 1 and 2).
     let mut index = [0usize; COLUMNS.len()];
     for (slot, name) in index.iter_mut().zip(COLUMNS) {
         *slot = match schema.columns().iter().position(|c| c.name() == name) {
             Some(i) => i,
-            None if CONTENT_COLUMNS.contains(&name) => usize::MAX,
+            None if CONTENT_COLUMNS.contains(&name) || OWNER_COLUMNS.contains(&name) => usize::MAX,
             None => {
                 return Err(ColumnarError::MissingColumn {
                     path: path.to_path_buf(),
@@ -211,16 +214,19 @@ fn read_file(
         let mut depth = col!(14, Int32Type);
         let mut target = col!(16, ByteArrayType);
         let mut target_bytes = col!(17, ByteArrayType);
-        let mut checksum = if index[18] == usize::MAX {
-            None
-        } else {
-            Some(col!(18, ByteArrayType))
-        };
-        let mut mime = if index[19] == usize::MAX {
-            None
-        } else {
-            Some(col!(19, ByteArrayType))
-        };
+        macro_rules! optional_col {
+            ($i:expr) => {
+                if index[$i] == usize::MAX {
+                    None
+                } else {
+                    Some(col!($i, ByteArrayType))
+                }
+            };
+        }
+        let mut checksum = optional_col!(18);
+        let mut mime = optional_col!(19);
+        let mut owner = optional_col!(20);
+        let mut group_col = optional_col!(21);
         loop {
             let n = path_col.read(READ_BATCH_ROWS)?;
             if n == 0 {
@@ -245,6 +251,8 @@ fn read_file(
                 target_bytes.read(n)?,
                 checksum.as_mut().map_or(Ok(n), |c| c.read(n))?,
                 mime.as_mut().map_or(Ok(n), |c| c.read(n))?,
+                owner.as_mut().map_or(Ok(n), |c| c.read(n))?,
+                group_col.as_mut().map_or(Ok(n), |c| c.read(n))?,
             ];
             if counts.iter().any(|&c| c != n)
                 || [
@@ -275,6 +283,8 @@ fn read_file(
             let mut target_exact = OptionalCursor { next_value: 0 };
             let mut checksum_text = OptionalCursor { next_value: 0 };
             let mut mime_text = OptionalCursor { next_value: 0 };
+            let mut owner_text = OptionalCursor { next_value: 0 };
+            let mut group_text = OptionalCursor { next_value: 0 };
             for i in 0..n {
                 let text = path_col.values[i].data();
                 let exact = exact_path.get(&path_bytes, i);
@@ -314,6 +324,8 @@ fn read_file(
                         attrs: &attrs,
                         depth: depth.values[i] as u32,
                         target: t_exact.or(t_text),
+                        owner: owner.as_ref().and_then(|c| owner_text.get(c, i)),
+                        group: group_col.as_ref().and_then(|c| group_text.get(c, i)),
                     },
                     &content,
                 );

@@ -202,6 +202,10 @@ struct ColumnBuffers {
     checksum_def: Vec<i16>,
     mime: Vec<ByteArray>,
     mime_def: Vec<i16>,
+    owner: Vec<ByteArray>,
+    owner_def: Vec<i16>,
+    group: Vec<ByteArray>,
+    group_def: Vec<i16>,
 }
 
 /// The `type` column's values, made once (a clone of a static `Bytes` allocates nothing).
@@ -217,6 +221,8 @@ const SPAN_TARGET: u8 = 3;
 const SPAN_TARGET_BYTES: u8 = 4;
 const SPAN_CHECKSUM: u8 = 5;
 const SPAN_MIME: u8 = 6;
+const SPAN_OWNER: u8 = 7;
+const SPAN_GROUP: u8 = 8;
 
 impl ColumnBuffers {
     fn clear(&mut self) {
@@ -249,7 +255,11 @@ impl ColumnBuffers {
             checksum,
             checksum_def,
             mime,
-            mime_def
+            mime_def,
+            owner,
+            owner_def,
+            group,
+            group_def
         );
     }
 
@@ -284,7 +294,9 @@ impl ColumnBuffers {
                 SPAN_TARGET => self.target.push(v),
                 SPAN_TARGET_BYTES => self.target_bytes.push(v),
                 SPAN_CHECKSUM => self.checksum.push(v),
-                _ => self.mime.push(v),
+                SPAN_MIME => self.mime.push(v),
+                SPAN_OWNER => self.owner.push(v),
+                _ => self.group.push(v),
             }
         }
         self.spans.clear();
@@ -349,6 +361,20 @@ impl ColumnBuffers {
                 self.spans.push((span, start, self.arena.len() as u32));
             }
         }
+        // NFSv4 names are UTF-8 by the protocol: a name that is not is kept lossily here
+        // (the database and NDJSON keep its bytes).
+        for (value, span, def) in [
+            (e.owner, SPAN_OWNER, &mut self.owner_def),
+            (e.group, SPAN_GROUP, &mut self.group_def),
+        ] {
+            def.push(i16::from(value.is_some()));
+            if let Some(v) = value {
+                let start = self.arena.len() as u32;
+                self.arena
+                    .extend_from_slice(String::from_utf8_lossy(v).as_bytes());
+                self.spans.push((span, start, self.arena.len() as u32));
+            }
+        }
     }
 
     /// Writes the buffered values into the row group's column writers (schema order).
@@ -387,6 +413,8 @@ impl ColumnBuffers {
         bytes(&mut w[17], &self.target_bytes, Some(&self.target_bytes_def))?;
         bytes(&mut w[18], &self.checksum, Some(&self.checksum_def))?;
         bytes(&mut w[19], &self.mime, Some(&self.mime_def))?;
+        bytes(&mut w[20], &self.owner, Some(&self.owner_def))?;
+        bytes(&mut w[21], &self.group, Some(&self.group_def))?;
         group.rows += self.size.len();
         Ok(())
     }
@@ -415,6 +443,8 @@ fn properties() -> WriterPropertiesPtr {
         "fsid",
         "depth",
         "mime",
+        "owner",
+        "group",
     ] {
         b = b.set_column_dictionary_enabled(ColumnPath::from(c), true);
     }

@@ -154,6 +154,37 @@ pub struct ReadCall {
     pub count: u32,
 }
 
+/// A READ reply as the reader takes it, whatever the protocol that carried it (READ3res, or a
+/// COMPOUND's READ and GETATTR): the data as a range of the reply's bytes, and the file's
+/// attributes after the read where the reply has them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReadResult {
+    pub attrs: Option<EntryAttrs>,
+    pub data: Range<usize>,
+    pub eof: bool,
+    /// Whether the reply's own byte count agrees with its data (v4 has no separate count).
+    pub count_matches: bool,
+}
+
+impl ReadResult {
+    /// A READ3res: the server's status, or the result with its data located in `body`.
+    pub fn of_v3(body: &[u8]) -> Result<ReadResult, ContentError> {
+        match ReadReply::decode_result(body) {
+            Err(e) => Err(ContentError::Malformed(e.to_string())),
+            Ok(Err(fail)) => Err(ContentError::Nfs(fail.status)),
+            Ok(Ok(ok)) => {
+                let start = ok.data.as_ptr() as usize - body.as_ptr() as usize;
+                Ok(ReadResult {
+                    attrs: ok.attrs.as_ref().map(Fattr3::to_entry_attrs),
+                    data: start..start + ok.data.len(),
+                    eof: ok.eof,
+                    count_matches: ok.count_matches(),
+                })
+            }
+        }
+    }
+}
+
 /// Why a file has no checksum or type.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum ContentError {
@@ -161,6 +192,9 @@ pub enum ContentError {
     Changed,
     #[error("{}", Nfs3Error(*.0))]
     Nfs(Nfsstat3),
+    /// Over NFSv4.1.
+    #[error("{0}")]
+    Nfs4(crate::rpc::nfs4::Nfsstat4),
     #[error("short read: {got} of {asked} bytes at offset {offset}")]
     ShortRead { offset: u64, asked: u32, got: u32 },
     #[error("end of file at {at} bytes, before the listed size of {size}")]
@@ -176,6 +210,8 @@ impl ContentError {
     pub fn status(&self) -> Option<Nfsstat3> {
         match self {
             ContentError::Nfs(s) => Some(*s),
+            // The codes below 10000 mean the same in both versions.
+            ContentError::Nfs4(s) if s.as_u32() < 10_000 => Some(Nfsstat3::from_u32(s.as_u32())),
             _ => None,
         }
     }
@@ -612,25 +648,31 @@ impl<T> ContentReader<T> {
         result: Result<&[u8], String>,
         hasher: &mut H,
     ) {
+        let decoded = match result {
+            Err(why) => Err(ContentError::Call(why)),
+            Ok(bytes) => ReadResult::of_v3(bytes).map(|r| (r, bytes)),
+        };
+        self.on_read_result(call, decoded, hasher);
+    }
+
+    /// A READ reply decoded by its protocol (see [`ReadResult`]), with the bytes its data
+    /// range is in; or why there is none.
+    pub fn on_read_result<H: HashStage>(
+        &mut self,
+        call: &ReadCall,
+        result: Result<(ReadResult, &[u8]), ContentError>,
+        hasher: &mut H,
+    ) {
         let Some(slot) = self.reply_slot(call, hasher) else {
             return;
         };
-        let outcome = match result {
-            Err(why) => Err(ContentError::Call(why)),
-            Ok(bytes) => match ReadReply::decode_result(bytes) {
-                Err(e) => Err(ContentError::Malformed(e.to_string())),
-                Ok(Err(fail)) => Err(ContentError::Nfs(fail.status)),
-                Ok(Ok(ok)) => self.on_data(
-                    slot,
-                    call,
-                    ok.attrs.as_ref(),
-                    ReadData::Lent(ok.data),
-                    ok.eof,
-                    ok.count_matches(),
-                    hasher,
-                ),
-            },
-        };
+        let outcome = result.and_then(|(r, bytes)| {
+            let data = bytes.get(r.data.clone()).ok_or_else(|| {
+                ContentError::Malformed("READ data outside the reply".to_string())
+            })?;
+            let data = ReadData::Lent(data);
+            self.on_data(slot, call, r.attrs, data, r.eof, r.count_matches, hasher)
+        });
         self.conclude(slot, outcome, hasher);
     }
 
@@ -642,23 +684,33 @@ impl<T> ContentReader<T> {
         reply: OwnedReply,
         hasher: &mut H,
     ) {
+        let body = reply.body();
+        let decoded = ReadResult::of_v3(body);
+        self.on_read_result_owned(call, decoded, reply, hasher);
+    }
+
+    /// [`ContentReader::on_read_result`] of a reply in a buffer of its own (the result's data
+    /// range is within its body): the data is kept where it lies, not copied.
+    pub fn on_read_result_owned<H: HashStage>(
+        &mut self,
+        call: &ReadCall,
+        result: Result<ReadResult, ContentError>,
+        reply: OwnedReply,
+        hasher: &mut H,
+    ) {
         let Some(slot) = self.reply_slot(call, hasher) else {
             return;
         };
         let (record, body) = reply.into_parts();
-        let parsed = match ReadReply::decode_result(&record[body]) {
-            Err(e) => Err(ContentError::Malformed(e.to_string())),
-            Ok(Err(fail)) => Err(ContentError::Nfs(fail.status)),
-            Ok(Ok(ok)) => {
-                // The data is a slice of the record: find where.
-                let start = ok.data.as_ptr() as usize - record.as_ptr() as usize;
-                let range = start..start + ok.data.len();
-                Ok((ok.attrs, ok.eof, ok.count_matches(), range))
+        let outcome = result.and_then(|r| {
+            let range = body.start + r.data.start..body.start + r.data.end;
+            if range.end > body.end {
+                return Err(ContentError::Malformed(
+                    "READ data outside the reply".to_string(),
+                ));
             }
-        };
-        let outcome = parsed.and_then(|(attrs, eof, count_matches, range)| {
             let data = ReadData::Owned(record, range);
-            self.on_data(slot, call, attrs.as_ref(), data, eof, count_matches, hasher)
+            self.on_data(slot, call, r.attrs, data, r.eof, r.count_matches, hasher)
         });
         self.conclude(slot, outcome, hasher);
     }
@@ -698,14 +750,13 @@ impl<T> ContentReader<T> {
         &mut self,
         slot: usize,
         call: &ReadCall,
-        attrs: Option<&Fattr3>,
+        attrs: Option<EntryAttrs>,
         data: ReadData<'_>,
         eof: bool,
         count_matches: bool,
         hasher: &mut H,
     ) -> Result<(), ContentError> {
-        if let Some(a) = attrs {
-            let seen = a.to_entry_attrs();
+        if let Some(seen) = attrs {
             if Identity::of(&seen) != self.files[slot].expect {
                 self.changed(slot, seen, hasher);
                 return Ok(());

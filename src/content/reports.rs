@@ -428,6 +428,8 @@ mod tests {
             },
             depth: 1,
             target: None,
+            owner: None,
+            group: None,
         };
         (rec, sum, mime)
     }

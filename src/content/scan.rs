@@ -14,18 +14,26 @@
 //! skips a file whose record was still waiting for its checksum.
 
 use super::hash_pool::{HashClient, HashPool};
-use super::reader::{ContentConfig, ContentJob, ContentReader, ContentStats, ReadCall};
+use super::reader::{
+    ContentConfig, ContentError, ContentJob, ContentReader, ContentStats, ReadCall, ReadResult,
+};
 use crate::path_error::PathError;
 use crate::record::{EntryContent, EntryRecord, EntryRef, EntryType};
-use crate::rpc::nfs3::{encode_nfs3_call, proc3, FileHandle, Nfsstat3, ReadArgs, ReadReply};
+use crate::rpc::nfs3::{encode_nfs3_call, proc3, FileHandle, Nfsstat3, ReadArgs};
+use crate::rpc::nfs4::{
+    encode_compound_call, fattr4, op4, ArgOp, AttrMask, CompoundReply, Nfs4ReplyError, Nfsstat4,
+    ReadArgs4, Recovery, ResOk, SequenceArgs, Stateid, MINOR_VERSION_1, NFSPROC4_COMPOUND,
+};
 use crate::rpc::RpcError;
-use crate::scan::{EntrySink, WalkThread};
+use crate::scan::{EntrySink, WalkMachine, WalkThread};
 use crate::sched::conns::OwnedReply;
 use crate::sched::{
     CallEngine, CallPolicy, Inflight, Protocol, Queued, TaskId, TaskQueue, ThreadSetup,
 };
-use crate::walker::{ObjectRef, Task};
+use crate::walk4::{slot_range, SharedSession, Walk4Setup};
+use crate::walker::{ObjectRef, Task, Walker};
 use std::collections::{BTreeSet, VecDeque};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// XIDs of content reads have this bit set; the walk's never do.
@@ -40,6 +48,8 @@ pub struct ContentSetup<'a> {
     pub cred_xdr: Vec<u8>,
     pub policy: CallPolicy,
     pub inflight_per_conn: usize,
+    /// NFSv4.1: the walk's setup (its shared session) and the threads.
+    pub v4: Option<(Arc<Walk4Setup>, usize)>,
 }
 
 /// A regular file's record, held until its contents are read.
@@ -53,7 +63,7 @@ pub struct HeldEntry {
 pub struct ContentOut<O> {
     out: O,
     reader: ContentReader<HeldEntry>,
-    calls: CallEngine<ReadCall>,
+    calls: CallEngine<ContentCall>,
     hasher: HashClient,
     cred_xdr: Vec<u8>,
     rpc_timeout: Duration,
@@ -67,6 +77,113 @@ pub struct ContentOut<O> {
     deferred: VecDeque<(u64, TaskId)>,
     /// Files written without contents because the walk gave no handle.
     no_handle: u64,
+    /// NFSv4.1: the reads' slots of the shared session; `None` over v3.
+    v4: Option<ReadSlots4>,
+}
+
+/// A READ on the wire, with (over v4) the session slot it holds.
+#[derive(Debug, Clone, Copy)]
+struct ContentCall {
+    read: ReadCall,
+    slot: Option<SlotClaim4>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct SlotClaim4 {
+    slot: u32,
+    seq: u32,
+    generation: u32,
+}
+
+/// The reads' share of one thread's slots of the shared NFSv4.1 session (the walk has the
+/// other share, see [`Walk4Setup::walk_share`]). The walk sets sessions up and re-creates them;
+/// the reads report a lost one and wait for the next.
+struct ReadSlots4 {
+    setup: Arc<Walk4Setup>,
+    share: (usize, usize),
+    /// The session in use (`None`: none yet, or lost and not yet replaced).
+    session: Option<SharedSession>,
+    /// The generation last found lost: not taken again while it is still the current one.
+    lost: u32,
+    seq: Vec<u32>,
+    free: Vec<u32>,
+}
+
+/// The attributes a v4 READ asks after its data: the record's, so a file that changed while
+/// read is written with what it is now (as READ3's post-op attributes allow over v3).
+const READ4_ATTRS: AttrMask = AttrMask::RECORD.without(AttrMask::of(&[
+    fattr4::FILEHANDLE,
+    fattr4::FS_LOCATIONS,
+    fattr4::RDATTR_ERROR,
+]));
+
+impl ReadSlots4 {
+    /// Takes the current shared session if it is newer than the one in use; `Err` when it is
+    /// gone for good.
+    fn refresh(&mut self) -> Result<(), String> {
+        let shared = self
+            .setup
+            .shared
+            .as_ref()
+            .expect("content reads share a session");
+        let Some(s) = shared.session()? else {
+            self.session = None;
+            return Ok(());
+        };
+        if s.generation == self.lost || self.session.is_some_and(|c| c.generation == s.generation) {
+            return Ok(());
+        }
+        self.seq = vec![0; s.slots as usize];
+        self.free = slot_range(s.slots, self.share.1, self.share.0)
+            .map_or_else(Vec::new, |r| r.rev().collect());
+        self.session = Some(s);
+        Ok(())
+    }
+
+    fn claim(&mut self) -> Option<SlotClaim4> {
+        let s = self.session?;
+        let slot = self.free.pop()?;
+        self.seq[slot as usize] = self.seq[slot as usize].wrapping_add(1);
+        Some(SlotClaim4 {
+            slot,
+            seq: self.seq[slot as usize],
+            generation: s.generation,
+        })
+    }
+
+    /// Gives a slot back; `used`: the server took its sequence ID.
+    fn release(&mut self, claim: SlotClaim4, used: bool) {
+        if self
+            .session
+            .is_some_and(|s| s.generation == claim.generation)
+        {
+            if !used {
+                self.seq[claim.slot as usize] = claim.seq.wrapping_sub(1);
+            }
+            self.free.push(claim.slot);
+        }
+    }
+
+    /// Session `generation` is lost: the walk re-creates it; the reads wait for the next.
+    fn lose(&mut self, generation: u32, client: bool) {
+        if let Some(shared) = &self.setup.shared {
+            shared.report_lost(generation, client);
+        }
+        if self.session.is_some_and(|s| s.generation == generation) {
+            self.session = None;
+        }
+        self.lost = self.lost.max(generation);
+    }
+}
+
+/// What a v4 READ reply says, after its SEQUENCE.
+enum Read4Outcome {
+    /// The reader's result (data or the server's refusal of the file).
+    Result(Result<ReadResult, ContentError>),
+    /// DELAY or GRACE: the same READ later.
+    Busy,
+    /// The session, client ID or slot is unusable: the READ again on a new one.
+    Resend,
 }
 
 impl<O: EntrySink> ContentOut<O> {
@@ -88,6 +205,17 @@ impl<O: EntrySink> ContentOut<O> {
             outstanding: BTreeSet::new(),
             deferred: VecDeque::new(),
             no_handle: 0,
+            v4: setup.v4.as_ref().map(|(v4, threads)| ReadSlots4 {
+                share: {
+                    let (walk, of) = v4.walk_share(thread, *threads);
+                    (walk + 1, of)
+                },
+                setup: v4.clone(),
+                session: None,
+                lost: 0,
+                seq: Vec::new(),
+                free: Vec::new(),
+            }),
         }
     }
 
@@ -140,20 +268,75 @@ impl<O: EntrySink> ContentOut<O> {
     fn poll_transmit(&mut self, now: Instant, bufs: &mut [Vec<u8>]) -> usize {
         self.write_done();
         while let Some(read) = self.reader.poll_read() {
-            self.calls.push_back(Queued::new(read));
+            self.calls
+                .push_back(Queued::new(ContentCall { read, slot: None }));
+        }
+        if let Some(v4) = &mut self.v4 {
+            if let Err(why) = v4.refresh() {
+                // The walk gave up on the session: so do the reads, rather than wait.
+                for q in self.calls.take_unsent() {
+                    self.reader
+                        .on_read_reply(&q.call.read, Err(why.clone()), &mut self.hasher);
+                }
+                return 0;
+            }
         }
         let mut n = 0;
         let cred = &self.cred_xdr;
-        while let Some((conn, q)) = self.calls.next_ready(now) {
+        while let Some((conn, mut q)) = self.calls.next_ready(now) {
+            let sequence = match &mut self.v4 {
+                None => None,
+                Some(v4) => {
+                    // A resend keeps its slot and sequence ID within its session.
+                    let current = v4.session.map(|s| s.generation);
+                    if q.call.slot.is_some_and(|c| Some(c.generation) != current) {
+                        q.call.slot = None;
+                    }
+                    if q.call.slot.is_none() {
+                        q.call.slot = v4.claim();
+                    }
+                    let (Some(s), Some(c)) = (v4.session, q.call.slot) else {
+                        // No session or no free slot: wait for one.
+                        self.calls.push_front(q);
+                        break;
+                    };
+                    Some(SequenceArgs {
+                        sessionid: s.id,
+                        sequenceid: c.seq,
+                        slotid: c.slot,
+                        highest_slotid: s.slots.saturating_sub(1),
+                        cachethis: false,
+                    })
+                }
+            };
             let buf = &mut bufs[conn];
-            self.calls.send(conn, q, now, |read, xid| {
-                let args = ReadArgs {
-                    file: read.fh,
-                    offset: read.offset,
-                    count: read.count,
-                };
-                encode_nfs3_call(buf, xid, proc3::READ, cred, &args);
-                proc3::READ
+            self.calls.send(conn, q, now, |call, xid| {
+                let read = call.read;
+                match sequence {
+                    None => {
+                        let args = ReadArgs {
+                            file: read.fh,
+                            offset: read.offset,
+                            count: read.count,
+                        };
+                        encode_nfs3_call(buf, xid, proc3::READ, cred, &args);
+                        proc3::READ
+                    }
+                    Some(seq) => {
+                        let ops = [
+                            ArgOp::Sequence(seq),
+                            ArgOp::PutFh(read.fh.as_bytes()),
+                            ArgOp::Read(ReadArgs4 {
+                                stateid: Stateid::default(),
+                                offset: read.offset,
+                                count: read.count,
+                            }),
+                            ArgOp::Getattr(READ4_ATTRS),
+                        ];
+                        encode_compound_call(buf, xid, cred, b"nfs-walker", MINOR_VERSION_1, &ops);
+                        NFSPROC4_COMPOUND
+                    }
+                }
             });
             n += 1;
         }
@@ -168,12 +351,13 @@ impl<O: EntrySink> ContentOut<O> {
             Ok(b) => b,
             Err(e) => return self.retry_or_fail(call.into_queued(), e.to_string(), now),
         };
-        let Some(call) = self.settle_busy_or_malformed(call, body, now) else {
+        let Some((call, result)) = self.settle(call, body, now) else {
             return;
         };
         self.observe_latency(&call, now);
+        let result = result.map(|r| (r, body));
         self.reader
-            .on_read_reply(&call.call, Ok(body), &mut self.hasher);
+            .on_read_result(&call.call.read, result, &mut self.hasher);
         self.write_done();
     }
 
@@ -182,49 +366,65 @@ impl<O: EntrySink> ContentOut<O> {
         let Some(call) = self.calls.take_reply(xid) else {
             return;
         };
-        let Some(call) = self.settle_busy_or_malformed(call, reply.body(), now) else {
+        let Some((call, result)) = self.settle(call, reply.body(), now) else {
             return;
         };
         self.observe_latency(&call, now);
         self.reader
-            .on_read_reply_owned(&call.call, reply, &mut self.hasher);
+            .on_read_result_owned(&call.call.read, result, reply, &mut self.hasher);
         self.write_done();
     }
 
-    fn observe_latency(&mut self, call: &Inflight<ReadCall>, now: Instant) {
+    fn observe_latency(&mut self, call: &Inflight<ContentCall>, now: Instant) {
         let before = self.reader.chunks_per_file();
         let latency = now.saturating_duration_since(call.sent_at);
-        self.reader.on_read_latency(&call.call, latency);
+        self.reader.on_read_latency(&call.call.read, latency);
         let after = self.reader.chunks_per_file();
         if after != before {
             tracing::debug!(chunks_per_file = after, ?latency, "READ window");
         }
     }
 
-    /// Retries a READ whose reply is malformed and waits out one the server is too busy for;
-    /// gives back the others, for the reader.
-    fn settle_busy_or_malformed(
+    /// Decodes a READ reply by its protocol; retries one that is malformed, waits out one the
+    /// server is too busy for, resends one whose session is gone; gives back the others, with
+    /// their result, for the reader.
+    fn settle(
         &mut self,
-        call: Inflight<ReadCall>,
+        call: Inflight<ContentCall>,
         body: &[u8],
         now: Instant,
-    ) -> Option<Inflight<ReadCall>> {
-        match ReadReply::decode_result(body) {
-            Err(e) => {
+    ) -> Option<(Inflight<ContentCall>, Result<ReadResult, ContentError>)> {
+        let outcome = match &mut self.v4 {
+            None => match ReadResult::of_v3(body) {
+                Err(ContentError::Nfs(Nfsstat3::Jukebox)) => Read4Outcome::Busy,
+                r => Read4Outcome::Result(r),
+            },
+            Some(v4) => read4_outcome(v4, call.call.slot, body),
+        };
+        match outcome {
+            Read4Outcome::Result(Err(ContentError::Malformed(e))) => {
                 let msg = format!("malformed READ reply: {e}");
                 self.retry_or_fail(call.into_queued(), msg, now);
                 None
             }
-            Ok(Err(fail)) if fail.status == Nfsstat3::Jukebox => {
-                let delay = CallEngine::<ReadCall>::busy_delay(call.attempts.busy_waits);
-                if let Err(q) = self.calls.wait_busy(call.into_queued(), delay, now) {
-                    let msg = "server still busy (NFS3ERR_JUKEBOX); given up".to_string();
+            Read4Outcome::Busy => {
+                let mut q = call.into_queued();
+                q.call.slot = None; // its slot was given back
+                let delay = CallEngine::<ContentCall>::busy_delay(q.attempts.busy_waits);
+                if let Err(q) = self.calls.wait_busy(q, delay, now) {
+                    let msg = "server still busy (JUKEBOX or DELAY); given up".to_string();
                     self.reader
-                        .on_read_reply(&q.call, Err(msg), &mut self.hasher);
+                        .on_read_reply(&q.call.read, Err(msg), &mut self.hasher);
                 }
                 None
             }
-            Ok(_) => Some(call),
+            Read4Outcome::Resend => {
+                let mut q = call.into_queued();
+                q.call.slot = None;
+                self.calls.push_front(q);
+                None
+            }
+            Read4Outcome::Result(r) => Some((call, r)),
         }
     }
 
@@ -236,22 +436,113 @@ impl<O: EntrySink> ContentOut<O> {
         self.write_done();
     }
 
-    fn retry_or_fail(&mut self, q: Queued<ReadCall>, message: String, now: Instant) {
+    /// Resends a READ after a failed call (over v4 on the same slot and sequence ID, so the
+    /// server answers from its reply cache or runs it once), or gives it up.
+    fn retry_or_fail(&mut self, q: Queued<ContentCall>, message: String, now: Instant) {
         if let Err(q) = self.calls.retry(q, now) {
+            // Over v4 its slot is not given back: whether the server saw its sequence ID is
+            // unknown, so the slot is not used again in this session.
             self.reader
-                .on_read_reply(&q.call, Err(message), &mut self.hasher);
+                .on_read_reply(&q.call.read, Err(message), &mut self.hasher);
         }
+    }
+
+    /// Over v4: reads wait for the walk to set up a session.
+    fn waiting_for_session(&self) -> bool {
+        self.v4
+            .as_ref()
+            .is_some_and(|v4| v4.session.is_none() && !self.calls.is_idle())
     }
 
     fn poll_timeout(&self, now: Instant) -> Option<Instant> {
         let calls = self.calls.poll_timeout(now);
-        if !self.reader.is_idle() && self.calls.inflight() == 0 {
-            // Only the hashing threads can move this thread's reads on now.
+        let waiting_for_session = self.waiting_for_session();
+        if waiting_for_session || (!self.reader.is_idle() && self.calls.inflight() == 0) {
+            // Only the hashing threads (or the walk re-creating the session) can move this
+            // thread's reads on now.
             let soon = now + HASH_POLL;
             return Some(calls.map_or(soon, |c| c.min(soon)));
         }
         calls
     }
+}
+
+/// Reads a v4 READ reply (SEQUENCE, PUTFH, READ, GETATTR): settles its slot and says what it
+/// means for the read.
+fn read4_outcome(v4: &mut ReadSlots4, claim: Option<SlotClaim4>, body: &[u8]) -> Read4Outcome {
+    let malformed = |e: String| Read4Outcome::Result(Err(ContentError::Malformed(e)));
+    let mut r = match CompoundReply::decode(body) {
+        Ok(r) => r,
+        // Whether the server took the sequence ID is unknown: the call is resent as it is.
+        Err(e) => return malformed(e.to_string()),
+    };
+    let first = match r.next_op() {
+        Ok(Some(op)) if op.op == op4::SEQUENCE => op,
+        Ok(_) => return malformed("no SEQUENCE result".into()),
+        Err(e) => return malformed(e.to_string()),
+    };
+    if let Err(status) = first.result {
+        return match (status.recovery(), claim) {
+            (Recovery::RetryLater, Some(c)) => {
+                v4.release(c, false);
+                Read4Outcome::Busy
+            }
+            (Recovery::NewSession, Some(c)) => {
+                let client = matches!(status, Nfsstat4::StaleClientid | Nfsstat4::Expired);
+                v4.lose(c.generation, client);
+                Read4Outcome::Resend
+            }
+            (Recovery::ResetSlot, Some(c)) => {
+                if matches!(status, Nfsstat4::RetryUncachedRep | Nfsstat4::SeqFalseRetry) {
+                    // The server has this sequence ID: the next call takes the next one.
+                    v4.release(c, true);
+                } else {
+                    v4.lose(c.generation, false);
+                }
+                Read4Outcome::Resend
+            }
+            (_, c) => {
+                if let Some(c) = c {
+                    v4.release(c, true);
+                }
+                Read4Outcome::Result(Err(ContentError::Nfs4(status)))
+            }
+        };
+    }
+    if let Some(c) = claim {
+        v4.release(c, true);
+    }
+    let read = match r.expect(op4::PUTFH).and_then(|_| r.expect(op4::READ)) {
+        Ok(ResOk::Read { eof, data }) => {
+            let start = data.as_ptr() as usize - body.as_ptr() as usize;
+            (eof, start..start + data.len())
+        }
+        Ok(_) => return malformed("no READ result".into()),
+        Err(Nfs4ReplyError::Status {
+            status: Nfsstat4::Delay | Nfsstat4::Grace,
+            ..
+        }) => return Read4Outcome::Busy,
+        Err(Nfs4ReplyError::Status { status, .. }) => {
+            return Read4Outcome::Result(Err(ContentError::Nfs4(status)))
+        }
+        Err(e) => return malformed(e.to_string()),
+    };
+    // The attributes after the data; a reply without them is read as READ3's without
+    // post-op attributes.
+    let idmap = &v4.setup.idmap;
+    let attrs = match r.expect(op4::GETATTR) {
+        Ok(ResOk::Getattr(a)) => {
+            let (uid, gid) = (idmap.resolve(a.owner).0, idmap.resolve(a.owner_group).0);
+            Some(a.to_entry_attrs(uid, gid))
+        }
+        _ => None,
+    };
+    Read4Outcome::Result(Ok(ReadResult {
+        attrs,
+        data: read.1,
+        eof: read.0,
+        count_matches: true,
+    }))
 }
 
 fn last_component(path: &[u8]) -> &[u8] {
@@ -320,12 +611,12 @@ impl<O: EntrySink> EntrySink for ContentOut<O> {
 }
 
 /// The walk and the content reads of one thread, as the engine's protocol user.
-pub struct ContentThread<O> {
-    walk: WalkThread<ContentOut<O>>,
+pub struct ContentThread<O, W = Walker> {
+    walk: WalkThread<ContentOut<O>, W>,
 }
 
-impl<O: EntrySink> ContentThread<O> {
-    pub fn new(walk: WalkThread<ContentOut<O>>, _t: &ThreadSetup) -> Self {
+impl<O: EntrySink, W: WalkMachine> ContentThread<O, W> {
+    pub fn new(walk: WalkThread<ContentOut<O>, W>, _t: &ThreadSetup) -> Self {
         ContentThread { walk }
     }
 
@@ -334,13 +625,13 @@ impl<O: EntrySink> ContentThread<O> {
     }
 }
 
-impl<O> From<ContentThread<O>> for WalkThread<ContentOut<O>> {
-    fn from(t: ContentThread<O>) -> Self {
+impl<O, W> From<ContentThread<O, W>> for WalkThread<ContentOut<O>, W> {
+    fn from(t: ContentThread<O, W>) -> Self {
         t.walk
     }
 }
 
-impl<O: EntrySink> Protocol for ContentThread<O> {
+impl<O: EntrySink, W: WalkMachine> Protocol for ContentThread<O, W> {
     type Task = Task;
 
     fn on_conn_up(&mut self, slot: usize) {
@@ -398,8 +689,12 @@ impl<O: EntrySink> Protocol for ContentThread<O> {
 
     fn poll_transmit(&mut self, now: Instant, bufs: &mut [Vec<u8>]) -> usize {
         let mut n = self.content().poll_transmit(now, bufs);
-        // While the reader is full the walk waits: its entries would only pile up.
-        if !self.walk.out().is_full() {
+        // While the reader is full the walk waits: its entries would only pile up. (A session
+        // set-up still goes out: the reads may be waiting for it.)
+        if !self.walk.out().is_full()
+            || self.walk.walker_needs_setup()
+            || self.walk.out().waiting_for_session()
+        {
             n += self.walk.poll_transmit(now, bufs);
         }
         n

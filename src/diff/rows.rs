@@ -221,6 +221,9 @@ pub fn decode_entry(b: &[u8]) -> io::Result<(EntryRecord, usize)> {
             },
             depth,
             target,
+            // Not carried: `diff` compares the ids alone.
+            owner: None,
+            group: None,
         },
         end,
     ))
@@ -250,6 +253,8 @@ mod tests {
             },
             depth: 2,
             target: Some(b"../t".to_vec()),
+            owner: None,
+            group: None,
         };
         let mut out = vec![1, 2];
         encode_record(&mut out, &rec);

@@ -16,7 +16,9 @@
 
 use super::extsort::ExternalSorter;
 use super::{Batcher, Format, OutputBatch};
-use crate::output::schema::{entries_content_fields, entries_has_content_columns};
+use crate::output::schema::{
+    entries_content_fields, entries_has_content_columns, entries_owner_select,
+};
 use crate::record::{
     content_of_json, ContentFields, EntryAttrs, EntryContent, EntryRecord, EntryType,
 };
@@ -209,13 +211,15 @@ fn read_database(
     } else {
         "NULL, NULL"
     };
+    // Nor has one of versions 1 to 3 owner columns.
+    let owners = entries_owner_select(&conn).map_err(sql_err)?;
     let fields = entries_content_fields(&conn).map_err(sql_err)?;
     summary.content.checksum |= fields.checksum;
     summary.content.mime |= fields.mime;
     let mut stmt = conn
         .prepare(&format!(
             "SELECT path, type, size, used, mode, nlink, uid, gid, fileid, fsid, atime_ns, \
-             mtime_ns, ctime_ns, depth, target, {columns} FROM entries"
+             mtime_ns, ctime_ns, depth, target, {columns}, {owners} FROM entries"
         ))
         .map_err(sql_err)?;
     let mut rows = stmt.query([]).map_err(sql_err)?;
@@ -247,6 +251,8 @@ fn read_database(
             },
             depth: int(13)? as u32,
             target: bytes(row.get_ref(14).map_err(sql_err)?),
+            owner: bytes(row.get_ref(17).map_err(sql_err)?),
+            group: bytes(row.get_ref(18).map_err(sql_err)?),
         };
         let checksum: Option<String> = row.get(15).map_err(sql_err)?;
         let mime: Option<String> = row.get(16).map_err(sql_err)?;
@@ -329,6 +335,8 @@ mod tests {
             },
             depth: path.matches('/').count() as u32 + 1,
             target: None,
+            owner: None,
+            group: None,
         }
     }
 

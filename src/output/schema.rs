@@ -8,7 +8,10 @@ use std::borrow::Cow;
 /// 2: `scan.resumes`.
 /// 3: `entries.checksum` and `entries.mime` (last, nullable: a database of an earlier version
 /// reads as one whose scan read no contents; see [`entries_has_content_columns`]).
-pub const SCHEMA_VERSION: i32 = 3;
+/// 4: `entries.owner` and `entries."group"` (last, nullable: the NFSv4 owner names that are
+/// not numbers; a database of an earlier version reads as one without names; see
+/// [`entries_has_owner_columns`]). `group` is an SQL keyword: queries quote it.
+pub const SCHEMA_VERSION: i32 = 4;
 /// Stored as `PRAGMA application_id`: "NFSW".
 pub const APPLICATION_ID: i32 = 0x4e46_5357;
 /// The first bytes of every SQLite 3 database file.
@@ -37,7 +40,9 @@ CREATE TABLE entries (
     extension TEXT,
     target    TEXT,
     checksum  TEXT,
-    mime      TEXT
+    mime      TEXT,
+    owner     TEXT,
+    \"group\"   TEXT
 );
 CREATE TABLE dirs (
     entry_id          INTEGER PRIMARY KEY,
@@ -88,8 +93,15 @@ CREATE INDEX entries_dir_path ON entries(path) WHERE type = 'dir';
 
 pub const INSERT_ENTRY_SQL: &str = "INSERT INTO entries (id, parent_id, name, path, type, size, \
     used, mode, nlink, uid, gid, fileid, fsid, atime_ns, mtime_ns, ctime_ns, depth, extension, \
-    target, checksum, mime) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, \
-    ?15, ?16, ?17, ?18, ?19, ?20, ?21)";
+    target, checksum, mime, owner, \"group\") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, \
+    ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23)";
+
+/// [`INSERT_ENTRY_SQL`] for a database of version 3, which has no owner columns: its late
+/// rows (records of 21 values) are settled by a resume or a merge of the new version.
+pub const INSERT_ENTRY_WITHOUT_OWNERS_SQL: &str = "INSERT INTO entries (id, parent_id, name, \
+    path, type, size, used, mode, nlink, uid, gid, fileid, fsid, atime_ns, mtime_ns, ctime_ns, \
+    depth, extension, target, checksum, mime) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, \
+    ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21)";
 
 /// [`INSERT_ENTRY_SQL`] for a database of version 1 or 2, which has no content columns: its
 /// late rows (records of 19 values) are settled by a resume or a merge of the new version.
@@ -101,9 +113,28 @@ pub const INSERT_ENTRY_WITHOUT_CONTENT_SQL: &str = "INSERT INTO entries (id, par
 /// Whether a scan database's `entries` table has the content columns (`checksum`, `mime`):
 /// databases of schema version 1 have not. Readers select NULL in their place there.
 pub fn entries_has_content_columns(conn: &rusqlite::Connection) -> rusqlite::Result<bool> {
+    entries_has_columns(conn, "checksum", "mime")
+}
+
+/// Whether a scan database's `entries` table has the owner columns (`owner`, `group`):
+/// databases of schema versions 1 to 3 have not. Readers select NULL in their place there.
+pub fn entries_has_owner_columns(conn: &rusqlite::Connection) -> rusqlite::Result<bool> {
+    entries_has_columns(conn, "owner", "group")
+}
+
+/// The owner columns as a reader selects them: NULLs where the database has none.
+pub fn entries_owner_select(conn: &rusqlite::Connection) -> rusqlite::Result<&'static str> {
+    Ok(if entries_has_owner_columns(conn)? {
+        "owner, \"group\""
+    } else {
+        "NULL, NULL"
+    })
+}
+
+fn entries_has_columns(conn: &rusqlite::Connection, a: &str, b: &str) -> rusqlite::Result<bool> {
     let n: i64 = conn.query_row(
-        "SELECT count(*) FROM pragma_table_info('entries') WHERE name IN ('checksum', 'mime')",
-        [],
+        "SELECT count(*) FROM pragma_table_info('entries') WHERE name IN (?1, ?2)",
+        [a, b],
         |r| r.get(0),
     )?;
     Ok(n == 2)

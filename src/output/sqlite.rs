@@ -440,6 +440,8 @@ mod tests {
                 path.iter().filter(|&&b| b == b'/').count() as u32 + 1
             },
             target: None,
+            owner: None,
+            group: None,
         }
     }
 
@@ -828,45 +830,53 @@ mod tests {
     }
 
     /// A database an earlier version cut short (no content columns, late rows of 19 values)
-    /// settles as that version would have settled it.
+    /// settles as that version would have settled it; so does one of version 3 (content
+    /// columns, no owner columns, late rows of 21 values).
     #[test]
     fn late_rows_of_a_database_without_content_columns_settle() {
         use crate::output::btree::{encode_record, Value as V};
-        let path = temp_db("version2-late.db");
-        let conn = Connection::open(&path).unwrap();
-        let without_content = SCHEMA_SQL.replace(
-            "    target    TEXT,\n    checksum  TEXT,\n    mime      TEXT\n",
-            "    target    TEXT\n",
-        );
-        assert_ne!(without_content, SCHEMA_SQL);
-        conn.execute_batch(&without_content).unwrap();
-        conn.execute_batch(LATE_ENTRIES_SQL).unwrap();
-        let mut record = Vec::new();
-        let mut values = vec![
-            V::Null,
-            V::Null,
-            V::Text(b"d"),
-            V::Text(b"d"),
-            V::Text(b"dir"),
-        ];
-        values.extend([V::Int(4096); 12]);
-        values.extend([V::Null, V::Null]);
-        assert_eq!(values.len(), 19);
-        encode_record(&values, &mut record);
-        conn.execute(
-            "INSERT INTO late_entries (entry_id, record) VALUES (7, ?1)",
-            [&record],
-        )
-        .unwrap();
-        drop(conn);
-        assert_eq!(settle_late_rows(&path).unwrap(), 1);
-        let conn = Connection::open(&path).unwrap();
-        let (id, kind): (i64, String) = conn
-            .query_row("SELECT id, type FROM entries WHERE path = 'd'", [], |r| {
-                Ok((r.get(0)?, r.get(1)?))
-            })
+        let columns = "    target    TEXT,\n    checksum  TEXT,\n    mime      TEXT,\n    \
+                       owner     TEXT,\n    \"group\"   TEXT\n";
+        for (version, kept, values_len) in [
+            (2, "    target    TEXT\n", 19),
+            (
+                3,
+                "    target    TEXT,\n    checksum  TEXT,\n    mime      TEXT\n",
+                21,
+            ),
+        ] {
+            let path = temp_db(&format!("version{version}-late.db"));
+            let conn = Connection::open(&path).unwrap();
+            let old_schema = SCHEMA_SQL.replace(columns, kept);
+            assert_ne!(old_schema, SCHEMA_SQL);
+            conn.execute_batch(&old_schema).unwrap();
+            conn.execute_batch(LATE_ENTRIES_SQL).unwrap();
+            let mut record = Vec::new();
+            let mut values = vec![
+                V::Null,
+                V::Null,
+                V::Text(b"d"),
+                V::Text(b"d"),
+                V::Text(b"dir"),
+            ];
+            values.extend([V::Int(4096); 12]);
+            values.resize(values_len, V::Null);
+            encode_record(&values, &mut record);
+            conn.execute(
+                "INSERT INTO late_entries (entry_id, record) VALUES (7, ?1)",
+                [&record],
+            )
             .unwrap();
-        assert_eq!((id, kind.as_str()), (7, "dir"));
+            drop(conn);
+            assert_eq!(settle_late_rows(&path).unwrap(), 1, "version {version}");
+            let conn = Connection::open(&path).unwrap();
+            let (id, kind): (i64, String) = conn
+                .query_row("SELECT id, type FROM entries WHERE path = 'd'", [], |r| {
+                    Ok((r.get(0)?, r.get(1)?))
+                })
+                .unwrap();
+            assert_eq!((id, kind.as_str()), (7, "dir"), "version {version}");
+        }
     }
 
     #[test]

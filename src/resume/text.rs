@@ -285,6 +285,8 @@ mod tests {
             },
             depth: 2,
             target: None,
+            owner: None,
+            group: None,
         }
     }
 

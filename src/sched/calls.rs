@@ -437,6 +437,15 @@ impl<C> CallEngine<C> {
         self.ready.retain(|q| !pred(&q.call));
     }
 
+    /// Takes every call not on the wire: queued ones in order, then those held back (the
+    /// protocol user can no longer send anything and fails them).
+    pub fn take_unsent(&mut self) -> Vec<Queued<C>> {
+        self.delayed.clear();
+        let mut calls: Vec<Queued<C>> = self.ready.drain(..).collect();
+        calls.extend(self.delayed_calls.drain());
+        calls
+    }
+
     /// Takes every call off the wire (the run ends), in slab order.
     pub fn drain_inflight(&mut self) -> Vec<Inflight<C>> {
         let calls: Vec<Inflight<C>> = self.inflight.drain().collect();

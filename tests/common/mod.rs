@@ -181,6 +181,8 @@ pub fn find_listing(dir: &Path, maxdepth: Option<u32>, with_root: bool) -> Vec<E
                 },
                 depth,
                 target: (kind == EntryType::Symlink).then(|| f[12].to_vec()),
+                owner: None,
+                group: None,
             }
         })
         .collect()
@@ -307,4 +309,21 @@ pub fn assert_exact_ndjson(got: &[u8], expected: impl Iterator<Item = EntryRecor
         first_diff.is_none(),
         "{what}: records differ from the expected listing"
     );
+}
+
+/// The ganesha URL for NFSv4.1: the same host and NFS port, no MOUNT.
+pub fn ganesha_v4(url: &str, sub: &str) -> String {
+    let (base, query) = url.split_once('?').unwrap_or((url, ""));
+    let port = query
+        .split('&')
+        .find_map(|kv| kv.strip_prefix("nfsport="))
+        .unwrap_or("2049");
+    let rest = base.strip_prefix("nfs://").expect("nfs URL");
+    let (host, path) = rest.split_once('/').unwrap_or((rest, ""));
+    let host = host.rsplit_once(':').map_or(host, |(h, _)| h);
+    format!(
+        "nfs://{host}:{port}/{}/{}?version=4",
+        path.trim_end_matches('/'),
+        sub.trim_start_matches('/')
+    )
 }

@@ -118,10 +118,15 @@ pub struct EntryRecord {
     pub depth: u32,
     /// Symlink target, where it was read (`--readlink`).
     pub target: Option<Vec<u8>>,
+    /// The owner and group names an NFSv4 server sent where they are not numbers
+    /// (`alice@example.com`): `attrs.uid` / `attrs.gid` then hold the `--idmap` id, or
+    /// 65534 (nobody, as a kernel mount shows them). `None` over v3 and for numeric owners.
+    pub owner: Option<Vec<u8>>,
+    pub group: Option<Vec<u8>>,
 }
 
 /// Column names, in output order (CSV header, documentation).
-pub const COLUMNS: [&str; 17] = [
+pub const COLUMNS: [&str; 19] = [
     "path",
     "type",
     "size",
@@ -139,6 +144,8 @@ pub const COLUMNS: [&str; 17] = [
     "path_b64",
     "target",
     "target_b64",
+    "owner",
+    "group",
 ];
 
 /// Appends `bytes` as the contents of a JSON string (no quotes): lossy UTF-8, escaped.
@@ -187,6 +194,9 @@ pub struct EntryRef<'a> {
     pub attrs: &'a EntryAttrs,
     pub depth: u32,
     pub target: Option<&'a [u8]>,
+    /// See [`EntryRecord::owner`].
+    pub owner: Option<&'a [u8]>,
+    pub group: Option<&'a [u8]>,
 }
 
 impl EntryRef<'_> {
@@ -196,6 +206,8 @@ impl EntryRef<'_> {
             attrs: *self.attrs,
             depth: self.depth,
             target: self.target.map(<[u8]>::to_vec),
+            owner: self.owner.map(<[u8]>::to_vec),
+            group: self.group.map(<[u8]>::to_vec),
         }
     }
 
@@ -231,6 +243,18 @@ impl EntryRef<'_> {
             if std::str::from_utf8(t).is_err() {
                 out.extend_from_slice(b",\"target_b64\":\"");
                 out.extend_from_slice(b64(t).as_bytes());
+                out.push(b'"');
+            }
+        }
+        // Only where there is a name: v3 scans and numeric owners have none, as they have
+        // no target field where nothing was read.
+        for (key, value) in [
+            (&b",\"owner\":\""[..], self.owner),
+            (b",\"group\":\"", self.group),
+        ] {
+            if let Some(v) = value {
+                out.extend_from_slice(key);
+                json_escape_into(out, v);
                 out.push(b'"');
             }
         }
@@ -271,6 +295,12 @@ impl EntryRef<'_> {
         if let Some(t) = self.target {
             if std::str::from_utf8(t).is_err() {
                 out.extend_from_slice(b64(t).as_bytes());
+            }
+        }
+        for value in [self.owner, self.group] {
+            out.push(b',');
+            if let Some(v) = value {
+                csv_field(out, &String::from_utf8_lossy(v));
             }
         }
         out.extend_from_slice(b"\r\n");
@@ -379,6 +409,8 @@ impl EntryRecord {
             attrs: &self.attrs,
             depth: self.depth,
             target: self.target.as_deref(),
+            owner: self.owner.as_deref(),
+            group: self.group.as_deref(),
         }
     }
 
@@ -445,6 +477,8 @@ impl EntryRecord {
             },
             depth: unum("depth")? as u32,
             target: bytes_of("target", "target_b64")?,
+            owner: bytes_of("owner", "")?,
+            group: bytes_of("group", "")?,
         })
     }
 }
@@ -514,6 +548,8 @@ mod tests {
             },
             depth: 3,
             target: None,
+            owner: None,
+            group: None,
         }
     }
 
@@ -589,8 +625,38 @@ mod tests {
         let row = String::from_utf8(row).unwrap();
         assert!(row.ends_with(",,,blake3:00ff,\r\n"), "{row}");
         let header = csv_header_content(both);
-        assert!(header.ends_with("target_b64,checksum,mime\r\n"));
+        assert!(header.ends_with("target_b64,owner,group,checksum,mime\r\n"));
         assert_eq!(csv_header_content(ContentFields::default()), csv_header());
+    }
+
+    /// NFSv4 owner names are written where there are some, read back exactly, and absent
+    /// (not null) where there are none, so v3 lines are unchanged.
+    #[test]
+    fn owner_names_round_trip_and_are_absent_when_none() {
+        let mut rec = sample(b"d/f");
+        rec.owner = Some(b"alice@example.com".to_vec());
+        rec.group = Some(b"staff \"x\"@example.com".to_vec());
+        let mut line = Vec::new();
+        rec.write_ndjson(&mut line);
+        let text = std::str::from_utf8(&line).unwrap();
+        let v: serde_json::Value = serde_json::from_str(text).unwrap();
+        assert_eq!(v["owner"], "alice@example.com");
+        assert_eq!(v["group"], "staff \"x\"@example.com");
+        assert_eq!(EntryRecord::from_json(text.trim_end()).unwrap(), rec);
+        let mut row = Vec::new();
+        rec.write_csv(&mut row);
+        let row = String::from_utf8(row).unwrap();
+        assert!(
+            row.ends_with(",,,alice@example.com,\"staff \"\"x\"\"@example.com\"\r\n"),
+            "{row}"
+        );
+        rec.owner = None;
+        rec.group = None;
+        let mut line = Vec::new();
+        rec.write_ndjson(&mut line);
+        let text = std::str::from_utf8(&line).unwrap();
+        assert!(!text.contains("owner") && !text.contains("group"), "{text}");
+        assert_eq!(EntryRecord::from_json(text.trim_end()).unwrap(), rec);
     }
 
     #[test]

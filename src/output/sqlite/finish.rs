@@ -5,7 +5,10 @@
 use super::load::LoadState;
 use super::{clamp_i64, unix_ns, DbError, DbSummary, ScanEnd, INSERT_ENTRY_SQL};
 use crate::output::btree::{decode_record, BtreeError, Value};
-use crate::output::schema::{entries_has_content_columns, INSERT_ENTRY_WITHOUT_CONTENT_SQL};
+use crate::output::schema::{
+    entries_has_content_columns, entries_has_owner_columns, INSERT_ENTRY_WITHOUT_CONTENT_SQL,
+    INSERT_ENTRY_WITHOUT_OWNERS_SQL,
+};
 use rusqlite::{Connection, Statement};
 use std::path::Path;
 use std::time::Instant;
@@ -126,9 +129,12 @@ pub(crate) fn move_late_rows(tx: &rusqlite::Transaction<'_>) -> Result<u64, DbEr
     let mut moved = 0;
     {
         // The late rows of a database of an earlier version (a resume or merge of a scan
-        // that version started) have no content values, nor does its table their columns.
-        let insert_sql = if entries_has_content_columns(tx)? {
+        // that version started) have no content or owner values, nor does its table their
+        // columns.
+        let insert_sql = if entries_has_owner_columns(tx)? {
             INSERT_ENTRY_SQL
+        } else if entries_has_content_columns(tx)? {
+            INSERT_ENTRY_WITHOUT_OWNERS_SQL
         } else {
             INSERT_ENTRY_WITHOUT_CONTENT_SQL
         };

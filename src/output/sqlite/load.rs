@@ -255,6 +255,8 @@ impl LoadState {
             content
                 .mime
                 .map_or(Value::Null, |m| Value::Text(m.as_bytes())),
+            row.owner.map_or(Value::Null, text_or_blob),
+            row.group.map_or(Value::Null, text_or_blob),
         ];
         self.record.clear();
         encode_record(&values, &mut self.record);

@@ -9,8 +9,8 @@ use crate::record::{EntryAttrs, EntryContent, EntryRef, EntryType};
 /// batch (no allocation per entry); the writer encodes each row's record straight from it.
 #[derive(Debug, Default)]
 pub struct RowBatch {
-    /// Per row: the path, then the symlink target, the extension, the checksum and the MIME
-    /// type, each where there is one.
+    /// Per row: the path, then the symlink target, the extension, the checksum, the MIME
+    /// type, the owner name and the group name, each where there is one.
     bytes: Vec<u8>,
     rows: Vec<RowMeta>,
 }
@@ -30,6 +30,10 @@ struct RowMeta {
     /// none (every row of a scan that reads no contents).
     checksum_len: u32,
     mime_len: u32,
+    /// Lengths of the NFSv4 owner and group names after the MIME type; [`NO_NAME`] where
+    /// there is none (every row of a v3 scan). Names are at most 1 KiB on the wire.
+    owner_len: u16,
+    group_len: u16,
     attrs: EntryAttrs,
 }
 
@@ -44,6 +48,7 @@ pub struct RowRef<'a> {
 
 const NO_TARGET: u32 = u32::MAX;
 const NO_VALUE: u32 = u32::MAX;
+const NO_NAME: u16 = u16::MAX;
 
 impl RowBatch {
     pub fn with_capacity(bytes: usize, rows: usize) -> Self {
@@ -102,6 +107,18 @@ impl RowBatch {
         };
         let checksum_len = copy(content.checksum);
         let mime_len = copy(content.mime);
+        let mut name = |value: Option<&[u8]>| match value {
+            // Longer names (none come off the wire: the decoder bounds them) are cut rather
+            // than mistaken for the marker of none.
+            Some(v) => {
+                let v = &v[..v.len().min(usize::from(NO_NAME - 1))];
+                self.bytes.extend_from_slice(v);
+                v.len() as u16
+            }
+            None => NO_NAME,
+        };
+        let owner_len = name(e.owner);
+        let group_len = name(e.group);
         self.rows.push(RowMeta {
             start,
             path_len: e.path.len() as u32,
@@ -111,6 +128,8 @@ impl RowBatch {
             extension_len,
             checksum_len,
             mime_len,
+            owner_len,
+            group_len,
             attrs: *e.attrs,
         });
     }
@@ -140,13 +159,24 @@ impl RowBatch {
                 (std::str::from_utf8(&self.bytes[start..end]).ok(), end)
             };
             let (checksum, checksum_end) = text(extension_end, m.checksum_len);
-            let (mime, _) = text(checksum_end, m.mime_len);
+            let (mime, mime_end) = text(checksum_end, m.mime_len);
+            let bytes = |start: usize, len: u16| -> (Option<&[u8]>, usize) {
+                if len == NO_NAME {
+                    return (None, start);
+                }
+                let end = start + usize::from(len);
+                (Some(&self.bytes[start..end]), end)
+            };
+            let (owner, owner_end) = bytes(mime_end, m.owner_len);
+            let (group, _) = bytes(owner_end, m.group_len);
             RowRef {
                 entry: EntryRef {
                     path: &self.bytes[m.start..path_end],
                     attrs: &m.attrs,
                     depth: m.depth,
                     target,
+                    owner,
+                    group,
                 },
                 path_is_utf8: m.path_is_utf8,
                 extension,

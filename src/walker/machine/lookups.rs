@@ -44,6 +44,9 @@ impl Walker {
             attrs,
             depth,
             target,
+            // NFSv3 owners are numbers.
+            owner: None,
+            group: None,
         });
     }
 

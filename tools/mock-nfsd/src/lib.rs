@@ -57,6 +57,9 @@ pub struct Config {
     pub seed: u64,
     /// Serve the tree's changed variant (`--mutate SEED:FRACTION`).
     pub mutate: Option<Mutation>,
+    /// NFSv4 owners as names where [`owner_name`] has one (`alice@example.com`), as servers
+    /// without numeric owners send them; numbers otherwise. NFSv3 always sees numbers.
+    pub owner_names: bool,
 }
 
 impl Default for Config {
@@ -71,12 +74,45 @@ impl Default for Config {
             faults: FaultSpec::default(),
             seed: 0,
             mutate: None,
+            owner_names: false,
         }
     }
 }
 
 /// The exact listing of `config`'s tree as a correct client records it: the root as "."
 /// (depth 0), then every entry, depth-first. With `readlink`, symlinks carry their targets.
+///
+/// With [`Config::owner_names`], the listing is what an NFSv4 client without an id map sees:
+/// names kept in `owner` / `group`, their ids `nobody`.
 pub fn listing(config: &Config, readlink: bool) -> impl Iterator<Item = EntryRecord> {
-    Listing::new(TreeModel::new(config.tree).mutated(config.mutate), readlink)
+    let names = config.owner_names;
+    Listing::new(TreeModel::new(config.tree).mutated(config.mutate), readlink).map(move |mut r| {
+        if names {
+            if let Some(n) = owner_name(r.attrs.uid, false) {
+                r.owner = Some(n.to_vec());
+                r.attrs.uid = NOBODY_ID;
+            }
+            if let Some(n) = owner_name(r.attrs.gid, true) {
+                r.group = Some(n.to_vec());
+                r.attrs.gid = NOBODY_ID;
+            }
+        }
+        r
+    })
+}
+
+/// The id a client without an id map gives an owner name (`nobody`, as Linux's idmapd).
+pub const NOBODY_ID: u32 = 65534;
+
+/// The name `--owner-names` sends over NFSv4 for a uid (or a gid, `group`): the mixed tree's
+/// common ids get names (one with the characters CSV and JSON quote), the rest stay numbers,
+/// so one listing holds both.
+pub fn owner_name(id: u32, group: bool) -> Option<&'static [u8]> {
+    match (id, group) {
+        (1000, false) => Some(b"alice@example.com"),
+        (1000, true) => Some(b"staff@example.com"),
+        (0, false) => Some(b"root@example.com"),
+        (0, true) => Some(b"wheel, \"admins\"@example.com"),
+        _ => None,
+    }
 }

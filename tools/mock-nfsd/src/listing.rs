@@ -54,6 +54,8 @@ impl Listing {
             attrs: attrs.to_entry_attrs(),
             depth,
             target,
+            owner: None,
+            group: None,
         }
     }
 }

@@ -63,6 +63,10 @@ struct Args {
     /// deleted, renamed, chmod; and new files): the same tree a night later, for `diff`.
     #[arg(long, value_name = "SEED:FRACTION")]
     mutate: Option<mock_nfsd::Mutation>,
+    /// Send NFSv4 owners as names for the common ids (`alice@example.com` for 1000, ...)
+    /// instead of numbers; --print-listing then shows them as an unmapped client does.
+    #[arg(long)]
+    owner_names: bool,
     /// Print per-procedure call counts when stopped by SIGINT or SIGTERM.
     #[arg(long)]
     stats: bool,
@@ -97,6 +101,7 @@ fn main() -> ExitCode {
         faults: args.faults.unwrap_or_default(),
         seed: args.seed,
         mutate: args.mutate,
+        owner_names: args.owner_names,
     };
     if args.print_listing {
         let checksum = args.checksum.map(|algo| (algo, args.checksum_max_size));

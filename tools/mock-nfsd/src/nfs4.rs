@@ -349,8 +349,14 @@ impl Service {
             maxname: NAME_BYTES_MAX as u32,
             mode: v3.mode & 0o7777,
             numlinks: v3.nlink,
-            owner: decimal(v3.uid, &mut bufs.owner),
-            owner_group: decimal(v3.gid, &mut bufs.group),
+            owner: match crate::owner_name(v3.uid, false).filter(|_| self.owner_names) {
+                Some(name) => name,
+                None => decimal(v3.uid, &mut bufs.owner),
+            },
+            owner_group: match crate::owner_name(v3.gid, true).filter(|_| self.owner_names) {
+                Some(name) => name,
+                None => decimal(v3.gid, &mut bufs.group),
+            },
             rawdev: (v3.rdev.major, v3.rdev.minor),
             space_used: v3.used,
             time_access: NfsTime4::from_ns(v3.atime.to_ns()),
@@ -592,7 +598,8 @@ impl Service {
                     (_, FileType3::Lnk) => return Err(Nfsstat4::Symlink),
                     _ => return Err(Nfsstat4::Inval),
                 };
-                // Files read as zeros over v4, as over v3.
+                // A file reads as its deterministic contents, as over v3 (the `rewrite` fault
+                // is v3's only: a v4 file keeps its first generation).
                 let len =
                     v3.size
                         .saturating_sub(a.offset)
@@ -600,6 +607,11 @@ impl Service {
                 let eof = a.offset.saturating_add(len as u64) >= v3.size;
                 conn.scratch.clear();
                 conn.scratch.resize(len, 0);
+                crate::content::fill(
+                    crate::content::content_seed(v3.fileid, 0),
+                    a.offset,
+                    &mut conn.scratch,
+                );
                 enc.ok(
                     out,
                     opnum,

@@ -87,6 +87,8 @@ pub struct Service {
     pub stats: Stats,
     /// NFSv4 client IDs and sessions.
     pub(crate) v4: crate::nfs4::V4State,
+    /// Send NFSv4 owners as names ([`crate::owner_name`]).
+    pub(crate) owner_names: bool,
 }
 
 /// Per-connection state: fault and latency generators and reused scratch buffers.
@@ -138,6 +140,7 @@ impl Service {
             rewrites: AtomicU64::new(0),
             stats: Stats::default(),
             v4,
+            owner_names: config.owner_names,
         }
     }
 

@@ -281,6 +281,8 @@ fn a_readdirplus_walk_sees_exactly_the_listing() {
             attrs: root_attrs.to_entry_attrs(),
             depth: 0,
             target: None,
+            owner: None,
+            group: None,
         }];
         let mut stack = vec![(root, b".".to_vec(), 0u32)];
         while let Some((dir, path, depth)) = stack.pop() {
@@ -307,6 +309,8 @@ fn a_readdirplus_walk_sees_exactly_the_listing() {
                         attrs: attrs.to_entry_attrs(),
                         depth: depth + 1,
                         target,
+                        owner: None,
+                        group: None,
                     });
                 }
                 if l.eof {

@@ -6,7 +6,8 @@
 #   benches/nfs4.sh ganesha    # as root: an nfs-ganesha instance of its own (LAB_RUN_DIR
 #                              # /tmp/nfs-walker-nfs4-lab, NFS port $NFS4_BENCH_PORT or 2150,
 #                              # MOUNT port +1) serving make-tree.py wide 100 1000 under
-#                              # $NFS_WALKER_BENCH_DATA (default /tmp/nfs-walker-nfs4-bench)
+#                              # $NFS_WALKER_BENCH_DATA (default /tmp/nfs-walker-nfs4-bench),
+#                              # with numeric owners and then with ganesha's default (names)
 #
 # Figures are for information: nothing here asserts. Server and client share the machine.
 set -euo pipefail
@@ -53,18 +54,24 @@ if [ "$what" = ganesha ]; then
     export LAB_RUN_DIR=/tmp/nfs-walker-nfs4-lab MNT_PORT=$((port + 1))
     mkdir -p "$data/export" "$LAB_RUN_DIR"
     [ -e "$data/export/bench-wide.done" ] || { python3 tests/fixtures/make-tree.py "$data/export/bench-wide" wide 100 1000 --force && touch "$data/export/bench-wide.done"; }
-    tests/fixtures/ganesha.sh start "$data/export" "$port" >/dev/null
     trap 'tests/fixtures/ganesha.sh stop >/dev/null 2>&1 || true' EXIT
     v4="nfs://127.0.0.1/export/bench-wide?version=4&nfsport=$port"
     v3="nfs://127.0.0.1/export/bench-wide?version=3&nfsport=$port&mountport=$MNT_PORT"
     n=$(find "$data/export/bench-wide" | wc -l)
-    "$W" scan "$v3" -q -o /dev/null 2>/dev/null   # warm ganesha's cache
-    "$W" scan "$v4" -q -o /dev/null 2>/dev/null
-    for i in 1 2; do
-        t0=$(date +%s.%N); nfs-ls -R "$v4" >/dev/null; t1=$(date +%s.%N)
-        awk -v a="$t0" -v b="$t1" -v n="$n" -v i="$i" 'BEGIN {
-            printf "%-48s %9.0f entries/s  %6.2f s\n", "nfs-ls -R version=4 wide 100x1000 (run " i ")", n / (b - a), b - a }'
-        run_scan "nfs-walker v4.1 wide 100x1000 (run $i)" "$n" "$v4"
-        run_scan "nfs-walker v3 plus wide 100x1000 (run $i)" "$n" "$v3"
+    # Owners as numbers (the tests' configuration), then as nfs-ganesha sends them by default
+    # (Only_Numeric_Owners = false: names, which libnfs resolves slowly).
+    for numeric in true false; do
+        GANESHA_ONLY_NUMERIC_OWNERS=$numeric tests/fixtures/ganesha.sh start "$data/export" "$port" >/dev/null
+        echo "== nfs-ganesha, Only_Numeric_Owners = $numeric"
+        "$W" scan "$v3" -q -o /dev/null 2>/dev/null   # warm ganesha's cache
+        "$W" scan "$v4" -q -o /dev/null 2>/dev/null
+        for i in 1 2; do
+            t0=$(date +%s.%N); nfs-ls -R "$v4" >/dev/null; t1=$(date +%s.%N)
+            awk -v a="$t0" -v b="$t1" -v n="$n" -v i="$i" 'BEGIN {
+                printf "%-48s %9.0f entries/s  %6.2f s\n", "nfs-ls -R version=4 wide 100x1000 (run " i ")", n / (b - a), b - a }'
+            run_scan "nfs-walker v4.1 wide 100x1000 (run $i)" "$n" "$v4"
+            run_scan "nfs-walker v3 plus wide 100x1000 (run $i)" "$n" "$v3"
+        done
+        tests/fixtures/ganesha.sh stop >/dev/null
     done
 fi

@@ -143,6 +143,15 @@ impl Inner {
         }
     }
 
+    /// Whether this host holds task `id` (without listing what it holds: thousands of tasks
+    /// may await their acknowledgement).
+    fn holds(&self, id: TaskId) -> bool {
+        self.running.contains(&id)
+            || self.awaiting.contains(&id)
+            || self.ready.iter().any(|t| t.id == id)
+            || self.finishing.iter().any(|f| f.listed && f.id == id)
+    }
+
     fn held_ids(&self) -> Vec<TaskId> {
         let mut ids: Vec<TaskId> = self.ready.iter().map(|t| t.id).collect();
         ids.extend(self.running.iter().copied());
@@ -686,12 +695,12 @@ impl QueueThread {
     /// hosts.
     fn refill(&mut self) -> Result<bool, QueueError> {
         let backlog = self.shared.local_backlog.load(Ordering::Relaxed);
-        let (buffered, held): (usize, HashSet<TaskId>) = {
+        let buffered = {
             let g = self.shared.lock();
             if g.ready.len() > refill_at(self.opts.batch) || backlog >= CLAIM_BELOW {
                 return Ok(false);
             }
-            (g.ready.len(), g.held_ids().into_iter().collect())
+            g.ready.len()
         };
         let want = self.opts.batch - buffered;
         let mut got = Vec::new();
@@ -722,19 +731,19 @@ impl QueueThread {
                 }
                 let mut g = self.shared.lock();
                 g.share.tasks_claimed_over +=
-                    claimed.iter().filter(|t| !held.contains(&t.id)).count() as u64;
+                    claimed.iter().filter(|t| !g.holds(t.id)).count() as u64;
                 drop(g);
                 got = claimed;
             }
         }
+        let now = Instant::now();
+        let mut g = self.shared.lock();
         // A task this host holds already (its own, idle because a checkpoint is slow) is not
         // listed twice.
-        got.retain(|t| !held.contains(&t.id));
+        got.retain(|t| !g.holds(t.id));
         if got.is_empty() {
             return Ok(false);
         }
-        let now = Instant::now();
-        let mut g = self.shared.lock();
         for t in &got {
             g.touched.insert(t.id, now);
         }

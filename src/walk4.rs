@@ -36,7 +36,6 @@ use crate::walker::config::{
 };
 use crate::walker::machine::listing::entry_key;
 use crate::walker::seen::{EmittedSet, HashSet64};
-use crate::walker::stats::type_index;
 use crate::walker::{DirTask, ObjectRef, Task, VisitedDirs, WalkSink, WalkStats};
 use slab::Slab;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -1139,9 +1138,7 @@ impl Walker4 {
         group: Option<&[u8]>,
         sink: &mut impl WalkSink,
     ) {
-        self.stats.entries += 1;
-        self.stats.entries_by_type[type_index(attrs.kind)] += 1;
-        self.stats.bytes += attrs.size;
+        self.stats.count_entry(attrs);
         sink.entry(&EntryRef {
             path,
             attrs,

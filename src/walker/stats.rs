@@ -83,6 +83,15 @@ impl WalkStats {
     }
 }
 
+impl WalkStats {
+    /// Counts an entry written (by either walk, v3 or v4).
+    pub fn count_entry(&mut self, attrs: &crate::record::EntryAttrs) {
+        self.entries += 1;
+        self.entries_by_type[type_index(attrs.kind)] += 1;
+        self.bytes += attrs.size;
+    }
+}
+
 /// Index of an entry type in [`WalkStats::entries_by_type`].
 pub fn type_index(t: EntryType) -> usize {
     EntryType::ALL.iter().position(|x| *x == t).unwrap_or(7)

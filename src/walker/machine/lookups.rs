@@ -10,7 +10,6 @@ use crate::rpc::nfs3::{
 };
 use crate::sched::{Queued, TaskId};
 use crate::walker::config::DEPTH_HARD_MAX;
-use crate::walker::stats::type_index;
 use crate::walker::task::{DirTask, Task};
 use crate::walker::WalkSink;
 use std::sync::Arc;
@@ -36,9 +35,7 @@ impl Walker {
         if self.cfg.dirs_only && attrs.kind != EntryType::Dir {
             return;
         }
-        self.stats.entries += 1;
-        self.stats.entries_by_type[type_index(attrs.kind)] += 1;
-        self.stats.bytes += attrs.size;
+        self.stats.count_entry(attrs);
         sink.entry(&EntryRef {
             path,
             attrs,

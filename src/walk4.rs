@@ -35,7 +35,7 @@ use crate::walker::config::{
     JUKEBOX_WAITS_MAX, LISTED_NAME_BYTES_MAX, LISTING_RESTARTS_MAX,
 };
 use crate::walker::machine::listing::entry_key;
-use crate::walker::seen::{EmittedSet, HashSet64};
+use crate::walker::seen::{EmittedSet, HashSet64, KeyedAhead};
 use crate::walker::{DirTask, ObjectRef, Task, VisitedDirs, WalkSink, WalkStats};
 use slab::Slab;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -1315,8 +1315,14 @@ impl Walker4 {
         let depth = l.task.depth + 1;
         let id = l.id;
         let mut path = std::mem::take(&mut self.scratch_path);
-        for e in list.entries() {
-            self.on_entry(task, id, &dir_path, depth, &e, &mut path, sink);
+        let mut entries = KeyedAhead::new(list.entries(), |e| entry_key(e.name, e.attrs.fileid));
+        let prefetch = |tasks: &Slab<Listing4>, k| {
+            if let Some(l) = tasks.get(task) {
+                l.seen.prefetch(k)
+            }
+        };
+        while let Some((e, key)) = entries.next_with(|k| prefetch(&self.tasks, k)) {
+            self.on_entry(task, id, &dir_path, depth, &e, key, &mut path, sink);
         }
         self.scratch_path = path;
         self.tasks
@@ -1332,6 +1338,7 @@ impl Walker4 {
         dir_path: &[u8],
         depth: u32,
         e: &Entry4<'_>,
+        key: u64,
         path: &mut Vec<u8>,
         sink: &mut S,
     ) {
@@ -1366,7 +1373,7 @@ impl Walker4 {
         let Some(l) = self.tasks.get_mut(task) else {
             return;
         };
-        if !l.seen.insert(entry_key(name, a.fileid)) {
+        if !l.seen.insert(key) {
             self.stats.duplicates_skipped += 1;
             return;
         }

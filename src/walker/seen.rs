@@ -61,6 +61,24 @@ impl HashSet64 {
         }
     }
 
+    /// Starts fetching the slot `h` would probe first, so that an insert of it a few entries
+    /// later does not wait on memory: a large listing's set is tens of MiB, and without this
+    /// each insert is a cache miss (a third of the walk's CPU on a 1M-entry directory).
+    #[inline]
+    pub fn prefetch(&self, h: u64) {
+        #[cfg(target_arch = "x86_64")]
+        if let Some(slot) = self
+            .slots
+            .get((h as usize) & self.slots.len().wrapping_sub(1))
+        {
+            use core::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+            // SAFETY: a prefetch is only a hint and never faults; the address is a live slot.
+            unsafe { _mm_prefetch::<_MM_HINT_T0>((slot as *const u64).cast()) }
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        let _ = h;
+    }
+
     #[inline]
     fn place(slots: &mut [u64], h: u64) -> bool {
         let mask = slots.len() - 1;
@@ -87,10 +105,80 @@ impl HashSet64 {
     }
 }
 
+/// How many entries ahead [`KeyedAhead`] computes keys: enough prefetches in flight to cover
+/// a memory access while the entries between are processed.
+pub const PREFETCH_AHEAD: usize = 16;
+
+/// A listing's entries with their keys, each computed [`PREFETCH_AHEAD`] entries before it is
+/// handed out, when its set slot is prefetched: the set is touched in the order of the
+/// entries, but the memory latency of one insert overlaps the work on the entries before it.
+/// Each entry is decoded once.
+pub struct KeyedAhead<I: Iterator, F> {
+    entries: I,
+    key: F,
+    ahead: std::collections::VecDeque<(I::Item, u64)>,
+}
+
+impl<I: Iterator, F: Fn(&I::Item) -> u64> KeyedAhead<I, F> {
+    pub fn new(entries: I, key: F) -> Self {
+        KeyedAhead {
+            entries,
+            key,
+            ahead: std::collections::VecDeque::with_capacity(PREFETCH_AHEAD),
+        }
+    }
+
+    /// The next entry and its key; `prefetch` is called with the keys of entries read ahead.
+    #[inline]
+    pub fn next_with(&mut self, mut prefetch: impl FnMut(u64)) -> Option<(I::Item, u64)> {
+        while self.ahead.len() < PREFETCH_AHEAD {
+            let Some(e) = self.entries.next() else { break };
+            let k = (self.key)(&e);
+            prefetch(k);
+            self.ahead.push_back((e, k));
+        }
+        self.ahead.pop_front()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    /// Entries come out in order with their keys, and every key was prefetched before its
+    /// entry came out.
+    #[test]
+    fn keyed_ahead_hands_out_every_entry_in_order_after_its_prefetch() {
+        for n in [
+            0usize,
+            1,
+            PREFETCH_AHEAD - 1,
+            PREFETCH_AHEAD,
+            3 * PREFETCH_AHEAD + 5,
+        ] {
+            let mut ahead = KeyedAhead::new(0..n as u64, |e| e * 31 + 7);
+            let mut prefetched = Vec::new();
+            let mut out = Vec::new();
+            while let Some((e, k)) = ahead.next_with(|k| prefetched.push(k)) {
+                assert!(
+                    prefetched.contains(&k),
+                    "key of {e} prefetched before it came out"
+                );
+                out.push((e, k));
+            }
+            let want: Vec<(u64, u64)> = (0..n as u64).map(|e| (e, e * 31 + 7)).collect();
+            assert_eq!(out, want);
+            assert_eq!(prefetched, want.iter().map(|p| p.1).collect::<Vec<_>>());
+        }
+        // prefetching into an empty or a filled set is harmless
+        let mut set = HashSet64::new();
+        set.prefetch(5);
+        set.insert(5);
+        set.prefetch(5);
+        set.prefetch(0);
+        assert!(set.contains(5));
+    }
 
     proptest! {
         #[test]
@@ -168,11 +256,15 @@ impl EmittedSet {
     /// Records `key`; false if it was recorded before.
     #[inline]
     pub fn insert(&mut self, key: u64) -> bool {
-        if self.memory.contains(key) || (self.restarted && self.spilled_contains(key)) {
+        if self.restarted && self.spilled_contains(key) {
             return false;
         }
         if self.memory.len() < self.memory_keys_max {
+            // One probe: the insert itself says whether the key was there.
             return self.memory.insert(key);
+        }
+        if self.memory.contains(key) {
+            return false;
         }
         self.pending.push(key);
         self.spilled += 1;
@@ -180,6 +272,12 @@ impl EmittedSet {
             self.write_pending();
         }
         true
+    }
+
+    /// See [`HashSet64::prefetch`].
+    #[inline]
+    pub fn prefetch(&self, key: u64) {
+        self.memory.prefetch(key);
     }
 
     fn spilled_contains(&mut self, key: u64) -> bool {

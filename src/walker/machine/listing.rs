@@ -12,7 +12,7 @@ use crate::walker::config::{
     Mode, CONTINUED_COOKIES_MAX, FRUITLESS_REPLIES_MAX, LISTED_NAME_BYTES_MAX,
     LISTING_RESTARTS_MAX, LOOKUP_BATCH_NAMES,
 };
-use crate::walker::seen::{EmittedSet, HashSet64};
+use crate::walker::seen::{EmittedSet, HashSet64, KeyedAhead};
 use crate::walker::task::{DirTask, LookupBatch, LookupName, Task};
 use crate::walker::WalkSink;
 use std::sync::Arc;
@@ -335,9 +335,9 @@ impl Walker {
         let mut path = std::mem::take(&mut self.scratch_path);
         match reply {
             ListReply::Plus(reply) => {
-                for e in reply.entries() {
-                    if !self.accept_entry(task, &dir_path, e.name, e.fileid, depth, &mut path, sink)
-                    {
+                let mut entries = KeyedAhead::new(reply.entries(), |e| entry_key(e.name, e.fileid));
+                while let Some((e, key)) = entries.next_with(|k| self.prefetch_key(task, k)) {
+                    if !self.accept_entry(task, &dir_path, e.name, key, depth, &mut path, sink) {
                         continue;
                     }
                     match (e.attrs, e.fh) {
@@ -363,9 +363,9 @@ impl Walker {
                 // classic leaf optimisation), so its names need no LOOKUP.
                 let leaf =
                     self.cfg.mode == Mode::Names && reply.dir_attrs.is_some_and(|a| a.nlink == 2);
-                for e in reply.entries() {
-                    if !self.accept_entry(task, &dir_path, e.name, e.fileid, depth, &mut path, sink)
-                    {
+                let mut entries = KeyedAhead::new(reply.entries(), |e| entry_key(e.name, e.fileid));
+                while let Some((e, key)) = entries.next_with(|k| self.prefetch_key(task, k)) {
+                    if !self.accept_entry(task, &dir_path, e.name, key, depth, &mut path, sink) {
                         continue;
                     }
                     if leaf {
@@ -405,15 +405,23 @@ impl Walker {
         }
     }
 
-    /// Filters one listed name: hostile, duplicate, excluded or too deep entries are dropped.
-    /// On acceptance `path` holds the entry's path.
+    /// See [`EmittedSet::prefetch`].
+    #[inline]
+    fn prefetch_key(&self, task: usize, key: u64) {
+        if let Some(TaskState::Listing(l)) = self.tasks.get(task) {
+            l.seen.prefetch(key);
+        }
+    }
+
+    /// Filters one listed name (`key`: its [`entry_key`]): hostile, duplicate, excluded or too
+    /// deep entries are dropped. On acceptance `path` holds the entry's path.
     #[allow(clippy::too_many_arguments)]
     fn accept_entry(
         &mut self,
         task: usize,
         dir_path: &[u8],
         name: &[u8],
-        fileid: u64,
+        key: u64,
         depth: u32,
         path: &mut Vec<u8>,
         sink: &mut impl WalkSink,
@@ -424,7 +432,7 @@ impl Walker {
         let Some(TaskState::Listing(l)) = self.tasks.get_mut(task) else {
             return false;
         };
-        if !l.seen.insert(entry_key(name, fileid)) {
+        if !l.seen.insert(key) {
             self.stats.duplicates_skipped += 1;
             return false;
         }

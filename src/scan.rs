@@ -149,6 +149,10 @@ pub trait WalkMachine: Send {
     fn calls_sent(&self) -> u64;
     fn is_idle(&self) -> bool;
     fn take_stats(&mut self) -> WalkStats;
+    /// Whether listing pages wait for their next calls to go out (see
+    /// [`Protocol::has_deferred`]).
+    fn has_deferred(&self) -> bool;
+    fn run_deferred(&mut self, sink: &mut impl WalkSink);
     /// Whether the walker has session set-up to send (NFSv4.1): it goes out even while the
     /// thread holds its walk back, as other calls of the thread wait for it.
     fn needs_setup(&self) -> bool {
@@ -201,6 +205,12 @@ macro_rules! walk_machine {
             }
             fn take_stats(&mut self) -> WalkStats {
                 <$t>::take_stats(self)
+            }
+            fn has_deferred(&self) -> bool {
+                <$t>::has_deferred(self)
+            }
+            fn run_deferred(&mut self, sink: &mut impl WalkSink) {
+                <$t>::run_deferred(self, sink)
             }
             $($extra)*
         }
@@ -369,6 +379,15 @@ impl<O: EntrySink, W: WalkMachine> Protocol for WalkThread<O, W> {
             return Some(now + PARKED_POLL);
         }
         self.walker.poll_timeout(now)
+    }
+
+    fn has_deferred(&self) -> bool {
+        self.walker.has_deferred()
+    }
+
+    fn run_deferred<Q: TaskQueue<Task = Task>>(&mut self, _now: Instant, queue: &mut Q) {
+        let (walker, mut sink) = self.parts(queue);
+        walker.run_deferred(&mut sink);
     }
 
     fn after_turn<Q: TaskQueue<Task = Task>>(&mut self, now: Instant, queue: &Q) {

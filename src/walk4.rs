@@ -32,7 +32,7 @@ use crate::rpc::RpcError;
 use crate::sched::{CallEngine, CallPolicy, Queued, RateLimiter, TaskId};
 use crate::walker::config::{
     WalkConfig, CONTINUED_COOKIES_MAX, DEPTH_HARD_MAX, FIRST_MAXCOUNT_BYTES, FRUITLESS_REPLIES_MAX,
-    JUKEBOX_WAITS_MAX, LISTED_NAME_BYTES_MAX, LISTING_RESTARTS_MAX,
+    JUKEBOX_WAITS_MAX, LISTED_NAME_BYTES_MAX, LISTING_RESTARTS_MAX, SPARE_PAGE_BUFFERS_MAX,
 };
 use crate::walker::machine::listing::entry_key;
 use crate::walker::seen::{EmittedSet, HashSet64, KeyedAhead};
@@ -322,8 +322,26 @@ struct Listing4 {
     busy_delay: Duration,
     /// The last page came (eof): the listing is done once `links` is 0 too.
     eof: bool,
+    /// A verdict reached on a deferred page while the chain's next call was already made:
+    /// the listing fails with it when that call returns or fails (so its slab key is not
+    /// reused while the call is out).
+    fail_next: Option<String>,
     /// Links of this listing whose targets are being read.
     links: u32,
+}
+
+/// The READDIR result of a listing COMPOUND (SEQUENCE, PUTFH, READDIR) that succeeded.
+fn listing_page(body: &[u8]) -> Result<crate::rpc::nfs4::Readdir4Ok<'_>, Nfs4ReplyError> {
+    let mut r = CompoundReply::decode(body)?;
+    r.expect(op4::SEQUENCE)?;
+    r.expect(op4::PUTFH)?;
+    match r.expect(op4::READDIR)? {
+        ResOk::Readdir(list) => {
+            r.finish()?;
+            Ok(list)
+        }
+        _ => Err(Nfs4ReplyError::Missing(op4::READDIR)),
+    }
 }
 
 /// The v4 walk state machine of one thread.
@@ -340,6 +358,10 @@ pub struct Walker4 {
     setups_in_a_row: u32,
     generation: u32,
     last_send: Option<Instant>,
+    /// Listing pages to process once their next calls went out, as over v3: (listing key,
+    /// a copy of the reply). The server prepares the next page while this one is written.
+    deferred: Vec<(usize, Vec<u8>)>,
+    spare_pages: Vec<Vec<u8>>,
     scratch_path: Vec<u8>,
     stats: WalkStats,
     /// Why the thread cannot reach the server any more (session set-up failing): every listing
@@ -389,6 +411,8 @@ impl Walker4 {
             setups_in_a_row: 0,
             generation: 0,
             last_send: None,
+            deferred: Vec::new(),
+            spare_pages: Vec::new(),
             scratch_path: Vec::with_capacity(4096),
             stats: WalkStats::new(),
             broken: None,
@@ -525,7 +549,7 @@ impl Walker4 {
     }
 
     pub fn is_idle(&self) -> bool {
-        self.tasks.is_empty() && self.calls.is_idle()
+        self.tasks.is_empty() && self.calls.is_idle() && self.deferred.is_empty()
     }
 
     pub fn wants_task(&self) -> bool {
@@ -565,6 +589,7 @@ impl Walker4 {
                     fruitless: 0,
                     busy_delay: crate::sched::calls::BUSY_DELAY_FIRST,
                     eof: false,
+                    fail_next: None,
                     links: 0,
                 });
                 if let Some(why) = self.broken.clone() {
@@ -593,6 +618,7 @@ impl Walker4 {
     }
 
     pub fn on_timeout(&mut self, now: Instant, sink: &mut impl WalkSink) {
+        self.run_deferred(sink);
         if matches!(self.session, Session::Waiting) {
             self.take_shared();
         }
@@ -713,6 +739,8 @@ impl Walker4 {
         let Some(call) = self.calls.take_reply(xid) else {
             return;
         };
+        // Pages deferred earlier come first: their entries precede this reply's.
+        self.run_deferred(sink);
         let rtt_us = now.saturating_duration_since(call.sent_at).as_micros() as u64;
         let _ = self.stats.procs[stats_proc(&call.call)]
             .latency_us
@@ -1021,11 +1049,15 @@ impl Walker4 {
             Op4::Readlink { .. } => return self.on_readlink_reply(q, r, now, sink),
             _ => return Ok(()), // a lease renewal: nothing more
         };
+        if let Some(msg) = self.tasks.get_mut(task).and_then(|l| l.fail_next.take()) {
+            self.fail_listing(task, msg, None, sink);
+            return Ok(());
+        }
         let listing = r.expect(op4::PUTFH).and_then(|_| r.expect(op4::READDIR));
         match listing {
             Ok(ResOk::Readdir(list)) => {
                 r.finish()?;
-                self.on_page(task, &list, sink);
+                self.on_page(task, &list, body, sink);
                 Ok(())
             }
             Ok(_) => Err(Nfs4ReplyError::Missing(op4::READDIR)),
@@ -1179,7 +1211,12 @@ impl Walker4 {
         sink: &mut impl WalkSink,
     ) {
         match op {
-            Op4::List { task, .. } => self.fail_listing(task, message, status, sink),
+            Op4::List { task, .. } => {
+                match self.tasks.get_mut(task).and_then(|l| l.fail_next.take()) {
+                    Some(msg) => self.fail_listing(task, msg, None, sink),
+                    None => self.fail_listing(task, message, status, sink),
+                }
+            }
             Op4::ExchangeId | Op4::CreateSession => {
                 self.setting_up = false;
                 let why = format!("NFSv4.1 session set-up: {message}");
@@ -1236,11 +1273,13 @@ impl Walker4 {
         sink.error(err);
     }
 
-    /// A validated listing page: continue the chain first, then emit its entries.
+    /// A validated listing page (`body`: the reply it came in): continue the chain first, then
+    /// emit its entries, at once or once the next call went out.
     fn on_page(
         &mut self,
         task: usize,
         list: &crate::rpc::nfs4::Readdir4Ok<'_>,
+        body: &[u8],
         sink: &mut impl WalkSink,
     ) {
         let Some(l) = self.tasks.get_mut(task) else {
@@ -1268,9 +1307,26 @@ impl Walker4 {
                     l.verf = list.cookieverf;
                     self.calls
                         .push_front(Queued::new(Op4::List { task, slot: None }));
+                    if body.len() >= self.cfg.defer_page_bytes_min {
+                        let mut page = self.spare_pages.pop().unwrap_or_default();
+                        page.clear();
+                        page.extend_from_slice(body);
+                        self.deferred.push((task, page));
+                        return;
+                    }
                 }
             }
         }
+        self.page_entries(task, list, sink);
+    }
+
+    /// Emits a page's entries; then the listing ends (eof) or is checked for progress.
+    fn page_entries(
+        &mut self,
+        task: usize,
+        list: &crate::rpc::nfs4::Readdir4Ok<'_>,
+        sink: &mut impl WalkSink,
+    ) {
         let dups_before = self.stats.duplicates_skipped;
         let new = self.emit_page(task, list, sink);
         if list.eof {
@@ -1291,13 +1347,43 @@ impl Walker4 {
         }
         l.fruitless += 1;
         if l.fruitless >= FRUITLESS_REPLIES_MAX {
-            let msg = format!(
+            // The chain's next call is made already (it may be out): the listing fails when
+            // it returns.
+            l.fail_next = Some(format!(
                 "server sent {FRUITLESS_REPLIES_MAX} replies in a row without a new entry and \
                  without eof (after {} entries); listing stopped",
                 l.entries_new
-            );
-            self.fail_listing(task, msg, None, sink);
+            ));
         }
+    }
+
+    /// Whether pages wait to be processed.
+    pub fn has_deferred(&self) -> bool {
+        !self.deferred.is_empty()
+    }
+
+    /// Processes the deferred pages in the order they came (the driver calls it once their
+    /// next calls were handed to the kernel; a reply or timeout handles any left first).
+    pub fn run_deferred(&mut self, sink: &mut impl WalkSink) {
+        if self.deferred.is_empty() {
+            return;
+        }
+        let mut pages = std::mem::take(&mut self.deferred);
+        for (task, body) in pages.drain(..) {
+            match listing_page(&body) {
+                Ok(list) => self.page_entries(task, &list, sink),
+                // The same bytes decoded when the reply arrived.
+                Err(e) => unreachable!("a deferred page no longer decodes: {e}"),
+            }
+            if self.spare_pages.len() < SPARE_PAGE_BUFFERS_MAX {
+                self.spare_pages.push(body);
+            }
+        }
+        debug_assert!(
+            self.deferred.is_empty(),
+            "processing a page handles no reply"
+        );
+        self.deferred = pages;
     }
 
     /// Emits a page's entries; returns how many were new to the listing.

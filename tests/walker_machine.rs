@@ -824,6 +824,8 @@ struct Harness {
     /// Shuffles the replies of each round when set.
     reorder: Option<Rng>,
     reconnects: u64,
+    /// Rounds in which listing pages waited for their next call to go out.
+    deferred_rounds: usize,
 }
 
 impl Harness {
@@ -848,6 +850,7 @@ impl Harness {
             held: Vec::new(),
             reorder: None,
             reconnects: 0,
+            deferred_rounds: 0,
         }
     }
 
@@ -887,6 +890,12 @@ impl Harness {
         self.walker
             .set_lookup_backlog(self.sink.lookup_batches.max(0) as usize);
         let sent = self.walker.poll_transmit(self.now, &mut self.bufs);
+        // The drive loop processes deferred listing pages once the calls went out. Rounds with
+        // shuffled replies leave them to the next reply instead (the walker's fallback).
+        self.deferred_rounds += self.walker.has_deferred() as usize;
+        if self.reorder.is_none() {
+            self.walker.run_deferred(&mut self.sink);
+        }
         let mut replies: Vec<(usize, Vec<u8>)> = Vec::new();
         let mut records = 0;
         for conn in 0..self.bufs.len() {
@@ -1092,6 +1101,9 @@ fn cfg() -> WalkConfig {
         rpc_timeout: Duration::from_secs(1),
         retries: 3,
         inflight_per_conn: 8,
+        // Every page that continues its chain waits for the next call to go out, as a large
+        // page does in a scan.
+        defer_page_bytes_min: 0,
         ..WalkConfig::default()
     }
 }
@@ -1166,6 +1178,8 @@ fn plus_mode_yields_exactly_the_listing_at_every_batch_boundary() {
                     pages += 1; // the empty page that finally says eof
                 }
                 assert_eq!(h.server.listing_calls(ROOT).len(), pages, "{ctx}");
+                // Every page but the last was processed after the next call went out.
+                assert_eq!(h.deferred_rounds > 0, pages > 1, "{ctx}");
                 assert!(h
                     .server
                     .log
@@ -1512,6 +1526,44 @@ fn a_reply_without_entries_and_without_eof_stops_the_listing() {
     h.run();
     let want = first_items(&h, 4);
     assert_loop_stopped(&h, 2, want, "no entries and no eof");
+}
+
+#[test]
+fn a_server_replaying_the_directory_under_fresh_cookies_is_stopped() {
+    // Every continuation brings the first page's names again, under cookies never seen, and
+    // no eof: the listing must end with one error and the directory's first page only. The
+    // pages are processed after the next call went out, so the verdict takes effect when
+    // that call returns: one call more than the rule's count, never more.
+    let mut h = Harness::new(looping_tree(), cfg(), 1).with_fault(|c, s| match c.sent.cookie() {
+        Some((cookie, verf)) if cookie != 0 => {
+            // The first page's two names (its items are `.`, `..`, f0 and f1).
+            let names: Vec<(Vec<u8>, usize)> = ["f0", "f1"]
+                .iter()
+                .map(|n| (n.as_bytes().to_vec(), s.find(n)))
+                .collect();
+            let entries: Vec<(&[u8], usize, u64)> = names
+                .iter()
+                .enumerate()
+                .map(|(i, (n, node))| (&n[..], *node, cookie + 1000 + i as u64))
+                .collect();
+            Action::Body(plus_body(s, ROOT, verf, &entries, false))
+        }
+        _ => Action::Answer,
+    });
+    h.start_root();
+    h.run();
+    h.assert_done();
+    let calls = h.server.listing_calls(ROOT).len();
+    let rule = nfs_walker::walker::config::FRUITLESS_REPLIES_MAX as usize;
+    assert!(
+        (rule + 1..=rule + 2).contains(&calls),
+        "{calls} listing calls"
+    );
+    assert_eq!(h.sink.errors.len(), 1, "{:?}", h.sink.errors);
+    assert!(h.sink.errors[0].message.contains("without a new entry"));
+    let got: BTreeSet<Vec<u8>> = h.entries_by_path().into_keys().collect();
+    assert_eq!(got, first_items(&h, 4));
+    assert!(h.deferred_rounds >= rule);
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -709,6 +709,14 @@ impl<O: EntrySink, W: WalkMachine> Protocol for ContentThread<O, W> {
         }
     }
 
+    fn has_deferred(&self) -> bool {
+        self.walk.has_deferred()
+    }
+
+    fn run_deferred<Q: TaskQueue<Task = Task>>(&mut self, now: Instant, queue: &mut Q) {
+        self.walk.run_deferred(now, queue);
+    }
+
     fn after_turn<Q: TaskQueue<Task = Task>>(&mut self, now: Instant, queue: &Q) {
         self.content().write_done();
         self.walk.after_turn(now, queue);

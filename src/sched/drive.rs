@@ -69,6 +69,15 @@ pub trait Protocol {
     fn poll_transmit(&mut self, now: Instant, bufs: &mut [Vec<u8>]) -> usize;
     /// When it next needs [`Protocol::on_timeout`] without a reply; `None`: never.
     fn poll_timeout(&self, now: Instant) -> Option<Instant>;
+    /// Whether work waits until the calls queued so far are handed to the kernel: then the
+    /// loop does not sleep, and calls [`Protocol::run_deferred`] right after it has sent them.
+    fn has_deferred(&self) -> bool {
+        false
+    }
+    /// The calls are with the kernel: do the work put off until then (a listing page's
+    /// entries, written while the server prepares the page after it, instead of before it is
+    /// asked for).
+    fn run_deferred<Q: TaskQueue<Task = Self::Task>>(&mut self, _now: Instant, _queue: &mut Q) {}
     /// Once per turn of the loop, after the calls went out: publish progress.
     fn after_turn<Q: TaskQueue<Task = Self::Task>>(&mut self, _now: Instant, _queue: &Q) {}
     /// The loop ended (whatever the reason): hand over what is held (e.g. flush output).
@@ -151,7 +160,12 @@ where
             if idle && (stopping || queue.is_exhausted()) {
                 return Ok(());
             }
-            let timeout = if idle {
+            let deferred = proto.has_deferred();
+            let timeout = if deferred {
+                // Only hand the calls to the kernel (and take what has arrived): the deferred
+                // work runs while they travel.
+                Duration::ZERO
+            } else if idle {
                 // Other threads may still make work for this one.
                 IDLE_POLL
             } else {
@@ -169,6 +183,9 @@ where
                 ReplyBody::Owned(reply) => proto.on_reply_owned(xid, reply, now, queue),
             })?;
             conns.take_broken(Instant::now(), |slot| proto.on_conn_down(slot));
+            if deferred {
+                proto.run_deferred(Instant::now(), queue);
+            }
         }
     };
     let result = run();

@@ -82,6 +82,9 @@ pub struct WalkConfig {
     /// Keys of written entries one listing keeps in memory before spilling to a temporary
     /// file (see [`super::seen::EmittedSet`]).
     pub emitted_keys_in_memory: usize,
+    /// Listing replies of this size or more that continue their chain are processed once the
+    /// next call went out ([`DEFER_PAGE_BYTES_MIN`]; tests defer every page with 0).
+    pub defer_page_bytes_min: usize,
 }
 
 impl Default for WalkConfig {
@@ -101,9 +104,17 @@ impl Default for WalkConfig {
             listings_max: 64,
             cred_xdr: crate::xdr::XdrEncode::to_xdr(&crate::rpc::Auth::None),
             emitted_keys_in_memory: EMITTED_KEYS_IN_MEMORY_MAX,
+            defer_page_bytes_min: DEFER_PAGE_BYTES_MIN,
         }
     }
 }
+
+/// Listing replies of this size or more that continue their chain are processed once the
+/// call for the next page went out (a smaller one at once: copying it would cost about what
+/// the overlap saves).
+pub const DEFER_PAGE_BYTES_MIN: usize = 4 << 10;
+/// Buffers of deferred listing pages a walk thread keeps for reuse.
+pub const SPARE_PAGE_BUFFERS_MAX: usize = 4;
 
 /// Keys of written entries a listing keeps in memory (about 16 MiB at most); a larger
 /// directory spills the rest to a temporary file (see [`super::seen::EmittedSet`]).

@@ -27,7 +27,7 @@ use crate::rpc::nfs3::{
 };
 use crate::rpc::RpcError;
 use crate::sched::{CallEngine, CallPolicy, Queued, RateLimiter, TaskId};
-use listing::Listing;
+use listing::{DeferredPage, Listing};
 use lookups::LookupGroup;
 use slab::Slab;
 use std::sync::Arc;
@@ -116,6 +116,9 @@ pub struct Walker {
     /// Continuations held back while the lookup backlog is high.
     parked: Vec<Queued<Op>>,
     lookup_backlog: usize,
+    /// Listing pages to process once their next calls went out ([`Walker::run_deferred`]).
+    deferred: Vec<DeferredPage>,
+    spare_pages: Vec<Vec<u8>>,
     scratch_path: Vec<u8>,
     stats: WalkStats,
 }
@@ -144,6 +147,8 @@ impl Walker {
             calls,
             parked: Vec::new(),
             lookup_backlog: 0,
+            deferred: Vec::new(),
+            spare_pages: Vec::new(),
             scratch_path: Vec::with_capacity(4096),
             stats: WalkStats::new(),
         }
@@ -197,7 +202,7 @@ impl Walker {
 
     /// Whether nothing is held, queued or in flight.
     pub fn is_idle(&self) -> bool {
-        self.tasks.is_empty() && self.calls.is_idle()
+        self.tasks.is_empty() && self.calls.is_idle() && self.deferred.is_empty()
     }
 
     /// Whether the thread should take another task from the deques.
@@ -260,6 +265,7 @@ impl Walker {
 
     /// Handles expired calls and releases delayed ones whose time has come.
     pub fn on_timeout(&mut self, now: Instant, sink: &mut impl WalkSink) {
+        self.run_deferred(sink);
         for call in self.calls.on_timeout(now) {
             let msg = format!("no reply within {} ms", self.cfg.rpc_timeout.as_millis());
             let proc_ = call.proc_;
@@ -331,6 +337,8 @@ impl Walker {
         let Some(call) = self.calls.take_reply(xid) else {
             return;
         };
+        // Pages deferred earlier come first: their entries precede this reply's.
+        self.run_deferred(sink);
         let proc_ = call.proc_;
         let rtt_us = now.saturating_duration_since(call.sent_at).as_micros() as u64;
         let _ = self.stats.procs[proc_ as usize]
@@ -350,6 +358,11 @@ impl Walker {
                 );
             }
         };
+        if let Op::List { task } = call.call {
+            if let Some(err) = self.take_fail_next(task) {
+                return self.fail_listing(task, err, sink);
+            }
+        }
         let result = match &call.call {
             Op::List { task } => self.on_list_reply(*task, proc_, body, sink),
             Op::Lookup { .. } | Op::Getattr { .. } | Op::Readlink { .. } => {
@@ -409,6 +422,9 @@ impl Walker {
         let opname = crate::rpc::nfs3::proc_name(proc_);
         match op {
             Op::List { task } => {
+                if let Some(err) = self.take_fail_next(task) {
+                    return self.fail_listing(task, err, sink);
+                }
                 let path = match self.tasks.get(task) {
                     Some(TaskState::Listing(l)) => l.task.path.clone(),
                     _ => return,

@@ -10,7 +10,7 @@ use crate::sched::Queued;
 use crate::sched::TaskId;
 use crate::walker::config::{
     Mode, CONTINUED_COOKIES_MAX, FRUITLESS_REPLIES_MAX, LISTED_NAME_BYTES_MAX,
-    LISTING_RESTARTS_MAX, LOOKUP_BATCH_NAMES,
+    LISTING_RESTARTS_MAX, LOOKUP_BATCH_NAMES, SPARE_PAGE_BUFFERS_MAX,
 };
 use crate::walker::seen::{EmittedSet, HashSet64, KeyedAhead};
 use crate::walker::task::{DirTask, LookupBatch, LookupName, Task};
@@ -49,6 +49,17 @@ impl ListReply<'_> {
     }
 }
 
+/// A listing page whose entries wait until the call for the next page has gone out: the
+/// server prepares that page while this thread writes this one's entries, instead of one
+/// after the other (on a single large directory, this halves the time a page takes). Only a
+/// page that continues its chain is deferred; the bytes are a copy of the reply, decoded
+/// again when processed (it was validated already).
+pub(super) struct DeferredPage {
+    task: usize,
+    proc_: u32,
+    body: Vec<u8>,
+}
+
 /// A directory being listed.
 pub(super) struct Listing {
     pub(super) id: TaskId,
@@ -71,6 +82,10 @@ pub(super) struct Listing {
     /// The chain has ended (eof, or given up): no further call is made.
     pub(super) eof: bool,
     pub(super) failed: bool,
+    /// A verdict reached on a deferred page (see [`DeferredPage`]) while the chain's next call
+    /// was already out: the listing fails with it when that call returns or fails, so its
+    /// task stays in place until nothing of the chain is outstanding.
+    pub(super) fail_next: Option<PathError>,
     /// The chain waits for the lookup backlog to shrink.
     pub(super) parked: bool,
     /// Operations created by this listing (READLINKs) still outstanding.
@@ -94,6 +109,7 @@ impl Listing {
             fruitless: 0,
             eof: false,
             failed: false,
+            fail_next: None,
             parked: false,
             pending: 0,
             jukebox_delay: crate::sched::calls::BUSY_DELAY_FIRST,
@@ -245,6 +261,17 @@ impl Walker {
                     l.cookie = c;
                     l.verf = verf;
                     self.calls.push_front(Queued::new(Op::List { task }));
+                    if body.len() >= self.cfg.defer_page_bytes_min {
+                        let mut page = self.spare_pages.pop().unwrap_or_default();
+                        page.clear();
+                        page.extend_from_slice(body);
+                        self.deferred.push(DeferredPage {
+                            task,
+                            proc_,
+                            body: page,
+                        });
+                        return Ok(());
+                    }
                 }
             }
         } else {
@@ -266,22 +293,61 @@ impl Walker {
             self.maybe_finish(task, sink);
         } else {
             let dups = self.stats.duplicates_skipped - dups_before;
-            self.check_progress(task, proc_, new, dups, sink);
+            self.check_progress(task, proc_, new, dups);
         }
         Ok(())
+    }
+
+    /// Whether pages wait to be processed (see [`DeferredPage`]).
+    pub fn has_deferred(&self) -> bool {
+        !self.deferred.is_empty()
+    }
+
+    /// Processes the deferred pages, in the order they arrived. The driver calls it once the
+    /// calls they made were handed to the kernel; a reply or timeout handles any left first.
+    pub fn run_deferred(&mut self, sink: &mut impl WalkSink) {
+        if self.deferred.is_empty() {
+            return;
+        }
+        let mut pages = std::mem::take(&mut self.deferred);
+        for page in pages.drain(..) {
+            let decoded = if page.proc_ == proc3::READDIRPLUS {
+                ReaddirPlusReply::decode(&page.body).map(ListReply::Plus)
+            } else {
+                ReaddirReply::decode(&page.body).map(ListReply::Plain)
+            };
+            match decoded {
+                Ok(reply) => {
+                    let dups_before = self.stats.duplicates_skipped;
+                    let new = self.process_entries(page.task, &reply, sink);
+                    let dups = self.stats.duplicates_skipped - dups_before;
+                    self.check_progress(page.task, page.proc_, new, dups);
+                }
+                // The same bytes decoded when the reply arrived.
+                Err(e) => unreachable!("a deferred page no longer decodes: {e}"),
+            }
+            if self.spare_pages.len() < SPARE_PAGE_BUFFERS_MAX {
+                self.spare_pages.push(page.body);
+            }
+        }
+        // Keep the vector's capacity (pages deferred meanwhile would be reordered: none are,
+        // as processing a page queues calls but handles no reply).
+        debug_assert!(self.deferred.is_empty());
+        self.deferred = pages;
+    }
+
+    /// The listing's verdict reached on a deferred page, if any: its chain call came back.
+    pub(super) fn take_fail_next(&mut self, task: usize) -> Option<PathError> {
+        match self.tasks.get_mut(task) {
+            Some(TaskState::Listing(l)) => l.fail_next.take(),
+            _ => None,
+        }
     }
 
     /// A reply without eof brought `new` entries and `dups` repeated ones: a server that keeps
     /// answering with nothing new (replaying the directory under fresh cookies) is stopped
     /// after [`FRUITLESS_REPLIES_MAX`] such replies in a row, with one error.
-    fn check_progress(
-        &mut self,
-        task: usize,
-        proc_: u32,
-        new: u64,
-        dups: u64,
-        sink: &mut impl WalkSink,
-    ) {
+    fn check_progress(&mut self, task: usize, proc_: u32, new: u64, dups: u64) {
         let Some(TaskState::Listing(l)) = self.tasks.get_mut(task) else {
             return;
         };
@@ -295,24 +361,18 @@ impl Walker {
         if l.fruitless < FRUITLESS_REPLIES_MAX {
             return;
         }
-        let path = l.task.path.clone();
-        let listed = l.entries_new;
-        // The chain's next call is queued already (before the entries were processed).
-        self.calls
-            .drop_queued(|op| matches!(op, Op::List { task: t } if *t == task));
-        self.fail_listing(
-            task,
-            PathError {
-                path,
-                op: crate::rpc::nfs3::proc_name(proc_),
-                message: format!(
-                    "server sent {FRUITLESS_REPLIES_MAX} replies in a row without a new entry \
-                     and without eof (after {listed} entries); listing stopped"
-                ),
-                status: None,
-            },
-            sink,
-        );
+        // The chain's next call was made before these entries were processed (it may be out
+        // already): the listing fails when it returns, with this error.
+        l.fail_next = Some(PathError {
+            path: l.task.path.clone(),
+            op: crate::rpc::nfs3::proc_name(proc_),
+            message: format!(
+                "server sent {FRUITLESS_REPLIES_MAX} replies in a row without a new entry \
+                 and without eof (after {} entries); listing stopped",
+                l.entries_new
+            ),
+            status: None,
+        });
     }
 
     /// Emits a validated reply's entries (iterating is cheap and allocation-free). Returns how

@@ -24,9 +24,9 @@ use crate::record::{join_path, EntryAttrs, EntryRef, EntryType};
 use crate::rpc::nfs3::{proc3, FileHandle, Nfsstat3};
 use crate::rpc::nfs4::{
     encode_compound_call, op4, ArgOp, AttrMask, BindConn, ChannelAttrs, CompoundReply,
-    CreateSessionArgs, Entry4, ExchangeIdArgs, FileType4, Nfs4ReplyError, Nfsstat4, ReaddirArgs4,
-    Recovery, ResOk, SequenceArgs, SessionId, CDFC4_FORE, EXCHGID4_FLAG_USE_NON_PNFS,
-    MINOR_VERSION_1,
+    CreateSessionArgs, DetachedReaddir4, Entry4, ExchangeIdArgs, FileType4, Nfs4ReplyError,
+    Nfsstat4, ReaddirArgs4, Recovery, ResOk, SequenceArgs, SessionId, CDFC4_FORE,
+    EXCHGID4_FLAG_USE_NON_PNFS, MINOR_VERSION_1,
 };
 use crate::rpc::RpcError;
 use crate::sched::{CallEngine, CallPolicy, Queued, RateLimiter, TaskId};
@@ -330,20 +330,6 @@ struct Listing4 {
     links: u32,
 }
 
-/// The READDIR result of a listing COMPOUND (SEQUENCE, PUTFH, READDIR) that succeeded.
-fn listing_page(body: &[u8]) -> Result<crate::rpc::nfs4::Readdir4Ok<'_>, Nfs4ReplyError> {
-    let mut r = CompoundReply::decode(body)?;
-    r.expect(op4::SEQUENCE)?;
-    r.expect(op4::PUTFH)?;
-    match r.expect(op4::READDIR)? {
-        ResOk::Readdir(list) => {
-            r.finish()?;
-            Ok(list)
-        }
-        _ => Err(Nfs4ReplyError::Missing(op4::READDIR)),
-    }
-}
-
 /// The v4 walk state machine of one thread.
 pub struct Walker4 {
     cfg: Arc<WalkConfig>,
@@ -360,7 +346,7 @@ pub struct Walker4 {
     last_send: Option<Instant>,
     /// Listing pages to process once their next calls went out, as over v3: (listing key,
     /// a copy of the reply). The server prepares the next page while this one is written.
-    deferred: Vec<(usize, Vec<u8>)>,
+    deferred: Vec<(usize, Vec<u8>, DetachedReaddir4)>,
     spare_pages: Vec<Vec<u8>>,
     scratch_path: Vec<u8>,
     stats: WalkStats,
@@ -1308,11 +1294,13 @@ impl Walker4 {
                     self.calls
                         .push_front(Queued::new(Op4::List { task, slot: None }));
                     if body.len() >= self.cfg.defer_page_bytes_min {
-                        let mut page = self.spare_pages.pop().unwrap_or_default();
-                        page.clear();
-                        page.extend_from_slice(body);
-                        self.deferred.push((task, page));
-                        return;
+                        if let Some(view) = list.detach(body) {
+                            let mut page = self.spare_pages.pop().unwrap_or_default();
+                            page.clear();
+                            page.extend_from_slice(body);
+                            self.deferred.push((task, page, view));
+                            return;
+                        }
                     }
                 }
             }
@@ -1369,11 +1357,10 @@ impl Walker4 {
             return;
         }
         let mut pages = std::mem::take(&mut self.deferred);
-        for (task, body) in pages.drain(..) {
-            match listing_page(&body) {
-                Ok(list) => self.page_entries(task, &list, sink),
-                // The same bytes decoded when the reply arrived.
-                Err(e) => unreachable!("a deferred page no longer decodes: {e}"),
+        for (task, body, view) in pages.drain(..) {
+            match view.attach(&body) {
+                Some(list) => self.page_entries(task, &list, sink),
+                None => unreachable!("a deferred page is detached from a copy of its bytes"),
             }
             if self.spare_pages.len() < SPARE_PAGE_BUFFERS_MAX {
                 self.spare_pages.push(body);

@@ -1161,6 +1161,46 @@ impl<'a> Readdir4Ok<'a> {
     pub fn last_cookie(&self) -> Option<u64> {
         self.last_cookie
     }
+
+    /// The page without its borrow of `from`, the bytes it was decoded from: kept beside a
+    /// copy of them, it is attached again without a second validation pass. `None` if the
+    /// page's entries do not lie within `from`.
+    pub fn detach(&self, from: &[u8]) -> Option<DetachedReaddir4> {
+        let start = (self.entries_xdr.as_ptr() as usize).checked_sub(from.as_ptr() as usize)?;
+        let end = start.checked_add(self.entries_xdr.len())?;
+        (end <= from.len()).then_some(DetachedReaddir4 {
+            cookieverf: self.cookieverf,
+            eof: self.eof,
+            entry_count: self.entry_count,
+            entries: start..end,
+            last_cookie: self.last_cookie,
+        })
+    }
+}
+
+/// A validated [`Readdir4Ok`] apart from its bytes (see [`Readdir4Ok::detach`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DetachedReaddir4 {
+    cookieverf: [u8; NFS4_VERIFIER_SIZE],
+    eof: bool,
+    entry_count: usize,
+    entries: std::ops::Range<usize>,
+    last_cookie: Option<u64>,
+}
+
+impl DetachedReaddir4 {
+    /// The page over `to`, a copy of the bytes it was detached from; `None` if `to` is too
+    /// short. (Over other bytes the entries would not be those validated: iterating them
+    /// stays safe, and ends at the first that does not decode.)
+    pub fn attach<'a>(&self, to: &'a [u8]) -> Option<Readdir4Ok<'a>> {
+        Some(Readdir4Ok {
+            cookieverf: self.cookieverf,
+            eof: self.eof,
+            entry_count: self.entry_count,
+            entries_xdr: to.get(self.entries.clone())?,
+            last_cookie: self.last_cookie,
+        })
+    }
 }
 
 /// Iterator over the entries of a validated [`Readdir4Ok`].

@@ -194,6 +194,31 @@ fn a_hand_built_listing_reply_decodes_op_by_op() {
 }
 
 #[test]
+fn a_detached_page_attaches_to_a_copy_of_its_bytes() {
+    let bytes = listing_reply_bytes();
+    let mut reply = CompoundReply::decode(&bytes).unwrap();
+    reply.expect(op4::SEQUENCE).unwrap();
+    reply.expect(op4::PUTFH).unwrap();
+    let ResOk::Readdir(list) = reply.expect(op4::READDIR).unwrap() else {
+        panic!("not a READDIR result");
+    };
+    let view = list.detach(&bytes).expect("the page lies within its bytes");
+    assert_eq!(list.detach(&bytes[..8]), None, "not within these bytes");
+    assert_eq!(list.detach(&[0u8; 4096]), None, "other bytes");
+    let copy = bytes.clone();
+    let again = view.attach(&copy).unwrap();
+    assert_eq!(
+        (again.cookieverf, again.eof, again.last_cookie()),
+        (list.cookieverf, list.eof, list.last_cookie())
+    );
+    assert_eq!(
+        again.entries().collect::<Vec<_>>(),
+        list.entries().collect::<Vec<_>>()
+    );
+    assert!(view.attach(&copy[..copy.len() - 12]).is_none(), "too short");
+}
+
+#[test]
 fn every_truncation_of_a_reply_is_an_error() {
     let bytes = listing_reply_bytes();
     for len in 0..bytes.len() {

@@ -32,8 +32,9 @@ use crate::rpc::RpcError;
 use crate::sched::{CallEngine, CallPolicy, Queued, RateLimiter, TaskId};
 use crate::walker::config::{
     WalkConfig, CONTINUED_COOKIES_MAX, DEPTH_HARD_MAX, FIRST_MAXCOUNT_BYTES, FRUITLESS_REPLIES_MAX,
-    JUKEBOX_WAITS_MAX, LISTED_NAME_BYTES_MAX, LISTING_RESTARTS_MAX, SPARE_PAGE_BUFFERS_MAX,
+    JUKEBOX_WAITS_MAX, LISTED_NAME_BYTES_MAX, LISTING_RESTARTS_MAX,
 };
+use crate::walker::deferred::DeferredPages;
 use crate::walker::machine::listing::entry_key;
 use crate::walker::seen::{EmittedSet, HashSet64, KeyedAhead};
 use crate::walker::{DirTask, ObjectRef, Task, VisitedDirs, WalkSink, WalkStats};
@@ -344,10 +345,9 @@ pub struct Walker4 {
     setups_in_a_row: u32,
     generation: u32,
     last_send: Option<Instant>,
-    /// Listing pages to process once their next calls went out, as over v3: (listing key,
-    /// a copy of the reply). The server prepares the next page while this one is written.
-    deferred: Vec<(usize, Vec<u8>, DetachedReaddir4)>,
-    spare_pages: Vec<Vec<u8>>,
+    /// Listing pages to process once their next calls went out (see
+    /// [`crate::walker::deferred`]), each with its validated view.
+    deferred: DeferredPages<DetachedReaddir4>,
     scratch_path: Vec<u8>,
     stats: WalkStats,
     /// Why the thread cannot reach the server any more (session set-up failing): every listing
@@ -397,8 +397,7 @@ impl Walker4 {
             setups_in_a_row: 0,
             generation: 0,
             last_send: None,
-            deferred: Vec::new(),
-            spare_pages: Vec::new(),
+            deferred: DeferredPages::default(),
             scratch_path: Vec::with_capacity(4096),
             stats: WalkStats::new(),
             broken: None,
@@ -629,6 +628,12 @@ impl Walker4 {
     /// Encodes queued calls while connections have room and (for session calls) slots are
     /// free. Session set-up goes first; nothing else leaves before a session is ready.
     pub fn poll_transmit(&mut self, now: Instant, bufs: &mut [Vec<u8>]) -> usize {
+        // Every turn of the loop, not only on a timer: `poll_timeout` can only say "in
+        // 2 ms" while another thread re-creates the session, a time that never falls due (a
+        // thread waited forever once the session was back, with its listings queued).
+        if matches!(self.session, Session::Waiting) {
+            self.take_shared();
+        }
         self.take_reported_loss();
         if !matches!(self.session, Session::Ready(_)) && !self.setting_up {
             if self.broken.is_some() || matches!(self.session, Session::Waiting) {
@@ -976,7 +981,11 @@ impl Walker4 {
             Err(status) => {
                 match status.recovery() {
                     Recovery::RetryLater => {
-                        // The slot was not used: it stays with the call, same sequence ID.
+                        // The slot was not used (same sequence ID next time): it goes back to
+                        // the free ones while the call waits. Kept by the waiting call, slots
+                        // ran out when every one was held by a call waiting in the queue, and
+                        // then nothing could be sent again (a scan hung through DELAY storms).
+                        self.release_slot(&mut q.call, false);
                         if let Err(q) =
                             self.calls
                                 .wait_busy(q, CallEngine::<Op4>::busy_delay(0), now)
@@ -1295,10 +1304,7 @@ impl Walker4 {
                         .push_front(Queued::new(Op4::List { task, slot: None }));
                     if body.len() >= self.cfg.defer_page_bytes_min {
                         if let Some(view) = list.detach(body) {
-                            let mut page = self.spare_pages.pop().unwrap_or_default();
-                            page.clear();
-                            page.extend_from_slice(body);
-                            self.deferred.push((task, page, view));
+                            self.deferred.push(task, body, view);
                             return;
                         }
                     }
@@ -1356,21 +1362,15 @@ impl Walker4 {
         if self.deferred.is_empty() {
             return;
         }
-        let mut pages = std::mem::take(&mut self.deferred);
-        for (task, body, view) in pages.drain(..) {
-            match view.attach(&body) {
-                Some(list) => self.page_entries(task, &list, sink),
+        let mut deferred = std::mem::take(&mut self.deferred);
+        deferred.drain(|page| {
+            match page.view.attach(&page.body) {
+                Some(list) => self.page_entries(page.task, &list, sink),
                 None => unreachable!("a deferred page is detached from a copy of its bytes"),
             }
-            if self.spare_pages.len() < SPARE_PAGE_BUFFERS_MAX {
-                self.spare_pages.push(body);
-            }
-        }
-        debug_assert!(
-            self.deferred.is_empty(),
-            "processing a page handles no reply"
-        );
-        self.deferred = pages;
+            page.body
+        });
+        self.deferred = deferred;
     }
 
     /// Emits a page's entries; returns how many were new to the listing.
@@ -2007,7 +2007,9 @@ mod tests {
             .poll_timeout(now)
             .is_some_and(|t| t <= now + SHARED_SESSION_POLL));
         walkers[0].on_reply(calls[0].0, Ok(&session_reply(2)), now, &mut sink);
-        walkers[1].on_timeout(now, &mut sink);
+        // Thread 1's timer is "2 ms from now" whenever asked, so the drive loop never finds it
+        // due: its next turn alone must take the new session (it once waited forever).
+        assert!(walkers[1].poll_timeout(now).is_some_and(|t| t > now));
         for (t, w) in walkers.iter_mut().enumerate() {
             let calls = sent(w, now);
             assert_eq!(calls[0].1, [op4::BIND_CONN_TO_SESSION], "thread {t}");

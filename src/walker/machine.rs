@@ -16,6 +16,7 @@ mod lookups;
 use super::config::{
     Mode, WalkConfig, FIRST_MAXCOUNT_BYTES, JUKEBOX_WAITS_MAX, LOOKUP_BACKLOG_BATCHES_MAX,
 };
+use super::deferred::DeferredPages;
 use super::filter::VisitedDirs;
 use super::stats::WalkStats;
 use super::task::Task;
@@ -27,7 +28,7 @@ use crate::rpc::nfs3::{
 };
 use crate::rpc::RpcError;
 use crate::sched::{CallEngine, CallPolicy, Queued, RateLimiter, TaskId};
-use listing::{DeferredPage, Listing};
+use listing::Listing;
 use lookups::LookupGroup;
 use slab::Slab;
 use std::sync::Arc;
@@ -116,9 +117,9 @@ pub struct Walker {
     /// Continuations held back while the lookup backlog is high.
     parked: Vec<Queued<Op>>,
     lookup_backlog: usize,
-    /// Listing pages to process once their next calls went out ([`Walker::run_deferred`]).
-    deferred: Vec<DeferredPage>,
-    spare_pages: Vec<Vec<u8>>,
+    /// Listing pages to process once their next calls went out ([`Walker::run_deferred`]),
+    /// each with its procedure.
+    deferred: DeferredPages<u32>,
     scratch_path: Vec<u8>,
     stats: WalkStats,
 }
@@ -147,8 +148,7 @@ impl Walker {
             calls,
             parked: Vec::new(),
             lookup_backlog: 0,
-            deferred: Vec::new(),
-            spare_pages: Vec::new(),
+            deferred: DeferredPages::default(),
             scratch_path: Vec::with_capacity(4096),
             stats: WalkStats::new(),
         }

@@ -2,6 +2,7 @@
 //! semantics; knows nothing of sockets or threads.
 
 pub mod config;
+pub mod deferred;
 pub mod disk_keys;
 pub mod filter;
 pub mod machine;

@@ -10,7 +10,7 @@ use crate::sched::Queued;
 use crate::sched::TaskId;
 use crate::walker::config::{
     Mode, CONTINUED_COOKIES_MAX, FRUITLESS_REPLIES_MAX, LISTED_NAME_BYTES_MAX,
-    LISTING_RESTARTS_MAX, LOOKUP_BATCH_NAMES, SPARE_PAGE_BUFFERS_MAX,
+    LISTING_RESTARTS_MAX, LOOKUP_BATCH_NAMES,
 };
 use crate::walker::seen::{EmittedSet, HashSet64, KeyedAhead};
 use crate::walker::task::{DirTask, LookupBatch, LookupName, Task};
@@ -49,17 +49,6 @@ impl ListReply<'_> {
     }
 }
 
-/// A listing page whose entries wait until the call for the next page has gone out: the
-/// server prepares that page while this thread writes this one's entries, instead of one
-/// after the other (on a single large directory, this halves the time a page takes). Only a
-/// page that continues its chain is deferred; the bytes are a copy of the reply, decoded
-/// again when processed (it was validated already).
-pub(super) struct DeferredPage {
-    task: usize,
-    proc_: u32,
-    body: Vec<u8>,
-}
-
 /// A directory being listed.
 pub(super) struct Listing {
     pub(super) id: TaskId,
@@ -82,7 +71,7 @@ pub(super) struct Listing {
     /// The chain has ended (eof, or given up): no further call is made.
     pub(super) eof: bool,
     pub(super) failed: bool,
-    /// A verdict reached on a deferred page (see [`DeferredPage`]) while the chain's next call
+    /// A verdict reached on a deferred page (see [`crate::walker::deferred`]) while the chain's next call
     /// was already out: the listing fails with it when that call returns or fails, so its
     /// task stays in place until nothing of the chain is outstanding.
     pub(super) fail_next: Option<PathError>,
@@ -262,14 +251,7 @@ impl Walker {
                     l.verf = verf;
                     self.calls.push_front(Queued::new(Op::List { task }));
                     if body.len() >= self.cfg.defer_page_bytes_min {
-                        let mut page = self.spare_pages.pop().unwrap_or_default();
-                        page.clear();
-                        page.extend_from_slice(body);
-                        self.deferred.push(DeferredPage {
-                            task,
-                            proc_,
-                            body: page,
-                        });
+                        self.deferred.push(task, body, proc_);
                         return Ok(());
                     }
                 }
@@ -298,7 +280,7 @@ impl Walker {
         Ok(())
     }
 
-    /// Whether pages wait to be processed (see [`DeferredPage`]).
+    /// Whether pages wait to be processed (see [`crate::walker::deferred`]).
     pub fn has_deferred(&self) -> bool {
         !self.deferred.is_empty()
     }
@@ -309,9 +291,10 @@ impl Walker {
         if self.deferred.is_empty() {
             return;
         }
-        let mut pages = std::mem::take(&mut self.deferred);
-        for page in pages.drain(..) {
-            let decoded = if page.proc_ == proc3::READDIRPLUS {
+        let mut deferred = std::mem::take(&mut self.deferred);
+        deferred.drain(|page| {
+            let proc_ = page.view;
+            let decoded = if proc_ == proc3::READDIRPLUS {
                 ReaddirPlusReply::decode(&page.body).map(ListReply::Plus)
             } else {
                 ReaddirReply::decode(&page.body).map(ListReply::Plain)
@@ -321,19 +304,14 @@ impl Walker {
                     let dups_before = self.stats.duplicates_skipped;
                     let new = self.process_entries(page.task, &reply, sink);
                     let dups = self.stats.duplicates_skipped - dups_before;
-                    self.check_progress(page.task, page.proc_, new, dups);
+                    self.check_progress(page.task, proc_, new, dups);
                 }
                 // The same bytes decoded when the reply arrived.
                 Err(e) => unreachable!("a deferred page no longer decodes: {e}"),
             }
-            if self.spare_pages.len() < SPARE_PAGE_BUFFERS_MAX {
-                self.spare_pages.push(page.body);
-            }
-        }
-        // Keep the vector's capacity (pages deferred meanwhile would be reordered: none are,
-        // as processing a page queues calls but handles no reply).
-        debug_assert!(self.deferred.is_empty());
-        self.deferred = pages;
+            page.body
+        });
+        self.deferred = deferred;
     }
 
     /// The listing's verdict reached on a deferred page, if any: its chain call came back.

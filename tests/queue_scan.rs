@@ -294,9 +294,10 @@ fn a_wrong_password_and_another_scans_queue_are_refused_in_one_line() {
     other.shutdown();
 }
 
-/// Two hosts over NFSv4.1 share a scan: the tasks carry v4 handles, and the merged parts are
-/// exactly the listing. A host that would speak NFSv3 to the scan is refused, whether its URL
-/// says so or the URL is the same and `--nfs-version 4` made the difference.
+/// Two hosts over NFSv4.1 share a scan: the tasks carry v4 handles of 128 bytes (twice what
+/// NFSv3 allows), and the merged parts are exactly the listing. A host that would speak NFSv3
+/// to the scan is refused, whether its URL says so or the URL is the same and `--nfs-version 4`
+/// made the difference.
 #[test]
 fn hosts_over_nfs4_merge_to_the_exact_listing_and_v3_hosts_are_refused() {
     let Some(redis) = RedisServer::start(None, false) else {
@@ -305,6 +306,7 @@ fn hosts_over_nfs4_merge_to_the_exact_listing_and_v3_hosts_are_refused() {
     let config = Config {
         tree: "mixed:50000".parse().unwrap(),
         latency: Some("fixed:2ms".parse().unwrap()),
+        v4_long_handles: true,
         ..Default::default()
     };
     let server = Server::start(config.clone()).unwrap();
@@ -438,12 +440,16 @@ fn content_hosts_killed_and_restarted_merge_to_the_exact_checksummed_listing() {
     server.shutdown();
 }
 
+/// Over NFSv4.1, with 128-byte handles: the reads' PUTFH carries them whole.
 #[test]
 fn content_database_parts_over_nfs4_merge_to_the_exact_checksummed_listing() {
     let Some(redis) = RedisServer::start(None, false) else {
         return;
     };
-    let config = content_config();
+    let config = Config {
+        v4_long_handles: true,
+        ..content_config()
+    };
     let server = Server::start(config.clone()).unwrap();
     content_hosts_killed_and_restarted(&v4_url(&server), &config, &redis.url("content4"), "db");
     server.shutdown();

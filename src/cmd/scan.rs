@@ -1140,8 +1140,9 @@ impl ScanRoot {
         }
         let fh = nfs_walker::rpc::nfs3::FileHandle::from_bytes(&obj.fh).ok_or_else(|| {
             anyhow::anyhow!(
-                "the server's handle of the root is {} bytes; nfs-walker keeps handles of at most 64",
-                obj.fh.len()
+                "the server's handle of the root is {} bytes; nfs-walker keeps handles of at most {}",
+                obj.fh.len(),
+                nfs_walker::rpc::nfs3::FH_BYTES_MAX
             )
         })?;
         let setup = nfs_walker::walk4::Walk4Setup {

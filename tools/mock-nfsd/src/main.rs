@@ -60,7 +60,7 @@ struct Args {
     #[arg(long, default_value_t = 0)]
     seed: u64,
     /// Serve the tree as it is after SEED's changes to FRACTION of its objects (modified,
-    /// deleted, renamed, chmod; and new files): the same tree a night later, for `diff`.
+    /// deleted, renamed, chmod and chown; and new files): the same tree a night later, for `diff`.
     #[arg(long, value_name = "SEED:FRACTION")]
     mutate: Option<mock_nfsd::Mutation>,
     /// Send NFSv4 owners as names for the common ids (`alice@example.com` for 1000, ...)

@@ -127,12 +127,16 @@ impl BenchReport {
             self.measured.as_secs_f64(),
             self.warmup.as_secs_f64(),
         );
+        let walk = match self.sample.listing_op {
+            Some(op) => format!(
+                "{} entries in {} {op} calls",
+                self.sample.entries, self.sample.listing_calls
+            ),
+            None => "no walk needed".to_string(),
+        };
         let _ = writeln!(
             o,
-            "  sample: {} entries in {} {} calls: {} objects, {} directories, {} symlinks, {} names, {} files with data{}",
-            self.sample.entries,
-            self.sample.listing_calls,
-            self.sample.listing_op,
+            "  sample: {walk}: {} objects, {} directories, {} symlinks, {} names, {} files with data{}",
             self.targets.objects,
             self.targets.dirs,
             self.targets.symlinks,

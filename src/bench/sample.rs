@@ -56,8 +56,8 @@ pub struct SampleStats {
     /// Listing calls made (the only procedure the sample walk uses).
     pub listing_calls: u64,
     /// Their procedure: READDIRPLUS over NFSv3; over NFSv4.1 READDIR (in a COMPOUND, asking
-    /// for the attributes and handles).
-    pub listing_op: &'static str,
+    /// for the attributes and handles). `None`: no sample walk (the operations need none).
+    pub listing_op: Option<&'static str>,
     /// Directories whose listing failed (permissions, stale handles); they are left out.
     pub dirs_failed: u64,
 }
@@ -276,7 +276,7 @@ pub fn sample_targets(s: &SampleSetup<'_>) -> Result<Targets, SampleError> {
     };
     let calls = &report.stats.procs[listing as usize];
     targets.stats.listing_calls = calls.calls;
-    targets.stats.listing_op = name;
+    targets.stats.listing_op = Some(name);
     targets.stats.dirs_failed = calls.errors;
     Ok(targets)
 }

@@ -1565,7 +1565,8 @@ impl Walker4 {
                     path: path.clone(),
                     op: "readdir",
                     message: format!(
-                        "directory handle missing or longer than 64 bytes ({} bytes); not descended",
+                        "directory handle missing or longer than {} bytes ({} bytes); not descended",
+                        crate::rpc::nfs3::FH_BYTES_MAX,
                         a.filehandle.len()
                     ),
                     status: None,

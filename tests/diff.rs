@@ -7,8 +7,9 @@
 mod common;
 
 use common::{in_ci, run_walker};
+use nfs_walker::record::EntryType;
 use serde_json::Value;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -537,9 +538,9 @@ fn diff_of_a_mutated_mock_tree_finds_every_change_once_from_scans_and_listings()
     for ((kind, path, _), fields) in &changes {
         if kind == "modified" {
             assert!(
-                fields
-                    .iter()
-                    .all(|f| ["size", "used", "mtime", "ctime", "mode"].contains(&f.as_str())),
+                fields.iter().all(|f| {
+                    ["size", "used", "mtime", "ctime", "mode", "uid", "gid"].contains(&f.as_str())
+                }),
                 "{path}: {fields:?}"
             );
         }
@@ -618,4 +619,157 @@ fn fileid_reuse_and_hard_links_follow_the_documented_rules() {
     let mut got = got;
     got.sort();
     assert_eq!(got, want);
+}
+
+/// Splits CSV text into rows of fields (RFC 4180: quoted fields may hold commas, quotes and
+/// line breaks).
+fn csv_rows(text: &str) -> Vec<Vec<String>> {
+    let (mut rows, mut row, mut field) = (Vec::new(), Vec::new(), String::new());
+    let (mut quoted, mut chars) = (false, text.chars().peekable());
+    while let Some(c) = chars.next() {
+        match (quoted, c) {
+            (true, '"') if chars.peek() == Some(&'"') => {
+                chars.next();
+                field.push('"');
+            }
+            (true, '"') => quoted = false,
+            (true, c) => field.push(c),
+            (false, '"') => quoted = true,
+            (false, ',') => row.push(std::mem::take(&mut field)),
+            (false, '\r') => {}
+            (false, '\n') => {
+                row.push(std::mem::take(&mut field));
+                rows.push(std::mem::take(&mut row));
+            }
+            (false, c) => field.push(c),
+        }
+    }
+    rows
+}
+
+/// Over NFSv4 from a server that sends owner names, the mutation's chown (root and alice swap)
+/// changes names while the ids stay `nobody`: `diff` reports exactly the entries whose owner
+/// or group name changed, with `owner` / `group` among their fields and not `uid` / `gid`, and
+/// the names before and after in NDJSON, CSV and the table.
+#[test]
+fn owner_name_changes_over_nfs4_are_reported_in_every_format() {
+    let work = tempfile::tempdir().unwrap();
+    let plain = mock_nfsd::Config {
+        tree: "mixed:5000:4".parse().unwrap(),
+        owner_names: true,
+        ..Default::default()
+    };
+    let mutated = mock_nfsd::Config {
+        mutate: Some("9:0.2".parse().unwrap()),
+        ..plain.clone()
+    };
+    let (old, new) = (work.path().join("old.ndjson"), work.path().join("new.db"));
+    for (config, out) in [(&plain, &old), (&mutated, &new)] {
+        let server = mock_nfsd::Server::start(config.clone()).unwrap();
+        let url = format!("nfs://127.0.0.1/export?version=4&nfsport={}", server.port());
+        scan(&url, out);
+        server.shutdown();
+    }
+    // The oracle: for each object on both sides (one fileid, one type), the names before and
+    // after, under its new path (an object below a renamed directory is `modified` there).
+    let lossy = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+    let before: HashMap<(u64, EntryType), nfs_walker::record::EntryRecord> =
+        mock_nfsd::listing(&plain, false)
+            .map(|r| ((r.attrs.fileid, r.attrs.kind), r))
+            .collect();
+    let name = |n: &Option<Vec<u8>>| n.as_deref().map(lossy).unwrap_or_default();
+    // path -> (old owner, new owner, old group, new group) where a name changed.
+    let mut want: BTreeMap<String, [String; 4]> = BTreeMap::new();
+    let (mut owners, mut groups) = (0, 0);
+    for r in mock_nfsd::listing(&mutated, false) {
+        let path = lossy(&r.path);
+        let Some(b) = before.get(&(r.attrs.fileid, r.attrs.kind)) else {
+            continue;
+        };
+        if b.owner != r.owner || b.group != r.group {
+            owners += usize::from(b.owner != r.owner);
+            groups += usize::from(b.group != r.group);
+            let names = [
+                name(&b.owner),
+                name(&r.owner),
+                name(&b.group),
+                name(&r.group),
+            ];
+            want.insert(path, names);
+        }
+    }
+    assert!(owners > 50 && groups > 50, "{owners} {groups}");
+
+    let o = diff(&old, &new, &[]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let mut got: BTreeMap<String, [String; 4]> = BTreeMap::new();
+    for line in std::str::from_utf8(&o.stdout).unwrap().lines() {
+        let v: Value = serde_json::from_str(line).unwrap();
+        let fields: Vec<&str> = v["fields"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| f.as_str().unwrap())
+            .collect();
+        let (o_changed, g_changed) = (fields.contains(&"owner"), fields.contains(&"group"));
+        // A fileid reused by an object of another type is another object.
+        if !(o_changed || g_changed) || v["change"] == "type_changed" {
+            continue;
+        }
+        assert!(
+            !fields.contains(&"uid") && !fields.contains(&"gid"),
+            "the ids stay nobody: {line}"
+        );
+        let n = |side: &str, k: &str| v[side][k].as_str().unwrap_or_default().to_string();
+        let names = [
+            n("old", "owner"),
+            n("new", "owner"),
+            n("old", "group"),
+            n("new", "group"),
+        ];
+        assert_eq!(o_changed, names[0] != names[1], "{line}");
+        assert_eq!(g_changed, names[2] != names[3], "{line}");
+        got.insert(v["path"].as_str().unwrap().to_string(), names);
+    }
+    assert_eq!(got, want, "NDJSON change records");
+
+    // CSV: the names in their columns, the fields among the others.
+    let in_format = |format: &str| {
+        let o = run_walker(&[
+            "diff",
+            old.to_str().unwrap(),
+            new.to_str().unwrap(),
+            "--format",
+            format,
+        ]);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        String::from_utf8(o.stdout).unwrap()
+    };
+    let csv = in_format("csv");
+    let rows = csv_rows(&csv);
+    let col = |c: &str| rows[0].iter().position(|h| h == c).unwrap();
+    let (path, fields) = (col("path"), col("fields"));
+    let names = ["old_owner", "new_owner", "old_group", "new_group"].map(col);
+    let from_csv: BTreeMap<String, [String; 4]> = rows[1..]
+        .iter()
+        .filter(|r| r[0] != "type_changed")
+        .filter(|r| r[fields].split(';').any(|f| f == "owner" || f == "group"))
+        .map(|r| (r[path].clone(), names.map(|i| r[i].clone())))
+        .collect();
+    assert_eq!(from_csv, want, "CSV rows");
+
+    // The table: the fields in brackets.
+    let table = in_format("table");
+    let with = |f: &str| {
+        table
+            .lines()
+            .filter(|l| !l.starts_with("type_changed"))
+            .filter(|l| l.rsplit_once('[').is_some_and(|(_, b)| b.contains(f)))
+            .count()
+    };
+    assert_eq!(
+        (with("owner"), with("group")),
+        (owners, groups),
+        "table lines"
+    );
 }

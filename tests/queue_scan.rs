@@ -4,9 +4,12 @@
 
 mod common;
 
+use checksum::ChecksumAlgo;
 use common::redis::RedisServer;
 use common::*;
-use mock_nfsd::{Config, Server};
+use mock_nfsd::content::file_checksum;
+use mock_nfsd::{Config, Server, ServerHandle};
+use nfs_walker::record::{ContentFields, EntryContent, EntryType};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::Duration;
@@ -22,11 +25,17 @@ fn mixed_with_latency() -> Config {
 /// One host: a scan process writing `part` through `queue`, slowed down (one thread, few calls
 /// in flight) so that the test can act while it runs.
 fn host(url: &str, queue: &str, part: &Path) -> Child {
+    host_with(url, queue, part, &[])
+}
+
+/// [`host`] with `extra` scan options.
+fn host_with(url: &str, queue: &str, part: &Path, extra: &[&str]) -> Child {
     Command::new(walker_bin())
         .args(["scan", url, "--queue", queue, "-o"])
         .arg(part)
         .args(["--threads", "1", "--inflight", "4"])
         .args(["--claim-idle", "1s", "--checkpoint-secs", "0.2"])
+        .args(extra)
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
@@ -55,6 +64,30 @@ fn merge_parts(parts: &[PathBuf], out: &Path) -> String {
     let err = String::from_utf8_lossy(&o.stderr).into_owned();
     assert_eq!(o.status.code(), Some(0), "merge: {err}");
     err
+}
+
+/// A scan that exits 1 with one line on stderr saying `what`.
+fn assert_one_line_refusal(o: &Output, what: &str) {
+    let err = String::from_utf8_lossy(&o.stderr).into_owned();
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert_eq!(err.lines().count(), 1, "one line: {err}");
+    assert!(err.contains(what), "{err}");
+}
+
+/// mock-nfsd's URL over NFSv4.1 (no MOUNT: the NFS port alone).
+fn v4_url(server: &ServerHandle) -> String {
+    format!("nfs://127.0.0.1/export?version=4&nfsport={}", server.port())
+}
+
+/// Waits for every host of `hosts` (writing `parts`) to say the scan is complete, and checks
+/// that each wrote a share of it.
+fn wait_all_shared(hosts: Vec<Child>, parts: &[PathBuf]) {
+    for (h, part) in hosts.into_iter().zip(parts) {
+        let what = part.display().to_string();
+        let err = String::from_utf8_lossy(&wait(h, &what).stderr).into_owned();
+        assert!(err.contains("the scan is complete"), "{what}: {err}");
+        assert!(part_rows(part) > 1, "{what}: this host listed nothing");
+    }
 }
 
 #[test]
@@ -232,11 +265,11 @@ fn a_wrong_password_and_another_scans_queue_are_refused_in_one_line() {
         c.output().unwrap()
     };
     let one_line_refusal = |o: &Output, what: &str| {
-        let err = String::from_utf8_lossy(&o.stderr).into_owned();
-        assert_eq!(o.status.code(), Some(1), "{err}");
-        assert_eq!(err.lines().count(), 1, "one line: {err}");
-        assert!(err.contains(what), "{err}");
-        assert!(!err.contains("pw-"), "a password shows: {err}");
+        assert_one_line_refusal(o, what);
+        assert!(
+            !String::from_utf8_lossy(&o.stderr).contains("pw-"),
+            "a password shows"
+        );
     };
     let wrong = format!("redis://:pw-wrong@127.0.0.1:{}/0/q", redis.port);
     one_line_refusal(
@@ -259,4 +292,165 @@ fn a_wrong_password_and_another_scans_queue_are_refused_in_one_line() {
     );
     one.shutdown();
     other.shutdown();
+}
+
+/// Two hosts over NFSv4.1 share a scan: the tasks carry v4 handles of 128 bytes (twice what
+/// NFSv3 allows), and the merged parts are exactly the listing. A host that would speak NFSv3
+/// to the scan is refused, whether its URL says so or the URL is the same and `--nfs-version 4`
+/// made the difference.
+#[test]
+fn hosts_over_nfs4_merge_to_the_exact_listing_and_v3_hosts_are_refused() {
+    let Some(redis) = RedisServer::start(None, false) else {
+        return;
+    };
+    let config = Config {
+        tree: "mixed:50000".parse().unwrap(),
+        latency: Some("fixed:2ms".parse().unwrap()),
+        v4_long_handles: true,
+        ..Default::default()
+    };
+    let server = Server::start(config.clone()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let url = v4_url(&server);
+    let queue = redis.url("v4");
+    let parts: Vec<PathBuf> = ["a", "b"]
+        .iter()
+        .map(|n| dir.path().join(format!("part-{n}.ndjson")))
+        .collect();
+    let hosts = parts.iter().map(|p| host(&url, &queue, p)).collect();
+    wait_all_shared(hosts, &parts);
+    let merged = dir.path().join("scan.ndjson");
+    merge_parts(&parts, &merged);
+    assert_exact_ndjson(
+        &std::fs::read(&merged).unwrap(),
+        mock_nfsd::listing(&config, false),
+        "merged parts of a v4 scan",
+    );
+
+    let scan = |url: &str, queue: &str, part: &str, extra: &[&str]| {
+        Command::new(walker_bin())
+            .args(["scan", url, "--queue", queue, "-q", "-o"])
+            .arg(dir.path().join(part))
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    assert_one_line_refusal(
+        &scan(&server.url(), &queue, "v3.ndjson", &[]),
+        "belongs to another scan",
+    );
+    // The same URL: only the version spoken differs.
+    let small = Server::start(Config {
+        tree: "mixed:2000".parse().unwrap(),
+        ..Default::default()
+    })
+    .unwrap();
+    let queue = redis.url("nfs-version");
+    let v4 = scan(&small.url(), &queue, "v4.ndjson", &["--nfs-version", "4"]);
+    assert_eq!(
+        v4.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&v4.stderr)
+    );
+    assert_one_line_refusal(
+        &scan(&small.url(), &queue, "small-v3.ndjson", &[]),
+        "belongs to another scan",
+    );
+    small.shutdown();
+    server.shutdown();
+}
+
+const CHECKSUM_MAX_SIZE: u64 = 256 << 10;
+
+/// The hashes of the lines `mock-nfsd --print-listing --checksum ALGO --checksum-max-size
+/// CHECKSUM_MAX_SIZE` prints, from the same library calls.
+fn checksummed_listing(config: &Config, algo: ChecksumAlgo) -> impl Iterator<Item = u64> + '_ {
+    let fields = ContentFields {
+        checksum: true,
+        mime: false,
+    };
+    let mut line = Vec::new();
+    mock_nfsd::listing(config, false).map(move |rec| {
+        let a = &rec.attrs;
+        let sum = (a.kind == EntryType::File && a.size <= CHECKSUM_MAX_SIZE)
+            .then(|| file_checksum(algo, a.fileid, a.size));
+        let content = EntryContent {
+            checksum: sum.as_deref(),
+            mime: None,
+        };
+        line.clear();
+        rec.as_ref()
+            .write_ndjson_content(&mut line, fields, &content);
+        line_hash(&line[..line.len() - 1])
+    })
+}
+
+/// Two hosts reading contents (`--checksum blake3`), one killed mid-scan and restarted: a
+/// task is acknowledged only once its files' records, checksums included, are durable, so
+/// the merged parts are exactly the checksummed listing.
+fn content_hosts_killed_and_restarted(url: &str, config: &Config, queue: &str, ext: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let part = |n: &str| dir.path().join(format!("part-{n}.{ext}"));
+    let max = CHECKSUM_MAX_SIZE.to_string();
+    let content = ["--checksum", "blake3", "--checksum-max-size", &max];
+    let a = host_with(url, queue, &part("a"), &content);
+    let mut b = host_with(url, queue, &part("b"), &content);
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while !part("b").exists() || part_rows(&part("b")) <= 1 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "b got no work in 20 s"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    b.kill().unwrap();
+    b.wait().unwrap();
+    let b2 = host_with(url, queue, &part("b"), &content);
+    let parts = [part("a"), part("b")];
+    wait_all_shared(vec![a, b2], &parts);
+    let mut parts = parts.to_vec();
+    parts.push(dir.path().join(format!("part-b.1.{ext}")));
+    let merged = dir.path().join("scan.ndjson");
+    let summary = merge_parts(&parts, &merged);
+    assert!(summary.contains("duplicate copies dropped"), "{summary}");
+    assert_exact_line_hashes(
+        &std::fs::read(&merged).unwrap(),
+        checksummed_listing(config, ChecksumAlgo::Blake3),
+        "merged parts of a content scan",
+    );
+}
+
+fn content_config() -> Config {
+    Config {
+        tree: "mixed:10000".parse().unwrap(),
+        latency: Some("fixed:2ms".parse().unwrap()),
+        ..Default::default()
+    }
+}
+
+#[test]
+fn content_hosts_killed_and_restarted_merge_to_the_exact_checksummed_listing() {
+    let Some(redis) = RedisServer::start(None, false) else {
+        return;
+    };
+    let config = content_config();
+    let server = Server::start(config.clone()).unwrap();
+    content_hosts_killed_and_restarted(&server.url(), &config, &redis.url("content"), "ndjson");
+    server.shutdown();
+}
+
+/// Over NFSv4.1, with 128-byte handles: the reads' PUTFH carries them whole.
+#[test]
+fn content_database_parts_over_nfs4_merge_to_the_exact_checksummed_listing() {
+    let Some(redis) = RedisServer::start(None, false) else {
+        return;
+    };
+    let config = Config {
+        v4_long_handles: true,
+        ..content_config()
+    };
+    let server = Server::start(config.clone()).unwrap();
+    content_hosts_killed_and_restarted(&v4_url(&server), &config, &redis.url("content4"), "db");
+    server.shutdown();
 }

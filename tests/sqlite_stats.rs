@@ -937,3 +937,89 @@ fn stats_reads_ndjson_from_stdin_and_refuses_other_files() {
     }
     let _ = std::fs::remove_dir_all(&tmp);
 }
+
+/// Over NFSv4 from a server that sends owner names (`alice@example.com`, with the ids
+/// `nobody`), `stats --by-uid` / `--by-gid` count each name apart and numeric owners by id,
+/// exactly as the listing has them, alike from the database, NDJSON and Parquet; the table
+/// shows the names.
+#[test]
+fn owners_with_names_are_counted_by_name_and_the_others_by_id() {
+    let config = mock_nfsd::Config {
+        tree: "mixed:3000:7".parse().unwrap(),
+        owner_names: true,
+        ..Default::default()
+    };
+    let server = mock_nfsd::Server::start(config.clone()).expect("start mock-nfsd");
+    let url = format!("nfs://127.0.0.1/export?version=4&nfsport={}", server.port());
+    let tmp = temp_dir("owner-names");
+    let outputs = ["scan.db", "scan.ndjson", "scan.parquet"].map(|f| tmp.join(f));
+    for out in &outputs {
+        scan(&url, out, &[]);
+    }
+    server.shutdown();
+    /// A group's key as the report gives it: the name, or the id.
+    #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+    enum Key {
+        Id(u32),
+        Name(String),
+    }
+    let listing: Vec<_> = mock_nfsd::listing(&config, false).collect();
+    let key_of = |id: u32, name: &Option<Vec<u8>>| match name {
+        Some(n) => Key::Name(String::from_utf8(n.clone()).unwrap()),
+        None => Key::Id(id),
+    };
+    let expected = |group: bool| -> Vec<(Key, u64, u64)> {
+        let mut m: HashMap<Key, (u64, u64)> = HashMap::new();
+        for r in &listing {
+            let k = if group {
+                key_of(r.attrs.gid, &r.group)
+            } else {
+                key_of(r.attrs.uid, &r.owner)
+            };
+            let e = m.entry(k).or_default();
+            e.0 += 1;
+            e.1 += r.attrs.size;
+        }
+        let mut rows: Vec<_> = m.into_iter().map(|(k, (n, b))| (k, n, b)).collect();
+        rows.sort_by(|a, b| b.2.cmp(&a.2).then(b.1.cmp(&a.1)).then(a.0.cmp(&b.0)));
+        rows
+    };
+    let (owners, groups) = (expected(false), expected(true));
+    for rows in [&owners, &groups] {
+        assert!(rows.iter().any(|r| matches!(r.0, Key::Name(_))), "{rows:?}");
+        assert!(rows.iter().any(|r| matches!(r.0, Key::Id(_))), "{rows:?}");
+        // Names are counted apart, not all under nobody.
+        assert!(rows.iter().filter(|r| matches!(r.0, Key::Name(_))).count() >= 2);
+    }
+    for out in &outputs {
+        let r = stats_json(out, &["-n", "1000"]);
+        for (field, id, name, want) in [
+            ("by_uid", "uid", "owner", &owners),
+            ("by_gid", "gid", "group", &groups),
+        ] {
+            let got: Vec<(Key, u64, u64)> = r[field]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|g| {
+                    let key = match g.get(name) {
+                        Some(n) => Key::Name(n.as_str().unwrap().to_string()),
+                        None => Key::Id(u(&g[id]) as u32),
+                    };
+                    (key, u(&g["entries"]), u(&g["bytes"]))
+                })
+                .collect();
+            assert_eq!(&got, want, "{field} of {}", out.display());
+        }
+    }
+    let o = Command::new(BIN)
+        .arg("stats")
+        .arg(&outputs[0])
+        .args(["--by-uid", "--by-gid"])
+        .output()
+        .unwrap();
+    assert!(o.status.success());
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(text.contains("alice@example.com"), "{text}");
+    assert!(text.contains("wheel, \"admins\"@example.com"), "{text}");
+}

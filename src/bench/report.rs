@@ -127,11 +127,16 @@ impl BenchReport {
             self.measured.as_secs_f64(),
             self.warmup.as_secs_f64(),
         );
+        let walk = match self.sample.listing_op {
+            Some(op) => format!(
+                "{} entries in {} {op} calls",
+                self.sample.entries, self.sample.listing_calls
+            ),
+            None => "no walk needed".to_string(),
+        };
         let _ = writeln!(
             o,
-            "  sample: {} entries in {} READDIRPLUS calls: {} objects, {} directories, {} symlinks, {} names, {} files with data{}",
-            self.sample.entries,
-            self.sample.readdirplus_calls,
+            "  sample: {walk}: {} objects, {} directories, {} symlinks, {} names, {} files with data{}",
             self.targets.objects,
             self.targets.dirs,
             self.targets.symlinks,
@@ -233,7 +238,8 @@ impl BenchReport {
             "interrupted": self.interrupted,
             "sample": {
                 "entries": self.sample.entries,
-                "readdirplus_calls": self.sample.readdirplus_calls,
+                "listing_op": self.sample.listing_op,
+                "listing_calls": self.sample.listing_calls,
                 "dirs_failed": self.sample.dirs_failed,
                 "objects": self.targets.objects,
                 "dirs": self.targets.dirs,
@@ -363,7 +369,8 @@ pub fn compare_json(a: &BenchReport, b: &BenchReport) -> Value {
 /// The document `--json` writes: every run, and the comparison when there are two.
 pub fn json_document(runs: &[&BenchReport]) -> Value {
     let mut doc = json!({
-        "version": 1,
+        // 2: the sample's `readdirplus_calls` became `listing_calls` with `listing_op`.
+        "version": 2,
         "runs": runs.iter().map(|r| r.to_json()).collect::<Vec<_>>(),
     });
     if let ([a, b], Value::Object(m)) = (runs, &mut doc) {

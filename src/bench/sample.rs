@@ -53,8 +53,11 @@ pub struct FileTarget {
 pub struct SampleStats {
     /// Entries seen (without `.` and `..`).
     pub entries: u64,
-    /// READDIRPLUS calls made (the only procedure the sample walk uses).
-    pub readdirplus_calls: u64,
+    /// Listing calls made (the only procedure the sample walk uses).
+    pub listing_calls: u64,
+    /// Their procedure: READDIRPLUS over NFSv3; over NFSv4.1 READDIR (in a COMPOUND, asking
+    /// for the attributes and handles). `None`: no sample walk (the operations need none).
+    pub listing_op: Option<&'static str>,
     /// Directories whose listing failed (permissions, stale handles); they are left out.
     pub dirs_failed: u64,
 }
@@ -266,14 +269,15 @@ pub fn sample_targets(s: &SampleSetup<'_>) -> Result<Targets, SampleError> {
         targets.absorb(c.targets);
     }
     // Over v4 the listings count as READDIR (one COMPOUND with the attributes and handles).
-    let listing = if s.v4.is_some() {
-        proc3::READDIR
+    let (listing, name) = if s.v4.is_some() {
+        (proc3::READDIR, "READDIR")
     } else {
-        proc3::READDIRPLUS
+        (proc3::READDIRPLUS, "READDIRPLUS")
     };
-    let rdp = &report.stats.procs[listing as usize];
-    targets.stats.readdirplus_calls = rdp.calls;
-    targets.stats.dirs_failed = rdp.errors;
+    let calls = &report.stats.procs[listing as usize];
+    targets.stats.listing_calls = calls.calls;
+    targets.stats.listing_op = Some(name);
+    targets.stats.dirs_failed = calls.errors;
     Ok(targets)
 }
 

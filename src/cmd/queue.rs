@@ -13,7 +13,7 @@ use nfs_walker::queue::redis::{Joined, RedisQueue, ScanIdentity};
 use nfs_walker::queue::source::{local_consumer_name, QueueOptions, QueueSource, SourceState};
 use nfs_walker::queue::tasks::RedisTasks;
 use nfs_walker::queue::{QueueUrl, PASSWORD_ENV};
-use nfs_walker::record::EntryRef;
+use nfs_walker::record::{EntryContent, EntryRef};
 use nfs_walker::scan::EntrySink;
 use nfs_walker::sched::TaskId;
 use nfs_walker::walker::DirTask;
@@ -36,20 +36,28 @@ pub struct QueueScanArgs {
 }
 
 /// The options that change what a scan lists or writes: hosts of one scan must agree on them
-/// (threads, connections and the output format may differ per host).
-fn scan_identity(args: &ScanArgs) -> ScanIdentity {
-    ScanIdentity {
+/// (threads, connections and the output format may differ per host). The NFS version is
+/// there as spoken, not as written: `--nfs-version 4` leaves the URL as a v3 host's, and the
+/// tasks hold handles of the version that found them.
+fn scan_identity(args: &ScanArgs) -> Result<ScanIdentity> {
+    let url = nfs_walker::client::NfsUrl::parse(&args.url)?;
+    let c = &args.content;
+    Ok(ScanIdentity {
         url: args.url.clone(),
         options: serde_json::json!({
+            "checksum": c.checksum.map(|a| a.to_string()),
+            "checksum_max_size": c.checksum_max_size,
             "dirs_only": args.dirs_only,
             "excludes": args.excludes,
+            "file_type": c.file_type,
             "max_depth": args.max_depth,
             "mode": format!("{:?}", args.mode).to_lowercase(),
+            "nfs_version": args.client.options().version_for(&url),
             "one_fs": args.one_fs,
             "readlink": args.readlink,
         })
         .to_string(),
-    }
+    })
 }
 
 /// The queue's task source once the scan has mounted; the writer's checkpoints reach it
@@ -83,7 +91,7 @@ impl QueueSetup {
         let source = QueueSource::start(
             &self.url,
             &self.consumer,
-            &scan_identity(args),
+            &scan_identity(args)?,
             root,
             self.opts.clone(),
         )?;
@@ -152,6 +160,10 @@ impl EntrySink for QueueSink {
     fn entry(&mut self, e: &EntryRef<'_>) {
         self.unreported += 1;
         self.out.entry(e);
+    }
+    fn entry_with_content(&mut self, e: &EntryRef<'_>, content: &EntryContent<'_>) {
+        self.unreported += 1;
+        self.out.entry_with_content(e, content);
     }
     fn error(&mut self, e: PathError) {
         self.out.error(e);
@@ -255,7 +267,7 @@ pub fn run_scan(args: &ScanArgs, queue_url: &str) -> Result<i32> {
     let file =
         std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?;
     let header = match format {
-        Format::Csv => nfs_walker::record::csv_header(),
+        Format::Csv => nfs_walker::record::csv_header_content(args.content.fields()),
         _ => String::new(),
     };
     let (writer, tx) = SyncedTextWriter::start(

@@ -933,127 +933,63 @@ pub fn scan_into(
     let progress = Arc::new(Progress::default());
     let addrs = args.engine.server_addrs(&root.addrs)?;
     let mut queue_done = None;
-    let mut content_summary = String::new();
+    let fields = args.content.fields();
+    let content = if args.content.enabled() {
+        let fsinfo = root.mounted.as_ref().and_then(|m| m.fsinfo.as_ref());
+        Some(args.content.config(args.mode, fsinfo)?)
+    } else {
+        None
+    };
+    let run = RunWalk {
+        engine: &engine,
+        setup: &setup,
+        addrs: &addrs,
+        root: &root,
+        content: content.as_ref(),
+        progress: &progress,
+        stop: &stop,
+    };
+    run.check_v4_slots()?;
     let bar;
     // Each thread encodes its entries in a batcher of its own; the senders go when the scan
     // ends, which closes the writers' channels.
     let result = if let Some(q) = queue {
-        if root.v4.is_some() {
-            bail!("--queue scans speak NFSv3 only for now; drop version=4 or --queue");
-        }
-        if args.content.enabled() {
-            bail!("--queue scans do not read file contents yet; drop --checksum/--file-type or --queue");
-        }
         let Some(Task::Dir(root_task)) = roots.first() else {
             bail!("a queue scan needs a root directory");
         };
         let tasks = q.start(args, root_task)?;
         bar = ProgressLine::start(progress.clone(), args.engine.max_rate, !args.quiet, largest);
         let written = tasks.source().written_counter();
-        let r = scan::run(
-            &engine,
-            &setup,
-            &addrs,
-            tasks.as_ref(),
-            move |_| {
-                super::queue::QueueSink::new(
-                    Batcher::new(format, tx.clone(), Some(err_tx.clone())).track_tasks(),
-                    written.clone(),
-                )
-            },
-            &progress,
-            &stop,
-        )
-        .map(|(report, batchers)| {
-            drop(batchers);
-            report
-        });
-        queue_done = Some(tasks);
-        r.map_err(anyhow::Error::from)
-    } else if args.content.enabled() {
-        if let Some(v4) = &root.v4 {
-            // The reads take a share of each thread's slots of the shared session.
-            if !v4
-                .shared
-                .as_ref()
-                .is_some_and(|s| s.fits(2 * engine.threads))
-            {
-                bail!(
-                    "the server granted too few NFSv4.1 session slots for content reads on {} \
-                     threads; use fewer --threads",
-                    engine.threads
-                );
-            }
-        }
-        let source = local_source(roots, journaling, &stop)?;
-        let tracks = source.wants_durability();
-        bar = ProgressLine::start(progress.clone(), args.engine.max_rate, !args.quiet, largest);
-        let fields = args.content.fields();
-        let stored = journaling.and_then(|j| j.stored.clone());
-        let make_batcher = move || {
-            let b = Batcher::new(format, tx.clone(), Some(err_tx.clone())).with_content(fields);
-            skipping(if tracks { b.track_tasks() } else { b }, &stored)
+        // Over content reads too, a task's acknowledgement waits for its files' records:
+        // the reads hold back its end until they are written (see `content::scan`).
+        let make_out = move || {
+            super::queue::QueueSink::new(
+                Batcher::new(format, tx.clone(), Some(err_tx.clone()))
+                    .with_content(fields)
+                    .track_tasks(),
+                written.clone(),
+            )
         };
-        let fsinfo = root.mounted.as_ref().and_then(|m| m.fsinfo.as_ref());
-        let cfg = args.content.config(args.mode, fsinfo)?;
-        match super::content::run_scan(
-            &engine,
-            &setup,
-            &addrs,
-            source.as_ref(),
-            make_batcher,
-            &cfg,
-            &root.cred_xdr,
-            root.v4.as_ref(),
-            &progress,
-            &stop,
-        ) {
-            Ok((report, stats)) => {
-                content_summary =
-                    super::content::summary(&stats, &cfg, report.elapsed.as_secs_f64());
-                Ok(report)
-            }
-            Err(e) => Err(e),
-        }
+        let r = run.on(tasks.as_ref(), make_out);
+        queue_done = Some(tasks);
+        r
     } else {
         let source = local_source(roots, journaling, &stop)?;
         let tracks = source.wants_durability();
         bar = ProgressLine::start(progress.clone(), args.engine.max_rate, !args.quiet, largest);
         let stored = journaling.and_then(|j| j.stored.clone());
-        let make_out = move |_| {
-            let b = Batcher::new(format, tx.clone(), Some(err_tx.clone()));
+        let make_out = move || {
+            let b = Batcher::new(format, tx.clone(), Some(err_tx.clone())).with_content(fields);
             skipping(if tracks { b.track_tasks() } else { b }, &stored)
         };
-        let source = source.as_ref();
-        match &root.v4 {
-            None => scan::run(&engine, &setup, &addrs, source, make_out, &progress, &stop),
-            Some(v4) => {
-                let make_walker = |t: &nfs_walker::sched::ThreadSetup| {
-                    nfs_walker::walk4::Walker4::for_thread(&setup, v4, t, engine.threads)
-                };
-                scan::run_with(
-                    &engine,
-                    &addrs,
-                    source,
-                    make_walker,
-                    make_out,
-                    &progress,
-                    &stop,
-                )
-            }
-        }
-        .map(|(report, batchers)| {
-            drop(batchers);
-            report
-        })
-        .map_err(anyhow::Error::from)
+        run.on(source.as_ref(), make_out)
     };
     bar.finish();
     let errors = err_handle
         .join()
         .map_err(|_| anyhow::anyhow!("error writer panicked"))?
         .context("writing errors")?;
-    let mut report = result.context("scan failed")?;
+    let (mut report, content_summary) = result.context("scan failed")?;
     root.close();
     eprint!("{}", nfs_walker::report::scan_summary(&report, 1));
     eprint!("{content_summary}");
@@ -1077,6 +1013,78 @@ fn local_source(
             None,
             stop.clone(),
         ))),
+    }
+}
+
+/// What one run of the engine needs besides its task source and sinks.
+struct RunWalk<'a> {
+    engine: &'a EngineOptions,
+    setup: &'a WalkSetup,
+    addrs: &'a [SocketAddr],
+    root: &'a ScanRoot,
+    /// `--checksum` / `--file-type`: the reads go beside the walk.
+    content: Option<&'a nfs_walker::content::ContentConfig>,
+    progress: &'a Arc<Progress>,
+    stop: &'a AtomicBool,
+}
+
+impl RunWalk<'_> {
+    /// Over NFSv4.1 the content reads take a share of each thread's slots of the shared
+    /// session: refused before the scan starts when the server granted too few.
+    fn check_v4_slots(&self) -> Result<()> {
+        let (Some(v4), Some(_)) = (&self.root.v4, self.content) else {
+            return Ok(());
+        };
+        let threads = self.engine.threads;
+        if !v4.shared.as_ref().is_some_and(|s| s.fits(2 * threads)) {
+            bail!(
+                "the server granted too few NFSv4.1 session slots for content reads on \
+                 {threads} threads; use fewer --threads"
+            );
+        }
+        Ok(())
+    }
+
+    /// Runs the v3 or v4 walk (with the content reads, if any) over `source`, each thread
+    /// writing through a sink of `make_out`; the report and the content reads' summary line.
+    fn on<S, O>(&self, source: &S, make_out: impl Fn() -> O + Sync) -> Result<(ScanReport, String)>
+    where
+        S: TaskSource<Task = Task>,
+        O: nfs_walker::scan::EntrySink,
+    {
+        let (engine, setup, addrs) = (self.engine, self.setup, self.addrs);
+        let (progress, stop) = (self.progress, self.stop);
+        if let Some(cfg) = self.content {
+            let (report, stats) = super::content::run_scan(
+                engine,
+                setup,
+                addrs,
+                source,
+                make_out,
+                cfg,
+                &self.root.cred_xdr,
+                self.root.v4.as_ref(),
+                progress,
+                stop,
+            )?;
+            let summary = super::content::summary(&stats, cfg, report.elapsed.as_secs_f64());
+            return Ok((report, summary));
+        }
+        let make_out = |_| make_out();
+        match &self.root.v4 {
+            None => scan::run(engine, setup, addrs, source, make_out, progress, stop),
+            Some(v4) => {
+                let make_walker = |t: &nfs_walker::sched::ThreadSetup| {
+                    nfs_walker::walk4::Walker4::for_thread(setup, v4, t, engine.threads)
+                };
+                scan::run_with(engine, addrs, source, make_walker, make_out, progress, stop)
+            }
+        }
+        .map(|(report, sinks)| {
+            drop(sinks);
+            (report, String::new())
+        })
+        .map_err(anyhow::Error::from)
     }
 }
 
@@ -1132,8 +1140,9 @@ impl ScanRoot {
         }
         let fh = nfs_walker::rpc::nfs3::FileHandle::from_bytes(&obj.fh).ok_or_else(|| {
             anyhow::anyhow!(
-                "the server's handle of the root is {} bytes; nfs-walker keeps handles of at most 64",
-                obj.fh.len()
+                "the server's handle of the root is {} bytes; nfs-walker keeps handles of at most {}",
+                obj.fh.len(),
+                nfs_walker::rpc::nfs3::FH_BYTES_MAX
             )
         })?;
         let setup = nfs_walker::walk4::Walk4Setup {

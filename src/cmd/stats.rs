@@ -29,10 +29,12 @@ pub struct StatsArgs {
     /// The files with the oldest modification times
     #[arg(long)]
     pub oldest_files: bool,
-    /// Entries, bytes and used bytes per owner
+    /// Entries, bytes and used bytes per owner: the NFSv4 owner name where the scan has one,
+    /// else the uid
     #[arg(long)]
     pub by_uid: bool,
-    /// Entries, bytes and used bytes per group
+    /// Entries, bytes and used bytes per group: the NFSv4 group name where the scan has one,
+    /// else the gid
     #[arg(long)]
     pub by_gid: bool,
     /// The non-directories with the most hard links (one row per inode)

@@ -121,12 +121,13 @@ pub struct Fields(u16);
 
 impl Fields {
     /// Names, in the order they are listed.
-    pub const NAMES: [&'static str; 9] = [
-        "size", "used", "mtime", "ctime", "mode", "uid", "gid", "nlink", "type",
+    pub const NAMES: [&'static str; 11] = [
+        "size", "used", "mtime", "ctime", "mode", "uid", "gid", "owner", "group", "nlink", "type",
     ];
 
     /// The attributes that differ between `old` and `new` (atime is not compared: reading a
-    /// file changes it).
+    /// file changes it). `owner` and `group` are the NFSv4 owner names: over v4 an owner may
+    /// change from one name to another while the ids stay `nobody`.
     pub fn between(old: &EntryRecord, new: &EntryRecord) -> Fields {
         let (o, n) = (&old.attrs, &new.attrs);
         let differs = [
@@ -137,6 +138,8 @@ impl Fields {
             o.mode != n.mode,
             o.uid != n.uid,
             o.gid != n.gid,
+            old.owner != new.owner,
+            old.group != new.group,
             o.nlink != n.nlink,
             o.kind != n.kind,
         ];

@@ -2,7 +2,7 @@
 //! (one allocation per row), and the entry record encoded into the payload.
 
 use crate::output::extsort::SortKey;
-use crate::record::{EntryAttrs, EntryRecord, EntryType};
+use crate::record::{EntryAttrs, EntryRecord, EntryRef, EntryType};
 use std::cmp::Ordering;
 use std::io;
 use std::mem;
@@ -121,18 +121,21 @@ pub fn tree_order_key(path: &[u8], out: &mut Vec<u8>) {
 }
 
 /// Bytes of the fixed part of an encoded entry.
-const FIXED_BYTES: usize = 1 + 8 * 2 + 4 * 4 + 8 * 2 + 8 * 3 + 4 + 4 + 4;
-const NO_TARGET: u32 = u32::MAX;
+const FIXED_BYTES: usize = 1 + 8 * 2 + 4 * 4 + 8 * 2 + 8 * 3 + 4 + 4 + 4 + 4 + 4;
+/// The length of a string the entry has not (a target, an owner or a group name).
+const ABSENT: u32 = u32::MAX;
 
-/// Appends an entry: its attributes, depth, path and target (little-endian, fixed widths).
-pub fn encode_entry(
-    out: &mut Vec<u8>,
-    path: &[u8],
-    a: &EntryAttrs,
-    depth: u32,
-    target: Option<&[u8]>,
-) {
-    out.reserve(FIXED_BYTES + path.len() + target.map_or(0, <[u8]>::len));
+fn optional_len(s: Option<&[u8]>) -> u32 {
+    s.map_or(ABSENT, |t| t.len() as u32)
+}
+
+/// Appends an entry: its attributes, depth, path, target and NFSv4 owner names (little-endian,
+/// fixed widths, then the strings).
+pub fn encode_entry(out: &mut Vec<u8>, e: &EntryRef<'_>) {
+    let (a, strings) = (e.attrs, [e.target, e.owner, e.group]);
+    out.reserve(
+        FIXED_BYTES + e.path.len() + strings.iter().flatten().map(|s| s.len()).sum::<usize>(),
+    );
     out.push(type_code(a.kind));
     out.extend_from_slice(&a.size.to_le_bytes());
     out.extend_from_slice(&a.used.to_le_bytes());
@@ -145,17 +148,19 @@ pub fn encode_entry(
     out.extend_from_slice(&a.atime_ns.to_le_bytes());
     out.extend_from_slice(&a.mtime_ns.to_le_bytes());
     out.extend_from_slice(&a.ctime_ns.to_le_bytes());
-    out.extend_from_slice(&depth.to_le_bytes());
-    out.extend_from_slice(&(path.len() as u32).to_le_bytes());
-    out.extend_from_slice(&target.map_or(NO_TARGET, |t| t.len() as u32).to_le_bytes());
-    out.extend_from_slice(path);
-    if let Some(t) = target {
-        out.extend_from_slice(t);
+    out.extend_from_slice(&e.depth.to_le_bytes());
+    out.extend_from_slice(&(e.path.len() as u32).to_le_bytes());
+    for s in strings {
+        out.extend_from_slice(&optional_len(s).to_le_bytes());
+    }
+    out.extend_from_slice(e.path);
+    for s in strings.into_iter().flatten() {
+        out.extend_from_slice(s);
     }
 }
 
 pub fn encode_record(out: &mut Vec<u8>, r: &EntryRecord) {
-    encode_entry(out, &r.path, &r.attrs, r.depth, r.target.as_deref());
+    encode_entry(out, &r.as_ref());
 }
 
 fn type_code(t: EntryType) -> u8 {
@@ -188,20 +193,19 @@ pub fn decode_entry(b: &[u8]) -> io::Result<(EntryRecord, usize)> {
     let ctime_ns = u64_(take(8)) as i64;
     let depth = u32_(take(4));
     let path_len = u32_(take(4)) as usize;
-    let target_len = u32_(take(4));
+    let lens = [u32_(take(4)), u32_(take(4)), u32_(take(4))];
     let kind = *EntryType::ALL.get(u8_ as usize).ok_or_else(bad)?;
     let mut end = FIXED_BYTES + path_len;
     let path = b.get(FIXED_BYTES..end).ok_or_else(bad)?.to_vec();
-    let target = if target_len == NO_TARGET {
-        None
-    } else {
-        let t = b
-            .get(end..end + target_len as usize)
-            .ok_or_else(bad)?
-            .to_vec();
-        end += target_len as usize;
-        Some(t)
+    let mut string = |len: u32| -> io::Result<Option<Vec<u8>>> {
+        if len == ABSENT {
+            return Ok(None);
+        }
+        let s = b.get(end..end + len as usize).ok_or_else(bad)?.to_vec();
+        end += len as usize;
+        Ok(Some(s))
     };
+    let [target, owner, group] = [string(lens[0])?, string(lens[1])?, string(lens[2])?];
     Ok((
         EntryRecord {
             path,
@@ -221,9 +225,8 @@ pub fn decode_entry(b: &[u8]) -> io::Result<(EntryRecord, usize)> {
             },
             depth,
             target,
-            // Not carried: `diff` compares the ids alone.
-            owner: None,
-            group: None,
+            owner,
+            group,
         },
         end,
     ))
@@ -253,8 +256,8 @@ mod tests {
             },
             depth: 2,
             target: Some(b"../t".to_vec()),
-            owner: None,
-            group: None,
+            owner: Some(b"alice@example.com".to_vec()),
+            group: Some(Vec::new()),
         };
         let mut out = vec![1, 2];
         encode_record(&mut out, &rec);
@@ -262,12 +265,16 @@ mod tests {
         let (back, used) = decode_entry(&out[2..]).unwrap();
         assert_eq!(back, rec);
         assert_eq!(out[2 + used], 99);
-        let mut no_target = rec.clone();
-        no_target.target = None;
-        out.clear();
-        encode_record(&mut out, &no_target);
-        assert_eq!(decode_entry(&out).unwrap(), (no_target, out.len()));
-        assert!(decode_entry(&out[..out.len() - 1]).is_err());
+        let mut no_strings = rec.clone();
+        no_strings.target = None;
+        no_strings.owner = None;
+        no_strings.group = None;
+        for r in [&no_strings, &rec] {
+            out.clear();
+            encode_record(&mut out, r);
+            assert_eq!(&decode_entry(&out).unwrap(), &(r.clone(), out.len()));
+            assert!(decode_entry(&out[..out.len() - 1]).is_err());
+        }
     }
 
     #[test]

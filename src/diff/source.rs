@@ -4,8 +4,9 @@
 use super::rows::{encode_entry, identity_key, KeyedRow};
 use super::DiffError;
 use crate::output::extsort::{ExternalSorter, SortedKeys};
+use crate::output::schema::entries_owner_select;
 use crate::output::sqlite::{APPLICATION_ID, SCHEMA_VERSION, SQLITE_HEADER};
-use crate::record::{EntryAttrs, EntryRecord, EntryType};
+use crate::record::{EntryAttrs, EntryRecord, EntryRef, EntryType};
 use rusqlite::types::ValueRef;
 use rusqlite::{Connection, OpenFlags};
 use std::io::{BufRead, BufReader, Read};
@@ -168,13 +169,13 @@ impl ScanSource {
         let mut sorter = ExternalSorter::new(memory_budget_bytes);
         let mut root = None;
         let mut entries = 0u64;
-        let mut push = |path: &[u8], a: &EntryAttrs, depth: u32, target: Option<&[u8]>| {
-            if path == b"." {
-                root = Some((a.fsid, a.fileid));
+        let mut push = |e: &EntryRef<'_>| {
+            if e.path == b"." {
+                root = Some((e.attrs.fsid, e.attrs.fileid));
             }
             entries += 1;
-            let mut row = KeyedRow::with_key(&identity_key(a), 96 + path.len());
-            encode_entry(row.payload_mut(), path, a, depth, target);
+            let mut row = KeyedRow::with_key(&identity_key(e.attrs), 96 + e.path.len());
+            encode_entry(row.payload_mut(), e);
             sorter.push(row).map_err(|e| DiffError::Sort(e.to_string()))
         };
         match self.conn.take() {
@@ -190,7 +191,7 @@ impl ScanSource {
     }
 }
 
-type PushFn<'a> = dyn FnMut(&[u8], &EntryAttrs, u32, Option<&[u8]>) -> Result<(), DiffError> + 'a;
+type PushFn<'a> = dyn FnMut(&EntryRef<'_>) -> Result<(), DiffError> + 'a;
 
 fn bytes_of<'a>(v: ValueRef<'a>) -> &'a [u8] {
     match v {
@@ -202,11 +203,13 @@ fn bytes_of<'a>(v: ValueRef<'a>) -> &'a [u8] {
 /// Every row of `entries`, in rowid order (a sequential read of the table).
 fn read_database(conn: &Connection, file: &Path, push: &mut PushFn<'_>) -> Result<(), DiffError> {
     let err = |e: rusqlite::Error| open_err(file, e);
+    // Databases of schema versions 1 to 3 have no owner columns.
+    let owners = entries_owner_select(conn).map_err(err)?;
     let mut stmt = conn
-        .prepare(
+        .prepare(&format!(
             "SELECT path, type, size, used, mode, nlink, uid, gid, fileid, fsid, atime_ns, \
-             mtime_ns, ctime_ns, depth, target FROM entries",
-        )
+             mtime_ns, ctime_ns, depth, target, {owners} FROM entries"
+        ))
         .map_err(err)?;
     let mut rows = stmt.query([]).map_err(err)?;
     while let Some(r) = rows.next().map_err(err)? {
@@ -231,13 +234,20 @@ fn read_database(conn: &Connection, file: &Path, push: &mut PushFn<'_>) -> Resul
             mtime_ns: int(11)?,
             ctime_ns: int(12)?,
         };
-        let depth = int(13)? as u32;
-        let path = bytes_of(r.get_ref(0).map_err(err)?);
-        let target = match r.get_ref(14).map_err(err)? {
-            ValueRef::Null => None,
-            v => Some(bytes_of(v)),
+        let string = |i: usize| -> Result<Option<&[u8]>, DiffError> {
+            Ok(match r.get_ref(i).map_err(err)? {
+                ValueRef::Null => None,
+                v => Some(bytes_of(v)),
+            })
         };
-        push(path, &attrs, depth, target)?;
+        push(&EntryRef {
+            path: bytes_of(r.get_ref(0).map_err(err)?),
+            attrs: &attrs,
+            depth: int(13)? as u32,
+            target: string(14)?,
+            owner: string(15)?,
+            group: string(16)?,
+        })?;
     }
     Ok(())
 }
@@ -282,7 +292,7 @@ fn read_ndjson(meta: &mut ScanMeta, push: &mut PushFn<'_>) -> Result<(), DiffErr
             .map_err(|e| e.to_string())
             .and_then(|s| EntryRecord::from_json(s.trim_end()))
         {
-            Ok(rec) => push(&rec.path, &rec.attrs, rec.depth, rec.target.as_deref())?,
+            Ok(rec) => push(&rec.as_ref())?,
             Err(_) => meta.skipped_lines += 1,
         }
     }

@@ -26,8 +26,9 @@ impl std::str::FromStr for DiffFormat {
     }
 }
 
-/// The CSV header of change rows.
-pub const CSV_COLUMNS: [&str; 18] = [
+/// The CSV header of change rows (the NFSv4 owner names last, so the columns before them
+/// stay where they were).
+pub const CSV_COLUMNS: [&str; 22] = [
     "change",
     "path",
     "old_path",
@@ -46,6 +47,10 @@ pub const CSV_COLUMNS: [&str; 18] = [
     "new_gid",
     "fsid",
     "fileid",
+    "old_owner",
+    "new_owner",
+    "old_group",
+    "new_group",
 ];
 
 fn push_json_path(out: &mut Vec<u8>, key: &str, path: &[u8]) {
@@ -117,6 +122,13 @@ fn csv_field(out: &mut Vec<u8>, s: &str) {
     }
 }
 
+/// An owner name as a CSV field: empty where the record has none (a numeric owner).
+fn lossy(name: &Option<Vec<u8>>) -> String {
+    name.as_deref()
+        .map(|n| String::from_utf8_lossy(n).into_owned())
+        .unwrap_or_default()
+}
+
 fn write_change_csv(c: &Change, out: &mut Vec<u8>) {
     let fields: Vec<&str> = c.fields().names().collect();
     let num = |r: &Option<EntryRecord>, f: &dyn Fn(&EntryRecord) -> String| {
@@ -144,6 +156,10 @@ fn write_change_csv(c: &Change, out: &mut Vec<u8>) {
         num(&c.new, &|r| r.attrs.gid.to_string()),
         any.map(|r| r.attrs.fsid.to_string()).unwrap_or_default(),
         any.map(|r| r.attrs.fileid.to_string()).unwrap_or_default(),
+        num(&c.old, &|r| lossy(&r.owner)),
+        num(&c.new, &|r| lossy(&r.owner)),
+        num(&c.old, &|r| lossy(&r.group)),
+        num(&c.new, &|r| lossy(&r.group)),
     ];
     for (i, col) in cols.iter().enumerate() {
         if i > 0 {

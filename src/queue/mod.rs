@@ -406,12 +406,33 @@ mod tests {
         let mut other = enc.clone();
         other[0] = 0xD1;
         assert!(decode_task(&other).is_err(), "the layout before");
-        let mut long_fh = enc.clone();
-        long_fh[4] = 65; // the handle's length, past NFS3_FHSIZE
-        assert!(decode_task(&long_fh).is_err());
         let mut trailing = enc;
         trailing.push(0);
         assert!(decode_task(&trailing).is_err());
+        // NFSv4 handles are up to 128 bytes.
+        let v4 = DirTask {
+            fh: crate::rpc::nfs3::FileHandle::from_bytes(&[4; 128]).unwrap(),
+            ..t
+        };
+        let mut enc = encode_task(&v4);
+        assert_eq!(decode_task(&enc).unwrap(), v4);
+        enc[4] = 129; // the handle's length, past NFS4_FHSIZE
+        assert!(decode_task(&enc).is_err());
+    }
+
+    /// A task written before the form's handle grew to NFSv4's 128 bytes (`fh<64>`) reads the
+    /// same: only the longest handle changed, not the layout.
+    #[test]
+    fn tasks_of_the_layout_before_v4_handles_decode() {
+        let mut enc = vec![TASK_TAG];
+        XdrWriter::new(&mut enc)
+            .opaque(&[1, 2, 3, 4, 5, 6, 7, 8])
+            .opaque(b"d/e")
+            .u32(2)
+            .u64(77);
+        let t = decode_task(&enc).unwrap();
+        assert_eq!(t.fh.as_bytes(), &[1, 2, 3, 4, 5, 6, 7, 8]);
+        assert_eq!((t.path.as_slice(), t.depth, t.fsid), (&b"d/e"[..], 2, 77));
     }
 
     #[test]

@@ -4,7 +4,7 @@
 use super::model::*;
 use super::stream::DIR_TREE_DEPTH;
 use super::StatsError;
-use crate::output::schema::{APPLICATION_ID, SCHEMA_VERSION};
+use crate::output::schema::{entries_has_owner_columns, APPLICATION_ID, SCHEMA_VERSION};
 use rusqlite::types::ValueRef;
 use rusqlite::{Connection, OpenFlags};
 use std::path::Path;
@@ -182,24 +182,34 @@ pub fn report_from_db(
             },
         )?);
     }
-    for (on, column, slot) in [
-        (w.by_uid, "uid", &mut r.by_uid),
-        (w.by_gid, "gid", &mut r.by_gid),
+    // Databases of schema versions 1 to 3 have no owner names.
+    let names = entries_has_owner_columns(conn)?;
+    for (on, id, name, slot) in [
+        (w.by_uid, "uid", "owner", &mut r.by_uid),
+        (w.by_gid, "gid", "\"group\"", &mut r.by_gid),
     ] {
         if on {
+            let name = if names { name } else { "NULL" };
+            // As `OwnerKey`: by the name where there is one, else by the id; ids first.
             *slot = Some(query_sums(
                 conn,
                 &format!(
-                    "SELECT {column}, count(*), {{sum}}(size), {{sum}}(used) FROM entries \
-                     GROUP BY {column} ORDER BY 3 DESC, 2 DESC, {column} LIMIT ?1"
+                    "SELECT {name} AS key_name, CASE WHEN {name} IS NULL THEN {id} END AS key_id, \
+                     count(*), {{sum}}(size), {{sum}}(used) FROM entries GROUP BY 1, 2 \
+                     ORDER BY 4 DESC, 3 DESC, CAST(key_name AS BLOB), key_id LIMIT ?1"
                 ),
                 &[&top],
                 |row| {
                     Ok(GroupRow {
-                        key: to_i64(row.get_ref(0)?).clamp(0, i64::from(u32::MAX)) as u32,
-                        entries: to_u64(row.get_ref(1)?),
-                        bytes: to_u64(row.get_ref(2)?),
-                        used: to_u64(row.get_ref(3)?),
+                        key: match row.get_ref(0)? {
+                            ValueRef::Null => OwnerKey::Id(
+                                to_i64(row.get_ref(1)?).clamp(0, i64::from(u32::MAX)) as u32,
+                            ),
+                            v => OwnerKey::Name(to_bytes(v)),
+                        },
+                        entries: to_u64(row.get_ref(2)?),
+                        bytes: to_u64(row.get_ref(3)?),
+                        used: to_u64(row.get_ref(4)?),
                     })
                 },
             )?);

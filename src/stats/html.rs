@@ -656,8 +656,9 @@ fn group_sections(o: &mut String, r: &Report) {
         one(
             "owners",
             "Usage by owner",
-            "uid",
-            "Entries and bytes per owner (numeric uid, as the server reports it), largest first.",
+            "owner",
+            "Entries and bytes per owner (the name where an NFSv4 server sends one, else the \
+             numeric uid, as the server reports it), largest first.",
             rows.iter()
                 .map(|g| (g.key.to_string(), g.entries, g.bytes, g.used))
                 .collect(),
@@ -667,8 +668,8 @@ fn group_sections(o: &mut String, r: &Report) {
         one(
             "groups",
             "Usage by group",
-            "gid",
-            "Entries and bytes per group (numeric gid), largest first.",
+            "group",
+            "Entries and bytes per group (the NFSv4 name, else the numeric gid), largest first.",
             rows.iter()
                 .map(|g| (g.key.to_string(), g.entries, g.bytes, g.used))
                 .collect(),

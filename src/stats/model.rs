@@ -60,13 +60,40 @@ pub struct Summary {
     pub depth_sum: u64,
 }
 
-/// One group of a by-extension, by-uid or by-gid report.
+/// One group of a by-extension, by-owner or by-group report.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GroupRow<K> {
     pub key: K,
     pub entries: u64,
     pub bytes: u64,
     pub used: u64,
+}
+
+/// Whom a by-owner or by-group row counts: the NFSv4 owner name where a record carries one
+/// (its id is then `nobody`, or what `--idmap` made of the name, so the id would lump every
+/// name together), else the numeric id. Ids sort before names.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum OwnerKey {
+    Id(u32),
+    Name(Vec<u8>),
+}
+
+impl OwnerKey {
+    pub fn of(id: u32, name: Option<&[u8]>) -> OwnerKey {
+        match name {
+            Some(n) => OwnerKey::Name(n.to_vec()),
+            None => OwnerKey::Id(id),
+        }
+    }
+}
+
+impl std::fmt::Display for OwnerKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            OwnerKey::Id(id) => write!(f, "{id}"),
+            OwnerKey::Name(n) => f.write_str(&String::from_utf8_lossy(n)),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -162,8 +189,8 @@ pub struct Report {
     pub summary: Summary,
     pub age_reference_ns: i64,
     pub by_extension: Option<Vec<GroupRow<Option<String>>>>,
-    pub by_uid: Option<Vec<GroupRow<u32>>>,
-    pub by_gid: Option<Vec<GroupRow<u32>>>,
+    pub by_uid: Option<Vec<GroupRow<OwnerKey>>>,
+    pub by_gid: Option<Vec<GroupRow<OwnerKey>>>,
     pub largest_files: Option<Vec<FileRow>>,
     pub oldest_files: Option<Vec<FileRow>>,
     pub largest_dirs_by_bytes: Option<Vec<DirRow>>,

@@ -192,8 +192,8 @@ pub fn render_text(r: &Report) -> String {
         );
     }
     for (title, key, rows) in [
-        ("entries by owner (by size)", "uid", &r.by_uid),
-        ("entries by group (by size)", "gid", &r.by_gid),
+        ("entries by owner (by size)", "owner", &r.by_uid),
+        ("entries by group (by size)", "group", &r.by_gid),
     ] {
         if let Some(rows) = rows {
             group_table(
@@ -365,12 +365,24 @@ pub fn report_json(r: &Report) -> Value {
                 .collect(),
         );
     }
-    for (key, name, rows) in [("by_uid", "uid", &r.by_uid), ("by_gid", "gid", &r.by_gid)] {
+    // A numeric owner as `uid` (`gid`), a name as `owner` (`group`).
+    for (key, id, name, rows) in [
+        ("by_uid", "uid", "owner", &r.by_uid),
+        ("by_gid", "gid", "group", &r.by_gid),
+    ] {
         if let Some(rows) = rows {
             out.insert(
                 key.into(),
                 rows.iter()
-                    .map(|g| json!({name: g.key, "entries": g.entries, "bytes": g.bytes, "used": g.used}))
+                    .map(|g| {
+                        let mut row =
+                            json!({"entries": g.entries, "bytes": g.bytes, "used": g.used});
+                        match &g.key {
+                            OwnerKey::Id(n) => row[id] = json!(n),
+                            OwnerKey::Name(_) => row[name] = json!(g.key.to_string()),
+                        }
+                        row
+                    })
                     .collect(),
             );
         }

@@ -188,8 +188,8 @@ pub struct Aggregator {
     depth_max: u64,
     depth_sum: u64,
     by_ext: HashMap<Option<String>, GroupRow<Option<String>>>,
-    by_uid: HashMap<u32, GroupRow<u32>>,
-    by_gid: HashMap<u32, GroupRow<u32>>,
+    by_uid: HashMap<OwnerKey, GroupRow<OwnerKey>>,
+    by_gid: HashMap<OwnerKey, GroupRow<OwnerKey>>,
     largest: TopN<BySizeDesc>,
     oldest: TopN<ByMtime>,
     links: MostLinks,
@@ -236,10 +236,20 @@ impl Aggregator {
         self.depth_max = self.depth_max.max(u64::from(e.depth));
         self.depth_sum = self.depth_sum.saturating_add(u64::from(e.depth));
         if w.by_uid {
-            add_group(&mut self.by_uid, a.uid, a.size, a.used);
+            add_group(
+                &mut self.by_uid,
+                OwnerKey::of(a.uid, e.owner),
+                a.size,
+                a.used,
+            );
         }
         if w.by_gid {
-            add_group(&mut self.by_gid, a.gid, a.size, a.used);
+            add_group(
+                &mut self.by_gid,
+                OwnerKey::of(a.gid, e.group),
+                a.size,
+                a.used,
+            );
         }
         if w.most_links && a.kind != EntryType::Dir && a.nlink > 1 {
             self.links.add(a.fsid, a.fileid, a.nlink, e.path);

@@ -21,7 +21,8 @@ pub struct DirTask {
 }
 
 /// The serialised form of a directory task (a saved frontier, a shared queue's entry):
-/// XDR `{ opaque fh<64>; opaque path<1 MiB>; unsigned depth; unsigned hyper fsid; }`.
+/// XDR `{ opaque fh<128>; opaque path<1 MiB>; unsigned depth; unsigned hyper fsid; }` (the
+/// handle was `fh<64>` before NFSv4 scans shared tasks: those forms read the same).
 impl XdrEncode for DirTask {
     fn encode(&self, w: &mut XdrWriter<'_>) {
         w.opaque(self.fh.as_bytes())
@@ -34,7 +35,7 @@ impl XdrEncode for DirTask {
 impl<'a> XdrDecode<'a> for DirTask {
     fn decode(r: &mut XdrReader<'a>) -> XdrResult<Self> {
         Ok(DirTask {
-            fh: FileHandle::decode(r)?,
+            fh: FileHandle::decode_any(r)?,
             path: r.opaque(TASK_PATH_BYTES_MAX)?.to_vec(),
             depth: r.u32()?,
             fsid: r.u64()?,
@@ -86,8 +87,14 @@ mod tests {
         let bytes = t.to_xdr();
         assert_eq!(DirTask::from_xdr(&bytes).unwrap(), t);
         assert!(DirTask::from_xdr(&bytes[..bytes.len() - 1]).is_err());
+        // An NFSv4 handle of the longest kind.
+        let v4 = DirTask {
+            fh: FileHandle::from_bytes(&[4; 128]).unwrap(),
+            ..t
+        };
+        assert_eq!(DirTask::from_xdr(&v4.to_xdr()).unwrap(), v4);
         let mut long = Vec::new();
-        XdrWriter::new(&mut long).opaque(&[0; 65]);
-        assert!(DirTask::from_xdr(&long).is_err(), "handle over 64 bytes");
+        XdrWriter::new(&mut long).opaque(&[0; 129]);
+        assert!(DirTask::from_xdr(&long).is_err(), "handle over 128 bytes");
     }
 }

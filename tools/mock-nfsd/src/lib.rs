@@ -60,6 +60,9 @@ pub struct Config {
     /// NFSv4 owners as names where [`owner_name`] has one (`alice@example.com`), as servers
     /// without numeric owners send them; numbers otherwise. NFSv3 always sees numbers.
     pub owner_names: bool,
+    /// NFSv4 handles of `NFS4_FHSIZE` (128) bytes, padded, as some servers' are: longer than
+    /// NFSv3 allows. NFSv3 handles stay 24 bytes.
+    pub v4_long_handles: bool,
 }
 
 impl Default for Config {
@@ -75,6 +78,7 @@ impl Default for Config {
             seed: 0,
             mutate: None,
             owner_names: false,
+            v4_long_handles: false,
         }
     }
 }

@@ -60,13 +60,17 @@ struct Args {
     #[arg(long, default_value_t = 0)]
     seed: u64,
     /// Serve the tree as it is after SEED's changes to FRACTION of its objects (modified,
-    /// deleted, renamed, chmod; and new files): the same tree a night later, for `diff`.
+    /// deleted, renamed, chmod and chown; and new files): the same tree a night later, for `diff`.
     #[arg(long, value_name = "SEED:FRACTION")]
     mutate: Option<mock_nfsd::Mutation>,
     /// Send NFSv4 owners as names for the common ids (`alice@example.com` for 1000, ...)
     /// instead of numbers; --print-listing then shows them as an unmapped client does.
     #[arg(long)]
     owner_names: bool,
+    /// Send NFSv4 handles of 128 bytes (NFS4_FHSIZE), padded, as some servers do: longer than
+    /// NFSv3's 64.
+    #[arg(long)]
+    v4_long_handles: bool,
     /// Print per-procedure call counts when stopped by SIGINT or SIGTERM.
     #[arg(long)]
     stats: bool,
@@ -102,6 +106,7 @@ fn main() -> ExitCode {
         seed: args.seed,
         mutate: args.mutate,
         owner_names: args.owner_names,
+        v4_long_handles: args.v4_long_handles,
     };
     if args.print_listing {
         let checksum = args.checksum.map(|algo| (algo, args.checksum_max_size));

@@ -7,7 +7,9 @@
 //! - deleted: no longer listed, LOOKUP and its handle fail (directories are modified instead:
 //!   a deleted subtree is not modelled);
 //! - renamed: the name gets a `mv-` prefix (same fileid; a renamed directory moves its subtree);
-//! - chmod: the group and other write bits flip, ctime a day later.
+//! - chmod: the group and other write bits flip, owners root and 1000 swap (uid and gid each:
+//!   over NFSv4 with owner names, `root@example.com` and `alice@example.com` while the ids stay
+//!   `nobody`), ctime a day later.
 //!
 //! And each directory gains about FRACTION/4 of its file count as new files (`new-file_N.dat`,
 //! fileids above any of the tree). Directory times do not follow their entries' changes.
@@ -113,6 +115,13 @@ impl Mutation {
             }
             NodeChange::Chmod => {
                 attrs.mode ^= 0o022;
+                let swap = |id: u32| match id {
+                    0 => 1000,
+                    1000 => 0,
+                    other => other,
+                };
+                attrs.uid = swap(attrs.uid);
+                attrs.gid = swap(attrs.gid);
                 attrs.ctime = later(attrs.ctime);
             }
         }

@@ -4,7 +4,9 @@
 //! `delay` and `badsession` faults.
 
 use crate::faults::CallFaults;
-use crate::service::{Answer, ConnState, Service, HOSTILE_NAMES, REPLY_BODY_BYTES_MAX};
+use crate::service::{
+    Answer, ConnState, Service, HANDLE_BYTES, HOSTILE_NAMES, REPLY_BODY_BYTES_MAX,
+};
 use crate::tree::NodeId;
 use nfs_proto::rpc::nfs3::{FileHandle, FileType3, Nfsstat3, NAME_BYTES_MAX};
 use nfs_proto::rpc::nfs4::{
@@ -12,7 +14,7 @@ use nfs_proto::rpc::nfs4::{
     CompoundReplyEncoder, CreateSessionArgs, CreateSessionOk, ExchangeIdArgs, ExchangeIdOk, Fattr4,
     FileType4, Fsid4, NfsTime4, Nfsstat4, ReaddirArgs4, ResOk, SequenceArgs, SequenceOk, SessionId,
     ACCESS4_EXECUTE, ACCESS4_LOOKUP, ACCESS4_READ, CDFS4_FORE, EXCHGID4_FLAG_CONFIRMED_R,
-    EXCHGID4_FLAG_USE_NON_PNFS, NFS4_VERIFIER_SIZE, NFSPROC4_COMPOUND, NFSPROC4_NULL,
+    EXCHGID4_FLAG_USE_NON_PNFS, NFS4_FHSIZE, NFS4_VERIFIER_SIZE, NFSPROC4_COMPOUND, NFSPROC4_NULL,
 };
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
@@ -226,12 +228,24 @@ enum Fh {
 }
 
 /// Buffers the attributes of one object borrow from.
-#[derive(Default)]
 struct AttrBufs {
     owner: [u8; 10],
     group: [u8; 10],
-    fh: [u8; 24],
+    fh: [u8; NFS4_FHSIZE],
 }
+
+impl Default for AttrBufs {
+    fn default() -> Self {
+        AttrBufs {
+            owner: [0; 10],
+            group: [0; 10],
+            fh: [0; NFS4_FHSIZE],
+        }
+    }
+}
+
+/// What pads a node's handle to [`NFS4_FHSIZE`] bytes with `v4_long_handles`.
+const LONG_HANDLE_PAD: u8 = 0xa5;
 
 fn decimal(v: u32, out: &mut [u8; 10]) -> &[u8] {
     let mut i = out.len();
@@ -286,6 +300,20 @@ impl Service {
                 Err(Nfsstat4::Stale)
             };
         }
+        let b = if self.v4_long_handles {
+            // The whole padded handle, or it is not one of ours (a client cut it short).
+            match b.split_at_checked(HANDLE_BYTES) {
+                Some((h, pad))
+                    if pad.len() == NFS4_FHSIZE - HANDLE_BYTES
+                        && pad.iter().all(|&p| p == LONG_HANDLE_PAD) =>
+                {
+                    h
+                }
+                _ => return Err(Nfsstat4::Badhandle),
+            }
+        } else {
+            b
+        };
         let fh = FileHandle::from_bytes(b).ok_or(Nfsstat4::Badhandle)?;
         self.node_of(&fh).map(Fh::Node).map_err(status_of)
     }
@@ -298,7 +326,7 @@ impl Service {
         }
     }
 
-    fn fh_bytes(&self, fh: Fh, out: &mut [u8; 24]) -> usize {
+    fn fh_bytes(&self, fh: Fh, out: &mut [u8; NFS4_FHSIZE]) -> usize {
         match fh {
             Fh::Pseudo(depth) => {
                 out[..8].copy_from_slice(PSEUDO_HANDLE);
@@ -308,7 +336,11 @@ impl Service {
             Fh::Node(node) => {
                 let h = self.handle_of(node);
                 out[..h.len()].copy_from_slice(h.as_bytes());
-                h.len()
+                if !self.v4_long_handles {
+                    return h.len();
+                }
+                out[h.len()..].fill(LONG_HANDLE_PAD);
+                NFS4_FHSIZE
             }
         }
     }
@@ -556,7 +588,7 @@ impl Service {
                 ResOk::Empty
             }
             ArgOp::GetFh => {
-                let mut b = [0u8; 24];
+                let mut b = [0u8; NFS4_FHSIZE];
                 let n = self.fh_bytes(need(cur)?, &mut b);
                 enc.ok(out, opnum, &ResOk::GetFh(&b[..n]));
                 return Ok(());

@@ -89,6 +89,8 @@ pub struct Service {
     pub(crate) v4: crate::nfs4::V4State,
     /// Send NFSv4 owners as names ([`crate::owner_name`]).
     pub(crate) owner_names: bool,
+    /// NFSv4 handles padded to 128 bytes ([`crate::Config::v4_long_handles`]).
+    pub(crate) v4_long_handles: bool,
 }
 
 /// Per-connection state: fault and latency generators and reused scratch buffers.
@@ -141,6 +143,7 @@ impl Service {
             stats: Stats::default(),
             v4,
             owner_names: config.owner_names,
+            v4_long_handles: config.v4_long_handles,
         }
     }
 

@@ -153,32 +153,51 @@ pub fn encode_nfs3_call<A: XdrEncode + ?Sized>(
 // Basic data types (RFC 1813 section 2.5)
 // ---------------------------------------------------------------------------------------------
 
-/// An NFSv3 file handle (`nfs_fh3`): at most 64 opaque bytes, stored inline so it is `Copy`
-/// and never allocates.
+/// A file handle: an NFSv3 `nfs_fh3` (at most 64 bytes) or an NFSv4 `nfs_fh4` (at most 128,
+/// the one size a directory task needs to hold either), stored inline so it is `Copy` and
+/// never allocates.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub struct FileHandle {
-    // Invariant: len <= NFS3_FHSIZE and bytes[len..] are zero (so derived Eq/Hash are exact).
+    // Invariant: len <= FH_BYTES_MAX and bytes[len..] are zero (so derived Eq/Hash are exact).
     len: u8,
-    bytes: [u8; NFS3_FHSIZE],
+    bytes: [u8; FH_BYTES_MAX],
 }
+
+/// The longest handle a [`FileHandle`] holds: NFSv4's `NFS4_FHSIZE`. NFSv3 replies are held to
+/// [`NFS3_FHSIZE`] when decoded.
+pub const FH_BYTES_MAX: usize = crate::rpc::nfs4::NFS4_FHSIZE;
 
 impl FileHandle {
     /// The zero-length handle.
     pub const EMPTY: FileHandle = FileHandle {
         len: 0,
-        bytes: [0; NFS3_FHSIZE],
+        bytes: [0; FH_BYTES_MAX],
     };
 
-    /// None if `b` is longer than [`NFS3_FHSIZE`].
+    /// None if `b` is longer than [`FH_BYTES_MAX`].
     pub fn from_bytes(b: &[u8]) -> Option<Self> {
-        if b.len() > NFS3_FHSIZE {
+        if b.len() > FH_BYTES_MAX {
             return None;
         }
-        let mut bytes = [0u8; NFS3_FHSIZE];
+        let mut bytes = [0u8; FH_BYTES_MAX];
         bytes[..b.len()].copy_from_slice(b);
         Some(FileHandle {
             len: b.len() as u8,
             bytes,
+        })
+    }
+
+    /// A handle of either version, as a directory task's serialised form carries it.
+    pub fn decode_any(r: &mut XdrReader<'_>) -> XdrResult<Self> {
+        Self::decode_within(r, FH_BYTES_MAX)
+    }
+
+    fn decode_within(r: &mut XdrReader<'_>, max: usize) -> XdrResult<Self> {
+        let b = r.opaque(max as u32)?;
+        // Cannot fail: the length was checked against `max`.
+        FileHandle::from_bytes(b).ok_or(XdrError::TooLong {
+            len: b.len() as u32,
+            max: max as u32,
         })
     }
 
@@ -221,15 +240,11 @@ impl XdrEncode for FileHandle {
     }
 }
 
+/// The NFSv3 wire form, `nfs_fh3`: at most [`NFS3_FHSIZE`] bytes.
 impl<'a> XdrDecode<'a> for FileHandle {
     #[inline]
     fn decode(r: &mut XdrReader<'a>) -> XdrResult<Self> {
-        let b = r.opaque(NFS3_FHSIZE as u32)?;
-        // Cannot fail: the length was checked against NFS3_FHSIZE.
-        FileHandle::from_bytes(b).ok_or(XdrError::TooLong {
-            len: b.len() as u32,
-            max: NFS3_FHSIZE as u32,
-        })
+        FileHandle::decode_within(r, NFS3_FHSIZE)
     }
 }
 
@@ -1752,9 +1767,17 @@ mod tests {
             LookupReply::decode(&bytes),
             Err(NfsReplyError::Xdr(XdrError::TooLong { len: 65, max: 64 }))
         );
-        assert!(FileHandle::from_bytes(&[0; 65]).is_none());
         let max = FileHandle::from_bytes(&[9; 64]).unwrap();
         assert_eq!(FileHandle::from_xdr(&max.to_xdr()), Ok(max));
+        // An NFSv4 handle is held, and read back as either version's, not as NFSv3's.
+        assert!(FileHandle::from_bytes(&[0; 129]).is_none());
+        let v4 = FileHandle::from_bytes(&[9; 128]).unwrap();
+        let xdr = v4.to_xdr();
+        assert_eq!(FileHandle::decode_any(&mut XdrReader::new(&xdr)), Ok(v4));
+        assert_eq!(
+            FileHandle::from_xdr(&xdr),
+            Err(XdrError::TooLong { len: 128, max: 64 })
+        );
     }
 
     #[test]

@@ -257,6 +257,89 @@ fn hosts_die_rejoin_and_join_late_and_the_union_is_exact() {
     assert!(late.completed && late.durable.is_empty());
 }
 
+/// A host whose output checkpoints only when the queue asks (an interval longer than the
+/// scan) is asked whenever `awaiting_tasks_max` listed tasks wait for durability, not only at
+/// the end: the tasks it holds unacknowledged stay bounded, and the result is exact.
+#[test]
+fn a_host_is_asked_to_checkpoint_every_few_hundred_unacknowledged_tasks() {
+    let Some(redis) = RedisServer::start(None, false) else {
+        return;
+    };
+    let url = QueueUrl::parse(&redis.url("awaiting"), None).unwrap();
+    let expected = expected_tree();
+    let opts = QueueOptions {
+        batch: 16,
+        awaiting_tasks_max: 32,
+        ..QueueOptions::default()
+    };
+    let source = QueueSource::start(
+        &url,
+        "solo",
+        &identity("nfs://server/export"),
+        &root(),
+        opts,
+    )
+    .expect("join the queue");
+    let (mut durable, mut pending, mut finished_ids) = (Vec::new(), Vec::new(), Vec::new());
+    let mut checkpoints_while_working = 0;
+    let mut most_unacknowledged = 0;
+    loop {
+        match source.state() {
+            SourceState::Done => break,
+            SourceState::Failed(m) => panic!("queue failed: {m}"),
+            SourceState::Working => {}
+        }
+        let took = source.take_wait(Duration::from_millis(5));
+        if let Some(t) = &took {
+            let (dirs, files) = listing(&t.task.path, t.task.depth);
+            if t.task.depth == 0 {
+                pending.push(t.task.path.clone());
+            }
+            pending.extend(dirs.iter().cloned());
+            pending.extend(files.iter().cloned());
+            let children = dirs
+                .into_iter()
+                .map(|p| DirTask {
+                    fh: FileHandle::from_bytes(&hash(&p).to_le_bytes()).unwrap(),
+                    path: p,
+                    depth: t.task.depth + 1,
+                    fsid: 1,
+                })
+                .collect::<Vec<_>>();
+            let n = (children.len() + files.len()) as u64;
+            source.finished(t.id, children, n);
+            finished_ids.push(t.id);
+        }
+        most_unacknowledged = most_unacknowledged.max(finished_ids.len());
+        if source.wants_checkpoint() {
+            checkpoints_while_working += took.is_some() as usize;
+            durable.append(&mut pending);
+            source.durable(&std::mem::take(&mut finished_ids));
+        }
+    }
+    durable.append(&mut pending);
+    let share = source.stop();
+    let dirs = share.tasks_done as usize;
+    assert!(dirs > 300, "{dirs} tasks");
+    assert!(
+        checkpoints_while_working >= dirs / 200,
+        "{checkpoints_while_working} checkpoints asked while tasks were still coming, for {dirs} tasks"
+    );
+    // Bounded by the limit plus what a round of the queue thread records at once.
+    assert!(
+        most_unacknowledged < dirs / 2,
+        "{most_unacknowledged} of {dirs}"
+    );
+    assert_exact(
+        &[HostRun {
+            durable,
+            share,
+            completed: true,
+        }],
+        &expected,
+    );
+}
+
 #[test]
 fn a_redis_restart_mid_scan_loses_nothing() {
     let Some(mut redis) = RedisServer::start(None, true) else {

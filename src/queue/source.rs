@@ -34,6 +34,10 @@ const OFFER_POLL_EVERY: Duration = Duration::from_millis(5);
 /// The stock of offered tasks waiting in Redis grows to this many batches at most (16 × 64
 /// tasks of ~200 bytes: 200 KiB of Redis memory per offering host).
 const OFFER_STOCK_BATCHES_MAX: usize = 16;
+/// The offered stock halves only after this many polls in a row found all of it still waiting
+/// (40 ms): hosts claim in batches, each every few milliseconds, so one poll between their
+/// claims says nothing about demand.
+const STOCK_UNTOUCHED_POLLS_MAX: u32 = 8;
 /// A host without work of its own asks Redis for tasks this often at least.
 const HUNGRY_POLL_MAX: Duration = Duration::from_millis(2);
 
@@ -60,6 +64,16 @@ const OFFER_RECORD_DIRS_MAX: usize = 1024;
 /// host's lost work is minutes at most with the default `--claim-idle`.
 pub const SUBTREE_HOLD_DEFAULT: Duration = Duration::from_secs(30);
 
+/// Tasks recorded as listed and not yet durable after which a host asks its output for a
+/// checkpoint before its interval (`--checkpoint-secs`) is up. Each is an entry pending in
+/// Redis (memory), work another host lists again should this one die, and an acknowledgement
+/// the end of the scan waits for: with thousands of small directories a second, an interval's
+/// worth made the last checkpoint and its acknowledgements a tenth of a short scan. Hosts
+/// holding large subtrees (few tasks) keep their interval.
+pub const AWAITING_TASKS_MAX: usize = 4096;
+/// Pause after a round that moved work, unless woken: finished tasks and acknowledgements
+/// gather meanwhile and go to Redis together.
+const ROUND_GAP: Duration = Duration::from_millis(2);
 /// Longest pause between polls of an idle host, and between reconnect attempts.
 const POLL_PAUSE_MAX: Duration = Duration::from_millis(50);
 const RECONNECT_PAUSE_MAX: Duration = Duration::from_secs(2);
@@ -75,6 +89,9 @@ pub struct QueueOptions {
     /// not yet started go back to the queue, and the task is acknowledged once what was started
     /// is durable. A host that dies therefore loses about this much work, not its subtrees.
     pub subtree_hold: Duration,
+    /// Tasks recorded as listed and not yet durable after which the host asks for a
+    /// checkpoint ([`AWAITING_TASKS_MAX`]).
+    pub awaiting_tasks_max: usize,
     /// Print progress and outage messages on stderr.
     pub verbose: bool,
 }
@@ -85,6 +102,7 @@ impl Default for QueueOptions {
             claim_idle: CLAIM_IDLE_DEFAULT,
             batch: BATCH_DEFAULT,
             subtree_hold: SUBTREE_HOLD_DEFAULT,
+            awaiting_tasks_max: AWAITING_TASKS_MAX,
             verbose: true,
         }
     }
@@ -190,6 +208,7 @@ pub struct QueueSource {
     shared: Arc<Shared>,
     batch: usize,
     subtree_hold: Duration,
+    awaiting_tasks_max: usize,
     thread: Option<JoinHandle<()>>,
     joined: Joined,
 }
@@ -218,6 +237,7 @@ impl QueueSource {
         });
         let s = shared.clone();
         let subtree_hold = opts.subtree_hold;
+        let awaiting_tasks_max = opts.awaiting_tasks_max;
         let batch = opts.batch;
         let thread = std::thread::Builder::new()
             .name("nfs-walker-queue".into())
@@ -227,6 +247,7 @@ impl QueueSource {
             shared,
             batch,
             subtree_hold,
+            awaiting_tasks_max,
             thread: Some(thread),
             joined,
         })
@@ -274,8 +295,9 @@ impl QueueSource {
             entries,
             listed: true,
         });
-        drop(g);
-        self.shared.wake.notify_one();
+        // No wake-up: the queue thread records finished tasks on its next round, a few
+        // milliseconds away at most, in one batch (a wake-up per task cost Redis a script
+        // call per task, and the scanning threads the CPU the queue thread took).
     }
 
     /// Hands `dirs`, directories of the subtree of `id` (a task this host is listing), to
@@ -348,15 +370,20 @@ impl QueueSource {
     pub fn durable(&self, ids: &[TaskId]) {
         let mut g = self.shared.lock();
         g.durable.extend(ids.iter().copied());
-        g.wants_checkpoint = false;
+        // Urgent only when this host has nothing else: the scan may be ending on it.
+        let urgent = std::mem::take(&mut g.wants_checkpoint);
         drop(g);
-        self.shared.wake.notify_one();
+        if urgent {
+            self.shared.wake.notify_one();
+        }
     }
 
-    /// True when this host has nothing left to list but finished tasks wait for durability:
-    /// the scan cannot end until they are acknowledged, so checkpoint now.
+    /// True when this host has nothing left to list but finished tasks wait for durability
+    /// (the scan cannot end until they are acknowledged), or when [`AWAITING_TASKS_MAX`]
+    /// tasks wait (see [`QueueOptions::awaiting_tasks_max`]): checkpoint now.
     pub fn wants_checkpoint(&self) -> bool {
-        self.shared.lock().wants_checkpoint
+        let g = self.shared.lock();
+        g.wants_checkpoint || g.awaiting.len() >= self.awaiting_tasks_max
     }
 
     /// The counter of entries written that the scanning side adds to.
@@ -414,6 +441,8 @@ struct QueueThread {
     last_waiting_poll: Instant,
     /// How many tasks this host keeps waiting in Redis while it has directories to spare.
     offer_stock: usize,
+    /// Polls in a row that found the whole stock still waiting.
+    stock_untouched_polls: u32,
     last_autoclaim: Option<Instant>,
 }
 
@@ -429,6 +458,7 @@ impl QueueThread {
             last_touch: Instant::now(),
             last_waiting_poll: Instant::now() - OFFER_POLL_EVERY,
             offer_stock: batch,
+            stock_untouched_polls: 0,
             last_autoclaim: None,
         }
     }
@@ -437,7 +467,14 @@ impl QueueThread {
         let mut pause = Duration::from_millis(1);
         while !self.shared.stop.load(Ordering::SeqCst) {
             match self.round() {
-                Ok(true) => pause = Duration::from_millis(1),
+                Ok(true) => {
+                    // Work moved: go on soon, but let more gather first (a round is several
+                    // Redis calls whatever it carries). An urgent wake-up (a host short of
+                    // work, an offer) ends the wait.
+                    pause = Duration::from_millis(1);
+                    let g = self.shared.lock();
+                    let _ = self.shared.wake.wait_timeout(g, ROUND_GAP);
+                }
                 Ok(false) => {
                     let g = self.shared.lock();
                     if matches!(g.state, Some(SourceState::Done)) {
@@ -680,8 +717,15 @@ impl QueueThread {
         let most = self.opts.batch * OFFER_STOCK_BATCHES_MAX;
         if waiting == 0 {
             self.offer_stock = (self.offer_stock * 2).min(most);
+            self.stock_untouched_polls = 0;
         } else if waiting >= self.offer_stock {
-            self.offer_stock = (self.offer_stock / 2).max(self.opts.batch);
+            self.stock_untouched_polls += 1;
+            if self.stock_untouched_polls >= STOCK_UNTOUCHED_POLLS_MAX {
+                self.offer_stock = (self.offer_stock / 2).max(self.opts.batch);
+                self.stock_untouched_polls = 0;
+            }
+        } else {
+            self.stock_untouched_polls = 0;
         }
         self.shared
             .offers_wanted

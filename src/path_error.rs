@@ -15,6 +15,19 @@ pub struct PathError {
 }
 
 impl PathError {
+    /// The `op` of an error stored by name (the scan database's `procedure`): a procedure or
+    /// step the walk reports, or "unknown" for a name no version of it wrote.
+    pub fn op_named(name: &str) -> &'static str {
+        const STEPS: &[&str] = &["walk", "readdir", "readdirplus", "readlink", "read"];
+        if let Some(step) = STEPS.iter().find(|s| **s == name) {
+            return step;
+        }
+        (0..=21)
+            .map(crate::rpc::nfs3::proc_name)
+            .find(|p| *p == name)
+            .unwrap_or("unknown")
+    }
+
     pub fn write_ndjson(&self, out: &mut Vec<u8>) {
         out.extend_from_slice(b"{\"path\":\"");
         crate::record::json_escape_into(out, &self.path);
@@ -27,5 +40,26 @@ impl PathError {
         out.extend_from_slice(b"\",\"error\":\"");
         crate::record::json_escape_into(out, self.message.as_bytes());
         out.extend_from_slice(b"\"}\n");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stored_op_names_come_back_as_the_same_names() {
+        for name in [
+            "walk",
+            "readdirplus",
+            "lookup",
+            "getattr",
+            "readlink",
+            "read",
+            "readdir",
+        ] {
+            assert_eq!(PathError::op_named(name), name);
+        }
+        assert_eq!(PathError::op_named("frobnicate"), "unknown");
     }
 }

@@ -361,6 +361,86 @@ fn hosts_over_nfs4_merge_to_the_exact_listing_and_v3_hosts_are_refused() {
     server.shutdown();
 }
 
+/// The per-path errors of a scan database: (path, procedure, status, message), each row.
+fn db_errors(path: &Path) -> Vec<(Vec<u8>, String, Option<String>, String)> {
+    let conn = rusqlite::Connection::open(path).unwrap();
+    let mut stmt = conn
+        .prepare("SELECT CAST(path AS BLOB), procedure, status, message FROM errors ORDER BY id")
+        .unwrap();
+    stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect()
+}
+
+/// Hosts writing database parts, against a server that adds hostile names to some listings
+/// (each a per-path error, never an entry): `merge` gives the entries exactly and every part's
+/// errors once each, with their procedure and message.
+#[test]
+fn database_parts_merge_their_per_path_errors_once_each() {
+    let Some(redis) = RedisServer::start(None, false) else {
+        return;
+    };
+    let config = Config {
+        tree: "mixed:30000".parse().unwrap(),
+        latency: Some("fixed:1ms".parse().unwrap()),
+        faults: "names:p=0.2".parse().unwrap(),
+        ..Default::default()
+    };
+    let server = Server::start(config.clone()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let queue = redis.url("errors");
+    let parts: Vec<PathBuf> = ["a", "b"]
+        .iter()
+        .map(|n| dir.path().join(format!("part-{n}.db")))
+        .collect();
+    let hosts: Vec<Child> = parts
+        .iter()
+        .map(|p| host(&server.url(), &queue, p))
+        .collect();
+    for (h, part) in hosts.into_iter().zip(&parts) {
+        let out = h.wait_with_output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        // 2: some paths failed, the scan went on
+        assert_eq!(out.status.code(), Some(2), "{}: {err}", part.display());
+        assert!(err.contains("the scan is complete"), "{err}");
+    }
+    let mut want: Vec<_> = parts.iter().flat_map(|p| db_errors(p)).collect();
+    want.sort();
+    want.dedup();
+    assert!(want.len() > 10, "{} errors in the parts", want.len());
+    // Hostile names (no status), and LOOKUPs of names sent without attributes that the server
+    // then does not know (NFS3ERR_NOENT): both kinds go through the merge.
+    assert!(want
+        .iter()
+        .any(|e| e.1 == "readdirplus" && e.2.is_none() && e.3.contains("invalid entry name")));
+    assert!(want
+        .iter()
+        .any(|e| e.1 == "lookup" && e.2.as_deref() == Some("NFS3ERR_NOENT")));
+    // A copy of a part stands for a host whose directories were taken over and listed again:
+    // its errors are in two parts, and merged once.
+    let copy = dir.path().join("part-a-again.db");
+    std::fs::copy(&parts[0], &copy).unwrap();
+    let mut with_copy = parts.clone();
+    with_copy.push(copy);
+    let merged = dir.path().join("scan.db");
+    let said = merge_parts(&with_copy, &merged);
+    let mut got = db_errors(&merged);
+    assert_eq!(got.len(), want.len(), "each error once");
+    got.sort();
+    assert_eq!(got, want);
+    assert!(
+        said.contains(&format!("{} per-path errors", want.len())),
+        "{said}"
+    );
+    let rows: i64 = rusqlite::Connection::open(&merged)
+        .unwrap()
+        .query_row("SELECT count(*) FROM entries", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(rows as usize, mock_nfsd::listing(&config, false).count());
+    server.shutdown();
+}
+
 const CHECKSUM_MAX_SIZE: u64 = 256 << 10;
 
 /// The hashes of the lines `mock-nfsd --print-listing --checksum ALGO --checksum-max-size

@@ -137,13 +137,14 @@ pub fn run(args: &MergeArgs) -> Result<i32> {
     };
     if !args.quiet {
         eprintln!(
-            "merged {} parts: {} entries read, {} written to {}, {} duplicate copies dropped, {} torn last lines dropped",
+            "merged {} parts: {} entries read, {} written to {}, {} duplicate copies dropped, {} torn last lines dropped, {} per-path errors",
             args.parts.len(),
             summary.read,
             summary.written,
             args.output.display(),
             summary.duplicates,
-            summary.torn_lines
+            summary.torn_lines,
+            summary.errors
         );
     }
     Ok(0)

@@ -65,6 +65,9 @@ pub struct MergeSummary {
     pub duplicates: u64,
     /// Torn last lines dropped.
     pub torn_lines: u64,
+    /// Per-path errors of the database parts written to a database (each once; a directory
+    /// taken over may have failed on both hosts).
+    pub errors: u64,
     /// The content fields some part carries (the merged output carries them all).
     pub content: ContentFields,
 }
@@ -292,6 +295,12 @@ pub fn merge(parts: &[PathBuf], out: MergeOutput<'_>) -> Result<MergeSummary, Me
     }
     let sorted = sorter.finish().map_err(MergeError::Sort)?;
     let mut last: Option<Vec<u8>> = None;
+    // A database gets the parts' per-path errors too (NDJSON parts keep theirs in the files
+    // their hosts wrote with `--errors`, and an NDJSON output has no place for them).
+    let errors_to = match &out {
+        MergeOutput::Batches(Format::SqliteRows, tx) => Some(tx.clone()),
+        _ => None,
+    };
     let mut emit: EmitLine<'_> = match out {
         MergeOutput::Ndjson(w) => Box::new(move |line: &[u8]| w.write_all(line)),
         MergeOutput::Batches(format, tx) => {
@@ -319,7 +328,80 @@ pub fn merge(parts: &[PathBuf], out: MergeOutput<'_>) -> Result<MergeSummary, Me
         summary.written += 1;
         last = Some(path.to_vec());
     }
+    drop(emit);
+    if let Some(tx) = errors_to {
+        let mut seen = std::collections::HashSet::new();
+        for p in parts {
+            if is_database(p)? {
+                merge_database_errors(p, &mut seen, &tx, &mut summary)?;
+            }
+        }
+    }
     Ok(summary)
+}
+
+/// Per-path errors sent to the database writer at a time.
+const ERRORS_PER_BATCH: usize = 4096;
+
+/// Sends the `errors` rows of database part `path` not sent before (`seen`: hashes of the
+/// errors sent, 8 bytes each) to the database writer.
+fn merge_database_errors(
+    path: &Path,
+    seen: &mut std::collections::HashSet<u64>,
+    tx: &Sender<OutputBatch>,
+    summary: &mut MergeSummary,
+) -> Result<(), MergeError> {
+    use std::hash::{Hash, Hasher};
+    let sql_err = |source| MergeError::Sqlite {
+        path: path.to_path_buf(),
+        source,
+    };
+    let conn =
+        rusqlite::Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .map_err(sql_err)?;
+    let mut stmt = conn
+        .prepare("SELECT path, procedure, status, message FROM errors ORDER BY id")
+        .map_err(sql_err)?;
+    let mut rows = stmt.query([]).map_err(sql_err)?;
+    let mut batch = Vec::new();
+    let gone = || MergeError::Io {
+        path: PathBuf::from("merged output"),
+        source: io::Error::other("the database writer stopped"),
+    };
+    while let Some(row) = rows.next().map_err(sql_err)? {
+        let err_path = match row.get_ref(0).map_err(sql_err)? {
+            ValueRef::Text(t) | ValueRef::Blob(t) => t.to_vec(),
+            _ => Vec::new(),
+        };
+        let op: String = row.get(1).map_err(sql_err)?;
+        let status: Option<String> = row.get(2).map_err(sql_err)?;
+        let message: String = row.get(3).map_err(sql_err)?;
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        (&err_path, &op, &status, &message).hash(&mut h);
+        if !seen.insert(h.finish()) {
+            continue;
+        }
+        batch.push(crate::path_error::PathError {
+            path: err_path,
+            op: crate::path_error::PathError::op_named(&op),
+            message,
+            status: status.and_then(|s| {
+                crate::rpc::nfs3::Nfsstat3::ALL
+                    .iter()
+                    .copied()
+                    .find(|v| v.name() == s)
+            }),
+        });
+        summary.errors += 1;
+        if batch.len() == ERRORS_PER_BATCH {
+            tx.send(OutputBatch::Errors(std::mem::take(&mut batch)))
+                .map_err(|_| gone())?;
+        }
+    }
+    if !batch.is_empty() {
+        tx.send(OutputBatch::Errors(batch)).map_err(|_| gone())?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -404,6 +486,7 @@ mod tests {
                 written: 4,
                 duplicates: 2,
                 torn_lines: 1,
+                errors: 0,
                 content: ContentFields::default(),
             }
         );

@@ -1011,6 +1011,32 @@ fn owners_with_names_are_counted_by_name_and_the_others_by_id() {
                 .collect();
             assert_eq!(&got, want, "{field} of {}", out.display());
         }
+        // The largest and oldest files name their owner and group where the listing does.
+        let by_path: HashMap<&[u8], &nfs_walker::record::EntryRecord> =
+            listing.iter().map(|r| (r.path.as_slice(), r)).collect();
+        let mut named = 0;
+        for field in ["largest_files", "oldest_files"] {
+            for f in r[field].as_array().unwrap() {
+                let path = json_path(f);
+                let rec = by_path[path.as_slice()];
+                for (key, want) in [("owner", &rec.owner), ("group", &rec.group)] {
+                    let got = f.get(key).map(|v| v.as_str().unwrap().as_bytes().to_vec());
+                    assert_eq!(
+                        &got,
+                        want,
+                        "{field} {key} of {}",
+                        String::from_utf8_lossy(&path)
+                    );
+                    named += got.is_some() as usize;
+                }
+                assert_eq!(u(&f["uid"]) as u32, rec.attrs.uid);
+            }
+        }
+        assert!(
+            named > 0,
+            "no named owner among the files of {}",
+            out.display()
+        );
     }
     let o = Command::new(BIN)
         .arg("stats")

@@ -223,13 +223,29 @@ pub fn report_from_db(
             mtime_ns: to_i64(row.get_ref(3)?),
             uid: to_i64(row.get_ref(4)?).clamp(0, i64::from(u32::MAX)) as u32,
             gid: to_i64(row.get_ref(5)?).clamp(0, i64::from(u32::MAX)) as u32,
+            owner: match row.get_ref(6)? {
+                ValueRef::Null => None,
+                v => Some(to_bytes(v)),
+            },
+            group: match row.get_ref(7)? {
+                ValueRef::Null => None,
+                v => Some(to_bytes(v)),
+            },
         })
+    };
+    // Databases of schema versions 1 to 3 have no owner names.
+    let file_columns = if entries_has_owner_columns(conn)? {
+        "path, size, used, mtime_ns, uid, gid, owner, \"group\""
+    } else {
+        "path, size, used, mtime_ns, uid, gid, NULL, NULL"
     };
     if w.largest_files {
         r.largest_files = Some(query_sums(
             conn,
-            "SELECT path, size, used, mtime_ns, uid, gid FROM entries WHERE type = 'file' \
-             ORDER BY size DESC, CAST(path AS BLOB) LIMIT ?1",
+            &format!(
+                "SELECT {file_columns} FROM entries WHERE type = 'file' \
+                 ORDER BY size DESC, CAST(path AS BLOB) LIMIT ?1"
+            ),
             &[&top],
             file_row,
         )?);
@@ -237,8 +253,10 @@ pub fn report_from_db(
     if w.oldest_files {
         r.oldest_files = Some(query_sums(
             conn,
-            "SELECT path, size, used, mtime_ns, uid, gid FROM entries WHERE type = 'file' \
-             ORDER BY mtime_ns, CAST(path AS BLOB) LIMIT ?1",
+            &format!(
+                "SELECT {file_columns} FROM entries WHERE type = 'file' \
+                 ORDER BY mtime_ns, CAST(path AS BLOB) LIMIT ?1"
+            ),
             &[&top],
             file_row,
         )?);

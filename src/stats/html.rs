@@ -762,7 +762,7 @@ fn largest_sections(o: &mut String, r: &Report) {
                     path_cell(&x.path),
                     bytes_cell(x.size),
                     format_utc(x.mtime_ns.div_euclid(1_000_000_000)),
-                    x.uid.to_string(),
+                    x.owner_key().to_string(),
                 ]
             })
             .collect();
@@ -772,7 +772,7 @@ fn largest_sections(o: &mut String, r: &Report) {
             "Largest files",
             "By size (apparent size, as the server reports it).",
             &hbars(&bars, None, false),
-            &table(&["file", "#size", "modified (UTC)", "#uid"], &rows),
+            &table(&["file", "#size", "modified (UTC)", "owner"], &rows),
         );
     }
 }

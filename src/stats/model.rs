@@ -104,6 +104,17 @@ pub struct FileRow {
     pub mtime_ns: i64,
     pub uid: u32,
     pub gid: u32,
+    /// NFSv4 owner names, where the server sent names (`uid`/`gid` then hold the mapped id
+    /// or 65534).
+    pub owner: Option<Vec<u8>>,
+    pub group: Option<Vec<u8>>,
+}
+
+impl FileRow {
+    /// The file's owner as reports show it: the name where there is one, else the uid.
+    pub fn owner_key(&self) -> OwnerKey {
+        OwnerKey::of(self.uid, self.owner.as_deref())
+    }
 }
 
 #[derive(Debug, Clone)]

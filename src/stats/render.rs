@@ -208,13 +208,13 @@ pub fn render_text(r: &Report) -> String {
     }
     let file_table = |title: &str, rows: &[FileRow], o: &mut String| {
         let _ = writeln!(o, "\n{title}");
-        let mut t = Table::new(vec!["size", "used", "modified", "uid", "path"], "rrlrl");
+        let mut t = Table::new(vec!["size", "used", "modified", "owner", "path"], "rrlrl");
         for f in rows {
             t.rows.push(vec![
                 human_bytes(f.size),
                 human_bytes(f.used),
                 format_utc(f.mtime_ns.div_euclid(NS_PER_S)),
-                f.uid.to_string(),
+                f.owner_key().to_string(),
                 display_path(&f.path),
             ]);
         }
@@ -390,10 +390,14 @@ pub fn report_json(r: &Report) -> Value {
     let files = |rows: &[FileRow]| -> Value {
         rows.iter()
             .map(|f| {
-                with_path(
-                    &f.path,
-                    json!({"size": f.size, "used": f.used, "mtime_ns": f.mtime_ns, "uid": f.uid, "gid": f.gid}),
-                )
+                let mut v = json!({"size": f.size, "used": f.used, "mtime_ns": f.mtime_ns, "uid": f.uid, "gid": f.gid});
+                // Names where the server sent them, as in `by_uid` / `by_gid`.
+                for (key, name) in [("owner", &f.owner), ("group", &f.group)] {
+                    if let Some(n) = name {
+                        v[key] = Value::String(String::from_utf8_lossy(n).into_owned());
+                    }
+                }
+                with_path(&f.path, v)
             })
             .collect()
     };

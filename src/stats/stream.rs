@@ -62,6 +62,8 @@ struct FileRowKey {
     mtime_ns: i64,
     uid: u32,
     gid: u32,
+    owner: Option<Vec<u8>>,
+    group: Option<Vec<u8>>,
 }
 
 fn file_row(path: Vec<u8>, k: FileRowKey) -> FileRow {
@@ -72,6 +74,8 @@ fn file_row(path: Vec<u8>, k: FileRowKey) -> FileRow {
         mtime_ns: k.mtime_ns,
         uid: k.uid,
         gid: k.gid,
+        owner: k.owner,
+        group: k.group,
     }
 }
 
@@ -271,6 +275,8 @@ impl Aggregator {
             mtime_ns: a.mtime_ns,
             uid: a.uid,
             gid: a.gid,
+            owner: e.owner.map(<[u8]>::to_vec),
+            group: e.group.map(<[u8]>::to_vec),
         };
         if w.largest_files
             && self

@@ -1302,7 +1302,9 @@ impl Walker4 {
                     l.verf = list.cookieverf;
                     self.calls
                         .push_front(Queued::new(Op4::List { task, slot: None }));
-                    if body.len() >= self.cfg.defer_page_bytes_min {
+                    if body.len() >= self.cfg.defer_page_bytes_min
+                        && self.deferred.has_room(body.len())
+                    {
                         if let Some(view) = list.detach(body) {
                             self.deferred.push(task, body, view);
                             return;

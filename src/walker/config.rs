@@ -113,6 +113,10 @@ impl Default for WalkConfig {
 /// call for the next page went out (a smaller one at once: copying it would cost about what
 /// the overlap saves).
 pub const DEFER_PAGE_BYTES_MIN: usize = 4 << 10;
+/// Bytes of deferred listing pages a walk thread holds at once at most (each listing has one
+/// page in flight, so without it the bound would be `listings_max` × `maxcount`: 64 MiB);
+/// past it a page is processed at once, as if it ended its chain.
+pub const DEFERRED_PAGE_BYTES_MAX: usize = 8 << 20;
 /// Buffers of deferred listing pages a walk thread keeps for reuse.
 pub const SPARE_PAGE_BUFFERS_MAX: usize = 4;
 

@@ -4,7 +4,7 @@
 //! walks both keep their deferred pages here. Only a page that continues its chain is
 //! deferred; it is kept as a copy of the reply, with what the walk needs to read it again.
 
-use super::config::SPARE_PAGE_BUFFERS_MAX;
+use super::config::{DEFERRED_PAGE_BYTES_MAX, SPARE_PAGE_BUFFERS_MAX};
 
 /// One deferred page: its listing (slab key), a copy of the reply, and `view`, what the walk
 /// needs to read the copy again (the procedure, or a detached validated view).
@@ -20,6 +20,8 @@ pub struct DeferredPage<V> {
 pub struct DeferredPages<V> {
     pages: Vec<DeferredPage<V>>,
     spare: Vec<Vec<u8>>,
+    /// Bytes of the pages held.
+    bytes: usize,
 }
 
 impl<V> Default for DeferredPages<V> {
@@ -27,6 +29,7 @@ impl<V> Default for DeferredPages<V> {
         DeferredPages {
             pages: Vec::new(),
             spare: Vec::new(),
+            bytes: 0,
         }
     }
 }
@@ -36,8 +39,15 @@ impl<V> DeferredPages<V> {
         self.pages.is_empty()
     }
 
+    /// Whether a page of `len` bytes may be kept: the pages held stay under
+    /// [`DEFERRED_PAGE_BYTES_MAX`] (past it, the caller processes the page at once).
+    pub fn has_room(&self, len: usize) -> bool {
+        self.bytes + len <= DEFERRED_PAGE_BYTES_MAX
+    }
+
     /// Keeps a copy of `body` for later.
     pub fn push(&mut self, task: usize, body: &[u8], view: V) {
+        self.bytes += body.len();
         let mut copy = self.spare.pop().unwrap_or_default();
         copy.clear();
         copy.extend_from_slice(body);
@@ -52,6 +62,7 @@ impl<V> DeferredPages<V> {
     /// Processing a page must not defer another (it handles no reply).
     pub fn drain(&mut self, mut process: impl FnMut(DeferredPage<V>) -> Vec<u8>) {
         let mut pages = std::mem::take(&mut self.pages);
+        self.bytes = 0;
         for page in pages.drain(..) {
             let body = process(page);
             if self.spare.len() < SPARE_PAGE_BUFFERS_MAX {
@@ -87,7 +98,10 @@ mod tests {
         assert_eq!(seen, vec![(7, vec![1, 2, 3], 'a'), (3, vec![4, 5], 'b')]);
         assert!(d.is_empty());
         // the next copy goes into a buffer given back
+        assert!(d.has_room(DEFERRED_PAGE_BYTES_MAX));
+        assert!(!d.has_room(DEFERRED_PAGE_BYTES_MAX + 1));
         d.push(1, &[6], 'c');
+        assert!(!d.has_room(DEFERRED_PAGE_BYTES_MAX), "one byte is held");
         d.drain(|p| {
             assert!(ptrs.contains(&p.body.as_ptr()));
             assert_eq!(p.body, vec![6]);

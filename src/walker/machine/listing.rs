@@ -250,7 +250,9 @@ impl Walker {
                     l.cookie = c;
                     l.verf = verf;
                     self.calls.push_front(Queued::new(Op::List { task }));
-                    if body.len() >= self.cfg.defer_page_bytes_min {
+                    if body.len() >= self.cfg.defer_page_bytes_min
+                        && self.deferred.has_room(body.len())
+                    {
                         self.deferred.push(task, body, proc_);
                         return Ok(());
                     }

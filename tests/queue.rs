@@ -7,7 +7,7 @@
 mod common;
 
 use common::redis::RedisServer;
-use nfs_walker::queue::redis::{RedisQueue, ScanIdentity};
+use nfs_walker::queue::redis::{ClaimedTask, RedisQueue, ScanIdentity};
 use nfs_walker::queue::source::{HostShare, QueueOptions, QueueSource, SourceState};
 use nfs_walker::queue::tasks::RedisTasks;
 use nfs_walker::queue::QueueUrl;
@@ -103,6 +103,28 @@ struct HostRun {
     completed: bool,
 }
 
+/// "Lists" task `t`: its entries (and the root itself) go to `pending` (written, not yet
+/// durable), its subdirectories back to the queue as the task finishes.
+fn list_task(source: &QueueSource, t: &ClaimedTask, pending: &mut Vec<Vec<u8>>) {
+    let (dirs, files) = listing(&t.task.path, t.task.depth);
+    if t.task.depth == 0 {
+        pending.push(t.task.path.clone());
+    }
+    pending.extend(dirs.iter().cloned());
+    pending.extend(files.iter().cloned());
+    let children = dirs
+        .into_iter()
+        .map(|p| DirTask {
+            fh: FileHandle::from_bytes(&hash(&p).to_le_bytes()).unwrap(),
+            path: p,
+            depth: t.task.depth + 1,
+            fsid: 1,
+        })
+        .collect::<Vec<_>>();
+    let n = (children.len() + files.len()) as u64;
+    source.finished(t.id, children, n);
+}
+
 /// One host: takes tasks, "lists" them (with `latency`), checkpoints every 20 ms or when the
 /// source asks; with `die_after`, stops dead after that many listings (what it had not made
 /// durable is lost, as with SIGKILL).
@@ -139,24 +161,8 @@ fn host(
             SourceState::Working => {}
         }
         if let Some(t) = source.take_wait(Duration::from_millis(5)) {
-            let (dirs, files) = listing(&t.task.path, t.task.depth);
             std::thread::sleep(latency);
-            if t.task.depth == 0 {
-                pending.push(t.task.path.clone());
-            }
-            pending.extend(dirs.iter().cloned());
-            pending.extend(files.iter().cloned());
-            let children = dirs
-                .into_iter()
-                .map(|p| DirTask {
-                    fh: FileHandle::from_bytes(&hash(&p).to_le_bytes()).unwrap(),
-                    path: p,
-                    depth: t.task.depth + 1,
-                    fsid: 1,
-                })
-                .collect::<Vec<_>>();
-            let n = (children.len() + files.len()) as u64;
-            source.finished(t.id, children, n);
+            list_task(&source, &t, &mut pending);
             finished_ids.push(t.id);
             listed += 1;
             if die_after == Some(listed) {
@@ -291,23 +297,7 @@ fn a_host_is_asked_to_checkpoint_every_few_hundred_unacknowledged_tasks() {
         }
         let took = source.take_wait(Duration::from_millis(5));
         if let Some(t) = &took {
-            let (dirs, files) = listing(&t.task.path, t.task.depth);
-            if t.task.depth == 0 {
-                pending.push(t.task.path.clone());
-            }
-            pending.extend(dirs.iter().cloned());
-            pending.extend(files.iter().cloned());
-            let children = dirs
-                .into_iter()
-                .map(|p| DirTask {
-                    fh: FileHandle::from_bytes(&hash(&p).to_le_bytes()).unwrap(),
-                    path: p,
-                    depth: t.task.depth + 1,
-                    fsid: 1,
-                })
-                .collect::<Vec<_>>();
-            let n = (children.len() + files.len()) as u64;
-            source.finished(t.id, children, n);
+            list_task(&source, t, &mut pending);
             finished_ids.push(t.id);
         }
         most_unacknowledged = most_unacknowledged.max(finished_ids.len());

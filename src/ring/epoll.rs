@@ -19,8 +19,8 @@ use rustix::event::Timespec;
 use rustix::net::{RecvFlags, SendFlags};
 
 use super::{
-    steer, ConnId, RecvInto, RecvNext, RingConfig, RingError, RingEvent, RingWaker, SendError,
-    SendQueue, SlotTable, WakeFd, CONNS_PER_RING_MAX,
+    steer_recv, ConnId, RecvInto, RecvNext, RingConfig, RingError, RingEvent, RingWaker, SendError,
+    SendQueue, SlotTable, SteeredConn, WakeFd, CONNS_PER_RING_MAX,
 };
 
 /// Readiness events taken per `epoll_wait`.
@@ -56,6 +56,13 @@ struct EpollConn {
     into: Option<RecvInto>,
     /// Bytes the next read into the shared buffer may take (the caller may ask for a short one).
     own_bytes_max: usize,
+}
+
+impl SteeredConn for EpollConn {
+    fn steer_to(&mut self, into: Option<RecvInto>, own_bytes_max: usize) {
+        self.into = into;
+        self.own_bytes_max = own_bytes_max;
+    }
 }
 
 pub(crate) struct EpollBackend {
@@ -292,47 +299,13 @@ impl EpollBackend {
                     Err(e) => return delivered + self.fail(slot, Some(e), on_event),
                 }
             };
-            delivered += 1 + self.steer_recv(slot, next, on_event);
+            delivered += 1 + steer_recv(&mut self.conns, slot, next, on_event);
             if n < asked {
                 // A short read emptied the socket buffer; skip the read that would only say so.
                 return delivered;
             }
         }
         delivered
-    }
-
-    /// Applies the callback's choice of where the connection's next bytes go; a steered
-    /// buffer that is full already is given back at once. Returns the events delivered.
-    fn steer_recv(
-        &mut self,
-        slot: u32,
-        mut next: RecvNext,
-        on_event: &mut impl FnMut(RingEvent<'_>, &mut RecvNext),
-    ) -> usize {
-        let mut delivered = 0;
-        loop {
-            let Some(conn) = self.conns.get_mut(slot) else {
-                return delivered;
-            };
-            match steer(next) {
-                Ok((into, own_bytes_max)) => {
-                    conn.into = into;
-                    conn.own_bytes_max = own_bytes_max;
-                    return delivered;
-                }
-                Err(buf) => {
-                    next = RecvNext::default();
-                    on_event(
-                        RingEvent::Filled {
-                            conn: ConnId(slot),
-                            buf,
-                        },
-                        &mut next,
-                    );
-                    delivered += 1;
-                }
-            }
-        }
     }
 
     /// Writes queued bytes until done or the socket is full, and registers EPOLLOUT only if

@@ -209,6 +209,47 @@ pub(crate) fn steer(next: RecvNext) -> Result<(Option<RecvInto>, usize), Vec<u8>
     }
 }
 
+/// A backend's connection, as [`steer_recv`] sets where its next bytes go.
+pub(crate) trait SteeredConn {
+    /// Its next bytes go into `into` (a buffer the caller steered it to) or, without one, the
+    /// ring's buffer, `own_bytes_max` at most.
+    fn steer_to(&mut self, into: Option<RecvInto>, own_bytes_max: usize);
+}
+
+/// Applies the callback's choice of where connection `slot`'s next bytes go; a steered buffer
+/// that is full already is given back at once. Returns the events delivered. (One place for
+/// both backends.)
+pub(crate) fn steer_recv<C: SteeredConn>(
+    conns: &mut SlotTable<C>,
+    slot: u32,
+    mut next: RecvNext,
+    on_event: &mut impl FnMut(RingEvent<'_>, &mut RecvNext),
+) -> usize {
+    let mut delivered = 0;
+    loop {
+        let Some(conn) = conns.get_mut(slot) else {
+            return delivered;
+        };
+        match steer(next) {
+            Ok((into, own_bytes_max)) => {
+                conn.steer_to(into, own_bytes_max);
+                return delivered;
+            }
+            Err(buf) => {
+                next = RecvNext::default();
+                on_event(
+                    RingEvent::Filled {
+                        conn: ConnId(slot),
+                        buf,
+                    },
+                    &mut next,
+                );
+                delivered += 1;
+            }
+        }
+    }
+}
+
 #[derive(Debug, Error)]
 pub enum RingError {
     /// The backend could not be created (io_uring_setup, epoll_create, eventfd).

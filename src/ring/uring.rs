@@ -18,8 +18,8 @@ use std::time::Duration;
 use io_uring::{opcode, squeue, types, IoUring};
 
 use super::{
-    steer, ConnId, RecvInto, RecvNext, RingConfig, RingError, RingEvent, RingWaker, SendError,
-    SendQueue, SlotTable, WakeFd, CONNS_PER_RING_MAX,
+    steer_recv, ConnId, RecvInto, RecvNext, RingConfig, RingError, RingEvent, RingWaker, SendError,
+    SendQueue, SlotTable, SteeredConn, WakeFd, CONNS_PER_RING_MAX,
 };
 
 /// Completions taken from the completion queue per batch before any is dispatched.
@@ -118,6 +118,13 @@ struct UringConn {
     send_in_flight: bool,
     /// Listed in `send_ready`.
     send_scheduled: bool,
+}
+
+impl SteeredConn for UringConn {
+    fn steer_to(&mut self, into: Option<RecvInto>, own_bytes_max: usize) {
+        self.into = into;
+        self.own_bytes_max = own_bytes_max;
+    }
 }
 
 impl UringConn {
@@ -394,7 +401,7 @@ impl UringBackend {
                         }
                     };
                     delivered
-                        + self.steer_recv(key.slot, next, on_event)
+                        + steer_recv(&mut self.conns, key.slot, next, on_event)
                         + self.arm_recv_or_fail(key.slot, on_event)
                 } else if result == 0 {
                     self.fail(key.slot, None, on_event)
@@ -514,40 +521,6 @@ impl UringBackend {
         if zombie.ops_in_flight == 0 {
             // The kernel holds nothing of it any more: free the buffers, close the socket.
             self.zombies.swap_remove(i);
-        }
-    }
-
-    /// Applies the callback's choice of where the connection's next bytes go; a steered
-    /// buffer that is full already is given back at once. Returns the events delivered.
-    fn steer_recv(
-        &mut self,
-        slot: u32,
-        mut next: RecvNext,
-        on_event: &mut impl FnMut(RingEvent<'_>, &mut RecvNext),
-    ) -> usize {
-        let mut delivered = 0;
-        loop {
-            let Some(conn) = self.conns.get_mut(slot) else {
-                return delivered;
-            };
-            match steer(next) {
-                Ok((into, own_bytes_max)) => {
-                    conn.into = into;
-                    conn.own_bytes_max = own_bytes_max;
-                    return delivered;
-                }
-                Err(buf) => {
-                    next = RecvNext::default();
-                    on_event(
-                        RingEvent::Filled {
-                            conn: ConnId(slot),
-                            buf,
-                        },
-                        &mut next,
-                    );
-                    delivered += 1;
-                }
-            }
         }
     }
 

@@ -284,7 +284,9 @@ impl EmittedSet {
     /// Records `key`; false if it was recorded before.
     #[inline]
     pub fn insert(&mut self, key: u64) -> bool {
-        if self.restarted && self.spilled_contains(key) {
+        // After a restart the spilled keys count too, looked up on disk only for a key not in
+        // memory (most keys a restarted listing repeats are).
+        if self.restarted && (self.memory.contains(key) || self.spilled_contains(key)) {
             return false;
         }
         if self.memory.len() < self.memory_keys_max {

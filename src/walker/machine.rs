@@ -118,8 +118,8 @@ pub struct Walker {
     parked: Vec<Queued<Op>>,
     lookup_backlog: usize,
     /// Listing pages to process once their next calls went out ([`Walker::run_deferred`]),
-    /// each with its procedure.
-    deferred: DeferredPages<u32>,
+    /// each with its procedure and validated view.
+    deferred: DeferredPages<(u32, crate::rpc::nfs3::DetachedDirList)>,
     scratch_path: Vec<u8>,
     stats: WalkStats,
 }

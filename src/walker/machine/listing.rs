@@ -5,7 +5,9 @@
 use super::{Op, TaskState, Walker};
 use crate::path_error::PathError;
 use crate::record::{join_path, EntryAttrs};
-use crate::rpc::nfs3::{proc3, FileType3, NfsReplyError, Nfsstat3, ReaddirPlusReply, ReaddirReply};
+use crate::rpc::nfs3::{
+    proc3, DetachedDirList, FileType3, NfsReplyError, Nfsstat3, ReaddirPlusReply, ReaddirReply,
+};
 use crate::sched::Queued;
 use crate::sched::TaskId;
 use crate::walker::config::{
@@ -40,6 +42,14 @@ enum ListReply<'a> {
 }
 
 impl ListReply<'_> {
+    /// See [`crate::rpc::nfs3::DirListReply::detach`].
+    fn detach(&self, from: &[u8]) -> Option<DetachedDirList> {
+        match self {
+            ListReply::Plus(r) => r.detach(from),
+            ListReply::Plain(r) => r.detach(from),
+        }
+    }
+
     /// What continues the chain: eof, the last entry's cookie, the reply's verifier.
     fn chain_state(&self) -> (bool, Option<u64>, [u8; 8]) {
         match self {
@@ -253,19 +263,34 @@ impl Walker {
                     if body.len() >= self.cfg.defer_page_bytes_min
                         && self.deferred.has_room(body.len())
                     {
-                        self.deferred.push(task, body, proc_);
-                        return Ok(());
+                        if let Some(view) = reply.detach(body) {
+                            self.deferred.push(task, body, (proc_, view));
+                            return Ok(());
+                        }
                     }
                 }
             }
         } else {
             l.eof = true;
         }
+        self.page_entries(task, proc_, &reply, sink);
+        Ok(())
+    }
+
+    /// Emits a page's entries; then the listing ends (eof) or is checked for progress.
+    fn page_entries(
+        &mut self,
+        task: usize,
+        proc_: u32,
+        reply: &ListReply<'_>,
+        sink: &mut impl WalkSink,
+    ) {
+        let (eof, _, _) = reply.chain_state();
         let dups_before = self.stats.duplicates_skipped;
-        let new = self.process_entries(task, &reply, sink);
+        let new = self.process_entries(task, reply, sink);
         if eof {
             if let Some(TaskState::Listing(l)) = self.tasks.get_mut(task) {
-                let dir = match &reply {
+                let dir = match reply {
                     ListReply::Plus(r) => r.dir_attrs,
                     ListReply::Plain(r) => r.dir_attrs,
                 };
@@ -279,7 +304,6 @@ impl Walker {
             let dups = self.stats.duplicates_skipped - dups_before;
             self.check_progress(task, proc_, new, dups);
         }
-        Ok(())
     }
 
     /// Whether pages wait to be processed (see [`crate::walker::deferred`]).
@@ -295,21 +319,15 @@ impl Walker {
         }
         let mut deferred = std::mem::take(&mut self.deferred);
         deferred.drain(|page| {
-            let proc_ = page.view;
-            let decoded = if proc_ == proc3::READDIRPLUS {
-                ReaddirPlusReply::decode(&page.body).map(ListReply::Plus)
+            let (proc_, view) = &page.view;
+            let reply = if *proc_ == proc3::READDIRPLUS {
+                view.attach(&page.body).map(ListReply::Plus)
             } else {
-                ReaddirReply::decode(&page.body).map(ListReply::Plain)
+                view.attach(&page.body).map(ListReply::Plain)
             };
-            match decoded {
-                Ok(reply) => {
-                    let dups_before = self.stats.duplicates_skipped;
-                    let new = self.process_entries(page.task, &reply, sink);
-                    let dups = self.stats.duplicates_skipped - dups_before;
-                    self.check_progress(page.task, proc_, new, dups);
-                }
-                // The same bytes decoded when the reply arrived.
-                Err(e) => unreachable!("a deferred page no longer decodes: {e}"),
+            match reply {
+                Some(reply) => self.page_entries(page.task, *proc_, &reply, sink),
+                None => unreachable!("a deferred page is detached from a copy of its bytes"),
             }
             page.body
         });

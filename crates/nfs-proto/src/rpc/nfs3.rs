@@ -1352,6 +1352,49 @@ impl<'a, E: ListedEntry<'a>> DirListReply<'a, E> {
     pub fn last_cookie(&self) -> Option<u64> {
         self.last_cookie
     }
+
+    /// The listing without its borrow of `from`, the bytes it was decoded from: kept beside a
+    /// copy of them, it is attached again without a second validation pass. `None` if the
+    /// entries do not lie within `from`.
+    pub fn detach(&self, from: &[u8]) -> Option<DetachedDirList> {
+        Some(DetachedDirList {
+            dir_attrs: self.dir_attrs,
+            cookieverf: self.cookieverf,
+            eof: self.eof,
+            entry_count: self.entry_count,
+            entries: crate::xdr::span_within(from, self.entries_xdr)?,
+            last_cookie: self.last_cookie,
+        })
+    }
+}
+
+/// A validated [`DirListReply`] apart from its bytes (see [`DirListReply::detach`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DetachedDirList {
+    dir_attrs: Option<Fattr3>,
+    cookieverf: [u8; NFS3_COOKIEVERFSIZE],
+    eof: bool,
+    entry_count: usize,
+    entries: std::ops::Range<usize>,
+    last_cookie: Option<u64>,
+}
+
+impl DetachedDirList {
+    /// The listing over `to`, a copy of the bytes it was detached from, read as entries of
+    /// kind `E` (those it was validated as); `None` if `to` is too short. (Over other bytes
+    /// the entries would not be those validated: iterating them stays safe, and ends at the
+    /// first that does not decode.)
+    pub fn attach<'a, E: ListedEntry<'a>>(&self, to: &'a [u8]) -> Option<DirListReply<'a, E>> {
+        Some(DirListReply {
+            dir_attrs: self.dir_attrs,
+            cookieverf: self.cookieverf,
+            eof: self.eof,
+            entry_count: self.entry_count,
+            entries_xdr: to.get(self.entries.clone())?,
+            last_cookie: self.last_cookie,
+            entry: PhantomData,
+        })
+    }
 }
 
 impl<'a, E: ListedEntry<'a>> NfsResOk<'a> for DirListReply<'a, E> {
@@ -1870,6 +1913,39 @@ mod tests {
         assert_eq!(enc.entry_count(), 2);
         enc.finish(&mut out, true);
         assert_eq!(out, bytes);
+    }
+
+    #[test]
+    fn a_detached_listing_attaches_to_a_copy_of_its_bytes() {
+        let bytes = readdirplus_two_entries();
+        let reply = ReaddirPlusReply::decode(&bytes).unwrap();
+        let view = reply
+            .detach(&bytes)
+            .expect("the entries lie within the bytes");
+        assert_eq!(reply.detach(&bytes[..8]), None, "not within these bytes");
+        let copy = bytes.clone();
+        let again: ReaddirPlusReply = view.attach(&copy).unwrap();
+        assert_eq!(
+            (
+                again.dir_attrs,
+                again.cookieverf,
+                again.eof,
+                again.last_cookie()
+            ),
+            (
+                reply.dir_attrs,
+                reply.cookieverf,
+                reply.eof,
+                reply.last_cookie()
+            )
+        );
+        assert_eq!(
+            again.entries().collect::<Vec<_>>(),
+            reply.entries().collect::<Vec<_>>()
+        );
+        assert!(view
+            .attach::<DirEntryPlus>(&copy[..copy.len() - 12])
+            .is_none());
     }
 
     #[test]

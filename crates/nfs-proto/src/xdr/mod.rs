@@ -51,6 +51,14 @@ pub const fn pad_len(len: usize) -> usize {
     (4 - (len & 3)) & 3
 }
 
+/// Where `part`, a slice of `whole`, lies in it; `None` if it does not lie within it. (A
+/// validated view over a reply's bytes keeps this to be attached again to a copy of them.)
+pub fn span_within(whole: &[u8], part: &[u8]) -> Option<std::ops::Range<usize>> {
+    let start = (part.as_ptr() as usize).checked_sub(whole.as_ptr() as usize)?;
+    let end = start.checked_add(part.len())?;
+    (end <= whole.len()).then_some(start..end)
+}
+
 /// A cursor over XDR bytes that hands out borrowed slices.
 #[derive(Debug, Clone)]
 pub struct XdrReader<'a> {

@@ -1166,13 +1166,11 @@ impl<'a> Readdir4Ok<'a> {
     /// copy of them, it is attached again without a second validation pass. `None` if the
     /// page's entries do not lie within `from`.
     pub fn detach(&self, from: &[u8]) -> Option<DetachedReaddir4> {
-        let start = (self.entries_xdr.as_ptr() as usize).checked_sub(from.as_ptr() as usize)?;
-        let end = start.checked_add(self.entries_xdr.len())?;
-        (end <= from.len()).then_some(DetachedReaddir4 {
+        Some(DetachedReaddir4 {
             cookieverf: self.cookieverf,
             eof: self.eof,
             entry_count: self.entry_count,
-            entries: start..end,
+            entries: crate::xdr::span_within(from, self.entries_xdr)?,
             last_cookie: self.last_cookie,
         })
     }

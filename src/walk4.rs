@@ -593,6 +593,7 @@ impl Walker4 {
     pub fn poll_timeout(&self, now: Instant) -> Option<Instant> {
         let renew = match (&self.session, self.last_send) {
             (Session::Ready(_), Some(t)) if self.calls.is_idle() => Some(t + LEASE_RENEW_IDLE),
+            // Only a wake-up: the next turn's `poll_transmit` looks at the shared session.
             (Session::Waiting, _) => Some(now + SHARED_SESSION_POLL),
             _ => None,
         };
@@ -604,9 +605,6 @@ impl Walker4 {
 
     pub fn on_timeout(&mut self, now: Instant, sink: &mut impl WalkSink) {
         self.run_deferred(sink);
-        if matches!(self.session, Session::Waiting) {
-            self.take_shared();
-        }
         self.take_reported_loss();
         for call in self.calls.on_timeout(now) {
             let msg = format!("no reply within {} ms", self.cfg.rpc_timeout.as_millis());

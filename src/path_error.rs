@@ -4,7 +4,7 @@
 use crate::rpc::nfs3::Nfsstat3;
 
 /// A path that could not be read completely; the scan goes on.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct PathError {
     pub path: Vec<u8>,
     /// The procedure that failed ("readdirplus", "lookup", ...) or "walk".
@@ -26,6 +26,11 @@ impl PathError {
             .map(crate::rpc::nfs3::proc_name)
             .find(|p| *p == name)
             .unwrap_or("unknown")
+    }
+
+    /// The `status` of an error stored by name (the scan database's `status`).
+    pub fn status_named(name: &str) -> Option<Nfsstat3> {
+        Nfsstat3::ALL.iter().copied().find(|s| s.name() == name)
     }
 
     pub fn write_ndjson(&self, out: &mut Vec<u8>) {
@@ -61,5 +66,9 @@ mod tests {
             assert_eq!(PathError::op_named(name), name);
         }
         assert_eq!(PathError::op_named("frobnicate"), "unknown");
+        for &s in Nfsstat3::ALL {
+            assert_eq!(PathError::status_named(s.name()), Some(s));
+        }
+        assert_eq!(PathError::status_named("NFS3ERR_FROB"), None);
     }
 }

@@ -286,9 +286,11 @@ pub enum MergeOutput<'a> {
 pub fn merge(parts: &[PathBuf], out: MergeOutput<'_>) -> Result<MergeSummary, MergeError> {
     let mut summary = MergeSummary::default();
     let mut sorter = ExternalSorter::<Vec<u8>>::new(SORT_MEMORY_BYTES);
+    let mut databases = Vec::new();
     for (rank, p) in parts.iter().enumerate() {
         if is_database(p)? {
             read_database(p, rank as u32, &mut sorter, &mut summary)?;
+            databases.push(p);
         } else {
             read_ndjson(p, rank as u32, &mut sorter, &mut summary)?;
         }
@@ -331,10 +333,8 @@ pub fn merge(parts: &[PathBuf], out: MergeOutput<'_>) -> Result<MergeSummary, Me
     drop(emit);
     if let Some(tx) = errors_to {
         let mut seen = std::collections::HashSet::new();
-        for p in parts {
-            if is_database(p)? {
-                merge_database_errors(p, &mut seen, &tx, &mut summary)?;
-            }
+        for p in databases {
+            merge_database_errors(p, &mut seen, &tx, &mut summary)?;
         }
     }
     Ok(summary)
@@ -359,44 +359,29 @@ fn merge_database_errors(
     let conn =
         rusqlite::Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
             .map_err(sql_err)?;
-    let mut stmt = conn
-        .prepare("SELECT path, procedure, status, message FROM errors ORDER BY id")
-        .map_err(sql_err)?;
-    let mut rows = stmt.query([]).map_err(sql_err)?;
     let mut batch = Vec::new();
+    let mut sent = true;
+    super::schema::for_each_error(&conn, |e| {
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        e.hash(&mut h);
+        if seen.insert(h.finish()) {
+            batch.push(e);
+            summary.errors += 1;
+            if batch.len() == ERRORS_PER_BATCH {
+                sent = tx
+                    .send(OutputBatch::Errors(std::mem::take(&mut batch)))
+                    .is_ok();
+            }
+        }
+        sent
+    })
+    .map_err(sql_err)?;
     let gone = || MergeError::Io {
         path: PathBuf::from("merged output"),
         source: io::Error::other("the database writer stopped"),
     };
-    while let Some(row) = rows.next().map_err(sql_err)? {
-        let err_path = match row.get_ref(0).map_err(sql_err)? {
-            ValueRef::Text(t) | ValueRef::Blob(t) => t.to_vec(),
-            _ => Vec::new(),
-        };
-        let op: String = row.get(1).map_err(sql_err)?;
-        let status: Option<String> = row.get(2).map_err(sql_err)?;
-        let message: String = row.get(3).map_err(sql_err)?;
-        let mut h = std::collections::hash_map::DefaultHasher::new();
-        (&err_path, &op, &status, &message).hash(&mut h);
-        if !seen.insert(h.finish()) {
-            continue;
-        }
-        batch.push(crate::path_error::PathError {
-            path: err_path,
-            op: crate::path_error::PathError::op_named(&op),
-            message,
-            status: status.and_then(|s| {
-                crate::rpc::nfs3::Nfsstat3::ALL
-                    .iter()
-                    .copied()
-                    .find(|v| v.name() == s)
-            }),
-        });
-        summary.errors += 1;
-        if batch.len() == ERRORS_PER_BATCH {
-            tx.send(OutputBatch::Errors(std::mem::take(&mut batch)))
-                .map_err(|_| gone())?;
-        }
+    if !sent {
+        return Err(gone());
     }
     if !batch.is_empty() {
         tx.send(OutputBatch::Errors(batch)).map_err(|_| gone())?;

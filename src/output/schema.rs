@@ -163,6 +163,38 @@ pub fn entries_content_fields(
     })
 }
 
+/// Every row of a scan database's `errors` table, in order, as the [`PathError`] it was
+/// written from; `f` returns whether to go on. (`resume` copies them, `merge` unites them.)
+///
+/// [`PathError`]: crate::path_error::PathError
+pub fn for_each_error(
+    conn: &rusqlite::Connection,
+    mut f: impl FnMut(crate::path_error::PathError) -> bool,
+) -> rusqlite::Result<()> {
+    use crate::path_error::PathError;
+    let mut stmt =
+        conn.prepare("SELECT path, procedure, status, message FROM errors ORDER BY id")?;
+    let mut rows = stmt.query([])?;
+    while let Some(r) = rows.next()? {
+        let path = match r.get_ref(0)? {
+            rusqlite::types::ValueRef::Text(b) | rusqlite::types::ValueRef::Blob(b) => b.to_vec(),
+            _ => Vec::new(),
+        };
+        let procedure: String = r.get(1)?;
+        let status: Option<String> = r.get(2)?;
+        let go_on = f(PathError {
+            path,
+            op: PathError::op_named(&procedure),
+            message: r.get(3)?,
+            status: status.as_deref().and_then(PathError::status_named),
+        });
+        if !go_on {
+            break;
+        }
+    }
+    Ok(())
+}
+
 /// The extension of a file name, as the `extension` column and the by-extension report
 /// define it: the text after the last dot, where that dot is not the name's first character,
 /// lowercased; `None` where there is none, it is longer than [`EXTENSION_BYTES_MAX`], is not
@@ -196,5 +228,59 @@ pub fn split_parent(path: &[u8]) -> (Option<&[u8]>, &[u8]) {
     match path.iter().rposition(|&b| b == b'/') {
         Some(i) => (Some(&path[..i]), &path[i + 1..]),
         None => (Some(b"."), path),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::path_error::PathError;
+    use crate::rpc::nfs3::Nfsstat3;
+
+    /// The rows the writer stores (text or blob paths, a status or none) come back as the
+    /// errors they were, in order; `f` returning false stops the reading.
+    #[test]
+    fn error_rows_read_back_as_the_errors_written() {
+        let conn = rusqlite::Connection::open_in_memory().unwrap();
+        conn.execute_batch(SCHEMA_SQL).unwrap();
+        let insert =
+            "INSERT INTO errors (path, procedure, status, message) VALUES (?1, ?2, ?3, ?4)";
+        conn.execute(insert, ("a/b", "readdirplus", None::<&str>, "invalid name"))
+            .unwrap();
+        conn.execute(
+            insert,
+            (&b"bad \xff"[..], "lookup", Some("NFS3ERR_NOENT"), "gone"),
+        )
+        .unwrap();
+        let mut got = Vec::new();
+        for_each_error(&conn, |e| {
+            got.push(e);
+            true
+        })
+        .unwrap();
+        assert_eq!(
+            got,
+            vec![
+                PathError {
+                    path: b"a/b".to_vec(),
+                    op: "readdirplus",
+                    message: "invalid name".into(),
+                    status: None,
+                },
+                PathError {
+                    path: b"bad \xff".to_vec(),
+                    op: "lookup",
+                    message: "gone".into(),
+                    status: Some(Nfsstat3::Noent),
+                },
+            ]
+        );
+        let mut first = 0;
+        for_each_error(&conn, |_| {
+            first += 1;
+            false
+        })
+        .unwrap();
+        assert_eq!(first, 1);
     }
 }

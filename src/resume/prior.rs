@@ -12,8 +12,6 @@
 use super::{FrontierPaths, ResumeError};
 use crate::output::sqlite::settle_late_rows;
 use crate::output::{Batcher, Format, OutputBatch};
-use crate::path_error::PathError;
-use crate::rpc::nfs3::{proc_name, Nfsstat3};
 use crate::scanfile::{content_fields, for_each_entry_with_content, InputKind};
 use crossbeam_channel::Sender;
 use rusqlite::{Connection, OpenFlags};
@@ -143,30 +141,14 @@ impl PriorDb {
         };
         let conn = Connection::open_with_flags(&self.path, OpenFlags::SQLITE_OPEN_READ_ONLY)
             .map_err(sql)?;
-        let mut stmt = conn
-            .prepare("SELECT path, procedure, status, message FROM errors ORDER BY id")
-            .map_err(sql)?;
-        let mut rows = stmt.query([]).map_err(sql)?;
-        while let Some(r) = rows.next().map_err(sql)? {
-            let path = match r.get_ref(0).map_err(sql)? {
-                rusqlite::types::ValueRef::Text(b) | rusqlite::types::ValueRef::Blob(b) => {
-                    b.to_vec()
-                }
-                _ => Vec::new(),
-            };
-            if frontier.covers(&path) {
-                continue;
+        crate::output::schema::for_each_error(&conn, |e| {
+            if !frontier.covers(&e.path) {
+                out.error(e);
+                summary.errors_kept += 1;
             }
-            let procedure: String = r.get(1).map_err(sql)?;
-            let status: Option<String> = r.get(2).map_err(sql)?;
-            out.error(PathError {
-                path,
-                op: static_op(&procedure),
-                message: r.get(3).map_err(sql)?,
-                status: status.as_deref().and_then(status_named),
-            });
-            summary.errors_kept += 1;
-        }
+            true
+        })
+        .map_err(sql)?;
         out.flush();
         Ok(summary)
     }
@@ -183,18 +165,4 @@ impl PriorDb {
             Err(e) => Err(io(e)),
         }
     }
-}
-
-/// The procedure names errors are recorded under ([`PathError::op`] is static).
-fn static_op(name: &str) -> &'static str {
-    const OTHERS: [&str; 3] = ["walk", "read", "readlink"];
-    (0..22)
-        .map(proc_name)
-        .chain(OTHERS)
-        .find(|p| *p == name)
-        .unwrap_or("walk")
-}
-
-fn status_named(name: &str) -> Option<Nfsstat3> {
-    Nfsstat3::ALL.iter().copied().find(|s| s.name() == name)
 }
